@@ -1,0 +1,1 @@
+"""The brain: text in, text out (DESIGN.md)."""
