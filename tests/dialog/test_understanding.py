@@ -1,0 +1,241 @@
+"""Understanding callers: order numbers in every spoken form, yes/no, intents, item choice."""
+
+import pytest
+
+from dialog.speech import say_order_number
+from dialog.understanding import (
+    INTENTS,
+    classify,
+    match_item,
+    normalize,
+    parse_order_number,
+    parse_yes_no,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # digits, typed or transcribed
+        ("1001", "1001"),
+        ("order number 1001", "1001"),
+        ("#1001", "1001"),
+        ("1001#", "1001"),
+        ("Order #1001.", "1001"),
+        ("It's 1003.", "1003"),
+        ("1,001", "1001"),
+        ("order1001", "1001"),
+        ("10 01", "1001"),
+        ("1 0 0 1", "1001"),
+        ("10-03", "1003"),
+        ("It's order 1-0-0-3.", "1003"),
+        ("Order number 10 03", "1003"),
+        ("100 3", "1003"),
+        # digit by digit in words
+        ("one zero zero one", "1001"),
+        ("one oh oh one", "1001"),
+        ("one o o one", "1001"),
+        ("one, zero, zero, three", "1003"),
+        ("One. Zero. Zero. Three.", "1003"),
+        ("one-zero-zero-seven", "1007"),
+        ("my order number is one zero one two", "1012"),
+        # in pairs, like years
+        ("ten oh one", "1001"),
+        ("ten zero one", "1001"),
+        ("ten o three", "1003"),
+        ("Ten. Oh. One.", "1001"),
+        ("ten-oh-three", "1003"),
+        ("ten ten", "1010"),
+        ("ten twelve", "1012"),
+        ("ten forty-five", "1045"),
+        ("ten forty five", "1045"),
+        ("eleven oh five", "1105"),
+        ("twenty twenty", "2020"),
+        # as a cardinal number
+        ("one thousand and one", "1001"),
+        ("one thousand one", "1001"),
+        ("a thousand and three", "1003"),
+        ("one thousand twelve", "1012"),
+        ("one thousand ten", "1010"),
+        ("eleven hundred", "1100"),
+        ("eleven hundred and five", "1105"),
+        ("one thousand one hundred", "1100"),
+        # doubles, mixtures, fillers, homophones
+        ("one double oh one", "1001"),
+        ("one double zero seven", "1007"),
+        ("double one oh three", "1103"),
+        ("1 double 0 3", "1003"),
+        ("10 oh 3", "1003"),
+        ("ten 03", "1003"),
+        ("one 003", "1003"),
+        ("1 thousand and 1", "1001"),
+        ("one thousand 3", "1003"),
+        ("uh one zero uh zero three", "1003"),
+        ("ten oh to", "1002"),
+        ("one zero zero for", "1004"),
+        # inside sentences, repeated, corrected
+        ("where is order 1003", "1003"),
+        ("Hi, I'm calling about order ten oh six, please.", "1006"),
+        ("no, I said 1003", "1003"),
+        ("not 1001, it's 1003", "1003"),
+        ("It's not order ten oh one, it's ten oh three", "1003"),
+        ("I have not received order 1001", "1001"),
+        ("ten oh one ten oh one", "1001"),
+        ("1001 1001", "1001"),
+        ("one zero zero one and my zip is nine four one one zero", "1001"),
+        ("I ordered 2 shirts, order 1001", "1001"),
+    ],
+)
+def test_order_number_in_every_spoken_form(text, expected):
+    assert parse_order_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "where is my order",
+        "I have two orders",
+        "one two",
+        "94110",
+        "12345",
+        "I've been waiting for ten days",
+        "oh, I want to talk to someone",
+        "I want to go to the store",
+    ],
+)
+def test_no_order_number_where_there_is_none(text):
+    assert parse_order_number(text) is None
+
+
+def test_every_number_we_say_is_understood_back():
+    for n in range(1000, 10000):
+        assert parse_order_number(say_order_number(str(n))) == str(n)
+
+
+def test_other_lengths_on_request():
+    assert parse_order_number("order one two three four five", digits=5) == "12345"
+
+
+def test_normalize_drops_case_punctuation_and_apostrophes():
+    assert normalize("Where's my ORDER #1001?!") == "wheres my order 1001"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("yes", True),
+        ("Yes please.", True),
+        ("sure", True),
+        ("yeah go ahead", True),
+        ("I guess so", True),
+        ("okay", True),
+        ("please", True),
+        ("sure, why not", True),
+        ("mm hmm", True),
+        ("That would be great, thanks", True),
+        ("no", False),
+        ("nope", False),
+        ("no thanks", False),
+        ("No thank you.", False),
+        ("not really", False),
+        ("I don't think so", False),
+        ("I'm good", False),
+        ("not right now", False),
+        ("yeah, no", False),
+        ("no, wait, yes", True),
+        ("I don't know", None),
+        ("no problem", None),
+        ("maybe", None),
+        ("what did you say", None),
+        ("", None),
+    ],
+)
+def test_yes_no_with_hedges(text, expected):
+    assert parse_yes_no(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("where is my order", "order_status"),
+        ("Where's my package?", "order_status"),
+        ("where s my package", "order_status"),
+        ("track my order", "order_status"),
+        ("I'd like to track a package", "order_status"),
+        ("has my order shipped", "order_status"),
+        ("when will it arrive", "order_status"),
+        ("order status", "order_status"),
+        ("I haven't received my shoes", "order_status"),
+        ("I still haven't got my package", "order_status"),
+        ("so where is it", "order_status"),
+        ("1003", "order_status"),
+        ("no that's all", "goodbye"),
+        ("bye", "goodbye"),
+        ("Goodbye!", "goodbye"),
+        ("nothing else", "goodbye"),
+        ("that's it thanks", "goodbye"),
+        ("thank you", "goodbye"),
+        ("yes please", "yes"),
+        ("sure", "yes"),
+        ("yeah go ahead", "yes"),
+        ("I guess so", "yes"),
+        ("nope", "no"),
+        ("no thanks", "no"),
+        ("not really", "no"),
+        ("talk to a person", "human"),
+        ("can I speak with a real person", "human"),
+        ("agent", "human"),
+        ("Representative!", "human"),
+        ("operator", "human"),
+        ("no, I want to talk to someone", "human"),
+        ("what's the weather like", "unknown"),
+        ("banana", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_intents(text, intent):
+    assert classify(text).intent == intent
+
+
+def test_an_utterance_with_a_number_carries_intent_and_number():
+    understood = classify("where is order 1003")
+    assert understood.intent == "order_status"
+    assert understood.order_number == "1003"
+    assert understood.score == 1.0
+
+
+def test_a_correction_keeps_its_number():
+    understood = classify("no, I said 1003")
+    assert understood.order_number == "1003"
+    assert understood.yes_no is False
+
+
+def test_scores_are_between_zero_and_one_and_intents_are_known():
+    for text in ("where is my order", "bye", "banana", "yes", "agent please"):
+        understood = classify(text)
+        assert 0.0 <= understood.score <= 1.0
+        assert understood.intent in INTENTS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the linen shirt", 0),
+        ("the shirt", 0),
+        ("it's the yoga mat", 1),
+        ("the yoga man", 1),  # speech-to-text noise
+        ("mats", 1),
+        ("the first one", 0),
+        ("the second one", 1),
+        ("the last one", 1),
+        ("the espresso machine", None),
+        ("I'm not sure", None),
+    ],
+)
+def test_match_item(text, expected):
+    assert match_item(text, ["Linen shirt", "Yoga mat"]) == expected
+
+
+def test_match_item_is_none_when_ambiguous():
+    assert match_item("the shirt", ["Linen shirt", "Flannel shirt"]) is None
