@@ -1,0 +1,50 @@
+# postvoice: `make run` sets everything up and serves the demo shop; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8080
+
+.PHONY: install run serve seed test lint format fixtures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+seed: install
+	$(BIN)/postvoice seed
+
+# Without POSTVOICE_TWILIO_AUTH_TOKEN the server runs in --dev (no signature checks, loudly).
+run: seed
+	@if [ -z "$$POSTVOICE_TWILIO_AUTH_TOKEN" ]; then \
+	  echo "POSTVOICE_TWILIO_AUTH_TOKEN is not set: starting in --dev mode (signatures NOT checked)"; \
+	  $(BIN)/postvoice serve --port $(PORT) --dev; \
+	else \
+	  $(BIN)/postvoice serve --port $(PORT); \
+	fi
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Regenerate the caller clips (needs espeak-ng and sox from Debian).
+fixtures: install
+	command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+	  (apt-get update && apt-get install -y espeak-ng sox)
+	bash audio_fixtures/make_clips.sh
+	$(BIN)/python audio_fixtures/check_clips.py
+
+clean:
+	rm -rf $(VENV) var out .pytest_cache .ruff_cache *.egg-info

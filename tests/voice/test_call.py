@@ -1,0 +1,202 @@
+"""CallSession against a fake socket: the Twilio protocol, bad input, keypad, barge-in."""
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from integrations.store import Store, make_engine
+from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
+from voice import twilio
+from voice.audio import mulaw_encode, read_wav
+from voice.call import CallDeps, CallSession
+from voice.settings import Settings
+
+CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
+SECRET_SETTINGS = dict(twilio_auth_token="tok", allow_injection=True, silence_reprompt_s=2.0)
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+class Harness:
+    def __init__(self, tmp_path, transcripts=None, **overrides):
+        self.settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/t.db", **{**SECRET_SETTINGS, **overrides}
+        )
+        self.store = Store(make_engine(self.settings.database_url))
+        self.store.create_all()
+        self.agent = EchoAgent()
+        self.stt = FakeTranscriber(transcripts)
+        self.tts = FakeSynthesizer()
+        self.socket = FakeSocket()
+        deps = CallDeps(self.settings, self.store, self.stt, self.tts, lambda i, e: self.agent)
+        self.session = CallSession(self.socket, deps)
+        self.params = {"from": "+14155550101", "to": "+18005550100", "direction": "inbound"}
+        self.params["token"] = twilio.make_stream_token(self.settings.secret(), "CA1", self.params)
+        self.stream = twilio.StreamParams("CA1", "MZ1", "AC1", self.params)
+        self.task: asyncio.Task | None = None
+        self.ts = 0
+        self.seq = 1
+
+    def put(self, raw):
+        self.socket.incoming.put_nowait(raw)
+
+    async def start(self):
+        self.put(twilio.build_connected())
+        self.put(twilio.build_start(self.stream))
+        self.task = asyncio.create_task(self.session.run())
+        await until(lambda: self.tts.spoken)
+
+    def audio(self, pcm: np.ndarray):
+        for i in range(len(pcm) // 160):
+            self.seq += 1
+            self.put(
+                twilio.build_media(
+                    "MZ1", self.seq, i, self.ts, mulaw_encode(pcm[i * 160 : (i + 1) * 160])
+                )
+            )
+            self.ts += 20
+
+    async def finish(self):
+        self.put(twilio.build_stop(self.stream, 99))
+        await asyncio.wait_for(self.task, 5)
+
+
+async def test_bad_messages_are_logged_once_each_and_never_end_the_call(tmp_path, caplog):
+    h = Harness(tmp_path)
+    caplog.set_level(logging.WARNING, logger="voice.call")
+    h.put(twilio.build_media("MZ1", 1, 1, 0, b"\xff" * 160))  # media before start
+    await h.start()
+    bad = [
+        "{this is not json",
+        json.dumps({"event": "teleport"}),
+        "x" * (70 * 1024),
+        b"\x00\x01\x02",
+        json.dumps({"event": "media", "media": {"track": "inbound"}}),
+        json.dumps({"event": "media", "media": {"payload": "@@not base64@@"}}),
+    ]
+    for raw in bad + bad:
+        h.put(raw)
+    h.put(twilio.build_inject("still there", 100))
+    await until(lambda: h.agent.heard == ["still there"])
+    h.put(twilio.build_inject("bye now", 200))
+    await asyncio.wait_for(h.task, 5)
+    assert h.agent.ended == "caller_done"
+    counts = h.session.stats.bad_messages
+    expected = {
+        "before_start",
+        "invalid_json",
+        "unknown_event",
+        "oversized",
+        "binary_frame",
+        "missing_field",
+        "bad_base64",
+    }
+    assert set(counts) == expected
+    assert counts["invalid_json"] == 2 and counts["bad_base64"] == 2
+    warnings = [r.getMessage() for r in caplog.records if "ignoring bad message" in r.getMessage()]
+    assert len(warnings) == len(expected)  # logged once per kind, not per message
+    record = h.store.call("CA1")
+    assert record["end_reason"] == "caller_done" and record["ended_at"] is not None
+    assert [e["type"] for e in record["events"]][:1] == ["call.started"]
+    assert record["events"][-1]["type"] == "call.ended"
+
+
+@pytest.mark.parametrize("token", [None, "forged"])
+async def test_media_socket_refused_without_the_issued_token(tmp_path, token):
+    h = Harness(tmp_path)
+    params = {k: v for k, v in h.params.items() if k != "token"}
+    if token:
+        params["token"] = token
+    h.put(twilio.build_start(twilio.StreamParams("CA1", "MZ1", "AC1", params)))
+    await asyncio.wait_for(h.session.run(), 5)
+    assert h.socket.closed_with == 1008
+    assert h.store.call("CA1") is None
+    assert h.socket.events("media") == []
+
+
+async def test_keypad_digits_reach_the_agent_on_pound(tmp_path):
+    h = Harness(tmp_path)
+    await h.start()
+    for seq, digit in enumerate("1006#"):
+        h.put(twilio.build_dtmf("MZ1", 10 + seq, digit))
+    await until(lambda: h.agent.keys == ["1006"])
+    await until(lambda: "You typed 1006." in h.tts.spoken)
+    await h.finish()
+    turns = h.store.call("CA1")["turns"]
+    assert any(
+        t["role"] == "caller" and t["source"] == "dtmf" and t["text"] == "1006" for t in turns
+    )
+
+
+async def test_keypad_digits_flush_after_a_pause(tmp_path):
+    h = Harness(tmp_path, dtmf_timeout_s=0.2)
+    await h.start()
+    for seq, digit in enumerate("42"):
+        h.put(twilio.build_dtmf("MZ1", 10 + seq, digit))
+    await until(lambda: h.agent.keys == ["42"])
+    await h.finish()
+
+
+async def test_speech_is_transcribed_and_answered_with_marks(tmp_path):
+    h = Harness(tmp_path, transcripts=["where is my order"])
+    await h.start()
+    clip = read_wav(CLIPS / "where_is_my_order.wav")
+    h.audio(np.concatenate([clip, np.zeros(8000, np.int16)]))
+    await until(lambda: "You said where is my order." in h.tts.spoken)
+    await until(lambda: any(m["mark"]["name"].startswith("r2:") for m in h.socket.events("mark")))
+    await h.finish()
+    marks = [m["mark"]["name"] for m in h.socket.events("mark")]
+    assert marks[0].startswith("s") and any(m.startswith("r1:") for m in marks)
+    record = h.store.call("CA1")
+    caller = [t for t in record["turns"] if t["role"] == "caller"]
+    assert caller[0]["text"] == "where is my order" and caller[0]["source"] == "audio"
+    reply = [t for t in record["turns"] if t["role"] == "agent" and t["timing"]]
+    assert set(reply[0]["timing"]) == {"latency_ms", "eot_wait_ms", "stt_ms", "dialog_ms", "tts_ms"}
+
+
+async def test_barge_in_clears_twilio_and_the_agent_listens(tmp_path):
+    h = Harness(tmp_path, transcripts=["sorry where is my order"])
+    h.socket.echo_marks = False  # the greeting stays "playing" at the caller's end
+    h.agent.greeting = "Thanks for calling. " * 10
+    await h.start()
+    await until(lambda: h.socket.events("media"))
+    clip = read_wav(CLIPS / "interrupt_where_is_my_order.wav")
+    h.audio(np.concatenate([clip, np.zeros(8000, np.int16)]))
+    await until(lambda: h.socket.events("clear"))
+    await until(lambda: h.agent.heard == ["sorry where is my order"])
+    h.socket.echo_marks = True
+    await h.finish()
+    record = h.store.call("CA1")
+    assert "barge_in" in [e["type"] for e in record["events"]]
+    assert any(t["interrupted"] for t in record["turns"] if t["role"] == "agent")
+
+
+async def test_silence_prompts_the_agent(tmp_path):
+    h = Harness(tmp_path)
+    await h.start()
+    await until(lambda: any(m["mark"]["name"].startswith("r1:") for m in h.socket.events("mark")))
+    await asyncio.sleep(0.05)
+    h.audio(np.zeros(8000 * 3, dtype=np.int16))
+    await until(lambda: h.agent.silences)
+    assert h.agent.silences[0] >= 2.0
+    await h.finish()
+
+
+async def test_caller_hangup_records_the_end(tmp_path):
+    h = Harness(tmp_path)
+    await h.start()
+    h.put(None)  # socket closed by the peer
+    await asyncio.wait_for(h.task, 5)
+    assert h.agent.ended == "caller_hangup"
+    assert h.store.call("CA1")["end_reason"] == "caller_hangup"
+    assert all(t.done() for t in h.session._tasks)

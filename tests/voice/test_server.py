@@ -1,0 +1,111 @@
+"""The HTTP side: Twilio webhook signatures, TwiML, status callbacks, health, start-up checks."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.fakes import FakeSynthesizer, FakeTranscriber
+from voice import twilio
+from voice.server import Engines, create_app
+from voice.settings import Settings
+
+PUBLIC = "https://support.example-shop.com"
+FORM = {
+    "CallSid": "CA123",
+    "AccountSid": "AC1",
+    "From": "+14155550101",
+    "To": "+18005550100",
+    "Direction": "inbound",
+    "CallStatus": "ringing",
+}
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = Settings(
+        twilio_auth_token="secret-token",
+        public_url=PUBLIC,
+        database_url=f"sqlite:///{tmp_path}/s.db",
+        admin_token="admin",
+    )
+    app = create_app(settings, Engines(FakeTranscriber(), FakeSynthesizer()))
+    with TestClient(app) as c:
+        yield c
+
+
+def signed(path: str, form: dict) -> dict:
+    return {"X-Twilio-Signature": twilio.compute_signature("secret-token", PUBLIC + path, form)}
+
+
+def test_unsigned_or_badly_signed_webhooks_get_403_and_record_nothing(client):
+    assert client.post("/twilio/voice", data=FORM).status_code == 403
+    bad = {"X-Twilio-Signature": "AAAA"}
+    assert client.post("/twilio/voice", data=FORM, headers=bad).status_code == 403
+    # Signed for the URL a proxy shows us rather than the configured public URL: refused.
+    local = twilio.compute_signature("secret-token", "http://testserver/twilio/voice", FORM)
+    headers = {"X-Twilio-Signature": local}
+    assert client.post("/twilio/voice", data=FORM, headers=headers).status_code == 403
+    assert client.post("/twilio/status", data=FORM).status_code == 403
+    assert client.app.state.store.call("CA123") is None
+
+
+def test_signed_voice_webhook_connects_a_stream_with_a_token(client):
+    response = client.post("/twilio/voice", data=FORM, headers=signed("/twilio/voice", FORM))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    url, params = twilio.parse_stream_twiml(response.text)
+    assert url == "wss://support.example-shop.com/twilio/media"
+    assert params["from"] == "+14155550101" and params["direction"] == "inbound"
+    secret = client.app.state.settings.secret()
+    assert twilio.verify_stream_token(secret, "CA123", params)
+    assert 'action="https://support.example-shop.com/twilio/after-stream"' in response.text
+    assert client.app.state.store.call("CA123")["status"] == "ringing"
+
+
+def test_status_callbacks_are_recorded(client):
+    form = {**FORM, "CallStatus": "completed", "CallDuration": "42"}
+    response = client.post("/twilio/status", data=form, headers=signed("/twilio/status", form))
+    assert response.status_code == 200
+    store = client.app.state.store
+    assert [u["status"] for u in store.status_updates("CA123")] == ["completed"]
+    assert store.call("CA123")["duration_s"] == 42
+
+
+def test_after_stream_dials_a_person_only_after_a_handoff(client):
+    form = {"CallSid": "CA123"}
+    store = client.app.state.store
+    store.upsert_call("CA123", status="in-progress")
+    hdrs = signed("/twilio/after-stream", form)
+    assert "<Hangup" in client.post("/twilio/after-stream", data=form, headers=hdrs).text
+    store.upsert_call("CA123", transfer_to="+18005550199")
+    answer = client.post("/twilio/after-stream", data=form, headers=hdrs).text
+    assert "<Dial>+18005550199</Dial>" in answer
+
+
+def test_health_and_the_call_api_needs_the_admin_token(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    client.app.state.store.upsert_call("CA9")
+    assert client.get("/api/calls/CA9").status_code == 401
+    ok = client.get("/api/calls/CA9", headers={"Authorization": "Bearer admin"})
+    assert ok.status_code == 200 and ok.json()["call_sid"] == "CA9"
+
+
+def test_media_socket_closes_without_a_valid_token(client):
+    params = twilio.StreamParams("CA123", "MZ1", "AC1", {"token": "nope"})
+    with client.websocket_connect("/twilio/media") as ws:
+        ws.send_text(twilio.build_connected())
+        ws.send_text(twilio.build_start(params))
+        message = ws.receive()
+    assert message["type"] == "websocket.close" and message["code"] == 1008
+
+
+def test_server_refuses_to_start_without_an_auth_token_unless_dev():
+    with pytest.raises(SystemExit, match="POSTVOICE_TWILIO_AUTH_TOKEN"):
+        Settings(twilio_auth_token=None, dev=False).check_startable()
+    Settings(twilio_auth_token=None, dev=True).check_startable()
+
+
+def test_dev_mode_skips_signatures(tmp_path):
+    settings = Settings(dev=True, database_url=f"sqlite:///{tmp_path}/d.db")
+    app = create_app(settings, Engines(FakeTranscriber(), FakeSynthesizer()))
+    with TestClient(app) as c:
+        assert c.post("/twilio/voice", data=FORM).status_code == 200

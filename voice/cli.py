@@ -1,0 +1,106 @@
+"""The `postvoice` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from integrations.redact import RedactingFilter
+from voice.settings import Settings
+
+app = typer.Typer(help="postvoice: a phone agent for post-purchase support.", no_args_is_help=True)
+
+log = logging.getLogger("postvoice")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Log to stderr, with card numbers redacted from every record."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Skip Twilio signature checks (never in production).")
+    ] = False,
+) -> None:
+    """Run the server: Twilio webhooks and the media socket."""
+    import uvicorn
+
+    from voice.server import create_app
+
+    overrides: dict = {}
+    if dev:
+        overrides.update(dev=True, allow_injection=True)
+    if port is not None:
+        overrides["port"] = port
+    if host is not None:
+        overrides["host"] = host
+    settings = Settings(**overrides)
+    setup_logging()
+    settings.check_startable()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_ping_interval=None,
+    )
+
+
+@app.command()
+def seed(
+    today: Annotated[
+        str | None, typer.Option(help="Seed as if today were this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """(Re)create the embedded demo shop of DESIGN.md in the configured database."""
+    from datetime import date
+
+    from integrations.demo import seed as seed_shop
+    from integrations.store import Store, make_engine
+
+    settings = Settings()
+    setup_logging()
+    engine = make_engine(settings.database_url)
+    Store(engine).create_all()
+    seed_shop(engine, date.fromisoformat(today) if today else None)
+    typer.echo(f"demo shop seeded in {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def replay(
+    target: Annotated[Path, typer.Argument(help="A scenario YAML, a directory of them, or a WAV.")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="ws://host:port/twilio/media of a running server (default: in-process)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where reports and audio go.")] = Path("out/replay"),
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Stream audio at real speed, as a phone does.")
+    ] = False,
+    from_number: Annotated[
+        str, typer.Option("--from", help="Caller ID for a plain WAV replay.")
+    ] = "+14155550101",
+) -> None:
+    """Play Twilio's part: stream a scenario's caller audio to the agent and check what it says."""
+    from voice.replay import run_target
+
+    setup_logging("WARNING")
+    code = run_target(target, url=url, out=out, realtime=realtime, from_number=from_number)
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

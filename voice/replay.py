@@ -1,0 +1,802 @@
+"""`postvoice replay`: play Twilio's part over a real WebSocket and check what the agent does.
+
+The replayer does what Twilio does: it posts the signed voice webhook, reads the TwiML, opens
+the media socket with the token from `<Parameter>`, streams caller audio in 20 ms µ-law
+frames, plays the agent's audio into a buffer and echoes each `mark` when playback reaches it,
+and honours `clear`. Each caller turn starts once the agent's reply to the previous one has
+been heard to its end (the `r<reply>:<ms>` mark of `voice.call`).
+
+Call time runs on a clock that is the wall clock in `--realtime` mode; otherwise caller audio
+is sent as fast as the socket takes it and the agent's audio counts as played as soon as it
+arrives, so only processing time is spent waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import numpy as np
+import websockets
+
+from voice import twilio
+from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode, read_wav, write_wav
+from voice.scenario import Scenario, Turn, load_scenario
+from voice.settings import Settings
+from voice.vad import voiced_frames
+
+__all__ = ["ReplayTarget", "in_process_server", "replay_scenario", "run_target"]
+
+log = logging.getLogger(__name__)
+
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+SILENCE_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+TRAILING_SILENCE_S = 1.0  # after each clip, so the server's end-of-turn timer can run out
+REPLY_TIMEOUT_S = 45.0
+BARGE_IN_DELAY_MS = 1000
+
+
+@dataclass
+class ReplayTarget:
+    """Where the server is and how to talk to it as Twilio would."""
+
+    http_base: str
+    ws_url: str
+    public_url: str
+    auth_token: str | None
+    admin_token: str | None
+
+
+@dataclass
+class _Segment:
+    start_ms: int
+    pcm: np.ndarray
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + len(self.pcm) * 1000 // SAMPLE_RATE
+
+
+@dataclass
+class _Mark:
+    name: str
+    at_ms: int
+    span_start_ms: int
+
+
+@dataclass
+class _CallState:
+    """Everything the replayer observed of one call."""
+
+    caller: list[_Segment] = field(default_factory=list)
+    agent: list[_Segment] = field(default_factory=list)
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    latencies: list[int] = field(default_factory=list)
+    reply_inputs: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class FakeTwilio:
+    """One call's media stream, from Twilio's side."""
+
+    def __init__(self, ws: Any, params: twilio.StreamParams, realtime: bool) -> None:
+        self.ws = ws
+        self.params = params
+        self.realtime = realtime
+        self.state = _CallState()
+        self.closed = asyncio.Event()
+        self._t0 = time.monotonic()
+        self._skipped_ms = 0.0
+        self._seq = 0
+        self._chunk = 0
+        self._play_cursor = 0
+        self._span_start: int | None = None
+        self._pending: list[_Mark] = []
+        self._holding = False
+        self._latency_ref: float | None = None
+        self._reply_event = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._uplink: list[tuple[np.ndarray, bool]] = []
+        self._uplink_drained = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # --- clock ---------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        """Call time in ms."""
+        return int((time.monotonic() - self._t0) * 1000 + self._skipped_ms)
+
+    def _advance_to(self, ms: int) -> None:
+        if not self.realtime and ms > self.now_ms():
+            self._skipped_ms += ms - self.now_ms()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def _send(self, text: str) -> None:
+        async with self._send_lock:
+            if self.closed.is_set():
+                return
+            try:
+                await self.ws.send(text)
+            except websockets.ConnectionClosed:
+                self.closed.set()
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _send_frame(self, frame: np.ndarray, ts: int) -> None:
+        self._chunk += 1
+        msg = twilio.build_media(
+            self.params.stream_sid, self._next_seq(), self._chunk, ts, mulaw_encode(frame)
+        )
+        await self._send(msg)
+
+    async def start(self) -> None:
+        """Send `connected` and `start`, and begin listening."""
+        await self._send(twilio.build_connected())
+        await self._send(twilio.build_start(self.params, self._next_seq()))
+        self._tasks.append(asyncio.create_task(self._receive()))
+        if self.realtime:
+            self._tasks.append(asyncio.create_task(self._realtime_uplink()))
+            self._tasks.append(asyncio.create_task(self._realtime_player()))
+
+    async def _realtime_uplink(self) -> None:
+        """Like a phone: a frame every 20 ms, caller audio when there is some, else silence."""
+        next_at = time.monotonic()
+        while not self.closed.is_set():
+            if self._uplink:
+                frame, last_voiced = self._uplink.pop(0)
+                if not self._uplink:
+                    self._uplink_drained.set()
+            else:
+                frame, last_voiced = SILENCE_FRAME, False
+            ts = self.now_ms()
+            await self._send_frame(frame, ts)
+            self.state.caller.append(_Segment(ts, frame))
+            if last_voiced:
+                self._arm_latency()
+            next_at += FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _realtime_player(self) -> None:
+        while not self.closed.is_set():
+            await self._echo_due()
+            await asyncio.sleep(0.01)
+
+    async def play(self, pcm: np.ndarray, *, trailing_silence_s: float = TRAILING_SILENCE_S) -> int:
+        """Speak a clip as the caller; returns the call time it started at."""
+        frames = _frames(pcm)
+        voiced = voiced_frames(pcm)
+        last_voiced = int(np.flatnonzero(voiced).max()) if voiced.any() else -1
+        frames += [SILENCE_FRAME] * int(trailing_silence_s * 1000 / FRAME_MS)
+        flags = [i == last_voiced for i in range(len(frames))]
+        start = self.now_ms()
+        if self.realtime:
+            self._uplink_drained.clear()
+            self._uplink.extend(zip(frames, flags, strict=True))
+            await self._uplink_drained.wait()
+            return start
+        self._holding = True
+        try:
+            for frame, is_last_voiced in zip(frames, flags, strict=True):
+                ts = self.now_ms()
+                await self._send_frame(frame, ts)
+                self.state.caller.append(_Segment(ts, frame))
+                self._skipped_ms += FRAME_MS
+                if is_last_voiced:
+                    self._arm_latency()
+                await self._echo_due()
+                await asyncio.sleep(0)
+        finally:
+            self._holding = False
+        await self._catch_up()
+        return start
+
+    def _arm_latency(self) -> None:
+        self._latency_ref = time.monotonic()
+
+    async def silence(self, seconds: float) -> int:
+        """Say nothing for a while."""
+        return await self.play(np.zeros(0, dtype=np.int16), trailing_silence_s=seconds)
+
+    async def text(self, text: str) -> int:
+        """Inject a transcript (the server must allow injection)."""
+        at = self.now_ms()
+        self._arm_latency()
+        await self._send(twilio.build_inject(text, at))
+        return at
+
+    async def dtmf(self, digits: str) -> int:
+        """Press keys, 150 ms apart."""
+        start = await self.silence(0.1)  # lets the server's stream clock catch up with ours
+        for digit in digits:
+            await self._send(twilio.build_dtmf(self.params.stream_sid, self._next_seq(), digit))
+            if self.realtime:
+                await asyncio.sleep(0.15)
+            else:
+                self._skipped_ms += 150
+        self._arm_latency()
+        return start
+
+    async def hangup(self) -> None:
+        """Send `stop` and close the socket."""
+        await self._send(twilio.build_stop(self.params, self._next_seq()))
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        self.closed.set()
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        try:
+            async for raw in self.ws:
+                try:
+                    msg = twilio.parse_message(raw, max_bytes=10 * 1024 * 1024)
+                except twilio.ProtocolError as exc:
+                    self.state.failures.append(f"server sent a malformed message: {exc}")
+                    continue
+                if isinstance(msg, twilio.Media):
+                    self._on_media(msg.payload)
+                elif isinstance(msg, twilio.Mark):
+                    await self._on_mark(msg.name)
+                elif isinstance(msg, twilio.Clear):
+                    await self._on_clear()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            self._reply_event.set()
+
+    def _on_media(self, payload: bytes) -> None:
+        now = self.now_ms()
+        if self._latency_ref is not None:
+            self.state.latencies.append(round((time.monotonic() - self._latency_ref) * 1000))
+            self._latency_ref = None
+        pcm = mulaw_decode(payload)
+        start = max(now, self._play_cursor)
+        if self._span_start is None:
+            self._span_start = start
+        segment = _Segment(start, pcm)
+        self.state.agent.append(segment)
+        self._play_cursor = segment.end_ms
+
+    async def _on_mark(self, name: str) -> None:
+        span_start = self._span_start if self._span_start is not None else self._play_cursor
+        self._pending.append(_Mark(name, self._play_cursor, span_start))
+        self._span_start = None
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Without --realtime, audio counts as played the moment it arrives."""
+        if not self.realtime and not self._holding and self._pending:
+            self._advance_to(self._pending[-1].at_ms)
+        await self._echo_due()
+
+    async def _echo_due(self) -> None:
+        now = self.now_ms()
+        while self._pending and self._pending[0].at_ms <= now:
+            await self._echo(self._pending.pop(0))
+
+    async def _echo(self, mark: _Mark) -> None:
+        if mark.name.startswith("s"):
+            self.state.spans[mark.name] = (mark.span_start_ms, mark.at_ms)
+        elif mark.name.startswith("r") and ":" in mark.name:
+            with contextlib.suppress(ValueError):
+                self.state.reply_inputs.append(int(mark.name.split(":", 1)[1]))
+                self._reply_event.set()
+        await self._send(twilio.build_mark(self.params.stream_sid, self._next_seq(), mark.name))
+
+    async def _on_clear(self) -> None:
+        """Drop unplayed agent audio; Twilio returns the marks it was holding."""
+        now = self.now_ms()
+        kept: list[_Segment] = []
+        for seg in self.state.agent:
+            if seg.start_ms >= now:
+                continue
+            if seg.end_ms > now:
+                seg = _Segment(seg.start_ms, seg.pcm[: (now - seg.start_ms) * SAMPLE_RATE // 1000])
+            kept.append(seg)
+        self.state.agent = kept
+        self._play_cursor = now
+        self._span_start = None
+        for mark in self._pending:
+            mark.at_ms = min(mark.at_ms, now)
+            mark.span_start_ms = min(mark.span_start_ms, now)
+        await self._echo_due()
+
+    # --- turn taking ---------------------------------------------------------------------------
+
+    async def wait_reply(self, after_ms: int, timeout_s: float = REPLY_TIMEOUT_S) -> bool:
+        """Wait until a reply to input at or after `after_ms` has been played to its end."""
+        deadline = time.monotonic() + timeout_s
+        while not any(ms >= after_ms for ms in self.state.reply_inputs):
+            if self.closed.is_set():
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._reply_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reply_event.wait(), timeout=min(remaining, 0.5))
+        return True
+
+    def reply_pending(self) -> bool:
+        """Agent audio is playing, or marks are waiting to be played."""
+        now = self.now_ms()
+        return bool(self._pending) or any(s.end_ms > now for s in self.state.agent)
+
+    async def wait_agent_speaking(self, timeout_s: float = REPLY_TIMEOUT_S) -> int | None:
+        """Wait until the agent's audio is playing; returns the call time it started."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.closed.is_set():
+            now = self.now_ms()
+            current = [s for s in self.state.agent if s.end_ms > now]
+            if current:
+                return min(s.start_ms for s in current)
+            await asyncio.sleep(0.005)
+        return None
+
+    def hold(self) -> None:
+        """Stop counting agent audio as played the moment it arrives (before a barge-in)."""
+        self._holding = True
+
+    async def barge_in(self, pcm: np.ndarray) -> int:
+        """Start speaking 1 s after the agent started, while it is still talking."""
+        self.hold()
+        started = await self.wait_agent_speaking()
+        if started is None:
+            self._holding = False
+            self.state.failures.append("barge_in: the agent never started speaking")
+            return self.now_ms()
+        target = started + BARGE_IN_DELAY_MS
+        if self.realtime:
+            await asyncio.sleep(max(0.0, (target - self.now_ms()) / 1000))
+        else:
+            self._advance_to(target)
+        return await self.play(pcm)
+
+    async def finish(self, grace_s: float = 3.0) -> None:
+        """Give the agent a moment to hang up; otherwise hang up ourselves."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), timeout=grace_s)
+        if not self.closed.is_set():
+            await self.hangup()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _frames(pcm: np.ndarray) -> list[np.ndarray]:
+    n = -(-len(pcm) // FRAME_SAMPLES)
+    padded = np.zeros(n * FRAME_SAMPLES, dtype=np.int16)
+    padded[: len(pcm)] = pcm
+    return [padded[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(n)]
+
+
+# --- one scenario -----------------------------------------------------------------------------
+
+
+async def _open_call(
+    client: httpx.AsyncClient, target: ReplayTarget, scenario: Scenario
+) -> twilio.StreamParams:
+    """POST the voice webhook as Twilio would and read the stream from the TwiML."""
+    call_sid = "CA" + uuid.uuid4().hex
+    form = {
+        "CallSid": call_sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": scenario.from_,
+        "To": scenario.to,
+        "Direction": "outbound-api" if scenario.direction == "outbound" else "inbound",
+        "CallStatus": "in-progress" if scenario.direction == "outbound" else "ringing",
+    }
+    path = "/twilio/voice"
+    if scenario.direction == "outbound":
+        query = f"purpose={scenario.purpose or ''}&order={scenario.order or ''}"
+        path += "?" + query
+    headers = {}
+    if target.auth_token:
+        signed_url = target.public_url.rstrip("/") + path
+        headers["X-Twilio-Signature"] = twilio.compute_signature(
+            target.auth_token, signed_url, form
+        )
+    response = await client.post(target.http_base + path, data=form, headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"voice webhook answered {response.status_code}: {response.text[:200]}")
+    _url, parameters = twilio.parse_stream_twiml(response.text)
+    return twilio.StreamParams(
+        call_sid=call_sid,
+        stream_sid="MZ" + uuid.uuid4().hex,
+        account_sid=form["AccountSid"],
+        custom_parameters=parameters,
+    )
+
+
+async def _play_turn(call: FakeTwilio, turn: Turn) -> int:
+    """Play one caller turn; returns the call time its input started at."""
+    if turn.say is not None:
+        return await call.play(read_wav(turn.say))
+    if turn.barge_in is not None:
+        return await call.barge_in(read_wav(turn.barge_in))
+    if turn.text is not None:
+        return await call.text(turn.text)
+    if turn.dtmf is not None:
+        return await call.dtmf(turn.dtmf)
+    return await call.silence(turn.silence or 0.0)
+
+
+async def _converse(call: FakeTwilio, turns: list[Turn]) -> None:
+    """Each turn starts once the reply to the previous one has been heard to its end, except
+    a barge-in, which starts while the agent is talking."""
+    answer_to, label = 0, "the greeting"
+    for index, turn in enumerate(turns):
+        if turn.barge_in is not None:
+            call.hold()
+        elif not await call.wait_reply(answer_to) and not call.closed.is_set():
+            call.state.failures.append(f"{label}: the agent did not answer")
+        if call.closed.is_set():
+            call.state.failures.append(
+                f"turn {index + 1} ({turn.kind}): the call had already ended"
+            )
+            return
+        if turn.hangup:
+            await call.hangup()
+            return
+        answer_to, label = await _play_turn(call, turn), f"turn {index + 1} ({turn.kind})"
+        if turn.silence is not None:
+            # Silence may or may not draw a reprompt: wait for one only if it has begun.
+            if not await call.wait_reply(answer_to, timeout_s=1.5) and call.reply_pending():
+                await call.wait_reply(answer_to)
+            answer_to = -1
+    if answer_to >= 0 and not await call.wait_reply(answer_to) and not call.closed.is_set():
+        call.state.failures.append(f"{label}: the agent did not answer")
+
+
+async def replay_scenario(
+    scenario: Scenario, target: ReplayTarget, out: Path, realtime: bool = False
+) -> dict[str, Any]:
+    """Run one scenario against a server; write report.json, agent.wav, call.wav into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    async with httpx.AsyncClient(timeout=30) as client:
+        params = await _open_call(client, target, scenario)
+        async with websockets.connect(target.ws_url, max_size=None, open_timeout=30) as ws:
+            call = FakeTwilio(ws, params, realtime)
+            await call.start()
+            await _converse(call, scenario.turns)
+            await call.finish()
+        record = await _fetch_record(client, target, params.call_sid)
+    report = _report(scenario, params.call_sid, call.state, record)
+    _write_audio(out, call.state)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+async def _fetch_record(
+    client: httpx.AsyncClient, target: ReplayTarget, call_sid: str
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {target.admin_token}"} if target.admin_token else {}
+    for _ in range(50):  # the server records the end of the call just after the socket closes
+        response = await client.get(f"{target.http_base}/api/calls/{call_sid}", headers=headers)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"could not read the call record ({response.status_code}); "
+                "set POSTVOICE_ADMIN_TOKEN to the server's admin token"
+            )
+        record = response.json()
+        if record.get("ended_at"):
+            return record
+        await asyncio.sleep(0.1)
+    return record
+
+
+def _report(
+    scenario: Scenario, call_sid: str, state: _CallState, record: dict[str, Any]
+) -> dict[str, Any]:
+    turns = []
+    for t in record.get("turns", []):
+        start, end = t.get("start_ms"), t.get("end_ms")
+        if t["role"] == "agent":
+            spans = [v for k, v in state.spans.items() if k.split(".")[0] == f"s{t['seq']}"]
+            if spans:
+                start, end = min(s for s, _ in spans), max(e for _, e in spans)
+        turn = {"role": t["role"], "text": t["text"], "start_ms": start, "end_ms": end}
+        if t["role"] == "caller":
+            turn["source"] = t.get("source")
+        if t.get("interrupted"):
+            turn["interrupted"] = True
+        turns.append(turn)
+    events = []
+    for e in record.get("events", []):
+        item = {"type": e["type"], **(e.get("data") or {}), "at_ms": e.get("at_ms")}
+        if e.get("order_ref"):
+            item["order"] = e["order_ref"]
+        events.append(item)
+    intents: list[str] = []
+    for e in events:
+        if e["type"] == "intent" and e.get("name") and e["name"] not in intents:
+            intents.append(e["name"])
+    handoff = bool(record.get("transfer_to")) or any(e["type"] == "handoff" for e in events)
+    report = {
+        "scenario": scenario.name,
+        "call_sid": call_sid,
+        "passed": True,
+        "failures": [],
+        "turns": turns,
+        "latency_ms": state.latencies,
+        "intents": intents,
+        "events": events,
+        "handoff": handoff,
+    }
+    failures = list(state.failures) + check_expectations(scenario, report)
+    report["failures"] = failures
+    report["passed"] = not failures
+    return report
+
+
+def check_expectations(scenario: Scenario, report: dict[str, Any]) -> list[str]:
+    """Each failed expectation, in words."""
+    expect = scenario.expect
+    failures: list[str] = []
+    agent_text = [t["text"].lower() for t in report["turns"] if t["role"] == "agent"]
+    types = {e["type"] for e in report["events"]}
+    for intent in expect.intents:
+        if intent not in report["intents"]:
+            failures.append(f"intents: {intent!r} was never recognised (got {report['intents']})")
+    for phrase in expect.agent_says:
+        if not any(phrase.lower() in t for t in agent_text):
+            failures.append(f"agent_says: no agent turn contains {phrase!r}")
+    for phrase in expect.agent_never_says:
+        if any(phrase.lower() in t for t in agent_text):
+            failures.append(f"agent_never_says: an agent turn contains {phrase!r}")
+    for action in expect.actions:
+        if action not in types:
+            failures.append(f"actions: no {action!r} event")
+    for action in expect.not_actions:
+        if action in types:
+            failures.append(f"not_actions: a {action!r} event happened")
+    if expect.handoff is not None and report["handoff"] != expect.handoff:
+        failures.append(f"handoff: expected {expect.handoff}, got {report['handoff']}")
+    if expect.max_latency_ms is not None:
+        slow = [ms for ms in report["latency_ms"] if ms > expect.max_latency_ms]
+        if slow:
+            failures.append(
+                f"max_latency_ms: replies took {slow} ms (limit {expect.max_latency_ms})"
+            )
+    return failures
+
+
+def _write_audio(out: Path, state: _CallState) -> None:
+    length = max([s.end_ms for s in state.caller + state.agent] + [0])
+    n = length * SAMPLE_RATE // 1000 + 1
+    caller = np.zeros(n, dtype=np.int16)
+    agent = np.zeros(n, dtype=np.int16)
+    for track, segments in ((caller, state.caller), (agent, state.agent)):
+        for seg in segments:
+            i = seg.start_ms * SAMPLE_RATE // 1000
+            j = min(n, i + len(seg.pcm))
+            track[i:j] = seg.pcm[: j - i]
+    write_wav(out / "agent.wav", agent)
+    write_wav(out / "call.wav", np.stack([caller, agent], axis=1))
+
+
+# --- a plain recording ------------------------------------------------------------------------
+
+
+async def replay_recording(
+    wav: Path, target: ReplayTarget, out: Path, from_number: str
+) -> dict[str, Any]:
+    """Play a whole recorded caller side in real time while the agent answers."""
+    scenario = Scenario(name=wav.stem, **{"from": from_number})
+    out.mkdir(parents=True, exist_ok=True)
+    pcm = read_wav(wav)
+    async with httpx.AsyncClient(timeout=30) as client:
+        params = await _open_call(client, target, scenario)
+        async with websockets.connect(target.ws_url, max_size=None, open_timeout=30) as ws:
+            call = FakeTwilio(ws, params, realtime=True)
+            await call.start()
+            started = await call.play(pcm, trailing_silence_s=0.0)
+            await asyncio.sleep(0.1)
+            while call.reply_pending() and not call.closed.is_set():
+                await asyncio.sleep(0.1)
+            await call.wait_reply(started, timeout_s=10)
+            await call.finish(grace_s=1.0)
+        record = await _fetch_record(client, target, params.call_sid)
+    report = _report(scenario, params.call_sid, call.state, record)
+    _write_audio(out, call.state)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def in_process_server(database_url: str, engines: Any = None):
+    """Start the real app on a free loopback port in this process; yields its ReplayTarget."""
+    import uvicorn
+
+    from integrations.demo import seed
+    from integrations.store import Store, make_engine
+    from voice.server import create_app
+
+    port = _free_port()
+    auth, admin = secrets.token_hex(16), secrets.token_hex(16)
+    settings = Settings(
+        twilio_auth_token=auth,
+        admin_token=admin,
+        public_url=f"http://127.0.0.1:{port}",
+        database_url=database_url,
+        allow_injection=True,
+        dev=False,
+    )
+    engine = make_engine(database_url)
+    Store(engine).create_all()
+    seed(engine)
+    engine.dispose()
+    config = uvicorn.Config(
+        create_app(settings, engines),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        ws_ping_interval=None,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the in-process server did not start")
+        await asyncio.sleep(0.05)
+    try:
+        yield ReplayTarget(
+            http_base=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}/twilio/media",
+            public_url=settings.public_url,
+            auth_token=auth,
+            admin_token=admin,
+        )
+    finally:
+        server.should_exit = True
+        await task
+
+
+def target_from_url(url: str) -> ReplayTarget:
+    """A running server at ws(s)://host:port/twilio/media, with secrets from the environment."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme)
+    if scheme is None:
+        raise ValueError(f"--url must be ws:// or wss://, got {url!r}")
+    settings = Settings()
+    http_base = urlunsplit((scheme, parts.netloc, "", "", ""))
+    return ReplayTarget(
+        http_base=http_base,
+        ws_url=url,
+        public_url=settings.public_url if settings.twilio_auth_token else http_base,
+        auth_token=settings.twilio_auth_token.get_secret_value()
+        if settings.twilio_auth_token
+        else None,
+        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+    )
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def run_target(
+    target: Path,
+    *,
+    url: str | None,
+    out: Path,
+    realtime: bool,
+    from_number: str = "+14155550101",
+) -> int:
+    """Replay a scenario, a directory of scenarios, or a WAV; 0 when everything passed."""
+    return asyncio.run(_run_target(target, url, out, realtime, from_number))
+
+
+async def _run_target(
+    target: Path, url: str | None, out: Path, realtime: bool, from_number: str
+) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=False)
+    if not target.exists():
+        console.print(f"[red]{target} does not exist[/red]")
+        return 2
+    if target.is_dir():
+        paths = sorted(target.glob("*.yaml")) + sorted(target.glob("*.yml"))
+        if not paths:
+            console.print(f"[red]no scenarios (*.yaml) in {target}[/red]")
+            return 2
+    else:
+        paths = [target]
+    out.mkdir(parents=True, exist_ok=True)
+    async with _target(url, out) as server:
+        if target.suffix.lower() == ".wav":
+            report = await replay_recording(target, server, out, from_number)
+            _print_report(console, report)
+            return 0 if report["passed"] else 1
+        if len(paths) == 1:
+            report = await replay_scenario(load_scenario(paths[0]), server, out, realtime)
+            _print_report(console, report)
+            return 0 if report["passed"] else 1
+        return await _run_many(console, paths, server, out, realtime)
+
+
+@contextlib.asynccontextmanager
+async def _target(url: str | None, out: Path):
+    if url:
+        yield target_from_url(url)
+        return
+    with tempfile.TemporaryDirectory(prefix="postvoice-replay-") as tmp:
+        db = Path(tmp) / "replay.db"
+        async with in_process_server(f"sqlite:///{db}") as server:
+            yield server
+
+
+async def _run_many(console, paths: list[Path], server: ReplayTarget, out: Path, realtime: bool):
+    from rich.progress import Progress
+    from rich.table import Table
+
+    rows = []
+    with Progress(console=console) as progress:
+        task = progress.add_task("replaying", total=len(paths))
+        for path in paths:
+            try:
+                scenario = load_scenario(path)
+                report = await replay_scenario(scenario, server, out / scenario.name, realtime)
+                rows.append(
+                    (scenario.name, report["passed"], report["latency_ms"], report["failures"])
+                )
+            except Exception as exc:  # one broken scenario must not stop the others
+                rows.append((path.stem, False, [], [f"error: {exc}"]))
+            progress.advance(task)
+    table = Table(title="replay")
+    for column in ("scenario", "result", "median ms", "worst ms", "failures"):
+        table.add_column(column)
+    for name, passed, latencies, failures in rows:
+        table.add_row(
+            name,
+            "[green]pass[/green]" if passed else "[red]FAIL[/red]",
+            str(int(np.median(latencies))) if latencies else "-",
+            str(max(latencies)) if latencies else "-",
+            "; ".join(failures),
+        )
+    console.print(table)
+    passed = sum(1 for r in rows if r[1])
+    console.print(f"{passed} passed, {len(rows) - passed} failed")
+    return 0 if passed == len(rows) else 1
+
+
+def _print_report(console, report: dict[str, Any]) -> None:
+    for turn in report["turns"]:
+        who = "agent " if turn["role"] == "agent" else "caller"
+        console.print(f"[dim]{turn['start_ms']!s:>6}[/dim] {who}: {turn['text']}")
+    console.print(f"latency_ms: {report['latency_ms']}")
+    if report["passed"]:
+        console.print(f"[green]PASS[/green] {report['scenario']}")
+    else:
+        console.print(f"[red]FAIL[/red] {report['scenario']}")
+        for failure in report["failures"]:
+            console.print(f"  - {failure}")

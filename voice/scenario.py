@@ -1,0 +1,90 @@
+"""The scenario format of DESIGN.md: one call, seen from the caller's side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["Expect", "Scenario", "Turn", "load_scenario"]
+
+
+class Turn(BaseModel):
+    """One caller turn; exactly one field is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    say: Path | None = None
+    text: str | None = None
+    dtmf: str | None = None
+    silence: float | None = Field(default=None, ge=0)
+    barge_in: Path | None = None
+    hangup: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Turn:
+        set_fields = [k for k, v in self.model_dump().items() if v is not None]
+        if len(set_fields) != 1:
+            raise ValueError(
+                f"a turn needs exactly one of say/text/dtmf/silence/barge_in/hangup, "
+                f"got {set_fields or 'none'}"
+            )
+        if self.dtmf is not None and not all(c in "0123456789*#" for c in self.dtmf):
+            raise ValueError(f"dtmf {self.dtmf!r} has characters a keypad does not have")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Which of the turn kinds this is."""
+        return next(k for k, v in self.model_dump().items() if v is not None)
+
+
+class Expect(BaseModel):
+    """What must be true of the call; all optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intents: list[str] = Field(default_factory=list)
+    agent_says: list[str] = Field(default_factory=list)
+    agent_never_says: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)
+    not_actions: list[str] = Field(default_factory=list)
+    handoff: bool | None = None
+    max_latency_ms: int | None = None
+
+
+class Scenario(BaseModel):
+    """One call. Audio paths are relative to the scenario file (resolved by `load_scenario`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    from_: str = Field(alias="from")
+    to: str = "+18005550100"
+    direction: Literal["inbound", "outbound"] = "inbound"
+    purpose: str | None = None
+    order: str | None = None
+    turns: list[Turn] = Field(default_factory=list)
+    expect: Expect = Field(default_factory=Expect)
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario; audio paths become absolute and must exist."""
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a scenario is a YAML mapping")
+    for key in ("from", "to"):
+        if isinstance(data.get(key), int):
+            data[key] = f"+{data[key]}"
+    scenario = Scenario.model_validate(data)
+    for turn in scenario.turns:
+        for attr in ("say", "barge_in"):
+            clip = getattr(turn, attr)
+            if clip is not None:
+                resolved = (path.parent / clip).resolve()
+                if not resolved.exists():
+                    raise ValueError(f"{path}: audio file {clip} not found")
+                setattr(turn, attr, resolved)
+    return scenario

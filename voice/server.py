@@ -1,0 +1,248 @@
+"""The FastAPI app: Twilio's webhooks, the media WebSocket, health and the call API.
+
+No `from __future__ import annotations` here: FastAPI resolves the dependency aliases
+defined inside `create_app` from real annotations.
+"""
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import Response
+from starlette.websockets import WebSocketDisconnect
+
+from dialog.events import CallInfo
+from integrations.demo import DemoShop
+from integrations.demo import metadata as shop_metadata
+from integrations.protocols import EventSink, Services
+from integrations.store import Store, make_engine
+from voice import twilio
+from voice.call import AgentLike, CallDeps, CallSession
+from voice.settings import Settings
+from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
+from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer
+
+__all__ = ["Engines", "create_app", "default_engines"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engines:
+    """The speech engines a server uses (real ones by default, fakes in some tests)."""
+
+    transcriber: Transcriber
+    synthesizer: Synthesizer
+
+
+def default_engines(settings: Settings) -> Engines:
+    """faster-whisper and piper, configured from settings."""
+    return Engines(
+        transcriber=WhisperTranscriber(
+            WhisperOptions(
+                model_dir=settings.stt_model_dir,
+                compute_type=settings.stt_compute_type,
+                cpu_threads=settings.stt_threads,
+                workers=settings.stt_workers,
+                beam_size=settings.stt_beam_size,
+            )
+        ),
+        synthesizer=PiperSynthesizer(
+            PiperOptions(
+                model=settings.tts_model,
+                workers=settings.tts_workers,
+                length_scale=settings.tts_length_scale,
+            )
+        ),
+    )
+
+
+class StarletteSocket:
+    """Adapts Starlette's WebSocket to the session's `Socket`."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.closed = False
+
+    async def receive(self) -> str | bytes | None:
+        """Next frame, or None when the peer has gone."""
+        if self.closed:
+            return None
+        try:
+            message = await self.ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            self.closed = True
+            return None
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            return None
+        text = message.get("text")
+        return text if text is not None else message.get("bytes", b"")
+
+    async def send(self, text: str) -> None:
+        """Send a text frame."""
+        await self.ws.send_text(text)
+
+    async def close(self, code: int = 1000) -> None:
+        """Close once; later calls do nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        with suppress(RuntimeError, WebSocketDisconnect):
+            await self.ws.close(code)
+
+
+def _agent_factory(settings: Settings, shop: DemoShop) -> Callable[[CallInfo, EventSink], Any]:
+    from dialog.agent import Agent
+
+    def make(info: CallInfo, events: EventSink) -> AgentLike:
+        services = Services(
+            orders=shop.orders,
+            tracking=shop.tracking,
+            messenger=shop.messenger,
+            events=events,
+            shop_name=settings.shop_name,
+        )
+        return Agent(None, services, info, human_number=settings.human_number)
+
+    return make
+
+
+def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
+    """Build the app. Models are loaded and warmed at start-up, not on the first call."""
+    engine = make_engine(settings.database_url)
+    store = Store(engine)
+    store.create_all()
+    shop_metadata.create_all(engine)
+    shop = DemoShop(engine)
+    engines = engines or default_engines(settings)
+    deps = CallDeps(
+        settings=settings,
+        store=store,
+        transcriber=engines.transcriber,
+        synthesizer=engines.synthesizer,
+        make_agent=_agent_factory(settings, shop),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.dev:
+            log.warning(
+                "DEVELOPMENT MODE: Twilio signatures are NOT checked. "
+                "Never expose this server to the internet."
+            )
+        await asyncio.gather(
+            asyncio.to_thread(engines.transcriber.warm),
+            asyncio.to_thread(engines.synthesizer.warm),
+        )
+        log.info("postvoice ready: webhooks at %s/twilio/voice", settings.public_url.rstrip("/"))
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="postvoice", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.deps = deps
+
+    async def twilio_form(request: Request) -> dict[str, str]:
+        """The webhook's form, after checking X-Twilio-Signature on the configured public URL."""
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if not settings.signatures_required:
+            return form
+        url = settings.public_url.rstrip("/") + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+        signature = request.headers.get("X-Twilio-Signature")
+        if not token or not twilio.valid_signature(token, url, form, signature):
+            log.warning("refused unsigned or badly signed request to %s", request.url.path)
+            raise HTTPException(status_code=403, detail="invalid Twilio signature")
+        return form
+
+    TwilioForm = Annotated[dict[str, str], Depends(twilio_form)]
+
+    def require_admin(request: Request) -> None:
+        """Bearer POSTVOICE_ADMIN_TOKEN (or nothing, in --dev without a token)."""
+        expected = settings.admin_token.get_secret_value() if settings.admin_token else None
+        if expected is None:
+            if settings.dev:
+                return
+            raise HTTPException(status_code=403, detail="POSTVOICE_ADMIN_TOKEN is not set")
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given, expected):
+            raise HTTPException(status_code=401, detail="bad admin token")
+
+    @app.post("/twilio/voice")
+    async def voice_webhook(form: TwilioForm, request: Request) -> Response:
+        """A call came in (or an outbound call was answered): connect it to our media socket."""
+        call_sid = form.get("CallSid", "")
+        if not call_sid:
+            raise HTTPException(status_code=400, detail="CallSid missing")
+        direction = form.get("Direction", "inbound")
+        params = {
+            "from": form.get("From", ""),
+            "to": form.get("To", ""),
+            "direction": "outbound" if direction.startswith("outbound") else "inbound",
+            "purpose": request.query_params.get("purpose", ""),
+            "order": request.query_params.get("order", ""),
+        }
+        params["token"] = twilio.make_stream_token(settings.secret(), call_sid, params)
+        await asyncio.to_thread(
+            store.upsert_call,
+            call_sid,
+            from_number=params["from"],
+            to_number=params["to"],
+            direction=params["direction"],
+            purpose=params["purpose"] or None,
+            order_ref=params["order"] or None,
+            status=form.get("CallStatus", "ringing"),
+        )
+        base = settings.public_url.rstrip("/")
+        twiml = twilio.connect_twiml(
+            settings.public_ws_url + "/twilio/media", params, base + "/twilio/after-stream"
+        )
+        return Response(content=twiml, media_type="application/xml")
+
+    @app.post("/twilio/after-stream")
+    async def after_stream(form: TwilioForm) -> Response:
+        """The media stream closed: dial a person if the agent handed off, else hang up."""
+        call = await asyncio.to_thread(store.call, form.get("CallSid", ""))
+        if call and call.get("transfer_to"):
+            return Response(twilio.dial_twiml(call["transfer_to"]), media_type="application/xml")
+        return Response(twilio.hangup_twiml(), media_type="application/xml")
+
+    @app.post("/twilio/status")
+    async def status_callback(form: TwilioForm) -> dict[str, str]:
+        """Twilio's call status callback."""
+        call_sid = form.get("CallSid", "")
+        status = form.get("CallStatus", "unknown")
+        if call_sid:
+            await asyncio.to_thread(store.record_status, call_sid, status, form)
+        return {"status": "recorded"}
+
+    @app.websocket("/twilio/media")
+    async def media_socket(ws: WebSocket) -> None:
+        """Twilio's bidirectional Media Stream."""
+        await ws.accept()
+        await CallSession(StarletteSocket(ws), deps).run()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness, with a database round trip."""
+        await asyncio.to_thread(store.call, "__healthz__")
+        return {"status": "ok"}
+
+    @app.get("/api/calls/{call_sid}", dependencies=[Depends(require_admin)])
+    async def call_record(call_sid: str) -> dict[str, Any]:
+        """One call with its transcript and events (used by replay and the dashboard)."""
+        call = await asyncio.to_thread(store.call, call_sid)
+        if call is None:
+            raise HTTPException(status_code=404, detail="no such call")
+        return call
+
+    return app

@@ -1,0 +1,106 @@
+"""Settings, read once from the environment (prefix `POSTVOICE_`) at the entry point."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+# Only ever used with --dev: a fixed secret so a developer's tokens survive a restart.
+_DEV_STREAM_SECRET = "postvoice-dev-stream-secret"
+
+
+class Settings(BaseSettings):
+    """Everything a merchant configures. Each field is `POSTVOICE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTVOICE_", env_file=".env", extra="ignore")
+
+    # Telephony
+    twilio_auth_token: SecretStr | None = None
+    twilio_account_sid: str | None = None
+    public_url: str = "http://localhost:8080"
+    stream_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs per-call stream tokens; defaults to one derived from "
+        "the Twilio auth token, so every instance sharing that token verifies them.",
+    )
+    dev: bool = False
+    allow_injection: bool = Field(
+        default=False, description="Accept injected transcripts on the media socket (replay)."
+    )
+
+    # Server and storage
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite:///var/postvoice.db"
+    admin_token: SecretStr | None = None
+
+    # The shop
+    shop_name: str = "Northwind Goods"
+    support_number: str = "+18005550100"
+    human_number: str = "+18005550199"
+
+    # Speech to text
+    stt_model_dir: Path | None = Field(
+        default=None,
+        description="A faster-whisper (CTranslate2) model directory; default: the bundled tiny.en.",
+    )
+    stt_threads: int = 2
+    stt_workers: int = 1
+    stt_beam_size: int = 1
+    stt_compute_type: str = "int8"
+
+    # Text to speech
+    tts_model: Path | None = Field(
+        default=None,
+        description="A piper .onnx voice (its .onnx.json beside it); default: the "
+        "bundled en_US-joe-medium.",
+    )
+    tts_workers: int = 1
+    tts_length_scale: float = 1.0
+
+    # Turn taking
+    vad_aggressiveness: int = 2
+    vad_pre_roll_ms: int = 300
+    vad_min_speech_ms: int = 160
+    vad_end_of_turn_ms: int = 600
+    vad_max_utterance_s: float = 30.0
+    silence_reprompt_s: float = 5.0
+    dtmf_timeout_s: float = 3.0
+    max_message_bytes: int = 64 * 1024
+
+    def secret(self) -> bytes:
+        """The key that signs stream tokens."""
+        if self.stream_secret is not None:
+            return self.stream_secret.get_secret_value().encode()
+        if self.twilio_auth_token is not None:
+            token = self.twilio_auth_token.get_secret_value().encode()
+            return hashlib.sha256(b"postvoice-stream:" + token).digest()
+        return _DEV_STREAM_SECRET.encode()
+
+    @property
+    def signatures_required(self) -> bool:
+        """Twilio signatures are checked unless running with --dev."""
+        return not self.dev
+
+    def check_startable(self) -> None:
+        """Refuse to serve without an auth token, unless in --dev."""
+        if not self.dev and self.twilio_auth_token is None:
+            raise SystemExit(
+                "POSTVOICE_TWILIO_AUTH_TOKEN is not set: without it Twilio's signatures cannot be "
+                "checked. Set it, or run with --dev on a machine nobody else can reach."
+            )
+
+    @property
+    def public_ws_url(self) -> str:
+        """The public URL with a WebSocket scheme."""
+        base = self.public_url.rstrip("/")
+        if base.startswith("https://"):
+            return "wss://" + base.removeprefix("https://")
+        if base.startswith("http://"):
+            return "ws://" + base.removeprefix("http://")
+        return base
