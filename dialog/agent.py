@@ -47,7 +47,8 @@ _SYSTEM_DOWN = (
     "I'm sorry, I can't reach our order system right now, so I'll connect you with a person."
 )
 _OFFER_PERSON = "Would you like me to connect you with a person who can look into it?"
-_ORDER_NUMBER_HINTS = Hints(slot="order_number", prompt="Order number 1001.", expect_dtmf=True)
+# A neutral prompt: an example number ("Order number 1001.") makes tiny.en drop digits.
+_ORDER_NUMBER_HINTS = Hints(slot="order_number", prompt="Order number:", expect_dtmf=True)
 _YES_NO_HINTS = Hints(slot="yes_no")
 _LOW_CONFIDENCE = 0.4
 _MAX_MISSES = 2
