@@ -137,9 +137,15 @@ def test_a_plain_recording_plays_in_real_time(server, tmp_path):
     assert any("linen shirt" in t["text"] for t in report["turns"] if t["role"] == "agent")
 
 
-def test_unsigned_webhook_is_refused_by_the_real_server(server):
+async def test_unsigned_requests_are_refused_by_the_real_server(server):
     form = {"CallSid": "CAx", "From": "+14155550101", "To": "+18005550100"}
-    assert httpx.post(server["base"] + "/twilio/voice", data=form).status_code == 403
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(server["base"] + "/twilio/voice", data=form)
+    assert answer.status_code == 403
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(server["ws"]):
+            pass
+    assert refused.value.response.status_code == 403
 
 
 async def test_garbage_on_the_socket_does_not_end_the_call(server):
@@ -152,7 +158,9 @@ async def test_garbage_on_the_socket_does_not_end_the_call(server):
         )
     _, params = twilio.parse_stream_twiml(answer.text)
     stream = twilio.StreamParams("CAgarbage", "MZg", "AC1", params)
-    async with websockets.connect(server["ws"], max_size=None) as ws:
+    ws_url = server["env"]["POSTVOICE_PUBLIC_URL"].replace("http://", "ws://") + "/twilio/media"
+    handshake = {"X-Twilio-Signature": twilio.compute_signature("blackbox-auth-token", ws_url, {})}
+    async with websockets.connect(server["ws"], max_size=None, additional_headers=handshake) as ws:
         await ws.send(twilio.build_connected())
         await ws.send(twilio.build_start(stream))
         for junk in [

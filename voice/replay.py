@@ -155,6 +155,13 @@ class FakeTwilio:
 
     async def _realtime_uplink(self) -> None:
         """Like a phone: a frame every 20 ms, caller audio when there is some, else silence."""
+        try:
+            await self._uplink_loop()
+        finally:
+            self._uplink.clear()
+            self._uplink_drained.set()
+
+    async def _uplink_loop(self) -> None:
         next_at = time.monotonic()
         while not self.closed.is_set():
             if self._uplink:
@@ -187,7 +194,12 @@ class FakeTwilio:
         if self.realtime:
             self._uplink_drained.clear()
             self._uplink.extend(zip(frames, flags, strict=True))
-            await self._uplink_drained.wait()
+            # The agent may hang up while the caller is still "speaking".
+            drained = asyncio.ensure_future(self._uplink_drained.wait())
+            closed = asyncio.ensure_future(self.closed.wait())
+            await asyncio.wait({drained, closed}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (drained, closed):
+                waiter.cancel()
             return start
         self._holding = True
         try:
@@ -388,6 +400,18 @@ def _frames(pcm: np.ndarray) -> list[np.ndarray]:
     return [padded[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(n)]
 
 
+def _connect(target: ReplayTarget):
+    """Open the media socket with the handshake signature Twilio sends."""
+    headers = {}
+    if target.auth_token:
+        public_ws = target.public_url.rstrip("/").replace("https://", "wss://", 1)
+        public_ws = public_ws.replace("http://", "ws://", 1) + "/twilio/media"
+        headers["X-Twilio-Signature"] = twilio.compute_signature(target.auth_token, public_ws, {})
+    return websockets.connect(
+        target.ws_url, max_size=None, open_timeout=30, additional_headers=headers
+    )
+
+
 # --- one scenario -----------------------------------------------------------------------------
 
 
@@ -473,7 +497,7 @@ async def replay_scenario(
     out.mkdir(parents=True, exist_ok=True)
     async with httpx.AsyncClient(timeout=30) as client:
         params = await _open_call(client, target, scenario)
-        async with websockets.connect(target.ws_url, max_size=None, open_timeout=30) as ws:
+        async with _connect(target) as ws:
             call = FakeTwilio(ws, params, realtime)
             await call.start()
             await _converse(call, scenario.turns)
@@ -605,7 +629,7 @@ async def replay_recording(
     pcm = read_wav(wav)
     async with httpx.AsyncClient(timeout=30) as client:
         params = await _open_call(client, target, scenario)
-        async with websockets.connect(target.ws_url, max_size=None, open_timeout=30) as ws:
+        async with _connect(target) as ws:
             call = FakeTwilio(ws, params, realtime=True)
             await call.start()
             started = await call.play(pcm, trailing_silence_s=0.0)

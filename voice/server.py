@@ -225,9 +225,24 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
             await asyncio.to_thread(store.record_status, call_sid, status, form)
         return {"status": "recorded"}
 
+    def handshake_signed(ws: WebSocket) -> bool:
+        """Twilio signs the socket's opening request too (URL as configured, no parameters)."""
+        if not (settings.signatures_required and settings.stream_signature_required):
+            return True
+        token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+        signature = ws.headers.get("X-Twilio-Signature")
+        urls = (settings.public_ws_url, settings.public_url.rstrip("/"))
+        return bool(token) and any(
+            twilio.valid_signature(token, base + "/twilio/media", {}, signature) for base in urls
+        )
+
     @app.websocket("/twilio/media")
     async def media_socket(ws: WebSocket) -> None:
         """Twilio's bidirectional Media Stream."""
+        if not handshake_signed(ws):
+            log.warning("refused media socket: unsigned or badly signed handshake")
+            await ws.close(code=1008)  # before accept: the client gets HTTP 403
+            return
         await ws.accept()
         await CallSession(StarletteSocket(ws), deps).run()
 

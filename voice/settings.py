@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         "the Twilio auth token, so every instance sharing that token verifies them.",
     )
     dev: bool = False
+    stream_signature_required: bool = Field(
+        default=True, description="Also check X-Twilio-Signature on the media socket's handshake."
+    )
     allow_injection: bool = Field(
         default=False, description="Accept injected transcripts on the media socket (replay)."
     )

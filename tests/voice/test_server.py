@@ -89,9 +89,19 @@ def test_health_and_the_call_api_needs_the_admin_token(client):
     assert ok.status_code == 200 and ok.json()["call_sid"] == "CA9"
 
 
+def test_media_socket_handshake_must_be_signed(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/twilio/media"):
+        pass
+    assert refused.value.code == 1008
+
+
 def test_media_socket_closes_without_a_valid_token(client):
     params = twilio.StreamParams("CA123", "MZ1", "AC1", {"token": "nope"})
-    with client.websocket_connect("/twilio/media") as ws:
+    ws_url = PUBLIC.replace("https://", "wss://") + "/twilio/media"
+    sig = {"X-Twilio-Signature": twilio.compute_signature("secret-token", ws_url, {})}
+    with client.websocket_connect("/twilio/media", headers=sig) as ws:
         ws.send_text(twilio.build_connected())
         ws.send_text(twilio.build_start(params))
         message = ws.receive()
