@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     # Telephony
     twilio_auth_token: SecretStr | None = None
     twilio_account_sid: str | None = None
-    public_url: str = "http://localhost:8080"
+    public_url: str = Field(
+        default="", description="The URL Twilio reaches us at; default http://<host>:<port>."
+    )
     stream_secret: SecretStr | None = Field(
         default=None,
         description="Signs per-call stream tokens; defaults to one derived from "
@@ -75,6 +77,13 @@ class Settings(BaseSettings):
     silence_reprompt_s: float = 5.0
     dtmf_timeout_s: float = 3.0
     max_message_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        if not self.public_url:
+            host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+            self.public_url = f"http://{host}:{self.port}"
+        return self
 
     def secret(self) -> bytes:
         """The key that signs stream tokens."""
