@@ -10,7 +10,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-__all__ = ["Customer", "Order", "OrderLine", "Shipment", "ShipmentStatus", "TrackingEvent"]
+__all__ = [
+    "Address",
+    "Coupon",
+    "CouponCheck",
+    "Customer",
+    "Label",
+    "Order",
+    "OrderLine",
+    "Refund",
+    "ReturnAuthorization",
+    "Shipment",
+    "ShipmentStatus",
+    "Ticket",
+    "TrackingEvent",
+]
 
 
 @dataclass(frozen=True)
@@ -30,8 +44,20 @@ class Customer:
 
 
 @dataclass(frozen=True)
+class Address:
+    """A postal address."""
+
+    line1: str
+    city: str
+    region: str
+    postal_code: str
+    country: str = "US"
+    line2: str = ""
+
+
+@dataclass(frozen=True)
 class OrderLine:
-    """One item of an order. Money is in cents."""
+    """One item of an order. Money is in cents. `line_id` is unique within the order."""
 
     sku: str
     name: str
@@ -40,6 +66,7 @@ class OrderLine:
     quantity: int = 1
     final_sale: bool = False
     variant: str | None = None
+    line_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,9 @@ class Order:
     tracking_number: str | None = None
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
+    shipping_address: Address | None = None
+    payment_method: str = ""  # as said to the caller: "your Visa ending in 4242"
+    payment_ref: str | None = None  # the provider's charge or payment intent id
 
     @property
     def total_cents(self) -> int:
@@ -103,3 +133,83 @@ class Shipment:
     def last_scan(self) -> TrackingEvent | None:
         """The most recent carrier scan, if any."""
         return max(self.events, key=lambda e: e.at) if self.events else None
+
+
+@dataclass(frozen=True)
+class Coupon:
+    """A discount code. `kind` is "percent", "amount" or "free_shipping"."""
+
+    code: str
+    kind: str
+    value: int  # percent, or cents
+    active: bool = True
+    min_subtotal_cents: int = 0
+    first_order_only: bool = False
+    single_use: bool = False
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CouponCheck:
+    """Whether a code applies, and why not.
+
+    `reason` is one of: "ok", "unknown", "expired", "inactive", "minimum_spend",
+    "first_order_only", "already_used".
+    """
+
+    code: str
+    valid: bool
+    reason: str
+    coupon: Coupon | None = None
+    discount_cents: int = 0
+
+
+@dataclass(frozen=True)
+class Label:
+    """A return shipping label."""
+
+    url: str
+    carrier: str
+    tracking_number: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReturnAuthorization:
+    """An RMA. `status`: "authorized", "label_sent", "in_transit", "received", "refunded",
+    "exchanged", "closed". `resolution`: "refund", "exchange", "store_credit"."""
+
+    rma: str
+    order_number: str
+    line_ids: tuple[str, ...]
+    reason_code: str
+    resolution: str
+    status: str
+    created_at: datetime
+    label: Label | None = None
+    exchange_variant: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Money returned for one order line. `status`: "succeeded", "pending", "failed"."""
+
+    id: str
+    order_number: str
+    line_id: str
+    amount_cents: int
+    status: str
+    created_at: datetime
+    method: str = "original_payment"
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A helpdesk ticket for a person to pick up."""
+
+    id: str
+    subject: str
+    status: str = "open"
+    url: str = ""

@@ -1,28 +1,73 @@
 """One `typing.Protocol` per capability the agent uses (DESIGN.md, "dialog and integrations").
 
 The embedded demo shop implements every one; real provider clients implement the ones their
-provider covers. `dialog/` depends only on these.
+provider covers. `dialog/` depends only on these. Every method that changes the world takes an
+`idempotency_key`: calling it twice with the same key does the thing once and returns the same
+result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, tzinfo
 from typing import Any, Protocol, runtime_checkable
 
-from integrations.models import Customer, Order, Shipment
+from integrations.models import (
+    Address,
+    Coupon,
+    CouponCheck,
+    Customer,
+    Label,
+    Order,
+    Refund,
+    ReturnAuthorization,
+    Shipment,
+    Ticket,
+)
 
-__all__ = ["EventSink", "Messenger", "OrderSource", "Services", "Tracking"]
+__all__ = [
+    "Coupons",
+    "Deliveries",
+    "EventSink",
+    "Helpdesk",
+    "Messenger",
+    "OrderSource",
+    "ProviderError",
+    "Refunds",
+    "Returns",
+    "Services",
+    "Tracking",
+]
+
+
+class ProviderError(Exception):
+    """A provider failed or refused. `retryable` says whether trying again may help;
+    `code` is a short machine-readable reason (e.g. "timeout", "charge_already_refunded")."""
+
+    def __init__(self, message: str, *, code: str = "error", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
 
 
 @runtime_checkable
 class OrderSource(Protocol):
-    """Customers and their orders."""
+    """Customers, their orders, stock for exchanges, and address changes."""
 
     async def customer_by_phone(self, phone: str) -> Customer | None: ...
     async def customer_by_email(self, email: str) -> Customer | None: ...
     async def customer(self, customer_id: str) -> Customer | None: ...
     async def orders_of(self, customer_id: str) -> list[Order]: ...
     async def order(self, number: str) -> Order | None: ...
+    async def stock(self, sku: str) -> dict[str, int]:
+        """Units in stock per variant (e.g. {"S": 4, "M": 0})."""
+        ...
+
+    async def update_shipping_address(
+        self, number: str, address: Address, *, idempotency_key: str
+    ) -> Order:
+        """Change where an unshipped order goes; raises ProviderError once it has shipped."""
+        ...
 
 
 @runtime_checkable
@@ -33,10 +78,90 @@ class Tracking(Protocol):
 
 
 @runtime_checkable
+class Deliveries(Protocol):
+    """Acting on a shipment: reschedule a failed delivery, redirect, open a carrier claim."""
+
+    async def reschedule(self, order_number: str, day: date, *, idempotency_key: str) -> date: ...
+    async def redirect(self, order_number: str, address: Address, *, idempotency_key: str) -> str:
+        """Ask the carrier to redirect a shipped parcel; returns the request id."""
+        ...
+
+    async def open_claim(self, order_number: str, kind: str, *, idempotency_key: str) -> str:
+        """A lost or damaged parcel claim (`kind`: "lost", "damaged"); returns the claim id."""
+        ...
+
+
+@runtime_checkable
+class Coupons(Protocol):
+    """Discount codes."""
+
+    async def coupon(self, code: str) -> Coupon | None: ...
+    async def check(self, code: str, customer_id: str | None, order: Order | None) -> CouponCheck:
+        """Whether `code` applies for this customer (and order), and why not."""
+        ...
+
+    async def active_codes(self) -> list[str]: ...
+
+
+@runtime_checkable
+class Returns(Protocol):
+    """Return authorizations and their labels."""
+
+    async def create(
+        self,
+        order_number: str,
+        line_ids: list[str],
+        reason_code: str,
+        resolution: str,
+        *,
+        idempotency_key: str,
+        exchange_variant: str | None = None,
+    ) -> ReturnAuthorization: ...
+    async def label(self, rma: str, *, idempotency_key: str) -> Label: ...
+    async def returns_of(self, order_number: str) -> list[ReturnAuthorization]: ...
+    async def receive(self, rma: str) -> ReturnAuthorization:
+        """The warehouse has the parcel."""
+        ...
+
+
+@runtime_checkable
+class Refunds(Protocol):
+    """Money back, to the original payment method only, once per order line ever."""
+
+    async def refund(
+        self,
+        order_number: str,
+        line_id: str,
+        amount_cents: int,
+        *,
+        idempotency_key: str,
+        reason: str,
+    ) -> Refund: ...
+    async def refunds_of(self, order_number: str) -> list[Refund]: ...
+
+
+@runtime_checkable
 class Messenger(Protocol):
     """Text messages to customers. Returns the provider's message id."""
 
     async def send_sms(self, to: str, body: str, *, idempotency_key: str) -> str: ...
+
+
+@runtime_checkable
+class Helpdesk(Protocol):
+    """Tickets for people."""
+
+    async def create_ticket(
+        self,
+        subject: str,
+        body: str,
+        *,
+        requester_phone: str | None,
+        requester_email: str | None,
+        tags: list[str],
+        priority: str,
+        idempotency_key: str,
+    ) -> Ticket: ...
 
 
 @runtime_checkable
@@ -55,3 +180,10 @@ class Services:
     messenger: Messenger
     events: EventSink
     shop_name: str = "the shop"
+    coupons: Coupons | None = None
+    returns: Returns | None = None
+    refunds: Refunds | None = None
+    helpdesk: Helpdesk | None = None
+    deliveries: Deliveries | None = None
+    human_number: str = "+18005550199"
+    timezone: tzinfo = UTC
