@@ -426,25 +426,19 @@ class CallSession:
 
     async def _brain(self) -> None:
         assert self.agent is not None
-        try:
-            await self._reply_with(self.agent.start(), input_ms=0, timing=None)
-            while self.end_reason is None:
-                item = await self._inputs.get()
-                self._brain_busy = True
-                try:
-                    await self._process(item)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("call %s: failed to handle %s", self._sid, type(item).__name__)
-                    await self._say_directly(APOLOGY)
-                finally:
-                    self._brain_busy = False
-            if self.end_reason is not None:
-                await self._finish_speaking()
-                self._done.set()
-        except asyncio.CancelledError:
-            raise
+        await self._reply_with(self.agent.start(), input_ms=0, timing=None)
+        while self.end_reason is None:
+            item = await self._inputs.get()
+            self._brain_busy = True
+            try:
+                await self._process(item)
+            except Exception:  # one bad turn must not leave the caller in dead air
+                log.exception("call %s: failed to handle %s", self._sid, type(item).__name__)
+                await self._say_directly(APOLOGY)
+            finally:
+                self._brain_busy = False
+        await self._finish_speaking()
+        self._done.set()
 
     @property
     def _sid(self) -> str:

@@ -200,3 +200,23 @@ async def test_caller_hangup_records_the_end(tmp_path):
     assert h.agent.ended == "caller_hangup"
     assert h.store.call("CA1")["end_reason"] == "caller_hangup"
     assert all(t.done() for t in h.session._tasks)
+
+
+async def test_a_failing_turn_is_apologised_for_and_the_call_goes_on(tmp_path):
+    h = Harness(tmp_path)
+
+    class FragileAgent(EchoAgent):
+        async def hear(self, text, confidence):
+            if text == "boom":
+                raise RuntimeError("order system exploded")
+            async for event in super().hear(text, confidence):
+                yield event
+
+    h.agent = FragileAgent()
+    h.session.deps.make_agent = lambda i, e: h.agent
+    await h.start()
+    h.put(twilio.build_inject("boom", 100))
+    await until(lambda: any("went wrong" in s for s in h.tts.spoken))
+    h.put(twilio.build_inject("hello again", 200))
+    await until(lambda: "You said hello again." in h.tts.spoken)
+    await h.finish()
