@@ -1,10 +1,18 @@
-"""The embedded demo shop: customers, orders, shipments, coupons, returns and SMS in SQL.
+"""The embedded demo shop: every capability of `integrations.protocols`, in SQL.
 
 Everything the agent needs to run without any provider: SQLAlchemy Core tables on their own
 `metadata` (names prefixed `shop_`, portable to SQLite and PostgreSQL), `seed()` which writes the
 demo data of DESIGN.md ("The demo shop") with dates relative to the day it runs, and classes
-implementing the protocols of `integrations.protocols` over a sync `Engine`. Each async method
-runs its query in a worker thread so the event loop keeps streaming audio.
+implementing the protocols over a sync `Engine`: orders, tracking, deliveries, coupons, returns,
+refunds, SMS and helpdesk tickets. Each async method runs its queries in a worker thread so the
+event loop keeps streaming audio.
+
+Every method that changes something takes an `idempotency_key` and records it in the same
+transaction as the change, under a UNIQUE constraint: the same key twice does the thing once and
+returns the first result, even when the two calls race. Refusals are `ProviderError`s whose
+`code` says why ("not_found", "already_shipped", "charge_already_refunded", …). Policy (return
+windows, final sale, approval limits) is the dialog's; the shop only refuses what a real
+provider would, and never records two returns or two refunds for one order line.
 
 Datetimes are UTC and timezone-aware on the way in and out, whatever the database returns.
 """
@@ -12,11 +20,13 @@ Datetimes are UTC and timezone-aware on the way in and out, whatever the databas
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 from uuid import uuid4
 
@@ -30,6 +40,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -37,33 +48,63 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from integrations.models import Customer, Order, OrderLine, Shipment, ShipmentStatus, TrackingEvent
+from integrations.labels import DEV_LABEL_SECRET, EmbeddedLabels, LabelMaker, LabelPrinter
+from integrations.models import (
+    Address,
+    Coupon,
+    CouponCheck,
+    Customer,
+    Label,
+    Order,
+    OrderLine,
+    Refund,
+    ReturnAuthorization,
+    Shipment,
+    ShipmentStatus,
+    Ticket,
+    TrackingEvent,
+)
+from integrations.protocols import ProviderError
 
 __all__ = [
     "SUPPORT_LINE",
+    "DemoCoupons",
+    "DemoDeliveries",
+    "DemoHelpdesk",
     "DemoMessenger",
     "DemoOrders",
+    "DemoRefunds",
+    "DemoReturns",
     "DemoShop",
     "DemoTracking",
+    "ensure_schema",
     "metadata",
     "normalize_phone",
     "seed",
+    "shop_address_changes",
     "shop_coupon_uses",
     "shop_coupons",
     "shop_customers",
+    "shop_delivery_requests",
     "shop_order_lines",
     "shop_orders",
+    "shop_refunds",
+    "shop_return_lines",
     "shop_returns",
     "shop_shipments",
     "shop_sms",
     "shop_stock",
+    "shop_tickets",
     "shop_tracking_events",
     "tracking_url",
 ]
@@ -72,6 +113,7 @@ SUPPORT_LINE = "+18005550100"
 """The demo shop's support phone number (E.164)."""
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 
 def _utc_now() -> datetime:
@@ -86,6 +128,7 @@ metadata = MetaData()
 """The demo shop's tables, kept apart from the store's so each can be created on its own."""
 
 _UtcDateTime = DateTime(timezone=True)
+_KEY = String(200)  # idempotency keys
 
 shop_customers = Table(
     "shop_customers",
@@ -105,6 +148,15 @@ shop_orders = Table(
     Column("placed_at", _UtcDateTime, nullable=False),
     Column("fulfillment", String(16), nullable=False),
     Column("note", Text, nullable=False, default=""),
+    # The shipping address; all NULL when the order has none (a digital good).
+    Column("ship_line1", String(200), nullable=True),
+    Column("ship_line2", String(200), nullable=False, default=""),
+    Column("ship_city", String(100), nullable=True),
+    Column("ship_region", String(64), nullable=True),
+    Column("ship_postal_code", String(16), nullable=True),
+    Column("ship_country", String(2), nullable=True),
+    Column("payment_method", String(100), nullable=False, default=""),  # as said to a caller
+    Column("payment_ref", String(64), nullable=True),  # the payment provider's id
     CheckConstraint(
         "fulfillment IN ('unfulfilled', 'fulfilled', 'returned', 'refunded', 'cancelled')",
         name="ck_shop_orders_fulfillment",
@@ -116,6 +168,7 @@ shop_order_lines = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("order_number", ForeignKey("shop_orders.number"), nullable=False, index=True),
+    Column("line_id", String(48), nullable=False),  # "1001-1": what returns and refunds name
     Column("position", Integer, nullable=False),
     Column("sku", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -125,6 +178,7 @@ shop_order_lines = Table(
     Column("final_sale", Boolean, nullable=False, default=False),
     Column("variant", String(64), nullable=True),
     CheckConstraint("price_cents >= 0 AND quantity > 0", name="ck_shop_order_lines_amounts"),
+    UniqueConstraint("order_number", "line_id", name="uq_shop_order_lines_line_id"),
 )
 
 shop_shipments = Table(
@@ -180,26 +234,86 @@ shop_coupon_uses = Table(
     PrimaryKeyConstraint("code", "customer_id"),
 )
 
+_RETURN_STATUSES = (
+    "authorized",
+    "label_sent",
+    "in_transit",
+    "received",
+    "refunded",
+    "exchanged",
+    "closed",
+)
+_RESOLUTIONS = ("refund", "exchange", "store_credit")
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 shop_returns = Table(
     "shop_returns",
     metadata,
     Column("rma", String(32), primary_key=True),
     Column("order_number", ForeignKey("shop_orders.number"), nullable=False, index=True),
-    Column("sku", String(64), nullable=False),
-    Column("reason", String(200), nullable=False),
-    # "label_created" | "in_transit_to_warehouse" | "received" | "refunded"
-    Column("status", String(32), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("resolution", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("exchange_variant", String(64), nullable=True),
+    Column("idempotency_key", _KEY, nullable=True, unique=True),  # NULL for seeded returns
     Column("created_at", _UtcDateTime, nullable=False),
+    Column("label_url", Text, nullable=True),
+    Column("label_carrier", String(16), nullable=True),
     Column(
         "label_tracking_number",
         ForeignKey("shop_shipments.tracking_number"),
         nullable=True,
     ),
+    Column("label_expires_at", _UtcDateTime, nullable=True),
+    Column("label_idempotency_key", _KEY, nullable=True),
     Column("label_used_at", _UtcDateTime, nullable=True),
     Column("received_at", _UtcDateTime, nullable=True),
-    Column("refunded_at", _UtcDateTime, nullable=True),
-    Column("refund_cents", Integer, nullable=True),
-    Column("refund_method", String(32), nullable=True),  # "original_payment" | "store_credit"
+    CheckConstraint(_in("status", _RETURN_STATUSES), name="ck_shop_returns_status"),
+    CheckConstraint(_in("resolution", _RESOLUTIONS), name="ck_shop_returns_resolution"),
+)
+
+shop_return_lines = Table(
+    "shop_return_lines",
+    metadata,
+    Column("rma", ForeignKey("shop_returns.rma"), nullable=False),
+    Column("order_number", String(32), nullable=False),
+    Column("line_id", String(48), nullable=False),
+    PrimaryKeyConstraint("rma", "line_id"),
+    ForeignKeyConstraint(
+        ["order_number", "line_id"],
+        ["shop_order_lines.order_number", "shop_order_lines.line_id"],
+    ),
+    # A line is returned at most once, whatever the code above it does.
+    UniqueConstraint("order_number", "line_id", name="uq_shop_return_lines_once"),
+)
+
+shop_refunds = Table(
+    "shop_refunds",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "re_…", like a Stripe refund
+    Column("order_number", String(32), nullable=False, index=True),
+    Column("line_id", String(48), nullable=False),
+    Column("amount_cents", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("reason", String(200), nullable=False, default=""),
+    Column("payment_ref", String(64), nullable=True),  # the charge it went back to
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("created_at", _UtcDateTime, nullable=False),
+    Column("failure_reason", String(200), nullable=True),
+    ForeignKeyConstraint(
+        ["order_number", "line_id"],
+        ["shop_order_lines.order_number", "shop_order_lines.line_id"],
+    ),
+    CheckConstraint("amount_cents > 0", name="ck_shop_refunds_amount"),
+    CheckConstraint("method = 'original_payment'", name="ck_shop_refunds_method"),
+    CheckConstraint(_in("status", ("succeeded", "pending", "failed")), name="ck_shop_refunds_st"),
+    # Money goes back once per order line, ever: the database refuses a second refund.
+    UniqueConstraint("order_number", "line_id", name="uq_shop_refunds_once_per_line"),
 )
 
 shop_stock = Table(
@@ -211,6 +325,32 @@ shop_stock = Table(
     PrimaryKeyConstraint("sku", "variant"),
 )
 
+shop_address_changes = Table(
+    "shop_address_changes",
+    metadata,
+    Column("idempotency_key", _KEY, primary_key=True),
+    Column("order_number", ForeignKey("shop_orders.number"), nullable=False, index=True),
+    Column("address", Text, nullable=False),  # JSON of the new Address
+    Column("previous_address", Text, nullable=True),
+    Column("applied_at", _UtcDateTime, nullable=False),
+)
+
+shop_delivery_requests = Table(
+    "shop_delivery_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),  # "RSC-…", "RDR-…", "CLM-…"
+    Column("kind", String(16), nullable=False),
+    Column("order_number", ForeignKey("shop_orders.number"), nullable=False, index=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("day", Date, nullable=True),  # reschedule: the new delivery day
+    Column("address", Text, nullable=True),  # redirect: JSON of the new Address
+    Column("claim_kind", String(16), nullable=True),  # claim: "lost" | "damaged"
+    Column("created_at", _UtcDateTime, nullable=False),
+    CheckConstraint(_in("kind", ("reschedule", "redirect", "claim")), name="ck_shop_delivery_kind"),
+    # One claim of each kind per parcel; other requests have no claim_kind, and NULLs never clash.
+    UniqueConstraint("order_number", "kind", "claim_kind", name="uq_shop_delivery_one_claim"),
+)
+
 shop_sms = Table(
     "shop_sms",
     metadata,
@@ -219,12 +359,31 @@ shop_sms = Table(
     Column("id", String(34), nullable=False, unique=True),  # "SM" + 32 hex, like a Twilio SID
     Column("to", String(16), nullable=False),
     Column("body", Text, nullable=False),
-    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
     Column("created_at", _UtcDateTime, nullable=False),
 )
 
-# The outbox of texts already sent survives a reseed: a demo shop must never text twice.
-_SEEDED_TABLES = tuple(t for t in metadata.sorted_tables if t is not shop_sms)
+shop_tickets = Table(
+    "shop_tickets",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(16), nullable=False, unique=True),  # "T-10001"
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("requester_phone", String(32), nullable=True),
+    Column("requester_email", String(254), nullable=True),
+    Column("tags", Text, nullable=False, default="[]"),  # JSON list
+    Column("priority", String(8), nullable=False),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("idempotency_key", _KEY, nullable=False, unique=True),
+    Column("created_at", _UtcDateTime, nullable=False),
+)
+
+# What was sent to a customer or handed to a person survives a reseed: a demo shop must never
+# text twice, and a ticket someone may be working on must not vanish. These tables reference no
+# demo row, so the rest can be dropped and rebuilt around them.
+_KEPT_TABLES = (shop_sms, shop_tickets)
+_SEEDED_TABLES = tuple(t for t in metadata.sorted_tables if t not in _KEPT_TABLES)
 
 
 def _to_db(value: datetime) -> datetime:
@@ -319,15 +478,154 @@ def _compact_tracking_number(raw: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Addresses, ids and writing once
+# --------------------------------------------------------------------------------------------
+
+_US_ZIP = re.compile(r"[0-9]{5}(-[0-9]{4})?")
+
+
+def _checked_address(address: Address) -> Address:
+    """The address with its fields trimmed, or ProviderError("invalid_address")."""
+    clean = Address(
+        line1=address.line1.strip(),
+        line2=address.line2.strip(),
+        city=address.city.strip(),
+        region=address.region.strip().upper(),
+        postal_code=address.postal_code.strip(),
+        country=(address.country.strip() or "US").upper(),
+    )
+    missing = [name for name in ("line1", "city", "postal_code") if not getattr(clean, name)]
+    if missing:
+        raise ProviderError(f"address lacks {', '.join(missing)}", code="invalid_address")
+    if clean.country == "US" and not _US_ZIP.fullmatch(clean.postal_code):
+        raise ProviderError(f"not a US ZIP code: {clean.postal_code!r}", code="invalid_address")
+    return clean
+
+
+def _address_json(address: Address) -> str:
+    return json.dumps(
+        {
+            "line1": address.line1,
+            "line2": address.line2,
+            "city": address.city,
+            "region": address.region,
+            "postal_code": address.postal_code,
+            "country": address.country,
+        }
+    )
+
+
+def _address_columns(address: Address) -> dict[str, str]:
+    return {
+        "ship_line1": address.line1,
+        "ship_line2": address.line2,
+        "ship_city": address.city,
+        "ship_region": address.region,
+        "ship_postal_code": address.postal_code,
+        "ship_country": address.country,
+    }
+
+
+def _address_of(row: Row[Any]) -> Address | None:
+    if row.ship_line1 is None:
+        return None
+    return Address(
+        line1=row.ship_line1,
+        line2=row.ship_line2 or "",
+        city=row.ship_city or "",
+        region=row.ship_region or "",
+        postal_code=row.ship_postal_code or "",
+        country=row.ship_country or "US",
+    )
+
+
+def _require_key(idempotency_key: str) -> None:
+    if not idempotency_key:
+        raise ValueError("a change needs an idempotency_key")
+
+
+_ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _provider_id(prefix: str, seed_text: str | None = None, length: int = 24) -> str:
+    """An id shaped like a payment provider's ("pi_…", "re_…"): from `seed_text` when given,
+    so seeded data is the same every time, else random."""
+    digest = hashlib.sha256((seed_text if seed_text is not None else uuid4().hex).encode())
+    number = int.from_bytes(digest.digest(), "big")
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, len(_ALPHANUMERIC))
+        chars.append(_ALPHANUMERIC[digit])
+    return prefix + "".join(chars)
+
+
+def _next_id(conn: Connection, column: Column[Any], prefix: str, first: int) -> str:
+    """The next sequential id after the largest one of the form `{prefix}{number}`.
+
+    Two writers may pick the same id; the primary key refuses the second and `_write_once`
+    tries it again, so numbers stay short enough to read out on the phone.
+    """
+    taken = conn.execute(select(column).where(column.like(f"{prefix}%"))).scalars()
+    numbers = [int(rest) for rest in (t[len(prefix) :] for t in taken) if rest.isdigit()]
+    return f"{prefix}{max(numbers, default=first - 1) + 1}"
+
+
+_WRITE_ATTEMPTS = 8
+
+
+def _write_once(
+    engine: Engine,
+    find: Callable[[Connection], _T | None],
+    write: Callable[[Connection], _T],
+) -> _T:
+    """The result already recorded under an idempotency key (`find`), or `write` it.
+
+    `write` runs in one transaction and may raise ProviderError to refuse. When a concurrent
+    writer wins a race for the same key, id or order line, the database's UNIQUE constraints
+    refuse ours, and looking again finds theirs (or the refusal that now applies).
+    """
+    for _ in range(_WRITE_ATTEMPTS):
+        with engine.connect() as conn:
+            found = find(conn)
+        if found is not None:
+            return found
+        try:
+            with engine.begin() as conn:
+                return write(conn)
+        except IntegrityError:
+            continue
+        except ProviderError:
+            # The refusal may be of what a concurrent call with this very key just did
+            # ("already refunded" by ourselves): then that result is ours too.
+            with engine.connect() as conn:
+                found = find(conn)
+            if found is None:
+                raise
+            return found
+    raise ProviderError("too many concurrent writers; try again", code="conflict", retryable=True)
+
+
+def _key_reused(what: str) -> ProviderError:
+    return ProviderError(
+        f"this idempotency key was already used for {what}", code="idempotency_key_reused"
+    )
+
+
+def _order_number(raw: str) -> str:
+    return raw.strip().lstrip("#").strip()
+
+
+# --------------------------------------------------------------------------------------------
 # Protocol implementations
 # --------------------------------------------------------------------------------------------
 
 
 class DemoOrders:
-    """`OrderSource` over the demo shop's tables."""
+    """`OrderSource` over the demo shop's tables: customers, orders, stock, address changes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
         self._engine = engine
+        self._clock = clock
 
     async def customer_by_phone(self, phone: str) -> Customer | None:
         """The customer with this phone number, written any common way."""
@@ -354,30 +652,125 @@ class DemoOrders:
 
     async def order(self, number: str) -> Order | None:
         """The order with this number ("1001" or "#1001"), or None."""
-        key = number.strip().lstrip("#").strip()
+        key = _order_number(number)
         if not key:
             return None
         found = await asyncio.to_thread(self._orders_where, shop_orders.c.number == key)
         return found[0] if found else None
 
+    async def stock(self, sku: str) -> dict[str, int]:
+        """Units on hand per variant of `sku` ({"S": 4, "M": 2, …}); {} for an unknown SKU."""
+        return await asyncio.to_thread(self._stock, sku)
+
+    async def update_shipping_address(
+        self, number: str, address: Address, *, idempotency_key: str
+    ) -> Order:
+        """Send an unshipped order to `address` and return the order as it now stands.
+
+        Refuses with ProviderError: "not_found" for an unknown order, "already_shipped" once it
+        has left the warehouse ("cancelled" for a cancelled one), "invalid_address" for an
+        address a carrier could not deliver to. The same key again returns the order without
+        changing it a second time.
+        """
+        _require_key(idempotency_key)
+        key = _order_number(number)
+        clean = _checked_address(address)
+        return await asyncio.to_thread(self._update_address, key, clean, idempotency_key)
+
+    def _stock(self, sku: str) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(shop_stock.c.variant, shop_stock.c.on_hand)
+                .where(shop_stock.c.sku == sku)
+                .order_by(shop_stock.c.variant)
+            ).all()
+        return {row.variant: row.on_hand for row in rows}
+
+    def _update_address(self, number: str, address: Address, key: str) -> Order:
+        def find(conn: Connection) -> str | None:
+            applied_to = conn.execute(
+                select(shop_address_changes.c.order_number).where(
+                    shop_address_changes.c.idempotency_key == key
+                )
+            ).scalar_one_or_none()
+            if applied_to is not None and applied_to != number:
+                raise _key_reused(f"order {applied_to}")
+            return applied_to
+
+        def write(conn: Connection) -> str:
+            row = conn.execute(select(shop_orders).where(shop_orders.c.number == number)).first()
+            if row is None:
+                raise ProviderError(f"no order {number!r}", code="not_found")
+            if row.fulfillment == "cancelled":
+                raise ProviderError(f"order {number} was cancelled", code="cancelled")
+            if row.fulfillment != "unfulfilled":
+                raise ProviderError(f"order {number} has already shipped", code="already_shipped")
+            previous = _address_of(row)
+            conn.execute(
+                shop_address_changes.insert(),
+                {
+                    "idempotency_key": key,
+                    "order_number": number,
+                    "address": _address_json(address),
+                    "previous_address": _address_json(previous) if previous else None,
+                    "applied_at": _to_db(self._clock()),
+                },
+            )
+            # Only while it is still unfulfilled: a shipment recorded meanwhile wins.
+            changed = conn.execute(
+                shop_orders.update()
+                .where(shop_orders.c.number == number, shop_orders.c.fulfillment == "unfulfilled")
+                .values(**_address_columns(address))
+            )
+            if changed.rowcount != 1:
+                raise ProviderError(f"order {number} has already shipped", code="already_shipped")
+            return number
+
+        _write_once(self._engine, find, write)
+        (order,) = self._orders_where(shop_orders.c.number == number)
+        return order
+
     def _customer_where(self, condition: ColumnElement[bool]) -> Customer | None:
         with self._engine.connect() as conn:
-            row = conn.execute(select(shop_customers).where(condition)).first()
-        if row is None:
-            return None
-        return Customer(id=row.id, name=row.name, phone=row.phone, email=row.email, zip=row.zip)
+            row = conn.execute(select(shop_customers.c.id).where(condition)).first()
+            return None if row is None else _customer_of(conn, row.id)
 
     def _orders_where(self, condition: ColumnElement[bool]) -> list[Order]:
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(shop_orders)
-                .where(condition)
-                .order_by(shop_orders.c.placed_at.desc(), shop_orders.c.number.desc())
-            ).all()
-            numbers = [row.number for row in rows]
-            lines = _lines_by_order(conn, numbers)
-            shipments = _outbound_shipments_by_order(conn, numbers)
-        return [_order(row, lines.get(row.number, ()), shipments.get(row.number)) for row in rows]
+            return _orders_where(conn, condition)
+
+
+def _orders_where(conn: Connection, condition: ColumnElement[bool]) -> list[Order]:
+    """Orders matching `condition`, newest first, with their lines and outbound shipment."""
+    rows = conn.execute(
+        select(shop_orders)
+        .where(condition)
+        .order_by(shop_orders.c.placed_at.desc(), shop_orders.c.number.desc())
+    ).all()
+    numbers = [row.number for row in rows]
+    lines = _lines_by_order(conn, numbers)
+    shipments = _outbound_shipments_by_order(conn, numbers)
+    return [_order(row, lines.get(row.number, ()), shipments.get(row.number)) for row in rows]
+
+
+def _order_or_none(conn: Connection, number: str) -> Order | None:
+    found = _orders_where(conn, shop_orders.c.number == number)
+    return found[0] if found else None
+
+
+def _existing_order(conn: Connection, number: str) -> Order:
+    """The order, or ProviderError("not_found")."""
+    order = _order_or_none(conn, number)
+    if order is None:
+        raise ProviderError(f"no order {number!r}", code="not_found")
+    return order
+
+
+def _customer_of(conn: Connection, customer_id: str) -> Customer | None:
+    row = conn.execute(select(shop_customers).where(shop_customers.c.id == customer_id)).first()
+    if row is None:
+        return None
+    return Customer(id=row.id, name=row.name, phone=row.phone, email=row.email, zip=row.zip)
 
 
 def _lines_by_order(conn: Connection, numbers: Sequence[str]) -> dict[str, tuple[OrderLine, ...]]:
@@ -399,6 +792,7 @@ def _lines_by_order(conn: Connection, numbers: Sequence[str]) -> dict[str, tuple
                 quantity=row.quantity,
                 final_sale=bool(row.final_sale),
                 variant=row.variant,
+                line_id=row.line_id,
             )
         )
     return {number: tuple(lines) for number, lines in grouped.items()}
@@ -430,6 +824,9 @@ def _order(row: Row[Any], lines: tuple[OrderLine, ...], shipment: Row[Any] | Non
         tracking_number=shipment.tracking_number if shipment else None,
         shipped_at=_from_db_or_none(shipment.shipped_at) if shipment else None,
         delivered_at=_from_db_or_none(shipment.delivered_at) if shipment else None,
+        shipping_address=_address_of(row),
+        payment_method=row.payment_method,
+        payment_ref=row.payment_ref,
     )
 
 
@@ -566,17 +963,921 @@ class DemoMessenger:
             ).scalar_one_or_none()
 
 
-class DemoShop:
-    """The demo shop's capabilities over one engine: `.orders`, `.tracking`, `.messenger`."""
+def _outbound_shipment(conn: Connection, number: str) -> Row[Any] | None:
+    return _outbound_shipments_by_order(conn, [number]).get(number)
+
+
+def _scans(conn: Connection, tracking_number: str) -> list[TrackingEvent]:
+    rows = conn.execute(
+        select(shop_tracking_events)
+        .where(shop_tracking_events.c.tracking_number == tracking_number)
+        .order_by(shop_tracking_events.c.at, shop_tracking_events.c.id)
+    ).all()
+    return [_tracking_event(row) for row in rows]
+
+
+def _add_scan(
+    conn: Connection,
+    tracking_number: str,
+    at: datetime,
+    status: ShipmentStatus,
+    description: str,
+    location: str,
+) -> None:
+    conn.execute(
+        shop_tracking_events.insert(),
+        {
+            "tracking_number": tracking_number,
+            "at": _to_db(at),
+            "status": status.value,
+            "description": description,
+            "location": location,
+        },
+    )
+
+
+def _spoken_day(day: date) -> str:
+    return f"{day:%A, %B} {day.day}"
+
+
+# A parcel after a failed attempt waits at the local depot; carriers hold it about a week, and
+# the demo is a little more generous so a caller can pick any day of the next two weeks.
+_RESCHEDULE_HORIZON = timedelta(days=14)
+_CLAIM_KINDS = frozenset({"lost", "damaged"})
+# Id prefix and first number of each kind of delivery request; claim ids are read to callers.
+_REQUEST_IDS = {
+    "reschedule": ("RSC-", 40001),
+    "redirect": ("RDR-", 60001),
+    "claim": ("CLM-", 70001),
+}
+
+
+class DemoDeliveries:
+    """`Deliveries` over the demo shop's shipments, as a carrier's API would answer.
+
+    A reschedule is possible only after a failed delivery attempt and before delivery; it moves
+    the shipment's ETA and adds a scan, so tracking tells the new day. A redirect needs a parcel
+    that is moving and not yet delivered. A claim ("lost" or "damaged") needs a shipped parcel,
+    and a damaged one a delivered parcel; one claim of each kind per order, so asking again
+    returns the open claim. Every request is recorded in `shop_delivery_requests`.
+    """
 
     def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def reschedule(self, order_number: str, day: date, *, idempotency_key: str) -> date:
+        """Ask for another delivery attempt on `day`; returns the day the carrier agreed.
+
+        Refuses with ProviderError "not_found", "not_reschedulable" (no failed attempt, or
+        already delivered) or "invalid_date" (in the past, or more than two weeks out).
+        """
+        _require_key(idempotency_key)
+        number = _order_number(order_number)
+        return await asyncio.to_thread(self._reschedule, number, day, idempotency_key)
+
+    async def redirect(self, order_number: str, address: Address, *, idempotency_key: str) -> str:
+        """Ask the carrier to deliver a moving parcel to `address`; returns the request id.
+
+        Refuses with ProviderError "not_found", "not_shipped" (change the order's address
+        instead), "already_delivered" or "invalid_address".
+        """
+        _require_key(idempotency_key)
+        number, clean = _order_number(order_number), _checked_address(address)
+        return await asyncio.to_thread(self._redirect, number, clean, idempotency_key)
+
+    async def open_claim(self, order_number: str, kind: str, *, idempotency_key: str) -> str:
+        """Open a carrier claim for a lost or damaged parcel; returns its id, "CLM-…".
+
+        Refuses with ProviderError "not_found", "not_shipped" or, for "damaged", "not_delivered".
+        """
+        _require_key(idempotency_key)
+        if kind not in _CLAIM_KINDS:
+            raise ValueError(f"claim kind {kind!r}; known: {sorted(_CLAIM_KINDS)}")
+        number = _order_number(order_number)
+        return await asyncio.to_thread(self._open_claim, number, kind, idempotency_key)
+
+    def _find(self, key: str, kind: str, number: str) -> Callable[[Connection], Row[Any] | None]:
+        def find(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(
+                select(shop_delivery_requests).where(
+                    shop_delivery_requests.c.idempotency_key == key
+                )
+            ).first()
+            if row is not None and (row.kind, row.order_number) != (kind, number):
+                raise _key_reused(f"{row.kind} {row.id} of order {row.order_number}")
+            return row
+
+        return find
+
+    def _record(self, conn: Connection, kind: str, number: str, key: str, **data: Any) -> str:
+        prefix, first = _REQUEST_IDS[kind]
+        request_id = _next_id(conn, shop_delivery_requests.c.id, prefix, first)
+        conn.execute(
+            shop_delivery_requests.insert(),
+            {
+                "id": request_id,
+                "kind": kind,
+                "order_number": number,
+                "idempotency_key": key,
+                "created_at": _to_db(self._clock()),
+                **data,
+            },
+        )
+        return request_id
+
+    def _reschedule(self, number: str, day: date, key: str) -> date:
+        def write(conn: Connection) -> date:
+            _existing_order(conn, number)
+            shipment = _outbound_shipment(conn, number)
+            if shipment is None or shipment.delivered_at is not None:
+                state = "has not shipped" if shipment is None else "was delivered"
+                raise ProviderError(f"order {number} {state}", code="not_reschedulable")
+            scans = _scans(conn, shipment.tracking_number)
+            failed = [s for s in scans if s.status is ShipmentStatus.FAILED_ATTEMPT]
+            if not failed:
+                raise ProviderError(
+                    f"order {number} has had no failed delivery attempt", code="not_reschedulable"
+                )
+            now = self._clock()
+            today = now.astimezone(UTC).date()
+            if not today <= day <= today + _RESCHEDULE_HORIZON:
+                raise ProviderError(f"cannot deliver on {day.isoformat()}", code="invalid_date")
+            self._record(conn, "reschedule", number, key, day=day)
+            conn.execute(
+                shop_shipments.update()
+                .where(shop_shipments.c.tracking_number == shipment.tracking_number)
+                .values(eta=day)
+            )
+            # Listed after the failed attempt even if the clock lags the carrier's.
+            at = max(now, scans[-1].at + timedelta(minutes=1))
+            _add_scan(
+                conn,
+                shipment.tracking_number,
+                at,
+                ShipmentStatus.IN_TRANSIT,
+                f"Delivery rescheduled at the customer's request for {_spoken_day(day)}",
+                failed[-1].location,
+            )
+            return day
+
+        find = self._find(key, "reschedule", number)
+        return _write_once(self._engine, lambda conn: _day_or_none(find(conn)), write)
+
+    def _redirect(self, number: str, address: Address, key: str) -> str:
+        def write(conn: Connection) -> str:
+            _existing_order(conn, number)
+            shipment = _outbound_shipment(conn, number)
+            if shipment is None or shipment.shipped_at is None:
+                raise ProviderError(f"order {number} has not shipped yet", code="not_shipped")
+            if shipment.delivered_at is not None:
+                raise ProviderError(f"order {number} was delivered", code="already_delivered")
+            return self._record(conn, "redirect", number, key, address=_address_json(address))
+
+        find = self._find(key, "redirect", number)
+        return _write_once(self._engine, lambda conn: _id_or_none(find(conn)), write)
+
+    def _open_claim(self, number: str, kind: str, key: str) -> str:
+        find = self._find(key, "claim", number)
+
+        def write(conn: Connection) -> str:
+            _existing_order(conn, number)
+            shipment = _outbound_shipment(conn, number)
+            if shipment is None or shipment.shipped_at is None:
+                raise ProviderError(f"order {number} has not shipped", code="not_shipped")
+            if kind == "damaged" and shipment.delivered_at is None:
+                raise ProviderError(f"order {number} was not delivered", code="not_delivered")
+            already = conn.execute(
+                select(shop_delivery_requests.c.id).where(
+                    shop_delivery_requests.c.order_number == number,
+                    shop_delivery_requests.c.kind == "claim",
+                    shop_delivery_requests.c.claim_kind == kind,
+                )
+            ).scalar()
+            if already is not None:
+                return already
+            return self._record(conn, "claim", number, key, claim_kind=kind)
+
+        return _write_once(self._engine, lambda conn: _id_or_none(find(conn)), write)
+
+
+def _id_or_none(row: Row[Any] | None) -> str | None:
+    return None if row is None else row.id
+
+
+def _day_or_none(row: Row[Any] | None) -> date | None:
+    return None if row is None else row.day
+
+
+class DemoCoupons:
+    """`Coupons` over `shop_coupons` and the record of who used which (`shop_coupon_uses`).
+
+    A check only reads; codes are matched ignoring case and surrounding spaces. Reasons are
+    tried in this order, the first that applies wins: "unknown", "inactive", "expired",
+    "already_used" (a single-use code this customer has used), "first_order_only" (the customer
+    has, or with `order` would have, more than one order), "minimum_spend" (the order's subtotal
+    is below the code's minimum; reaching it exactly qualifies), then "ok". What needs a customer
+    or an order is not checked without one.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def coupon(self, code: str) -> Coupon | None:
+        """The coupon with this code, or None."""
+        return await asyncio.to_thread(self._coupon, code.strip().upper())
+
+    async def active_codes(self) -> list[str]:
+        """Codes a customer could use today, alphabetically."""
+        return await asyncio.to_thread(self._active_codes)
+
+    async def check(self, code: str, customer_id: str | None, order: Order | None) -> CouponCheck:
+        """Whether `code` applies for this customer and order, why not, and what it takes off.
+
+        `discount_cents` is the percentage of the order's subtotal, or the fixed amount (never
+        more than the subtotal); free shipping takes nothing off the items, so 0 with `valid`.
+        """
+        return await asyncio.to_thread(self._check, code.strip().upper(), customer_id, order)
+
+    def _coupon(self, code: str) -> Coupon | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(shop_coupons).where(shop_coupons.c.code == code)).first()
+        return None if row is None else _coupon(row)
+
+    def _active_codes(self) -> list[str]:
+        now = _to_db(self._clock())
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(shop_coupons.c.code)
+                    .where(
+                        shop_coupons.c.active.is_(True),
+                        (shop_coupons.c.expires_at.is_(None)) | (shop_coupons.c.expires_at > now),
+                    )
+                    .order_by(shop_coupons.c.code)
+                ).scalars()
+            )
+
+    def _check(self, code: str, customer_id: str | None, order: Order | None) -> CouponCheck:
+        coupon = self._coupon(code) if code else None
+        if coupon is None:
+            return CouponCheck(code=code, valid=False, reason="unknown")
+        who = customer_id or (order.customer_id if order else None)
+        reason = self._refusal(coupon, who, order)
+        if reason is not None:
+            return CouponCheck(code=code, valid=False, reason=reason, coupon=coupon)
+        discount = _discount(coupon, order.total_cents) if order else 0
+        return CouponCheck(
+            code=code, valid=True, reason="ok", coupon=coupon, discount_cents=discount
+        )
+
+    def _refusal(self, coupon: Coupon, who: str | None, order: Order | None) -> str | None:
+        if not coupon.active:
+            return "inactive"
+        if coupon.expires_at is not None and coupon.expires_at <= self._clock():
+            return "expired"
+        if who is not None and (coupon.single_use or coupon.first_order_only):
+            with self._engine.connect() as conn:
+                if coupon.single_use and _used(conn, coupon.code, who):
+                    return "already_used"
+                if coupon.first_order_only and not _first_order(conn, who, order):
+                    return "first_order_only"
+        if order is not None and order.total_cents < coupon.min_subtotal_cents:
+            return "minimum_spend"
+        return None
+
+
+def _coupon(row: Row[Any]) -> Coupon:
+    return Coupon(
+        code=row.code,
+        kind=row.kind,
+        value=row.value,
+        active=bool(row.active),
+        min_subtotal_cents=row.min_subtotal_cents,
+        first_order_only=bool(row.first_order_only),
+        single_use=bool(row.single_use),
+        expires_at=_from_db_or_none(row.expires_at),
+    )
+
+
+def _used(conn: Connection, code: str, customer_id: str) -> bool:
+    return (
+        conn.execute(
+            select(shop_coupon_uses.c.code).where(
+                shop_coupon_uses.c.code == code, shop_coupon_uses.c.customer_id == customer_id
+            )
+        ).first()
+        is not None
+    )
+
+
+def _first_order(conn: Connection, customer_id: str, order: Order | None) -> bool:
+    numbers = set(
+        conn.execute(
+            select(shop_orders.c.number).where(shop_orders.c.customer_id == customer_id)
+        ).scalars()
+    )
+    if order is not None:
+        numbers.add(order.number)
+    return len(numbers) <= 1
+
+
+def _discount(coupon: Coupon, subtotal_cents: int) -> int:
+    if coupon.kind == "percent":
+        return (subtotal_cents * coupon.value + 50) // 100  # half a cent rounds up
+    if coupon.kind == "amount":
+        return min(coupon.value, subtotal_cents)
+    return 0
+
+
+@dataclass(frozen=True)
+class _LabelJob:
+    """What a label maker needs for one RMA."""
+
+    rma: ReturnAuthorization
+    order: Order
+    customer: Customer | None
+
+
+class DemoReturns:
+    """`Returns` over `shop_returns`: RMAs, their labels (from a `LabelMaker`), their receipt.
+
+    Policy (windows, final sale) is the dialog's to apply; this store refuses only what no shop
+    could do: a return for an unknown order or line ("not_found"), a second return of a line
+    ("already_returned", enforced by a UNIQUE constraint), or an exchange for a size that is out
+    of stock ("out_of_stock"; an exchange reserves one unit of `exchange_variant`).
+    """
+
+    def __init__(self, engine: Engine, labels: LabelMaker, clock: Clock = _utc_now) -> None:
+        self._engine = engine
+        self._labels = labels
+        self._clock = clock
+
+    async def create(
+        self,
+        order_number: str,
+        line_ids: list[str],
+        reason_code: str,
+        resolution: str,
+        *,
+        idempotency_key: str,
+        exchange_variant: str | None = None,
+    ) -> ReturnAuthorization:
+        """Authorize the return of `line_ids` ("1005-1", …); the same key returns the same RMA."""
+        _require_key(idempotency_key)
+        if resolution not in _RESOLUTIONS:
+            raise ValueError(f"resolution {resolution!r}; known: {list(_RESOLUTIONS)}")
+        lines = list(dict.fromkeys(line_ids))
+        if not lines:
+            raise ValueError("a return needs at least one order line")
+        request = _ReturnRequest(
+            _order_number(order_number),
+            tuple(lines),
+            reason_code.strip() or "unspecified",
+            resolution,
+            exchange_variant if resolution == "exchange" else None,
+            idempotency_key,
+        )
+        return await asyncio.to_thread(self._create, request)
+
+    async def label(self, rma: str, *, idempotency_key: str) -> Label:
+        """The return label of `rma`, made once and marked sent ("label_sent").
+
+        Asking again returns the same label; an expired link is replaced by a fresh one. Once the
+        parcel is on its way ProviderError("label_used"); unknown RMA ProviderError("not_found").
+        """
+        _require_key(idempotency_key)
+        job = await asyncio.to_thread(self._label_job, rma, idempotency_key)
+        if isinstance(job, Label):
+            return job
+        label = await self._labels.make(job.rma, job.order, job.customer)
+        return await asyncio.to_thread(self._record_label, job, label, idempotency_key)
+
+    async def returns_of(self, order_number: str) -> list[ReturnAuthorization]:
+        """The order's returns, oldest first."""
+        return await asyncio.to_thread(self._returns_of, _order_number(order_number))
+
+    async def receive(self, rma: str) -> ReturnAuthorization:
+        """The warehouse has the parcel: the RMA is "received" and its label shipment delivered.
+
+        Receiving twice changes nothing; a return already refunded or exchanged stays so.
+        """
+        return await asyncio.to_thread(self._receive, rma)
+
+    async def label_pdf(self, rma: str) -> bytes | None:
+        """The printable label of an RMA that has one, when this shop's labels are drawn here.
+
+        None for an unknown RMA, one without a label, or a label maker that hosts its own PDFs.
+        The caller checks the link's signature first (`EmbeddedLabels.verify`).
+        """
+        if not isinstance(self._labels, LabelPrinter):
+            return None
+        job = await asyncio.to_thread(self._job_or_none, rma)
+        if job is None or job.rma.label is None:
+            return None
+        return await asyncio.to_thread(self._labels.pdf, job.rma, job.order, job.customer)
+
+    def _create(self, request: _ReturnRequest) -> ReturnAuthorization:
+        def find(conn: Connection) -> ReturnAuthorization | None:
+            row = conn.execute(
+                select(shop_returns).where(shop_returns.c.idempotency_key == request.key)
+            ).first()
+            if row is None:
+                return None
+            found = _return(conn, row)
+            if (found.order_number, set(found.line_ids)) != (request.order, set(request.lines)):
+                raise _key_reused(f"return {found.rma}")
+            return found
+
+        def write(conn: Connection) -> ReturnAuthorization:
+            order = _existing_order(conn, request.order)
+            by_id = {line.line_id: line for line in order.lines}
+            unknown = [line_id for line_id in request.lines if line_id not in by_id]
+            if unknown:
+                raise ProviderError(
+                    f"order {order.number} has no line {', '.join(unknown)}", code="not_found"
+                )
+            taken = conn.execute(
+                select(shop_return_lines.c.line_id, shop_return_lines.c.rma).where(
+                    shop_return_lines.c.order_number == order.number,
+                    shop_return_lines.c.line_id.in_(request.lines),
+                )
+            ).first()
+            if taken is not None:
+                raise ProviderError(
+                    f"line {taken.line_id} is already on return {taken.rma}",
+                    code="already_returned",
+                )
+            if request.exchange_variant:
+                _reserve(conn, [by_id[i] for i in request.lines], request.exchange_variant)
+            rma = _next_id(conn, shop_returns.c.rma, "RMA-", 50001)
+            conn.execute(
+                shop_returns.insert(),
+                {
+                    "rma": rma,
+                    "order_number": order.number,
+                    "reason_code": request.reason_code,
+                    "resolution": request.resolution,
+                    "status": "authorized",
+                    "exchange_variant": request.exchange_variant,
+                    "idempotency_key": request.key,
+                    "created_at": _to_db(self._clock()),
+                },
+            )
+            conn.execute(
+                shop_return_lines.insert(),
+                [{"rma": rma, "order_number": order.number, "line_id": i} for i in request.lines],
+            )
+            return _return(conn, _return_row(conn, rma))
+
+        return _write_once(self._engine, find, write)
+
+    def _job_or_none(self, rma: str) -> _LabelJob | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(shop_returns).where(shop_returns.c.rma == rma)).first()
+            if row is None:
+                return None
+            order = _existing_order(conn, row.order_number)
+            return _LabelJob(_return(conn, row), order, _customer_of(conn, order.customer_id))
+
+    def _label_job(self, rma: str, key: str) -> _LabelJob | Label:
+        """The label to hand back as it is, or what the label maker needs to make one."""
+        job = self._job_or_none(rma)
+        if job is None:
+            raise ProviderError(f"no return {rma!r}", code="not_found")
+        with self._engine.connect() as conn:
+            label_key = conn.execute(
+                select(shop_returns.c.label_idempotency_key).where(shop_returns.c.rma == rma)
+            ).scalar_one()
+        label, status = job.rma.label, job.rma.status
+        if label is not None and label_key == key:
+            return label
+        if status not in ("authorized", "label_sent"):
+            raise ProviderError(f"the label of {rma} has already been used", code="label_used")
+        if label is not None and label.url and not _expired(label, self._clock()):
+            return label
+        return job
+
+    def _record_label(self, job: _LabelJob, label: Label, key: str) -> Label:
+        rma, now = job.rma.rma, self._clock()
+        address = job.order.shipping_address
+        try:
+            with self._engine.begin() as conn:
+                known = conn.execute(
+                    select(shop_shipments.c.tracking_number).where(
+                        shop_shipments.c.tracking_number == label.tracking_number
+                    )
+                ).first()
+                if known is None:
+                    conn.execute(
+                        shop_shipments.insert(),
+                        {
+                            "tracking_number": label.tracking_number,
+                            "carrier": label.carrier,
+                            "order_number": job.order.number,
+                            "direction": "return",
+                        },
+                    )
+                    where = (
+                        f"{address.city}, {address.region}, {address.country}" if address else ""
+                    )
+                    _add_scan(
+                        conn,
+                        label.tracking_number,
+                        now,
+                        ShipmentStatus.PRE_TRANSIT,
+                        "Shipping Label Created",
+                        where,
+                    )
+                updated = conn.execute(
+                    shop_returns.update()
+                    .where(
+                        shop_returns.c.rma == rma,
+                        shop_returns.c.status.in_(("authorized", "label_sent")),
+                    )
+                    .values(
+                        status="label_sent",
+                        label_url=label.url,
+                        label_carrier=label.carrier,
+                        label_tracking_number=label.tracking_number,
+                        label_expires_at=None
+                        if label.expires_at is None
+                        else _to_db(label.expires_at),
+                        label_idempotency_key=key,
+                    )
+                )
+                if updated.rowcount != 1:
+                    raise ProviderError(
+                        f"the label of {rma} has already been used", code="label_used"
+                    )
+        except IntegrityError:
+            # A concurrent call recorded this label first; theirs is the one to hand out.
+            stored = self._job_or_none(rma)
+            if stored is None or stored.rma.label is None:
+                raise
+            return stored.rma.label
+        return label
+
+    def _returns_of(self, number: str) -> list[ReturnAuthorization]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(shop_returns)
+                .where(shop_returns.c.order_number == number)
+                .order_by(shop_returns.c.created_at, shop_returns.c.rma)
+            ).all()
+            return [_return(conn, row) for row in rows]
+
+    def _receive(self, rma: str) -> ReturnAuthorization:
+        now = self._clock()
+        with self._engine.begin() as conn:
+            row = conn.execute(select(shop_returns).where(shop_returns.c.rma == rma)).first()
+            if row is None:
+                raise ProviderError(f"no return {rma!r}", code="not_found")
+            if row.status in ("authorized", "label_sent", "in_transit"):
+                conn.execute(
+                    shop_returns.update()
+                    .where(shop_returns.c.rma == rma)
+                    .values(status="received", received_at=_to_db(now))
+                )
+                if row.label_tracking_number is not None:
+                    _mark_delivered(conn, row.label_tracking_number, now)
+            return _return(conn, _return_row(conn, rma))
+
+
+@dataclass(frozen=True)
+class _ReturnRequest:
+    order: str
+    lines: tuple[str, ...]
+    reason_code: str
+    resolution: str
+    exchange_variant: str | None
+    key: str
+
+
+def _expired(label: Label, now: datetime) -> bool:
+    return label.expires_at is not None and label.expires_at <= now
+
+
+def _reserve(conn: Connection, lines: Sequence[OrderLine], variant: str) -> None:
+    """Takes one unit of `variant` per line off stock, for SKUs whose stock the shop counts."""
+    for line in lines:
+        counted = conn.execute(
+            select(func.count()).select_from(shop_stock).where(shop_stock.c.sku == line.sku)
+        ).scalar_one()
+        if not counted:
+            continue
+        taken = conn.execute(
+            shop_stock.update()
+            .where(
+                shop_stock.c.sku == line.sku,
+                shop_stock.c.variant == variant,
+                shop_stock.c.on_hand > 0,
+            )
+            .values(on_hand=shop_stock.c.on_hand - 1)
+        )
+        if taken.rowcount != 1:
+            raise ProviderError(f"{line.name} in {variant} is out of stock", code="out_of_stock")
+
+
+def _mark_delivered(conn: Connection, tracking_number: str, now: datetime) -> None:
+    shipment = conn.execute(
+        select(shop_shipments).where(shop_shipments.c.tracking_number == tracking_number)
+    ).first()
+    if shipment is None or shipment.delivered_at is not None:
+        return
+    conn.execute(
+        shop_shipments.update()
+        .where(shop_shipments.c.tracking_number == tracking_number)
+        .values(
+            delivered_at=_to_db(now),
+            shipped_at=shipment.shipped_at if shipment.shipped_at is not None else _to_db(now),
+        )
+    )
+    _add_scan(conn, tracking_number, now, ShipmentStatus.DELIVERED, "Delivered, Dock", _WAREHOUSE)
+
+
+def _return_row(conn: Connection, rma: str) -> Row[Any]:
+    return conn.execute(select(shop_returns).where(shop_returns.c.rma == rma)).one()
+
+
+def _return(conn: Connection, row: Row[Any]) -> ReturnAuthorization:
+    line_ids = conn.execute(
+        select(shop_return_lines.c.line_id)
+        .where(shop_return_lines.c.rma == row.rma)
+        .order_by(shop_return_lines.c.line_id)
+    ).scalars()
+    label = None
+    if row.label_tracking_number is not None:
+        label = Label(
+            url=row.label_url or "",
+            carrier=row.label_carrier or "",
+            tracking_number=row.label_tracking_number,
+            expires_at=_from_db_or_none(row.label_expires_at),
+        )
+    return ReturnAuthorization(
+        rma=row.rma,
+        order_number=row.order_number,
+        line_ids=tuple(line_ids),
+        reason_code=row.reason_code,
+        resolution=row.resolution,
+        status=row.status,
+        created_at=_from_db(row.created_at),
+        label=label,
+        exchange_variant=row.exchange_variant,
+        received_at=_from_db_or_none(row.received_at),
+    )
+
+
+class DemoRefunds:
+    """`Refunds` over a ledger (`shop_refunds`) that holds at most one refund per order line.
+
+    The UNIQUE(order_number, line_id) constraint makes "once per line, ever" the database's
+    promise, not just this code's. Refunds go to the original payment method only; refusals are
+    ProviderError "not_found", "charge_already_refunded", "invalid_amount" (not above zero) and
+    "amount_too_large" (above the line's price times quantity). A refund of a received return's
+    line marks the return "refunded", and an order refunded in full becomes "refunded".
+    """
+
+    def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def refund(
+        self,
+        order_number: str,
+        line_id: str,
+        amount_cents: int,
+        *,
+        idempotency_key: str,
+        reason: str,
+    ) -> Refund:
+        """Refund `amount_cents` of one line; the same key returns the same refund."""
+        _require_key(idempotency_key)
+        number = _order_number(order_number)
+        return await asyncio.to_thread(
+            self._refund, number, line_id, amount_cents, idempotency_key, reason
+        )
+
+    async def refunds_of(self, order_number: str) -> list[Refund]:
+        """The order's refunds, oldest first."""
+        return await asyncio.to_thread(self._refunds_of, _order_number(order_number))
+
+    def _refund(self, number: str, line_id: str, amount: int, key: str, reason: str) -> Refund:
+        def find(conn: Connection) -> Refund | None:
+            row = conn.execute(
+                select(shop_refunds).where(shop_refunds.c.idempotency_key == key)
+            ).first()
+            if row is None:
+                return None
+            if (row.order_number, row.line_id, row.amount_cents) != (number, line_id, amount):
+                raise _key_reused(f"refund {row.id}")
+            return _refund(row)
+
+        def write(conn: Connection) -> Refund:
+            order = _existing_order(conn, number)
+            line = next((x for x in order.lines if x.line_id == line_id), None)
+            if line is None:
+                raise ProviderError(f"order {number} has no line {line_id!r}", code="not_found")
+            earlier = conn.execute(
+                select(shop_refunds.c.id).where(
+                    shop_refunds.c.order_number == number, shop_refunds.c.line_id == line_id
+                )
+            ).scalar()
+            if earlier is not None:
+                raise ProviderError(
+                    f"line {line_id} was already refunded ({earlier})",
+                    code="charge_already_refunded",
+                )
+            if amount <= 0:
+                raise ProviderError(f"refund of {amount} cents", code="invalid_amount")
+            limit = line.price_cents * line.quantity
+            if amount > limit:
+                raise ProviderError(
+                    f"refund of {amount} cents exceeds the line's {limit}", code="amount_too_large"
+                )
+            now = self._clock()
+            row = {
+                "id": _provider_id("re_"),
+                "order_number": number,
+                "line_id": line_id,
+                "amount_cents": amount,
+                "status": "succeeded",
+                "method": "original_payment",
+                "reason": reason,
+                "payment_ref": order.payment_ref,
+                "idempotency_key": key,
+                "created_at": _to_db(now),
+            }
+            conn.execute(shop_refunds.insert(), row)
+            _after_refund(conn, order, line_id)
+            return _refund(
+                conn.execute(select(shop_refunds).where(shop_refunds.c.id == row["id"])).one()
+            )
+
+        return _write_once(self._engine, find, write)
+
+    def _refunds_of(self, number: str) -> list[Refund]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(shop_refunds)
+                .where(shop_refunds.c.order_number == number)
+                .order_by(shop_refunds.c.created_at, shop_refunds.c.id)
+            ).all()
+        return [_refund(row) for row in rows]
+
+
+def _after_refund(conn: Connection, order: Order, line_id: str) -> None:
+    """What a refund settles: the received return of that line, and an order refunded in full."""
+    returns_of_line = select(shop_return_lines.c.rma).where(
+        shop_return_lines.c.order_number == order.number, shop_return_lines.c.line_id == line_id
+    )
+    conn.execute(
+        shop_returns.update()
+        .where(shop_returns.c.rma.in_(returns_of_line), shop_returns.c.status == "received")
+        .values(status="refunded")
+    )
+    refunded = dict(
+        conn.execute(
+            select(shop_refunds.c.line_id, shop_refunds.c.amount_cents).where(
+                shop_refunds.c.order_number == order.number
+            )
+        ).all()
+    )
+    if all(refunded.get(x.line_id) == x.price_cents * x.quantity for x in order.lines):
+        conn.execute(
+            shop_orders.update()
+            .where(shop_orders.c.number == order.number)
+            .values(fulfillment="refunded")
+        )
+
+
+def _refund(row: Row[Any]) -> Refund:
+    return Refund(
+        id=row.id,
+        order_number=row.order_number,
+        line_id=row.line_id,
+        amount_cents=row.amount_cents,
+        status=row.status,
+        created_at=_from_db(row.created_at),
+        method=row.method,
+        failure_reason=row.failure_reason,
+    )
+
+
+_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+class DemoHelpdesk:
+    """`Helpdesk` that files tickets in `shop_tickets` ("T-10001", …) for people to pick up.
+
+    Idempotent by key; tickets survive a reseed of the demo shop, as a real helpdesk's would.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def create_ticket(
+        self,
+        subject: str,
+        body: str,
+        *,
+        requester_phone: str | None,
+        requester_email: str | None,
+        tags: list[str],
+        priority: str,
+        idempotency_key: str,
+    ) -> Ticket:
+        """File a ticket; the same key returns the first ticket and files nothing new."""
+        _require_key(idempotency_key)
+        if not subject.strip():
+            raise ValueError("a ticket needs a subject")
+        if priority not in _PRIORITIES:
+            raise ValueError(f"priority {priority!r}; known: {list(_PRIORITIES)}")
+        phone = None
+        if requester_phone:
+            phone = normalize_phone(requester_phone) or requester_phone.strip()
+        row = {
+            "subject": subject.strip(),
+            "body": body,
+            "requester_phone": phone,
+            "requester_email": (requester_email or "").strip().lower() or None,
+            "tags": json.dumps(list(dict.fromkeys(tags))),
+            "priority": priority,
+            "status": "open",
+            "idempotency_key": idempotency_key,
+        }
+        return await asyncio.to_thread(self._create, row)
+
+    def tickets(self) -> list[dict[str, Any]]:
+        """Every ticket filed, oldest first, for operators and tests."""
+        columns = [c for c in shop_tickets.c if c.name != "seq"]
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(*columns).order_by(shop_tickets.c.seq)).all()
+        return [
+            {
+                **row._asdict(),
+                "tags": json.loads(row.tags),
+                "created_at": _from_db(row.created_at),
+            }
+            for row in rows
+        ]
+
+    def _create(self, values: dict[str, Any]) -> Ticket:
+        key = values["idempotency_key"]
+
+        def find(conn: Connection) -> Ticket | None:
+            row = conn.execute(
+                select(shop_tickets).where(shop_tickets.c.idempotency_key == key)
+            ).first()
+            return (
+                None if row is None else Ticket(id=row.id, subject=row.subject, status=row.status)
+            )
+
+        def write(conn: Connection) -> Ticket:
+            ticket_id = _next_id(conn, shop_tickets.c.id, "T-", 10001)
+            conn.execute(
+                shop_tickets.insert(),
+                {**values, "id": ticket_id, "created_at": _to_db(self._clock())},
+            )
+            return Ticket(id=ticket_id, subject=values["subject"], status="open")
+
+        return _write_once(self._engine, find, write)
+
+
+class DemoShop:
+    """Every capability of the demo shop over one engine.
+
+    `.orders` `.tracking` `.deliveries` `.coupons` `.returns` `.refunds` `.messenger`
+    `.helpdesk`, and `.labels`, the label maker returns use: by default `EmbeddedLabels` signed
+    with the public development secret and linking to http://localhost:8080 — a server passes
+    its own.
+    """
+
+    def __init__(
+        self, engine: Engine, clock: Clock = _utc_now, labels: LabelMaker | None = None
+    ) -> None:
         self.engine = engine
-        self.orders = DemoOrders(engine)
+        self.labels: LabelMaker = labels or EmbeddedLabels(
+            DEV_LABEL_SECRET, "http://localhost:8080", clock=clock
+        )
+        self.orders = DemoOrders(engine, clock=clock)
         self.tracking = DemoTracking(engine, clock=clock)
+        self.deliveries = DemoDeliveries(engine, clock=clock)
+        self.coupons = DemoCoupons(engine, clock=clock)
+        self.returns = DemoReturns(engine, self.labels, clock=clock)
+        self.refunds = DemoRefunds(engine, clock=clock)
         self.messenger = DemoMessenger(engine, clock=clock)
+        self.helpdesk = DemoHelpdesk(engine, clock=clock)
 
     @classmethod
-    def in_memory(cls, today: date | None = None, clock: Clock = _utc_now) -> DemoShop:
+    def in_memory(
+        cls,
+        today: date | None = None,
+        clock: Clock = _utc_now,
+        labels: LabelMaker | None = None,
+    ) -> DemoShop:
         """A freshly seeded shop in a private in-memory SQLite database, for tests and demos.
 
         All threads share its one connection, so it is not for a server under load.
@@ -588,7 +1889,7 @@ class DemoShop:
             connect_args={"check_same_thread": False},
         )
         seed(engine, today)
-        return cls(engine, clock=clock)
+        return cls(engine, clock=clock, labels=labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,14 +1941,13 @@ class _OrderSeed:
 class _ReturnSeed:
     rma: str
     order: str
-    sku: str
-    reason: str
+    line_id: str
+    reason_code: str
     status: str
     created_day: int
     label_tracking_number: str  # its scans say when the label was used and the parcel received
     refunded_day: int | None = None
     refund_cents: int | None = None
-    refund_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -670,6 +1970,26 @@ _CUSTOMERS = (
     ("cust_005", "Lena Novak", "+14155550105", "lena.novak@example.com", "02139"),
     ("cust_006", "Omar Haddad", "+14155550106", "omar.haddad@example.com", "98101"),
 )
+
+# Each customer's orders go to their home, in the ZIP code they give on the phone.
+_ADDRESSES = {
+    "cust_001": Address("742 Valencia St", "San Francisco", "CA", "94110", line2="Apt 3"),
+    "cust_002": Address("350 W 31st St", "New York", "NY", "10001", line2="Apt 12B"),
+    "cust_003": Address("2150 N Halsted St", "Chicago", "IL", "60614", line2="Unit 2"),
+    "cust_004": Address("1100 E 6th St", "Austin", "TX", "73301"),
+    "cust_005": Address("88 Pearl St", "Cambridge", "MA", "02139", line2="Apt 4"),
+    "cust_006": Address("1420 5th Ave", "Seattle", "WA", "98101", line2="Apt 1807"),
+}
+
+# How each customer paid, as the agent would say it.
+_PAYMENT_METHODS = {
+    "cust_001": "your Visa ending in 4242",
+    "cust_002": "your Mastercard ending in 4444",
+    "cust_003": "your American Express ending in 8431",
+    "cust_004": "your Visa ending in 1881",
+    "cust_005": "your Discover ending in 1117",
+    "cust_006": "your Mastercard ending in 5100",
+}
 
 _ORDERS = (
     _OrderSeed("1001", "cust_001", -5, _LineSeed("AP-LINEN-SHIRT", "Linen shirt", "apparel", 4800)),
@@ -935,21 +2255,20 @@ _RETURNS = (
     _ReturnSeed(
         rma="RMA-50011",
         order="1011",
-        sku="EL-LAPTOP-STAND",
-        reason="no longer needed",
+        line_id="1011-1",
+        reason_code="no_longer_needed",
         status="refunded",
         created_day=-10,
         label_tracking_number="9420111899223855031162",
         refunded_day=-2,
         refund_cents=8000,
-        refund_method="original_payment",
     ),
     _ReturnSeed(
         rma="RMA-50012",
         order="1012",
-        sku="EL-STUDIO-HEADPHONES",
-        reason="sound not as expected",
-        status="in_transit_to_warehouse",
+        line_id="1012-1",
+        reason_code="not_as_described",
+        status="in_transit",
         created_day=-3,
         label_tracking_number="1ZA8V2R79055703811",
     ),
@@ -977,10 +2296,17 @@ _PLACED_AT = "15:00"
 def seed(engine: Engine, today: date | None = None) -> None:
     """Create the demo shop's tables if missing and (re)write its data relative to `today`.
 
-    `today` defaults to the current UTC date. Reseeding replaces every demo row in one
-    transaction; texts already recorded in `shop_sms` are kept.
+    `today` defaults to the current UTC date. Reseeding puts the shop back as DESIGN.md
+    describes it, in one transaction: customers, orders, stock, coupons and their uses, and every
+    return, refund, address change and delivery request, calls' included, are replaced by the
+    designed ones (1011 returned and refunded, 1012's return on its way back), so each demo
+    starts from the same facts. What was sent to a customer or handed to a person is kept:
+    texts (`shop_sms`) and helpdesk tickets (`shop_tickets`).
+
+    Demo tables written by an older version of this module are dropped and created afresh.
     """
     rows = _demo_rows(_Calendar(today or _utc_now().date()))
+    _drop_outdated_tables(engine)
     metadata.create_all(engine)
     with engine.begin() as conn:
         for table in reversed(_SEEDED_TABLES):
@@ -988,6 +2314,40 @@ def seed(engine: Engine, today: date | None = None) -> None:
         for table in _SEEDED_TABLES:
             if rows.get(table):
                 conn.execute(table.insert(), rows[table])
+
+
+def ensure_schema(engine: Engine, today: date | None = None) -> bool:
+    """Make the database fit for this version of the shop, at start-up; True if it reseeded.
+
+    Missing tables are created. Demo tables written by an older version cannot be read, so they
+    are rebuilt and the shop reseeded (texts and tickets kept); an up-to-date shop is untouched.
+    """
+    if _drop_outdated_tables(engine):
+        seed(engine, today)
+        return True
+    metadata.create_all(engine)
+    return False
+
+
+def _drop_outdated_tables(engine: Engine) -> bool:
+    """Drops the reseeded tables when any lacks a column (or has one too many) of today's schema.
+
+    Their rows are about to be replaced anyway; the kept tables are never dropped.
+    """
+    existing = inspect(engine)
+    present = set(existing.get_table_names())
+    for table in _SEEDED_TABLES:
+        if table.name not in present:
+            continue
+        columns = {c["name"] for c in existing.get_columns(table.name)}
+        if columns != {c.name for c in table.c}:
+            # Old tables may carry foreign keys today's metadata no longer knows: children first.
+            with engine.begin() as conn:
+                for stale in reversed(_SEEDED_TABLES):
+                    if stale.name in present:
+                        conn.execute(text(f'DROP TABLE "{stale.name}"'))
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -1034,7 +2394,13 @@ def _demo_rows(cal: _Calendar) -> dict[Table, list[dict[str, Any]]]:
             for coupon in _COUPONS
             for customer_id, order, day in coupon.used_by
         ],
-        shop_returns: [_return_row(ret, cal) for ret in _RETURNS],
+        shop_returns: [_seeded_return_row(ret, cal) for ret in _RETURNS],
+        shop_return_lines: [
+            {"rma": ret.rma, "order_number": ret.order, "line_id": ret.line_id} for ret in _RETURNS
+        ],
+        shop_refunds: [
+            _seeded_refund_row(ret, cal) for ret in _RETURNS if ret.refunded_day is not None
+        ],
         shop_stock: [
             {"sku": sku, "variant": variant, "on_hand": on_hand} for sku, variant, on_hand in _STOCK
         ],
@@ -1048,6 +2414,9 @@ def _order_row(order: _OrderSeed, cal: _Calendar) -> dict[str, Any]:
         "placed_at": cal.at(order.placed_day, _PLACED_AT),
         "fulfillment": order.fulfillment,
         "note": _order_note(order.number, cal),
+        **_address_columns(_ADDRESSES[order.customer_id]),
+        "payment_method": _PAYMENT_METHODS[order.customer_id],
+        "payment_ref": _provider_id("pi_", f"payment:{order.number}"),
     }
 
 
@@ -1075,6 +2444,7 @@ def _line_row(order: _OrderSeed) -> dict[str, Any]:
     line = order.line
     return {
         "order_number": order.number,
+        "line_id": f"{order.number}-1",
         "position": 1,
         "sku": line.sku,
         "name": line.name,
@@ -1132,19 +2502,34 @@ def _coupon_row(coupon: _CouponSeed, cal: _Calendar) -> dict[str, Any]:
     }
 
 
-def _return_row(ret: _ReturnSeed, cal: _Calendar) -> dict[str, Any]:
+def _seeded_return_row(ret: _ReturnSeed, cal: _Calendar) -> dict[str, Any]:
     label = _shipment_seed(ret.label_tracking_number)
     return {
         "rma": ret.rma,
         "order_number": ret.order,
-        "sku": ret.sku,
-        "reason": ret.reason,
+        "reason_code": ret.reason_code,
+        "resolution": "refund",
         "status": ret.status,
         "created_at": cal.at(ret.created_day, "16:00"),
+        # A label printed in the past: its link is long gone, the parcel's tracking is not.
+        "label_carrier": label.carrier,
         "label_tracking_number": ret.label_tracking_number,
         "label_used_at": _scan_at(_first_scan(label.scans, _MOVING), cal),
         "received_at": _scan_at(_first_scan(label.scans, _DELIVERED), cal),
-        "refunded_at": None if ret.refunded_day is None else cal.at(ret.refunded_day, "11:00"),
-        "refund_cents": ret.refund_cents,
-        "refund_method": ret.refund_method,
+    }
+
+
+def _seeded_refund_row(ret: _ReturnSeed, cal: _Calendar) -> dict[str, Any]:
+    assert ret.refunded_day is not None and ret.refund_cents is not None
+    return {
+        "id": _provider_id("re_", f"refund:{ret.line_id}"),
+        "order_number": ret.order,
+        "line_id": ret.line_id,
+        "amount_cents": ret.refund_cents,
+        "status": "succeeded",
+        "method": "original_payment",
+        "reason": f"return {ret.rma} received",
+        "payment_ref": _provider_id("pi_", f"payment:{ret.order}"),
+        "idempotency_key": f"seed:refund:{ret.line_id}",
+        "created_at": cal.at(ret.refunded_day, "11:00"),
     }

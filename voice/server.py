@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from dialog.events import CallInfo
-from integrations.demo import DemoShop
-from integrations.demo import metadata as shop_metadata
+from integrations.demo import DemoShop, ensure_schema
+from integrations.labels import EmbeddedLabels
 from integrations.protocols import EventSink, Services
 from integrations.store import Store, make_engine
 from voice import twilio
@@ -118,8 +118,11 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     store = Store(engine)
     store.create_all()
-    shop_metadata.create_all(engine)
-    shop = DemoShop(engine)
+    ensure_schema(engine)
+    labels = EmbeddedLabels(
+        settings.label_secret(), settings.public_url, shop_name=settings.shop_name
+    )
+    shop = DemoShop(engine, labels=labels)
     engines = engines or default_engines(settings)
     deps = CallDeps(
         settings=settings,
@@ -147,6 +150,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app = FastAPI(title="postvoice", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
+    app.state.shop = shop
     app.state.deps = deps
 
     async def twilio_form(request: Request) -> dict[str, str]:
@@ -245,6 +249,18 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
             return
         await ws.accept()
         await CallSession(StarletteSocket(ws), deps).run()
+
+    @app.get("/labels/{rma}.pdf")
+    async def label_pdf(rma: str, expires: str = "", sig: str = "") -> Response:
+        """A return label, at the signed, expiring link we texted the customer."""
+        if not labels.verify(rma, expires, sig):
+            raise HTTPException(status_code=403, detail="this label link is invalid or expired")
+        pdf = await shop.returns.label_pdf(rma)
+        if pdf is None:
+            raise HTTPException(status_code=404, detail="no label for this return")
+        return Response(
+            pdf, media_type="application/pdf", headers={"Cache-Control": "private, no-store"}
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         description="Signs per-call stream tokens; defaults to one derived from "
         "the Twilio auth token, so every instance sharing that token verifies them.",
     )
+    label_secret_key: SecretStr | None = Field(
+        default=None,
+        alias="POSTVOICE_LABEL_SECRET",
+        description="Signs return-label links; defaults to one derived from the stream secret.",
+    )
     dev: bool = False
     stream_signature_required: bool = Field(
         default=True, description="Also check X-Twilio-Signature on the media socket's handshake."
@@ -93,6 +98,12 @@ class Settings(BaseSettings):
             token = self.twilio_auth_token.get_secret_value().encode()
             return hashlib.sha256(b"postvoice-stream:" + token).digest()
         return _DEV_STREAM_SECRET.encode()
+
+    def label_secret(self) -> bytes:
+        """The key that signs return-label links."""
+        if self.label_secret_key is not None:
+            return self.label_secret_key.get_secret_value().encode()
+        return hashlib.sha256(b"postvoice-labels:" + self.secret()).digest()
 
     @property
     def signatures_required(self) -> bool:

@@ -11,21 +11,41 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from integrations.demo import (
     DemoShop,
+    ensure_schema,
     normalize_phone,
     seed,
+    shop_address_changes,
     shop_coupon_uses,
     shop_coupons,
     shop_customers,
+    shop_delivery_requests,
     shop_orders,
+    shop_refunds,
+    shop_return_lines,
     shop_returns,
     shop_sms,
     shop_stock,
+    shop_tickets,
+    shop_tracking_events,
 )
-from integrations.models import ShipmentStatus
-from integrations.protocols import Messenger, OrderSource, Tracking
+from integrations.labels import EmbeddedLabels
+from integrations.models import Address, ShipmentStatus
+from integrations.protocols import (
+    Coupons,
+    Deliveries,
+    Helpdesk,
+    Messenger,
+    OrderSource,
+    ProviderError,
+    Refunds,
+    Returns,
+    Tracking,
+)
+from integrations.store import make_engine
 
 TODAY = date(2025, 3, 10)
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -62,17 +82,32 @@ def shop(engine: Engine) -> DemoShop:
 
 @pytest.fixture
 def own_engine(seeded_db: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A shop of the test's own, for tests that send texts or reseed."""
+    """A shop of the test's own, for tests that change it; set up as the server sets up its
+    database (foreign keys enforced, WAL), so concurrent writers meet real locking."""
     path = tmp_path / "shop.db"
     shutil.copyfile(seeded_db, path)
-    engine = create_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
 
 
+LABELS_SECRET = b"test-label-secret"
+
+
 @pytest.fixture
 def own_shop(own_engine: Engine) -> DemoShop:
-    return DemoShop(own_engine, clock=lambda: NOW)
+    labels = EmbeddedLabels(LABELS_SECRET, "https://shop.example", clock=lambda: NOW)
+    return DemoShop(own_engine, clock=lambda: NOW, labels=labels)
+
+
+class MovableClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def count(engine: Engine, table) -> int:
@@ -366,38 +401,50 @@ async def test_tracking_number_is_read_loosely_and_the_carrier_must_match(shop):
     assert await shop.tracking.track("UPS", "1Z0000000000000000") is None
 
 
-async def test_the_return_of_1012_is_trackable_on_its_way_back(shop, engine):
-    with engine.connect() as conn:
-        ret = conn.execute(select(shop_returns).where(shop_returns.c.order_number == "1012")).one()
+async def test_the_return_of_1012_is_trackable_on_its_way_back(shop):
+    (ret,) = await shop.returns.returns_of("1012")
 
-    shipment = await shop.tracking.track("UPS", ret.label_tracking_number)
+    shipment = await shop.tracking.track(ret.label.carrier, ret.label.tracking_number)
 
     assert shipment.status is ShipmentStatus.IN_TRANSIT
     assert shipment.events[1].at.date() == days(-2)
 
 
-# --- returns and coupons (data only for now) ---------------------------------------------
+# --- seeded returns and coupons ----------------------------------------------------------
 
 
 async def test_returns_of_1011_and_1012_are_where_the_design_says(engine, shop):
-    with engine.connect() as conn:
-        rows = {
-            r.order_number: r
-            for r in conn.execute(select(shop_returns).order_by(shop_returns.c.rma))
-        }
+    (refunded,) = await shop.returns.returns_of("1011")
+    (in_transit,) = await shop.returns.returns_of("1012")
 
-    assert set(rows) == {"1011", "1012"}
-    refunded, in_transit = rows["1011"], rows["1012"]
-    assert refunded.status == "refunded"
+    assert (refunded.rma, refunded.line_ids, refunded.status) == (
+        "RMA-50011",
+        ("1011-1",),
+        "refunded",
+    )
     assert refunded.received_at.date() == days(-3)
-    assert refunded.refunded_at.date() == days(-2)
-    assert (refunded.refund_cents, refunded.refund_method) == (8000, "original_payment")
-    assert in_transit.status == "in_transit_to_warehouse"
+    (refund,) = await shop.refunds.refunds_of("1011")
+    assert (refund.line_id, refund.amount_cents, refund.method) == (
+        "1011-1",
+        8000,
+        "original_payment",
+    )
+    assert refund.status == "succeeded" and refund.created_at.date() == days(-2)
+    assert (in_transit.rma, in_transit.line_ids, in_transit.status) == (
+        "RMA-50012",
+        ("1012-1",),
+        "in_transit",
+    )
     assert in_transit.created_at.date() == days(-3)
-    assert in_transit.label_used_at.date() == days(-2)
     assert in_transit.received_at is None
-    order = await shop.orders.order("1012")
-    assert order.fulfillment == "fulfilled"
+    with engine.connect() as conn:
+        used = conn.execute(
+            select(shop_returns.c.label_used_at).where(shop_returns.c.rma == "RMA-50012")
+        ).scalar_one()
+    assert used.date() == days(-2)
+    assert (await shop.orders.order("1012")).fulfillment == "fulfilled"
+    assert await shop.refunds.refunds_of("1012") == []
+    assert await shop.returns.returns_of("1003") == []
 
 
 def test_order_1012_notes_the_used_return_label(engine):
@@ -428,6 +475,603 @@ def test_coupons_are_seeded_as_designed(engine):
     vip = coupons["VIP50"]
     assert (vip.kind, vip.value, vip.single_use) == ("amount", 5000, True)
     assert [tuple(u) for u in uses] == [("VIP50", "Tom Becker")]
+
+
+# --- addresses, payments and stock ---------------------------------------------------------
+
+BOSTON = Address("1 Main St", "Boston", "MA", "02110", line2="Apt 5")
+
+# customer, their city and state
+HOMES = {
+    "Maria Lopez": ("San Francisco", "CA"),
+    "James Chen": ("New York", "NY"),
+    "Aisha Patel": ("Chicago", "IL"),
+    "Tom Becker": ("Austin", "TX"),
+    "Lena Novak": ("Cambridge", "MA"),
+    "Omar Haddad": ("Seattle", "WA"),
+}
+PAYMENT_METHOD = re.compile(r"your (Visa|Mastercard|American Express|Discover) ending in [0-9]{4}")
+
+
+async def test_every_order_ships_to_its_customers_zip_and_says_how_it_was_paid(shop):
+    refs, methods = set(), set()
+    for number, *_ in DEMO_ORDERS:
+        order = await shop.orders.order(number)
+        customer = await shop.orders.customer(order.customer_id)
+
+        address = order.shipping_address
+        assert address.postal_code == customer.zip, number
+        assert (address.city, address.region, address.country) == (*HOMES[customer.name], "US")
+        assert address.line1
+        assert PAYMENT_METHOD.fullmatch(order.payment_method), order.payment_method
+        assert re.fullmatch(r"pi_[0-9A-Za-z]{24}", order.payment_ref)
+        assert [line.line_id for line in order.lines] == [f"{number}-1"]
+        refs.add(order.payment_ref)
+        methods.add(order.payment_method)
+
+    assert len(refs) == len(DEMO_ORDERS)
+    assert len(methods) == len(HOMES)
+
+
+async def test_stock_counts_units_per_variant(shop):
+    assert await shop.orders.stock("AP-WOOL-SWEATER") == {"S": 4, "M": 2, "L": 3, "XL": 0}
+    assert await shop.orders.stock("NO-SUCH-SKU") == {}
+
+
+async def test_an_unshipped_order_can_be_sent_elsewhere_once_per_request(own_shop, own_engine):
+    order = await own_shop.orders.update_shipping_address(
+        "#1010", BOSTON, idempotency_key="call-1:address"
+    )
+    again = await own_shop.orders.update_shipping_address(
+        "1010", Address("9 Elm St", "Austin", "TX", "73301"), idempotency_key="call-1:address"
+    )
+
+    assert order.shipping_address == BOSTON
+    assert again.shipping_address == BOSTON
+    assert (await own_shop.orders.order("1010")).shipping_address == BOSTON
+    with own_engine.connect() as conn:
+        change = conn.execute(select(shop_address_changes)).one()
+    assert change.order_number == "1010"
+    assert "Pearl St" in change.previous_address
+
+
+@pytest.mark.parametrize(
+    ("number", "address", "code"),
+    [
+        ("1001", BOSTON, "already_shipped"),
+        ("1009", BOSTON, "already_shipped"),
+        ("9999", BOSTON, "not_found"),
+        ("1010", Address("1 Main St", "Boston", "MA", "2110"), "invalid_address"),
+        ("1010", Address(" ", "Boston", "MA", "02110"), "invalid_address"),
+    ],
+)
+async def test_an_address_change_is_refused_when_no_shop_could_make_it(
+    own_shop, number, address, code
+):
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.orders.update_shipping_address(number, address, idempotency_key="k")
+
+    assert refused.value.code == code
+    if number in ("1001", "1010"):
+        assert (await own_shop.orders.order(number)).shipping_address != address
+
+
+async def test_an_idempotency_key_cannot_change_two_orders(own_shop, own_engine):
+    with own_engine.begin() as conn:
+        conn.execute(
+            shop_orders.update()
+            .where(shop_orders.c.number == "1009")
+            .values(fulfillment="unfulfilled")
+        )
+    await own_shop.orders.update_shipping_address("1010", BOSTON, idempotency_key="same")
+
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.orders.update_shipping_address("1009", BOSTON, idempotency_key="same")
+
+    assert refused.value.code == "idempotency_key_reused"
+
+
+# --- deliveries ----------------------------------------------------------------------------
+
+
+async def test_1006_is_rescheduled_and_tracking_tells_the_new_day(own_shop, own_engine):
+    wanted = days(2)
+
+    agreed = await own_shop.deliveries.reschedule("1006", wanted, idempotency_key="call-1:r")
+    again = await own_shop.deliveries.reschedule("1006", wanted, idempotency_key="call-1:r")
+
+    assert agreed == again == wanted
+    shipment = await shipment_of(own_shop, "1006")
+    assert shipment.eta == wanted
+    assert shipment.status is ShipmentStatus.IN_TRANSIT
+    assert "rescheduled" in shipment.detail and "Wednesday, March 12" in shipment.detail
+    assert [e.status for e in shipment.events].count(ShipmentStatus.FAILED_ATTEMPT) == 1
+    assert count(own_engine, shop_delivery_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("number", "day", "code"),
+    [
+        ("1001", 2, "not_reschedulable"),  # in transit, never attempted
+        ("1009", 2, "not_reschedulable"),  # delivered
+        ("1010", 2, "not_reschedulable"),  # not shipped
+        ("1006", -1, "invalid_date"),
+        ("1006", 30, "invalid_date"),
+        ("9999", 2, "not_found"),
+    ],
+)
+async def test_a_reschedule_needs_a_failed_attempt_and_a_near_future_day(
+    own_shop, own_engine, number, day, code
+):
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.deliveries.reschedule(number, days(day), idempotency_key="k")
+
+    assert refused.value.code == code
+    assert count(own_engine, shop_delivery_requests) == 0
+
+
+async def test_a_moving_parcel_can_be_redirected(own_shop):
+    request = await own_shop.deliveries.redirect("1001", BOSTON, idempotency_key="call-1:rd")
+    again = await own_shop.deliveries.redirect("1001", BOSTON, idempotency_key="call-1:rd")
+
+    assert re.fullmatch(r"RDR-[0-9]+", request)
+    assert again == request
+
+
+@pytest.mark.parametrize(
+    ("number", "code"), [("1009", "already_delivered"), ("1010", "not_shipped")]
+)
+async def test_a_redirect_needs_a_parcel_on_its_way(own_shop, number, code):
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.deliveries.redirect(number, BOSTON, idempotency_key="k")
+
+    assert refused.value.code == code
+
+
+async def test_claims_get_ids_and_are_opened_once_per_parcel_and_kind(own_shop, own_engine):
+    lost = await own_shop.deliveries.open_claim("1007", "lost", idempotency_key="call-1:claim")
+    retried = await own_shop.deliveries.open_claim("1007", "lost", idempotency_key="call-1:claim")
+    asked_again = await own_shop.deliveries.open_claim("1007", "lost", idempotency_key="call-2")
+    damaged = await own_shop.deliveries.open_claim("1003", "damaged", idempotency_key="call-3")
+
+    assert re.fullmatch(r"CLM-[0-9]+", lost) and re.fullmatch(r"CLM-[0-9]+", damaged)
+    assert lost == retried == asked_again
+    assert damaged != lost
+    assert count(own_engine, shop_delivery_requests) == 2
+
+
+async def test_racing_claims_for_one_parcel_open_one(own_shop, own_engine):
+    claims = await asyncio.gather(
+        *(own_shop.deliveries.open_claim("1007", "lost", idempotency_key=f"k{i}") for i in range(5))
+    )
+
+    assert len(set(claims)) == 1
+    assert count(own_engine, shop_delivery_requests) == 1
+
+
+async def test_a_claim_is_refused_for_a_parcel_it_cannot_be_about(own_shop):
+    with pytest.raises(ProviderError) as in_transit:
+        await own_shop.deliveries.open_claim("1007", "damaged", idempotency_key="a")
+    with pytest.raises(ProviderError) as unshipped:
+        await own_shop.deliveries.open_claim("1010", "lost", idempotency_key="b")
+    with pytest.raises(ValueError):
+        await own_shop.deliveries.open_claim("1007", "stolen", idempotency_key="c")
+
+    assert (in_transit.value.code, unshipped.value.code) == ("not_delivered", "not_shipped")
+
+
+async def test_one_key_cannot_name_two_delivery_requests(own_shop):
+    await own_shop.deliveries.open_claim("1007", "lost", idempotency_key="same")
+
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.deliveries.redirect("1001", BOSTON, idempotency_key="same")
+
+    assert refused.value.code == "idempotency_key_reused"
+
+
+# --- coupons -------------------------------------------------------------------------------
+
+# code as said, customer, order (None: no order), valid, reason, discount in cents
+COUPON_CHECKS = [
+    ("SAVE20", "cust_005", "1009", True, "ok", 1100),  # 20% of $55
+    (" save20 ", "cust_001", "1002", True, "ok", 2400),
+    ("SAVE20", "cust_001", "1001", False, "minimum_spend", 0),  # $48
+    ("SAVE20", None, None, True, "ok", 0),
+    ("WELCOME10", "cust_001", None, False, "first_order_only", 0),  # two orders
+    ("WELCOME10", None, "1003", False, "first_order_only", 0),  # James's orders say who
+    ("WELCOME10", "cust_new", None, True, "ok", 0),
+    ("WELCOME10", None, None, True, "ok", 0),
+    ("SUMMER15", "cust_001", "1002", False, "expired", 0),
+    ("SUMMER15", None, None, False, "expired", 0),
+    ("FREESHIP", "cust_005", "1010", True, "ok", 0),  # $35 reaches the minimum
+    ("FREESHIP", "cust_002", "1004", False, "minimum_spend", 0),  # $30
+    ("VIP50", "cust_004", "1008", False, "already_used", 0),
+    ("VIP50", "cust_004", None, False, "already_used", 0),
+    ("VIP50", "cust_001", "1002", True, "ok", 5000),
+    ("VIP50", "cust_001", "1001", True, "ok", 4800),  # never more than the order
+    ("NOPE", "cust_001", "1001", False, "unknown", 0),
+    ("", None, None, False, "unknown", 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "customer", "number", "valid", "reason", "discount"), COUPON_CHECKS
+)
+async def test_each_demo_coupon_applies_or_says_why_not(
+    shop, code, customer, number, valid, reason, discount
+):
+    order = await shop.orders.order(number) if number else None
+
+    check = await shop.coupons.check(code, customer, order)
+
+    assert (check.valid, check.reason, check.discount_cents) == (valid, reason, discount)
+    assert check.code == code.strip().upper()
+    assert (check.coupon is None) == (reason == "unknown")
+
+
+async def test_coupons_are_looked_up_ignoring_case(shop):
+    coupon = await shop.coupons.coupon("save20")
+
+    assert (coupon.code, coupon.kind, coupon.value, coupon.min_subtotal_cents) == (
+        "SAVE20",
+        "percent",
+        20,
+        5000,
+    )
+    assert (await shop.coupons.coupon("summer15")).expires_at == datetime(
+        2025, 2, 28, 23, 59, 59, tzinfo=UTC
+    )
+    assert await shop.coupons.coupon("nope") is None
+
+
+async def test_only_active_unexpired_codes_are_offered(own_shop, own_engine):
+    assert await own_shop.coupons.active_codes() == ["FREESHIP", "SAVE20", "VIP50", "WELCOME10"]
+
+    with own_engine.begin() as conn:
+        conn.execute(
+            shop_coupons.update().where(shop_coupons.c.code == "SAVE20").values(active=False)
+        )
+
+    assert await own_shop.coupons.active_codes() == ["FREESHIP", "VIP50", "WELCOME10"]
+    check = await own_shop.coupons.check("SAVE20", "cust_005", await own_shop.orders.order("1009"))
+    assert (check.valid, check.reason) == (False, "inactive")
+
+
+# --- returns -------------------------------------------------------------------------------
+
+
+async def test_a_return_is_authorized_once_per_key(own_shop, own_engine):
+    first = await own_shop.returns.create(
+        "1005",
+        ["1005-1"],
+        "wrong_size",
+        "exchange",
+        idempotency_key="call-1:return",
+        exchange_variant="L",
+    )
+    again = await own_shop.returns.create(
+        "1005",
+        ["1005-1"],
+        "wrong_size",
+        "exchange",
+        idempotency_key="call-1:return",
+        exchange_variant="L",
+    )
+
+    assert re.fullmatch(r"RMA-[0-9]+", first.rma)
+    assert again == first
+    assert (first.order_number, first.line_ids, first.status) == ("1005", ("1005-1",), "authorized")
+    assert (first.resolution, first.exchange_variant, first.reason_code) == (
+        "exchange",
+        "L",
+        "wrong_size",
+    )
+    assert first.created_at == NOW and first.label is None
+    assert await own_shop.returns.returns_of("1005") == [first]
+    # The exchange holds one large sweater for the customer, once.
+    assert (await own_shop.orders.stock("AP-WOOL-SWEATER"))["L"] == 2
+    assert count(own_engine, shop_returns) == 3
+
+
+@pytest.mark.parametrize(
+    ("number", "lines", "code"),
+    [
+        ("1012", ["1012-1"], "already_returned"),  # on its way back
+        ("1011", ["1011-1"], "already_returned"),  # refunded
+        ("9999", ["9999-1"], "not_found"),
+        ("1003", ["1003-2"], "not_found"),
+        ("1003", ["1005-1"], "not_found"),
+    ],
+)
+async def test_a_return_is_refused_for_a_line_that_cannot_go_back(
+    own_shop, own_engine, number, lines, code
+):
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.returns.create(number, lines, "changed_mind", "refund", idempotency_key="k")
+
+    assert refused.value.code == code
+    assert count(own_engine, shop_returns) == 2
+
+
+async def test_a_line_is_never_on_two_returns(own_shop, own_engine):
+    await own_shop.returns.create("1003", ["1003-1"], "changed_mind", "refund", idempotency_key="a")
+
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.returns.create(
+            "1003", ["1003-1"], "changed_mind", "store_credit", idempotency_key="b"
+        )
+
+    assert refused.value.code == "already_returned"
+    assert [r.resolution for r in await own_shop.returns.returns_of("1003")] == ["refund"]
+
+
+async def test_racing_returns_of_one_line_make_exactly_one(own_shop, own_engine):
+    results = await asyncio.gather(
+        *(
+            own_shop.returns.create("1003", ["1003-1"], "r", "refund", idempotency_key=f"k{i}")
+            for i in range(5)
+        ),
+        return_exceptions=True,
+    )
+
+    made = [r for r in results if not isinstance(r, Exception)]
+    assert len(made) == 1
+    assert {r.code for r in results if isinstance(r, ProviderError)} == {"already_returned"}
+    with own_engine.connect() as conn:
+        lines = conn.execute(
+            select(shop_return_lines.c.rma).where(shop_return_lines.c.line_id == "1003-1")
+        ).all()
+    assert [row.rma for row in lines] == [made[0].rma]
+
+
+async def test_an_exchange_for_a_size_out_of_stock_is_refused(own_shop, own_engine):
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.returns.create(
+            "1005",
+            ["1005-1"],
+            "wrong_size",
+            "exchange",
+            idempotency_key="k",
+            exchange_variant="XL",
+        )
+
+    assert refused.value.code == "out_of_stock"
+    assert await own_shop.returns.returns_of("1005") == []
+
+
+async def test_a_return_label_is_made_once_and_the_return_marked_sent(own_shop):
+    rma = await own_shop.returns.create("1003", ["1003-1"], "r", "refund", idempotency_key="k")
+
+    label = await own_shop.returns.label(rma.rma, idempotency_key="call-1:label")
+    again = await own_shop.returns.label(rma.rma, idempotency_key="call-1:label")
+    other_call = await own_shop.returns.label(rma.rma, idempotency_key="call-2:label")
+
+    assert label == again == other_call
+    assert label.carrier == "USPS" and re.fullmatch(r"[0-9]{22}", label.tracking_number)
+    assert label.url.startswith(f"https://shop.example/labels/{rma.rma}.pdf?expires=")
+    assert label.expires_at == NOW + timedelta(days=30)
+    (sent,) = await own_shop.returns.returns_of("1003")
+    assert (sent.status, sent.label) == ("label_sent", label)
+    shipment = await own_shop.tracking.track("USPS", label.tracking_number)
+    assert shipment.status is ShipmentStatus.PRE_TRANSIT
+    assert shipment.events[0].location == "New York, NY, US"
+
+
+async def test_the_label_link_opens_the_labels_pdf(own_shop):
+    rma = await own_shop.returns.create("1005", ["1005-1"], "r", "refund", idempotency_key="k")
+    assert await own_shop.returns.label_pdf(rma.rma) is None  # no label yet
+    label = await own_shop.returns.label(rma.rma, idempotency_key="l")
+    query = dict(part.split("=", 1) for part in label.url.split("?", 1)[1].split("&"))
+
+    assert own_shop.labels.verify(rma.rma, query["expires"], query["sig"])
+    pdf = await own_shop.returns.label_pdf(rma.rma)
+    assert pdf.startswith(b"%PDF")
+    assert await own_shop.returns.label_pdf("RMA-00000") is None
+
+
+async def test_an_expired_label_link_is_replaced_by_a_fresh_one(own_engine):
+    clock = MovableClock(NOW)
+    labels = EmbeddedLabels(LABELS_SECRET, "https://shop.example", clock=clock)
+    shop = DemoShop(own_engine, clock=clock, labels=labels)
+    rma = await shop.returns.create("1003", ["1003-1"], "r", "refund", idempotency_key="k")
+    old = await shop.returns.label(rma.rma, idempotency_key="call-1")
+
+    clock.now = NOW + timedelta(days=31)
+    new = await shop.returns.label(rma.rma, idempotency_key="call-2")
+
+    assert new.tracking_number == old.tracking_number
+    assert new.url != old.url and new.expires_at == clock.now + timedelta(days=30)
+    assert (await shop.returns.returns_of("1003"))[0].label == new
+
+
+async def test_a_used_label_is_not_sent_again(own_shop):
+    with pytest.raises(ProviderError) as used:
+        await own_shop.returns.label("RMA-50012", idempotency_key="k")
+    with pytest.raises(ProviderError) as unknown:
+        await own_shop.returns.label("RMA-00000", idempotency_key="k")
+
+    assert (used.value.code, unknown.value.code) == ("label_used", "not_found")
+
+
+async def test_receiving_a_return_delivers_its_parcel(own_shop):
+    received = await own_shop.returns.receive("RMA-50012")
+    again = await own_shop.returns.receive("RMA-50012")
+
+    assert (received.status, received.received_at) == ("received", NOW)
+    assert again == received
+    shipment = await own_shop.tracking.track("UPS", received.label.tracking_number)
+    assert shipment.status is ShipmentStatus.DELIVERED
+    assert (await own_shop.returns.receive("RMA-50011")).status == "refunded"
+    with pytest.raises(ProviderError) as unknown:
+        await own_shop.returns.receive("RMA-00000")
+    assert unknown.value.code == "not_found"
+
+
+# --- refunds -------------------------------------------------------------------------------
+
+
+async def test_a_refund_goes_back_once_per_key(own_shop, own_engine):
+    refund = await own_shop.refunds.refund(
+        "1003", "1003-1", 8900, idempotency_key="call-1:refund", reason="return received"
+    )
+    again = await own_shop.refunds.refund(
+        "1003", "1003-1", 8900, idempotency_key="call-1:refund", reason="return received"
+    )
+
+    assert re.fullmatch(r"re_[0-9A-Za-z]{24}", refund.id)
+    assert (refund.amount_cents, refund.status, refund.method) == (
+        8900,
+        "succeeded",
+        "original_payment",
+    )
+    assert refund.created_at == NOW
+    assert again == refund
+    assert await own_shop.refunds.refunds_of("1003") == [refund]
+    assert count(own_engine, shop_refunds) == 2  # with 1011's
+
+
+async def test_a_line_refunded_under_another_key_is_not_refunded_again(own_shop, own_engine):
+    await own_shop.refunds.refund("1003", "1003-1", 4000, idempotency_key="a", reason="damaged")
+
+    with pytest.raises(ProviderError) as twice:
+        await own_shop.refunds.refund("1003", "1003-1", 4000, idempotency_key="b", reason="damaged")
+    with pytest.raises(ProviderError) as seeded:
+        await own_shop.refunds.refund("1011", "1011-1", 8000, idempotency_key="c", reason="again")
+
+    assert twice.value.code == seeded.value.code == "charge_already_refunded"
+    assert count(own_engine, shop_refunds) == 2
+
+
+async def test_racing_refunds_of_one_line_write_one_ledger_row(own_shop, own_engine):
+    same_key = await asyncio.gather(
+        *(
+            own_shop.refunds.refund("1003", "1003-1", 8900, idempotency_key="same", reason="r")
+            for _ in range(5)
+        )
+    )
+    other_keys = await asyncio.gather(
+        *(
+            own_shop.refunds.refund("1009", "1009-1", 5500, idempotency_key=f"k{i}", reason="r")
+            for i in range(5)
+        ),
+        return_exceptions=True,
+    )
+
+    assert len({r.id for r in same_key}) == 1
+    refused = [r for r in other_keys if isinstance(r, ProviderError)]
+    assert len(refused) == 4
+    assert {r.code for r in refused} == {"charge_already_refunded"}
+    with own_engine.connect() as conn:
+        lines = conn.execute(select(shop_refunds.c.line_id).order_by(shop_refunds.c.line_id)).all()
+    assert [row.line_id for row in lines] == ["1003-1", "1009-1", "1011-1"]
+
+
+@pytest.mark.parametrize(
+    ("number", "line", "amount", "code"),
+    [
+        ("1003", "1003-1", 8901, "amount_too_large"),
+        ("1003", "1003-1", 0, "invalid_amount"),
+        ("1003", "1003-1", -100, "invalid_amount"),
+        ("1003", "1003-2", 100, "not_found"),
+        ("9999", "9999-1", 100, "not_found"),
+    ],
+)
+async def test_a_refund_that_no_card_could_take_is_refused(
+    own_shop, own_engine, number, line, amount, code
+):
+    with pytest.raises(ProviderError) as refused:
+        await own_shop.refunds.refund(number, line, amount, idempotency_key="k", reason="r")
+
+    assert refused.value.code == code
+    assert count(own_engine, shop_refunds) == 1
+
+
+async def test_the_ledger_itself_refuses_a_second_refund_of_a_line(own_engine):
+    with pytest.raises(IntegrityError), own_engine.begin() as conn:
+        conn.execute(
+            shop_refunds.insert(),
+            {
+                "id": "re_manual",
+                "order_number": "1011",
+                "line_id": "1011-1",
+                "amount_cents": 100,
+                "status": "succeeded",
+                "method": "original_payment",
+                "idempotency_key": "written-by-hand",
+                "created_at": NOW,
+            },
+        )
+
+
+async def test_a_received_return_refunded_in_full_closes_the_order(own_shop):
+    await own_shop.returns.receive("RMA-50012")
+
+    await own_shop.refunds.refund("1012", "1012-1", 25000, idempotency_key="k", reason="return")
+
+    (ret,) = await own_shop.returns.returns_of("1012")
+    assert ret.status == "refunded"
+    assert (await own_shop.orders.order("1012")).fulfillment == "refunded"
+
+
+async def test_a_partial_refund_leaves_the_order_as_it_was(own_shop):
+    await own_shop.refunds.refund("1009", "1009-1", 1000, idempotency_key="k", reason="chipped")
+
+    assert (await own_shop.orders.order("1009")).fulfillment == "fulfilled"
+
+
+# --- helpdesk ------------------------------------------------------------------------------
+
+
+async def file_ticket(shop: DemoShop, key: str, subject: str = "Espresso machine lost"):
+    return await shop.helpdesk.create_ticket(
+        subject,
+        "Order 1007: no carrier scan for nine days. Customer asks for a replacement.",
+        requester_phone="(415) 555-0104",
+        requester_email="Tom.Becker@example.com",
+        tags=["lost_parcel", "high_value"],
+        priority="high",
+        idempotency_key=key,
+    )
+
+
+async def test_tickets_are_filed_once_per_key_with_readable_ids(own_shop, own_engine):
+    first = await file_ticket(own_shop, "call-1:ticket")
+    again = await file_ticket(own_shop, "call-1:ticket")
+    second = await file_ticket(own_shop, "call-2:ticket", subject="Refund approval")
+
+    assert (first.id, second.id) == ("T-10001", "T-10002")
+    assert again == first and first.status == "open"
+    tickets = own_shop.helpdesk.tickets()
+    assert [t["subject"] for t in tickets] == ["Espresso machine lost", "Refund approval"]
+    assert tickets[0]["requester_phone"] == "+14155550104"
+    assert tickets[0]["requester_email"] == "tom.becker@example.com"
+    assert tickets[0]["tags"] == ["lost_parcel", "high_value"]
+    assert tickets[0]["created_at"] == NOW
+    assert count(own_engine, shop_tickets) == 2
+
+
+async def test_racing_tickets_of_one_decision_file_one(own_shop):
+    tickets = await asyncio.gather(*(file_ticket(own_shop, "same") for _ in range(5)))
+
+    assert {t.id for t in tickets} == {"T-10001"}
+    assert len(own_shop.helpdesk.tickets()) == 1
+
+
+@pytest.mark.parametrize(
+    ("subject", "priority", "key"), [(" ", "high", "k"), ("S", "asap", "k"), ("S", "low", "")]
+)
+async def test_a_ticket_that_cannot_be_filed_is_refused(own_shop, subject, priority, key):
+    with pytest.raises(ValueError):
+        await own_shop.helpdesk.create_ticket(
+            subject,
+            "b",
+            requester_phone=None,
+            requester_email=None,
+            tags=[],
+            priority=priority,
+            idempotency_key=key,
+        )
+    assert own_shop.helpdesk.tickets() == []
 
 
 # --- SMS ----------------------------------------------------------------------------------
@@ -480,8 +1124,14 @@ async def test_an_sms_that_cannot_be_sent_is_refused(own_shop, to, body, key):
 # --- seeding and wiring -------------------------------------------------------------------
 
 
-async def test_reseeding_replaces_the_demo_rows_and_keeps_sent_texts(own_engine, own_shop):
+async def test_reseeding_restores_the_designed_shop_and_keeps_texts_and_tickets(
+    own_engine, own_shop
+):
     first = await own_shop.messenger.send_sms(MARIA, "Hi", idempotency_key="before-reseed")
+    ticket = await file_ticket(own_shop, key="before-reseed")
+    await own_shop.refunds.refund("1003", "1003-1", 8900, idempotency_key="r", reason="test")
+    await own_shop.returns.create("1005", ["1005-1"], "too_small", "refund", idempotency_key="k")
+    await own_shop.orders.update_shipping_address("1010", BOSTON, idempotency_key="a")
 
     seed(own_engine, today=TODAY)
     seed(own_engine, today=TODAY + timedelta(days=1))
@@ -491,7 +1141,49 @@ async def test_reseeding_replaces_the_demo_rows_and_keeps_sent_texts(own_engine,
     assert count(own_engine, shop_coupons) == 5
     order = await own_shop.orders.order("1001")
     assert order.placed_at.date() == TODAY + timedelta(days=1 - 5)
+    assert await own_shop.refunds.refunds_of("1003") == []
+    assert [r.rma for r in await own_shop.returns.returns_of("1005")] == []
+    assert (await own_shop.orders.order("1010")).shipping_address.city == "Cambridge"
+    assert [r.line_id for r in await own_shop.refunds.refunds_of("1011")] == ["1011-1"]
     assert await own_shop.messenger.send_sms(MARIA, "Hi", idempotency_key="before-reseed") == first
+    assert [t["id"] for t in own_shop.helpdesk.tickets()] == [ticket.id]
+
+
+def test_seeding_is_deterministic():
+    first, second = DemoShop.in_memory(today=TODAY), DemoShop.in_memory(today=TODAY)
+    try:
+        with first.engine.connect() as a, second.engine.connect() as b:
+            for table in (shop_orders, shop_refunds, shop_returns, shop_tracking_events):
+                query = select(table).order_by(*table.primary_key.columns)
+                assert a.execute(query).all() == b.execute(query).all()
+    finally:
+        first.engine.dispose()
+        second.engine.dispose()
+
+
+@pytest.mark.parametrize("start", [seed, ensure_schema])
+async def test_a_shop_from_an_older_version_is_rebuilt_and_keeps_its_texts(tmp_path, start):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE shop_orders (number VARCHAR(32) PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO shop_orders VALUES ('1001')")
+    shop_sms.create(engine)
+    shop = DemoShop(engine, clock=lambda: NOW)
+    sent = await shop.messenger.send_sms(MARIA, "Hi", idempotency_key="old")
+    try:
+        start(engine, today=TODAY)
+
+        assert (await shop.orders.order("1001")).shipping_address.postal_code == "94110"
+        assert [m["id"] for m in shop.messenger.sent()] == [sent]
+    finally:
+        engine.dispose()
+
+
+async def test_an_up_to_date_shop_is_left_alone_at_start_up(own_engine, own_shop):
+    await own_shop.refunds.refund("1003", "1003-1", 8900, idempotency_key="k", reason="r")
+
+    assert ensure_schema(own_engine, today=TODAY) is False
+    assert len(await own_shop.refunds.refunds_of("1003")) == 1
 
 
 async def test_the_demo_shop_implements_the_protocols():
@@ -499,8 +1191,56 @@ async def test_the_demo_shop_implements_the_protocols():
     try:
         assert isinstance(shop.orders, OrderSource)
         assert isinstance(shop.tracking, Tracking)
+        assert isinstance(shop.deliveries, Deliveries)
+        assert isinstance(shop.coupons, Coupons)
+        assert isinstance(shop.returns, Returns)
+        assert isinstance(shop.refunds, Refunds)
         assert isinstance(shop.messenger, Messenger)
+        assert isinstance(shop.helpdesk, Helpdesk)
         # Queries run in worker threads: the in-memory database must be shared with them.
         assert (await shop.orders.order("1009")).delivered_at.date() == days(-1)
     finally:
         shop.engine.dispose()
+
+
+async def test_the_shop_keeps_its_promises_on_postgresql(pg_url):
+    engine = make_engine(pg_url)
+    try:
+        seed(engine, today=TODAY)
+        seed(engine, today=TODAY)  # reseeding over itself
+        shop = DemoShop(engine, clock=lambda: NOW)
+
+        refunds = await asyncio.gather(
+            *(
+                shop.refunds.refund("1003", "1003-1", 8900, idempotency_key=f"k{i}", reason="r")
+                for i in range(5)
+            ),
+            return_exceptions=True,
+        )
+        returns = await asyncio.gather(
+            *(
+                shop.returns.create("1005", ["1005-1"], "r", "refund", idempotency_key=f"k{i}")
+                for i in range(5)
+            ),
+            return_exceptions=True,
+        )
+
+        assert sum(not isinstance(r, Exception) for r in refunds) == 1
+        assert {r.code for r in refunds if isinstance(r, ProviderError)} == {
+            "charge_already_refunded"
+        }
+        assert sum(not isinstance(r, Exception) for r in returns) == 1
+        (rma,) = await shop.returns.returns_of("1005")
+        label = await shop.returns.label(rma.rma, idempotency_key="l")
+        assert (await shop.tracking.track("USPS", label.tracking_number)) is not None
+        assert (await shop.returns.returns_of("1011"))[0].status == "refunded"
+        check = await shop.coupons.check("vip50", "cust_004", None)
+        assert check.reason == "already_used"
+        moved = await shop.orders.update_shipping_address("1010", BOSTON, idempotency_key="a")
+        assert moved.shipping_address == BOSTON
+        assert await shop.deliveries.reschedule("1006", days(1), idempotency_key="r") == days(1)
+        assert (await shop.orders.order("1002")).placed_at == datetime(
+            2025, 1, 29, 15, 0, tzinfo=UTC
+        )
+    finally:
+        engine.dispose()

@@ -119,3 +119,24 @@ def test_dev_mode_skips_signatures(tmp_path):
     app = create_app(settings, Engines(FakeTranscriber(), FakeSynthesizer()))
     with TestClient(app) as c:
         assert c.post("/twilio/voice", data=FORM).status_code == 200
+
+
+async def test_return_labels_are_served_only_at_their_signed_link(client):
+    from urllib.parse import urlsplit
+
+    from integrations.demo import seed
+
+    shop = client.app.state.shop
+    seed(shop.engine)
+    rma = await shop.returns.create(
+        "1003", ["1003-1"], "defective", "refund", idempotency_key="test:rma"
+    )
+    label = await shop.returns.label(rma.rma, idempotency_key="test:label")
+    link = urlsplit(label.url)
+    assert link.scheme + "://" + link.netloc == PUBLIC  # customers get the public address
+    path = f"{link.path}?{link.query}"
+    answer = client.get(path)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    assert answer.content.startswith(b"%PDF")
+    assert client.get(path.replace("sig=", "sig=0")).status_code == 403
+    assert client.get(link.path).status_code == 403
