@@ -102,5 +102,45 @@ def replay(
     raise typer.Exit(code)
 
 
+nlu_app = typer.Typer(help="Understanding: the labelled caller utterances.", no_args_is_help=True)
+app.add_typer(nlu_app, name="nlu")
+
+
+@nlu_app.command("eval")
+def nlu_eval(
+    set_path: Annotated[
+        Path | None, typer.Option("--set", help="A labelled set (default: the shipped one).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="List every miss.")] = False,
+) -> None:
+    """Intent and slot accuracy of the understanding on a labelled set."""
+    from dialog.nlu.evaluate import evaluate, format_report
+
+    typer.echo(format_report(evaluate(set_path), verbose=verbose))
+
+
+@app.command()
+def doctor() -> None:
+    """Check each configured provider (credentials, reachability, webhook URLs) and the models."""
+    import asyncio
+
+    from integrations.doctor import format_table, run_doctor
+    from voice.stt import default_model_dir
+    from voice.tts import default_voice
+
+    settings = Settings()
+    setup_logging("WARNING")
+    checks = asyncio.run(
+        run_doctor(
+            settings.provider_config(),
+            database_url=settings.database_url,
+            stt_model_dir=settings.stt_model_dir or default_model_dir(),
+            tts_model=settings.tts_model or default_voice(),
+        )
+    )
+    typer.echo(format_table(checks))
+    raise typer.Exit(1 if any(c.status == "FAIL" for c in checks) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -239,3 +239,99 @@ def test_match_item(text, expected):
 
 def test_match_item_is_none_when_ambiguous():
     assert match_item("the shirt", ["Linen shirt", "Flannel shirt"]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("I want to return my earbuds", "return_request"),
+        ("can I send the sweater back, it's too small", "return_request"),
+        ("what's your return policy", "return_request"),
+        ("I'd like to exchange the sweater for a large", "exchange_request"),
+        ("can I swap it for a different size", "exchange_request"),
+        ("where is my refund", "refund_status"),
+        ("I sent it back two weeks ago, when do I get my money back", "refund_status"),
+        ("I want a refund", "refund_request"),
+        ("just give me my money back", "refund_request"),
+        ("my coupon code isn't working", "coupon_question"),
+        ("can I still use save twenty", "coupon_question"),
+        ("I need to reschedule my delivery", "reschedule_delivery"),
+        ("they tried to deliver it but I wasn't home", "reschedule_delivery"),
+        ("I think my package got lost", "lost_package"),
+        ("the tracking hasn't updated in a week", "lost_package"),
+        ("it says delivered but it's not here", "not_received"),
+        ("tracking shows delivered but I never got it", "not_received"),
+        ("my vase arrived broken", "damaged_item"),
+        ("the earbuds won't turn on", "damaged_item"),
+        ("I put the wrong address on my order", "wrong_address"),
+        ("you're shipping it to my old address", "wrong_address"),
+        ("can I change the shipping address", "change_address"),
+        ("please send it to my office instead", "change_address"),
+        ("I don't want to talk to a robot", "human"),
+        ("um yeah where's my package", "order_status"),
+        ("my order's stuck at customs", "order_status"),
+        ("Where's my retails?", "order_status"),  # tiny.en's "refund": still an order question
+        ("it's going to be late", "order_status"),
+    ],
+)
+def test_every_procedure_has_an_intent(text, intent):
+    assert classify(text).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "intents"),
+    [
+        (
+            "where is my order and also I want to return the shoes",
+            "order_status",
+            ("order_status", "return_request"),
+        ),
+        (
+            "the package was damaged, and I'd like to talk to a person",
+            "human",
+            ("damaged_item", "human"),
+        ),
+        ("yes, and also where's my refund", "refund_status", ("yes", "refund_status")),
+        ("I want to return it and get a different size", "exchange_request", ("exchange_request",)),
+        ("I'd like to return the headphones for a refund", "return_request", ("return_request",)),
+        ("where is my order", "order_status", ("order_status",)),
+        ("banana", "unknown", ("unknown",)),
+    ],
+)
+def test_several_intents_in_one_sentence_in_the_order_said(text, intent, intents):
+    understood = classify(text)
+    assert understood.intent == intent
+    assert understood.intents == intents
+
+
+def test_slots_ride_along_with_the_intent():
+    understood = classify("I want to return order ten oh three, it's too small")
+    assert (understood.intent, understood.order_number) == ("return_request", "1003")
+    assert understood.return_reason == "wrong_size"
+    assert classify("it's maria dot lopez at example dot com").email == "maria.lopez@example.com"
+    assert classify("four one five, five five five, zero one zero one").phone == "+14155550101"
+    assert classify("four one five, five five five, zero one zero one").order_number is None
+    assert classify("my zip is nine four one one zero").zip == "94110"
+    assert classify("I'd give it a four").rating == 4
+    assert classify("I have two orders").rating is None
+    assert classify("no, I said 1003").correction is True
+
+
+def test_a_reason_is_read_only_from_a_complaint():
+    assert classify("my coupon code isn't working").return_reason is None
+    assert classify("the coupon isn't working, I want to return it").return_reason == "defective"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.05", "1005"),
+        ("10-11", "1011"),
+        ("Order 10 12", "1012"),
+        ("1.0.04", "1004"),
+        ("It's Order 1, 0, 0, 1.", "1001"),
+        ("1-0-0-7", "1007"),
+    ],
+)
+def test_order_numbers_as_tiny_en_writes_them(text, expected):
+    assert parse_order_number(text) == expected

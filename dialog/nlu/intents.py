@@ -1,0 +1,534 @@
+"""Which intents an utterance carries, scored from weighted phrase patterns.
+
+Each intent has patterns with weights; an intent's score in a stretch of text is the sum of
+the weights of its patterns found there, at most 1, and it counts from `MIN_SCORE`. Generic
+words ("order", "where", "delivery") weigh little and a telling phrase ("says delivered but",
+"reschedule", "return label") a lot, so the specific intent beats the generic one. A sentence
+with several requests ("where is my order and also I want to return the shoes") is split at
+its connectives and each part scored alone. Patterns run on `normalize`d text after
+`canonical` has undone speech-to-text's usual slips ("re fund", "air buds").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dialog.nlu.answers import leading_yes_no, parse_yes_no
+from dialog.nlu.numbers import digit_runs
+from dialog.nlu.text import normalize
+
+__all__ = ["INTENTS", "MIN_SCORE", "TASKS", "IntentScores", "canonical", "score_intents"]
+
+TASKS = (
+    "order_status",
+    "return_request",
+    "exchange_request",
+    "refund_status",
+    "refund_request",
+    "coupon_question",
+    "reschedule_delivery",
+    "lost_package",
+    "damaged_item",
+    "not_received",
+    "wrong_address",
+    "change_address",
+)
+"""Intents that start a procedure."""
+
+INTENTS = (*TASKS, "human", "goodbye", "yes", "no", "unknown")
+"""Every intent `classify` can return."""
+
+MIN_SCORE = 0.5
+
+# On equal scores the earlier wins: a person first; then the specific complaint over the
+# generic one (a return over the damage that motivates it, "says delivered" over "where").
+_PRIORITY = (
+    "human",
+    "not_received",
+    "lost_package",
+    "exchange_request",
+    "return_request",
+    "damaged_item",
+    "refund_status",
+    "refund_request",
+    "coupon_question",
+    "reschedule_delivery",
+    "wrong_address",
+    "change_address",
+    "order_status",
+    "goodbye",
+    "yes",
+    "no",
+)
+
+# Speech-to-text slips that split or bend our key words; undone before matching.
+_SLIPS = [
+    (r"\bre ?funds?\b|\brefun\b|\brefunding\b", "refund"),
+    (r"\bre turn\b|\bwe turn\b", "return"),
+    (r"\bex change\b|\bx change\b", "exchange"),
+    (r"\bre schedule\b", "reschedule"),
+    (r"\bq ?pon\b|\bcoo pon\b|\bcupon\b|\bcoupan\b", "coupon"),
+    (r"\bpack age\b", "package"),
+    (r"\bde liver\b", "deliver"),
+    (r"\bzip code\b|\bpostal code\b|\bpost code\b|\bzipcode\b|\barea code\b", "zipcode"),
+    (r"\be mail\b", "email"),
+]
+_SLIPS_COMPILED = [(re.compile(p), r) for p, r in _SLIPS]
+
+
+def canonical(text: str) -> str:
+    """`normalize(text)` with the common speech-to-text splits of our key words joined."""
+    clean = normalize(text)
+    for pattern, replacement in _SLIPS_COMPILED:
+        clean = pattern.sub(replacement, clean)
+    return clean
+
+
+def _p(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+_OBJECT = r"(order|orders|package|packages|parcel|parcels|delivery|shipment|stuff|box|item|items)"
+_REFUND = r"(refund|refunds|refunded|money back|reimburs\w*)"
+_DELIVERED_CLAIM = (
+    r"\b((says|said|shows|showed|showing|show|marked|listed|status is|supposedly|apparently"
+    r"|claims|claimed|tracking|app|website|email|text|notification|confirmation) (\w+ ){0,4}"
+    r"delivered|delivered (\w+ ){0,3}(but|and|yet|though)|got a delivery (notification|notice"
+    r"|email|text|confirmation)|dropped (it )?off|left it at)\b"
+)
+_NOT_THERE = (
+    r"\b(not here|isnt here|wasnt there|not there|never (got|came|received|arrived|showed)"
+    r"|didnt (get|receive|come|arrive|see)|dont have (it|them|anything|the)|nothing (here|there"
+    r"|on|at|was)|no (package|box|parcel|sign of it)|checked everywhere|cant find it|someone"
+    r" stole|stolen|wrong house|neighbou?rs?)\b"
+)
+_DAMAGE = (
+    r"\b(damaged|damage|broken|broke|cracked|crack|shattered|smashed|crushed|dented|scratched"
+    r"|scratch|torn|ripped|a hole|holes|in pieces|stained|leaking|chipped|busted|defective"
+    r"|faulty|stopped working|stop working|stops working|doesnt work|does not work|not working"
+    r"|isnt working|wont (turn|switch|power|charge|connect|work)|dead on arrival|malfunction\w*)\b"
+)
+_WEEKDAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|tomorrow)"
+
+_PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
+    "order_status": [
+        (_p(r"\bwhere(s| is| are| s)?\b"), 0.6),
+        (_p(r"\bwhere(s| is| are| s)? (it|they|my|the|our|this|that)\b"), 0.3),
+        (_p(rf"\b{_OBJECT}\b"), 0.3),
+        (_p(r"\btrack(ing|ed)?\b"), 0.7),
+        (_p(r"(?<!free )\b(shipped|ship|shipping|dispatched|sent out)\b"), 0.4),
+        (_p(r"\b(on its way|on the way|on their way|in the mail)\b"), 0.6),
+        (
+            _p(
+                r"\b(is|are|will) (my|the|it|they|this|that)( \w+){0,3} (still )?(coming|arriving"
+                r"|going to (arrive|come)|gonna (arrive|come)|be delivered)\b"
+            ),
+            0.7,
+        ),
+        (_p(r"\b(has|did|have|is) (it|my|the|they|order) (\w+ ){0,3}(ship|shipped|sent)\b"), 0.4),
+        (
+            _p(
+                r"\b(when|how long|how much longer)\b.*\b(arrive|arriving|get here|gets here"
+                r"|come|coming|be here|deliver|delivered|get it|receive|ship|shipped|here)\b"
+            ),
+            0.8,
+        ),
+        (_p(r"\bstatus\b|\beta\b|\bestimated delivery\b|\bupdate on\b"), 0.6),
+        (
+            _p(
+                r"\b(havent|have not|hasnt|has not|didnt|did not|never|not yet|still not"
+                r"|still hasnt|still havent)\b (\w+ ){0,4}(receive|received|get|got|gotten"
+                r"|arrive|arrived|come|came|show up|shown up|showed up|turned up|here)\b"
+            ),
+            0.7,
+        ),
+        (_p(r"\b(its not here yet|not here yet|still waiting|still not here)\b"), 0.7),
+        (
+            _p(
+                r"\b((?<!too )late|delayed|delay|taking (so|too|forever)|so long|forever|stuck"
+                r"|customs"
+                r"|out for delivery|ages ago)\b"
+            ),
+            0.5,
+        ),
+        (_p(r"\b(check|checking) (on|up on|about) (my|the|an|order)\b"), 0.5),
+    ],
+    "return_request": [
+        (_p(r"\breturn(s|ing)?\b"), 0.9),
+        (_p(r"\breturn (label|policy|window|shipping)\b"), 0.5),
+        (
+            _p(
+                r"\b(send|ship|mail|take|bring)(ing)? (it|them|this|these|that|those"
+                r"|\w+ \w+) back\b"
+            ),
+            0.9,
+        ),
+        (_p(r"\b(send|ship|mail) back\b"), 0.9),
+        (_p(r"\bstart a return\b|\breturn (something|an item|it|them|this)\b"), 0.3),
+    ],
+    "exchange_request": [
+        (_p(r"\bexchang\w*\b"), 1.0),
+        (_p(r"\bswap\w*\b"), 0.9),
+        (_p(r"\btrade\w*\b"), 0.7),
+        (_p(r"\bswitch\w* (it|this|them|my|to|the)\b"), 0.6),
+        (
+            _p(
+                r"\b(different|another|bigger|smaller|larger|other|right|correct) (size|color"
+                r"|colour)\b"
+            ),
+            0.6,
+        ),
+        (
+            _p(
+                r"\b(in|for|get|have|want) (a|an|the)? ?(size )?(small|medium|large|xl|extra large"
+                r"|bigger one|smaller one|larger one|bigger|smaller)\b"
+            ),
+            0.6,
+        ),
+        (_p(r"\breplace (it|them|this) with\b"), 0.4),
+        (_p(r"\binstead\b"), 0.1),
+    ],
+    "refund_status": [
+        (_p(rf"\b(where|wheres|status|how long|when|did|has)\b (\w+ ){{0,6}}{_REFUND}"), 1.0),
+        (_p(rf"\b{_REFUND} (\w+ ){{0,2}}(go|went|gone|been|be) (through|processed|issued)\b"), 1.0),
+        (
+            _p(
+                rf"\b(havent|hasnt|have not|has not|not|still no|never|no sign of|nothing)"
+                rf" (\w+ ){{0,3}}{_REFUND}"
+            ),
+            0.9,
+        ),
+        (
+            _p(
+                rf"\b{_REFUND} (\w+ )?(isnt|is not|hasnt|has not|not|still not"
+                rf"|never) (\w+ )?(showing|show|shown|there|posted|appeared|come|came|arrived)\b"
+            ),
+            1.0,
+        ),
+        (_p(rf"\b(check|checking|ask|asking|calling)\w* (\w+ ){{0,4}}{_REFUND}"), 0.9),
+        (
+            _p(
+                rf"\b(update|updates|news|word|progress) (on|about|for|of"
+                rf"|with) (\w+ ){{0,2}}{_REFUND}"
+            ),
+            1.0,
+        ),
+        (_p(rf"\b(said|promised|told me) (\w+ ){{0,5}}{_REFUND}"), 0.6),
+        (_p(r"\bnothing(s)? (has )?(happened|happening)\b"), 0.4),
+        (_p(r"\b(returned|sent (it|them|\w+ \w+) back)\b"), 0.5),
+        (_p(r"\b(got|received|receive|get|processed|process) (my|the) return\b"), 1.0),
+        (_p(r"\b(my|the) return (been |was |is )?(processed|received)\b"), 1.0),
+    ],
+    "refund_request": [
+        (_p(rf"\b{_REFUND}\b"), 0.6),
+        (
+            _p(
+                rf"\b(want|like|need|get|give|have|request|issue|process"
+                rf"|rather)\b (\w+ ){{0,4}}{_REFUND}"
+            ),
+            0.3,
+        ),
+        (_p(r"\bcharged (twice|two times|double)\b|\bdouble charged\b"), 0.5),
+    ],
+    "coupon_question": [
+        (
+            _p(r"\b(coupon|coupons|promo|promos|promotion|voucher|vouchers|discount|discounts)\b"),
+            1.0,
+        ),
+        (_p(r"\bcodes?\b"), 0.5),
+        (_p(r"\bfree ?ship\b|\bfree shipping\b"), 0.7),
+        (
+            _p(
+                r"\b(use|used|using|apply|applied|enter|entered|try|tried|redeem\w*|put in)"
+                r" (the |my |a |code )*\w+ ?(\d+|ten|fifteen|twenty|twenty five|thirty|forty"
+                r"|fifty)\b"
+            ),
+            0.6,
+        ),
+        (
+            _p(r"\b(didnt|doesnt|wont|wouldnt|not|isnt) (\w+ )?(work|apply|applied|accept|take)\b"),
+            0.2,
+        ),
+        (_p(r"\bcheckout\b|\binvalid\b"), 0.2),
+    ],
+    "reschedule_delivery": [
+        (_p(r"\breschedul\w*|\bredeliver\w*|\bre deliver\w*|\bre ?book\w*|\bre ?arrange\w*"), 1.0),
+        (
+            _p(
+                r"\b(came|come|stopped by|showed up|turned up) while i was (out|away|at work|gone"
+                r"|not home)\b"
+            ),
+            0.9,
+        ),
+        (_p(r"\b(missed|miss) (the |my |a )?(delivery|driver|package|them|me|courier)\b"), 0.9),
+        (_p(r"\bthey missed me\b"), 0.9),
+        (_p(r"\b(tried|attempted|try) to deliver\b|\bdelivery attempt\b"), 0.9),
+        (
+            _p(
+                r"\b(wasnt|was not|wont be|will not be|not be|not going to be|wasnt at) (home"
+                r"|there|in)\b|\bout of town\b"
+            ),
+            0.5,
+        ),
+        (_p(r"\b(different|another|new|other|later) (delivery )?(day|date|time)\b"), 0.7),
+        (_p(r"\bdelivery (day|date|time|window)\b"), 0.5),
+        (
+            _p(
+                rf"\b(deliver|bring|drop|send|come)\w* (it |them |back )?(off )?(on |next "
+                rf"|this )?{_WEEKDAY}\b"
+            ),
+            0.7,
+        ),
+        (_p(r"\b(left|leave) a (note|slip|notice)\b"), 0.7),
+        (
+            _p(
+                r"\b(change|move|moved|push|hold|delay|postpone)\w* (the |my )?(delivery|it|them)\b"
+            ),
+            0.5,
+        ),
+        (_p(r"\bcome back\b"), 0.5),
+        (
+            _p(
+                r"\b(delivery|it|package|them) (be |get |to be )?(moved|changed|pushed"
+                r"|rescheduled|delayed|postponed|held)\b"
+            ),
+            0.7,
+        ),
+        (_p(rf"\b(to|until|on|for) (next |this )?{_WEEKDAY}\b"), 0.3),
+        (_p(r"\bschedule (a |the )?(new )?delivery\b"), 0.9),
+    ],
+    "lost_package": [
+        (_p(r"\blost\b"), 0.9),
+        (
+            _p(r"\b(is|are|has been|got|went|gone) missing\b|\bmissing (package|parcel|order)\b"),
+            0.8,
+        ),
+        (
+            _p(
+                r"\b(hasnt|has not|havent|have not|not|hasn t|didnt) (been )?(moved|move|updated"
+                r"|update|changed|budged|scanned)\b"
+            ),
+            0.8,
+        ),
+        (_p(r"\bno (tracking )?(update|updates|information|info|movement|scans?)\b"), 0.7),
+        (
+            _p(
+                r"\b(cant|cannot|can t|couldnt) find (my|the|your|our) (package|parcel|order|box"
+                r"|shipment)\b"
+            ),
+            0.8,
+        ),
+        (_p(r"\b(file|open|make) a claim\b"), 0.8),
+        (
+            _p(
+                r"\b(in ages|for days|in days|for a week|over a week|in a week|for weeks"
+                r"|nine days)\b"
+            ),
+            0.3,
+        ),
+    ],
+    "not_received": [
+        (_p(_DELIVERED_CLAIM), 0.7),
+        (_p(_NOT_THERE), 0.6),
+    ],
+    "damaged_item": [
+        (_p(_DAMAGE), 0.9),
+        (_p(r"\b(replacement|replace it|replace them|new one)\b"), 0.4),
+    ],
+    "wrong_address": [
+        (
+            _p(
+                r"\bwrong (\w+ )?(address|zipcode|street|apartment|apt|unit|city|postcode"
+                r"|house number|street number|door number|apartment number|state)\b"
+            ),
+            1.0,
+        ),
+        (
+            _p(
+                r"\b(address|zipcode|apartment number|apt number|street number|house number"
+                r"|unit number|street name|postcode|city) (on (\w+ ){1,3})?(is|was|s) (wrong"
+                r"|incorrect|not right|outdated|old|a mistake|missing)\b"
+            ),
+            1.0,
+        ),
+        (
+            _p(
+                r"\b(typo|mistake|error|misspel\w*) (in|on|with) (my|the) (\w+ )?(address"
+                r"|zipcode)\b"
+            ),
+            1.0,
+        ),
+        (_p(r"\b(my|an|the) (old|previous|former) address\b"), 0.9),
+        (_p(r"\b(incorrect|wrong)\b"), 0.3),
+        (_p(r"\baddress\b"), 0.2),
+    ],
+    "change_address": [
+        (
+            _p(
+                r"\b(change|update|updating|changing|correct|fix|edit|modify|redirect)\w* "
+                r"(\w+ ){0,3}(address|where)\b"
+            ),
+            1.0,
+        ),
+        (
+            _p(
+                r"\b(send|ship|deliver|redirect|reroute|have)\w* (it|them|this|the \w+( \w+)?|my"
+                r" (order|package|\w+))? ?(sent |shipped |delivered )?to (my|a|the|another) (new"
+                r"|different|office|work|other|friends|mothers|moms|parents|neighbou?rs|sisters"
+                r"|brothers)\b"
+            ),
+            0.9,
+        ),
+        (_p(r"\b(new|different|another) (address|place|apartment|house)\b"), 0.6),
+        (_p(r"\baddress (\w+ )?(changed|updated|corrected|fixed|switched|moved)\b"), 1.0),
+        (_p(r"\bi (just )?moved\b|\bi move\b"), 0.5),
+        (_p(r"\baddress\b"), 0.3),
+    ],
+    "human": [
+        (
+            _p(
+                r"\b(human|representative|operator|agent|real person|live person|actual person"
+                r"|customer service|customer support|manager|supervisor|somebody real"
+                r"|someone real)\b"
+            ),
+            0.9,
+        ),
+        (_p(r"\b(person|someone|somebody|staff|anyone|anybody)\b"), 0.5),
+        (
+            _p(
+                r"\b(talk to|talk with|speak to|speak with|connect me|transfer me|put me through"
+                r"|get me)\b"
+            ),
+            0.4,
+        ),
+        (_p(r"\b(robot|machine|bot|computer|recording)\b"), 0.4),
+    ],
+    "goodbye": [
+        (_p(r"\b(good ?bye|bye|bye bye|see you|see ya)\b"), 1.0),
+        (
+            _p(
+                r"\b(thats all|that is all|thats it|that is it|thats everything|nothing else"
+                r"|nothing more|no more|im done|were done|all set|all good|that will be all"
+                r"|thatll be all|that was all|that was it|have everything|that covers it"
+                r"|that covers everything|thats about it|thats all i needed|that should be it"
+                r"|thats all for now|thats all i need)\b"
+            ),
+            0.9,
+        ),
+        (_p(r"\bhave a (nice|good|great|lovely) (day|one|evening|night|weekend)\b"), 0.9),
+        (_p(r"\b(thanks|thank you|cheers)\b"), 0.5),
+    ],
+}
+
+_NUMBER_WEIGHT = 0.5
+_YES_NO_WEIGHT = 0.8
+_LOOSE_YES_NO_WEIGHT = 0.7
+
+# Where one request ends and the next begins.
+_SPLIT = re.compile(
+    r"\b(?:and also|also|and then|plus|as well as|another thing|and another|first|second|secondly"
+    r"|and second|and|but also)\b"
+)
+# Across parts of one sentence, the first intent absorbs the second: a return "for a refund"
+# is one return; "where is it, it says delivered but it is not here" is one missing parcel.
+_ABSORBS = {
+    "exchange_request": {"return_request", "refund_request", "damaged_item"},
+    "return_request": {"refund_request", "damaged_item"},
+    "refund_status": {"refund_request"},
+    "not_received": {"order_status"},
+    "lost_package": {"order_status"},
+    "reschedule_delivery": {"order_status"},
+    "wrong_address": {"change_address"},
+}
+
+
+@dataclass(frozen=True)
+class IntentScores:
+    """The intents found in one utterance: the best one, its score, all of them in order."""
+
+    intent: str
+    score: float
+    intents: tuple[str, ...]
+
+
+def _scores(clean: str) -> dict[str, float]:
+    return {
+        intent: round(min(1.0, sum(w for p, w in patterns if p.search(clean))), 2)
+        for intent, patterns in _PATTERNS.items()
+    }
+
+
+def _best(scores: dict[str, float]) -> tuple[str, float]:
+    intent = max(_PRIORITY, key=lambda name: (scores.get(name, 0.0), -_PRIORITY.index(name)))
+    score = scores.get(intent, 0.0)
+    return (intent, score) if score >= MIN_SCORE else ("unknown", round(1.0 - score, 2))
+
+
+def _whole(text: str, clean: str, has_number: bool) -> dict[str, float]:
+    """Scores of the whole utterance, with its order number and yes/no weighed in."""
+    scores = _scores(clean)
+    task_found = any(scores[t] >= MIN_SCORE for t in TASKS) or scores["human"] >= MIN_SCORE
+    other_task = any(scores[t] >= MIN_SCORE for t in TASKS if t != "order_status")
+    if has_number and not other_task and scores["human"] < MIN_SCORE:
+        scores["order_status"] = round(min(1.0, scores["order_status"] + _NUMBER_WEIGHT), 2)
+    lead = leading_yes_no(text)
+    if lead is not None and not (lead and has_number):
+        # "no, I said 1003" denies; "yeah, it's 1004" is just how an answer starts
+        scores["yes" if lead else "no"] = _YES_NO_WEIGHT
+    elif lead is None and not task_found and not digit_runs(clean.split()):
+        # "a two, I guess" rates; only "I guess so" with no number in it answers yes
+        loose = parse_yes_no(text)
+        if loose is not None:
+            scores["yes" if loose else "no"] = _LOOSE_YES_NO_WEIGHT
+    return scores
+
+
+def _parts(text: str) -> list[str]:
+    """The utterance cut at sentence ends and connectives, each part normalised."""
+    parts = []
+    for sentence in re.split(r"[.?!;]+", text):
+        clean = canonical(sentence)
+        parts += [p.strip() for p in _SPLIT.split(clean) if p.strip()]
+    return parts
+
+
+def _merge(found: list[str]) -> list[str]:
+    kept: list[str] = []
+    for intent in found:
+        if intent in kept:
+            continue
+        if any(intent in _ABSORBS.get(k, ()) for k in kept):
+            continue
+        kept = [k for k in kept if k not in _ABSORBS.get(intent, ())]
+        kept.append(intent)
+    return kept
+
+
+_ANSWER_THEN_MORE = re.compile(
+    r"^(?:um |uh |well )?(yes|yeah|yep|sure|ok|okay|no|nope|nah)(?: please| thanks)?"
+    r" (?:and also|also|and|plus|but)\b"
+)
+
+
+def score_intents(text: str, *, has_number: bool = False) -> IntentScores:
+    """Score `text`; `has_number` says an order number was said (a bare number asks status)."""
+    clean = canonical(text)
+    whole_intent, whole_score = _best(_whole(text, clean, has_number))
+    found = []
+    for part in _parts(text):
+        intent, _ = _best(_scores(part))
+        if intent in TASKS or intent == "human":
+            found.append(intent)
+    tasks = _merge(found)
+    answer = _ANSWER_THEN_MORE.match(clean)
+    if answer and tasks:
+        # "yes, and also where's my refund": an answer, then a new request
+        said_yes = parse_yes_no(answer.group(1))
+        intents = ("yes" if said_yes else "no", *tasks)
+    elif len(set(found)) >= 2:
+        intents = tuple(tasks)
+    else:
+        return IntentScores(whole_intent, whole_score, (whole_intent,))
+    best = "human" if "human" in tasks else tasks[0]
+    return IntentScores(best, _scores(clean).get(best, 0.0) or whole_score, intents)
