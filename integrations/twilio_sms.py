@@ -1,0 +1,424 @@
+"""Text messages through Twilio (`Messenger`), with the `twilio` SDK over httpx.
+
+Twilio's Messages API has no idempotency key: a `POST …/Messages.json` repeated after its
+answer was lost sends a second text. So the rule here is stricter than for idempotent calls:
+
+- Within one `send_sms`, the POST is retried only when the failure proves it never left this
+  machine (connection refused or never established, no free pooled connection) or Twilio
+  refused it with 429 before doing anything. A read timeout or a 5xx is *not* retried: Twilio
+  may have queued the text.
+- Across calls, our `twilio_sms_ledger` table, keyed by the caller's `idempotency_key`, makes
+  the send at-most-once-per-key: a row is written before the POST; the message SID is stored
+  after it. The same key again returns the stored SID. If the earlier outcome is unknown, the
+  account's recent messages to that number are searched for the same body sent since that
+  attempt, and only if none is found is the text sent again (the outbox retries with the
+  same key).
+- Twilio's refusals (4xx: invalid number, unsubscribed recipient, …) are final: recorded, and
+  raised as `ProviderError(code="twilio_<code>", retryable=False)`.
+
+Reads (GET) are retried like any safe request. Status callbacks (`MessageStatus`) are recorded
+by `record_sms_status` into `twilio_sms_status` and move the ledger's status on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from twilio.base.exceptions import TwilioRestException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.rest import Client
+
+from integrations.http import (
+    DEFAULT_POLICY,
+    DEFAULT_TIMEOUT,
+    NotSentError,
+    RetryPolicy,
+    Sleep,
+    is_never_sent,
+    provider_error,
+    retry_after_seconds,
+    with_retries,
+)
+from integrations.protocols import ProviderError
+
+__all__ = [
+    "HttpxTwilioClient",
+    "SmsStatus",
+    "TwilioSms",
+    "metadata",
+    "record_sms_status",
+    "twilio_client",
+    "twilio_sms_ledger",
+    "twilio_sms_status",
+]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+SMS_MAX_CHARS = 1600  # Twilio's limit for one message body
+_E164 = re.compile(r"\+[1-9]\d{7,14}")
+# How far back, before our own attempt, a matching message still counts as ours (clock skew).
+_RECONCILE_SLACK = timedelta(minutes=5)
+
+metadata = MetaData()
+"""The SMS tables, apart from the store's and the demo shop's."""
+
+twilio_sms_ledger = Table(
+    "twilio_sms_ledger",
+    metadata,
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("to_number", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    # sending (outcome unknown) | not_sent (provably not sent) | failed | a Twilio status
+    Column("status", String(16), nullable=False),
+    Column("message_sid", String(64), index=True),
+    Column("error_code", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+twilio_sms_status = Table(
+    "twilio_sms_status",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_sid", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(16)),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class HttpxTwilioClient(AsyncHttpClient):
+    """The Twilio SDK's async HTTP client, on httpx with explicit timeouts and our retry rule:
+    GETs retry like any safe request; other methods only when the request never left."""
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(logger=log, is_async=True, timeout=None)
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._policy = policy
+        self._sleep = sleep
+        self._rand = rand
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        """Send one request for the SDK; transport failures become `ProviderError`."""
+        safe = method.upper() in ("GET", "HEAD")
+
+        async def once() -> httpx.Response:
+            response = await self._client.request(
+                method.upper(),
+                url,
+                params=params,  # type: ignore[arg-type]
+                data=data,  # type: ignore[arg-type]
+                headers=headers,
+                auth=auth,
+                follow_redirects=allow_redirects,
+            )
+            if response.status_code == 429 or (safe and response.status_code >= 500):
+                raise _Transient(response)
+            return response
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, _Transient):
+                return True
+            return isinstance(exc, httpx.TransportError) if safe else is_never_sent(exc)
+
+        def hint(exc: BaseException) -> float | None:
+            return (
+                retry_after_seconds(exc.response.headers) if isinstance(exc, _Transient) else None
+            )
+
+        try:
+            response = await with_retries(
+                once,
+                retryable=retryable,
+                policy=self._policy,
+                delay_hint=hint,
+                sleep=self._sleep,
+                rand=self._rand,
+                what=f"Twilio {method} {url}",
+            )
+        except _Transient as exc:
+            response = exc.response  # the SDK turns it into TwilioRestException
+        except httpx.TransportError as exc:
+            raise provider_error("Twilio", exc) from exc
+        return TwilioResponse(response.status_code, response.text, response.headers)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+
+class _Transient(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def twilio_client(
+    account_sid: str,
+    auth_token: str,
+    *,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Sleep = asyncio.sleep,
+) -> Client:
+    """A Twilio REST `Client` on `HttpxTwilioClient`."""
+    http = HttpxTwilioClient(timeout=timeout, transport=transport, policy=policy, sleep=sleep)
+    return Client(account_sid, auth_token, http_client=http)
+
+
+@dataclass(frozen=True)
+class SmsStatus:
+    """One status callback, as recorded."""
+
+    message_sid: str
+    status: str
+    error_code: str | None
+
+
+class TwilioSms:
+    """`Messenger` over Twilio Programmable Messaging; call `create_all()` once."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        engine: Engine,
+        *,
+        status_callback_url: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self.from_number = from_number
+        self.engine = engine
+        self.status_callback_url = status_callback_url
+        self._clock = clock
+        self.client = twilio_client(
+            account_sid,
+            auth_token,
+            timeout=timeout,
+            transport=transport,
+            policy=policy,
+            sleep=sleep,
+        )
+
+    def create_all(self) -> None:
+        """Create the SMS tables if missing."""
+        metadata.create_all(self.engine)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.http_client.close()  # type: ignore[attr-defined]
+
+    async def send_sms(self, to: str, body: str, *, idempotency_key: str) -> str:
+        """Send `body` to `to` (E.164) once per `idempotency_key`; returns Twilio's SID."""
+        if not _E164.fullmatch(to):
+            raise ValueError(f"not an E.164 phone number: {to!r}")
+        if not body.strip():
+            raise ValueError("empty SMS body")
+        if len(body) > SMS_MAX_CHARS:
+            raise ValueError(f"SMS body of {len(body)} characters; the limit is {SMS_MAX_CHARS}")
+        if not idempotency_key:
+            raise ValueError("an SMS needs an idempotency_key")
+
+        row = await asyncio.to_thread(self._claim, idempotency_key, to, body)
+        if row["message_sid"]:
+            return row["message_sid"]
+        if row["status"] == "failed":
+            raise ProviderError(
+                f"Twilio refused this text earlier (error {row['error_code']})",
+                code=f"twilio_{row['error_code']}",
+            )
+        if row["status"] == "sending" and not row["fresh"]:
+            found = await self._find_sent(to, body, row["created_at"])
+            if found is not None:
+                await asyncio.to_thread(self._finish, idempotency_key, found[1], found[0], None)
+                return found[0]
+        return await self._send(idempotency_key, to, body)
+
+    async def _send(self, key: str, to: str, body: str) -> str:
+        await asyncio.to_thread(self._set_status, key, "sending")
+        kwargs: dict[str, Any] = {"to": to, "from_": self.from_number, "body": body}
+        if self.status_callback_url:
+            kwargs["status_callback"] = self.status_callback_url
+        try:
+            message = await self.client.messages.create_async(**kwargs)
+        except NotSentError:
+            await asyncio.to_thread(self._set_status, key, "not_sent")
+            raise
+        except TwilioRestException as exc:
+            if exc.status == 429:
+                await asyncio.to_thread(self._set_status, key, "not_sent")
+                raise ProviderError(
+                    "Twilio is rate limiting us", code="rate_limited", retryable=True
+                ) from exc
+            if 400 <= exc.status < 500:
+                await asyncio.to_thread(self._finish, key, "failed", None, str(exc.code or ""))
+                raise ProviderError(
+                    f"Twilio refused the text: {exc.msg}",
+                    code=f"twilio_{exc.code or exc.status}",
+                ) from exc
+            # A 5xx after the POST: Twilio may have queued it; the row stays "sending".
+            raise ProviderError(
+                f"Twilio answered HTTP {exc.status}", code="unavailable", retryable=True
+            ) from exc
+        # Any other ProviderError (a read timeout): outcome unknown, the row stays "sending".
+        await asyncio.to_thread(self._finish, key, message.status or "queued", message.sid, None)
+        return message.sid  # type: ignore[return-value]
+
+    async def _find_sent(self, to: str, body: str, since: datetime) -> tuple[str, str] | None:
+        """A message already sent to `to` with this body since `since`, as (sid, status)."""
+        recent = await self.client.messages.list_async(to=to, from_=self.from_number, limit=20)
+        for message in recent:
+            created = message.date_created
+            if (
+                message.body == body
+                and message.sid
+                and (created is None or _aware(created) >= since - _RECONCILE_SLACK)
+            ):
+                log.info("text for an unknown earlier attempt found: %s", message.sid)
+                return message.sid, message.status or "sent"
+        return None
+
+    async def record_status(self, form: Mapping[str, str]) -> SmsStatus | None:
+        """Record one Twilio status callback (see `record_sms_status`)."""
+        return await asyncio.to_thread(record_sms_status, self.engine, form, self._clock)
+
+    # Database work, run in a thread.
+
+    def _claim(self, key: str, to: str, body: str) -> dict[str, Any]:
+        now = self._clock()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    twilio_sms_ledger.insert().values(
+                        idempotency_key=key,
+                        to_number=to,
+                        body=body,
+                        status="sending",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return {"message_sid": None, "status": "sending", "fresh": True, "created_at": now}
+        except IntegrityError:
+            pass
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(twilio_sms_ledger).where(twilio_sms_ledger.c.idempotency_key == key)
+            ).one()
+        return {
+            "message_sid": row.message_sid,
+            "status": row.status,
+            "error_code": row.error_code,
+            "fresh": False,
+            "created_at": _aware(row.created_at),
+        }
+
+    def _set_status(self, key: str, status: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                twilio_sms_ledger.update()
+                .where(twilio_sms_ledger.c.idempotency_key == key)
+                .values(status=status, updated_at=self._clock())
+            )
+
+    def _finish(self, key: str, status: str, sid: str | None, error_code: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                twilio_sms_ledger.update()
+                .where(twilio_sms_ledger.c.idempotency_key == key)
+                .values(
+                    status=status[:16],
+                    message_sid=sid,
+                    error_code=error_code,
+                    updated_at=self._clock(),
+                )
+            )
+
+
+def record_sms_status(
+    engine: Engine, form: Mapping[str, str], clock: Clock = _utc_now
+) -> SmsStatus | None:
+    """Store one Twilio message status callback (form fields `MessageSid`, `MessageStatus`,
+    `ErrorCode`) and move the ledger's row on. Returns None for a form without them.
+
+    The route must check `X-Twilio-Signature` first, as for every Twilio webhook.
+    """
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+    if not sid or not status:
+        return None
+    error_code = form.get("ErrorCode") or None
+    now = clock()
+    with engine.begin() as conn:
+        conn.execute(
+            twilio_sms_status.insert().values(
+                message_sid=sid,
+                status=status[:16],
+                error_code=error_code,
+                payload=dict(form),
+                received_at=now,
+            )
+        )
+        conn.execute(
+            twilio_sms_ledger.update()
+            .where(twilio_sms_ledger.c.message_sid == sid)
+            .values(status=status[:16], error_code=error_code, updated_at=now)
+        )
+    return SmsStatus(sid, status, error_code)
