@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 
-.PHONY: install run serve seed test lint format fixtures clean
+.PHONY: install run serve seed test test-deps lint format fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ run: seed
 	  $(BIN)/postvoice serve --port $(PORT); \
 	fi
 
-test: install
+# The store's tests run on a real PostgreSQL too; they start their own server on loopback.
+test-deps:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y postgresql)
+
+test: install test-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

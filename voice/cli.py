@@ -102,6 +102,42 @@ def replay(
     raise typer.Exit(code)
 
 
+@app.command()
+def worker(
+    drain: Annotated[bool, typer.Option("--drain", help="Deliver what is due, then exit.")] = False,
+    worker_id: Annotated[str | None, typer.Option(help="Name in logs and row locks.")] = None,
+) -> None:
+    """Deliver the outbox (texts, tickets, refunds, labels) as its own process."""
+    from integrations.demo import DemoShop
+    from integrations.labels import EmbeddedLabels
+    from integrations.providers import build_label_maker, build_providers
+    from integrations.worker import RetryPolicy
+    from integrations.worker import main as worker_main
+
+    settings = Settings()
+    setup_logging()
+    config = settings.provider_config()
+
+    def providers(engine):
+        labels = build_label_maker(config, engine) or EmbeddedLabels(
+            settings.label_secret(), settings.public_url, shop_name=settings.shop_name
+        )
+        return build_providers(config, engine, DemoShop(engine, labels=labels))
+
+    raise typer.Exit(
+        worker_main(
+            settings.database_url,
+            providers=providers,
+            worker_id=worker_id,
+            poll_s=settings.worker_poll_s,
+            policy=RetryPolicy(
+                max_attempts=settings.outbox_max_attempts, cap_s=settings.outbox_backoff_cap_s
+            ),
+            drain=drain,
+        )
+    )
+
+
 nlu_app = typer.Typer(help="Understanding: the labelled caller utterances.", no_args_is_help=True)
 app.add_typer(nlu_app, name="nlu")
 

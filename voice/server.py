@@ -18,9 +18,18 @@ from starlette.websockets import WebSocketDisconnect
 
 from dialog.events import CallInfo
 from integrations.demo import DemoShop, ensure_schema
+from integrations.demo import metadata as shop_metadata
 from integrations.labels import EmbeddedLabels
+from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
 from integrations.protocols import EventSink, Services
+from integrations.providers import build_label_maker, build_providers, close_providers
 from integrations.store import Store, make_engine
+from integrations.stripe_refunds import StripeRefunds
+from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
+from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
+from integrations.twilio_sms import metadata as twilio_sms_metadata
+from integrations.twilio_sms import record_sms_status
+from integrations.worker import RetryPolicy, WorkerHandle, deliverers_from, start_in_process
 from voice import twilio
 from voice.call import AgentLike, CallDeps, CallSession
 from voice.settings import Settings
@@ -97,16 +106,26 @@ class StarletteSocket:
             await self.ws.close(code)
 
 
-def _agent_factory(settings: Settings, shop: DemoShop) -> Callable[[CallInfo, EventSink], Any]:
+def _agent_factory(
+    settings: Settings, providers: dict[str, Any], wake: Callable[[], None]
+) -> Callable[[CallInfo, EventSink], Any]:
     from dialog.agent import Agent
 
     def make(info: CallInfo, events: EventSink) -> AgentLike:
+        # Reads go straight to the providers; texts, tickets and refunds go through the
+        # outbox, committed with the decision that caused them.
         services = Services(
-            orders=shop.orders,
-            tracking=shop.tracking,
-            messenger=shop.messenger,
+            orders=providers["orders"],
+            tracking=providers["tracking"],
+            messenger=OutboxMessenger(events, wake=wake),
             events=events,
             shop_name=settings.shop_name,
+            coupons=providers["coupons"],
+            returns=providers["returns"],
+            refunds=OutboxRefunds(events, providers["refunds"], wake=wake),
+            helpdesk=OutboxHelpdesk(events, wake=wake),
+            deliveries=providers["deliveries"],
+            human_number=settings.human_number,
         )
         return Agent(None, services, info, human_number=settings.human_number)
 
@@ -117,23 +136,32 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     """Build the app. Models are loaded and warmed at start-up, not on the first call."""
     engine = make_engine(settings.database_url)
     store = Store(engine)
-    store.create_all()
+    store.migrate(also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata])
     ensure_schema(engine)
+    provider_config = settings.provider_config()
     labels = EmbeddedLabels(
         settings.label_secret(), settings.public_url, shop_name=settings.shop_name
     )
-    shop = DemoShop(engine, labels=labels)
+    shop = DemoShop(engine, labels=build_label_maker(provider_config, engine) or labels)
+    providers = build_providers(provider_config, engine, shop)
     engines = engines or default_engines(settings)
+    worker: WorkerHandle | None = None
+
+    def wake_worker() -> None:
+        if worker is not None:
+            worker.wake()
+
     deps = CallDeps(
         settings=settings,
         store=store,
         transcriber=engines.transcriber,
         synthesizer=engines.synthesizer,
-        make_agent=_agent_factory(settings, shop),
+        make_agent=_agent_factory(settings, providers, wake_worker),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        nonlocal worker
         if settings.dev:
             log.warning(
                 "DEVELOPMENT MODE: Twilio signatures are NOT checked. "
@@ -143,8 +171,20 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
             asyncio.to_thread(engines.transcriber.warm),
             asyncio.to_thread(engines.synthesizer.warm),
         )
+        if settings.worker_in_process:
+            worker = start_in_process(
+                store.outbox,
+                deliverers_from(providers),
+                poll_s=settings.worker_poll_s,
+                policy=RetryPolicy(
+                    max_attempts=settings.outbox_max_attempts, cap_s=settings.outbox_backoff_cap_s
+                ),
+            )
         log.info("postvoice ready: webhooks at %s/twilio/voice", settings.public_url.rstrip("/"))
         yield
+        if worker is not None:
+            await worker.stop()
+        await close_providers(providers)
         engine.dispose()
 
     app = FastAPI(title="postvoice", lifespan=lifespan)
@@ -261,6 +301,43 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         return Response(
             pdf, media_type="application/pdf", headers={"Cache-Control": "private, no-store"}
         )
+
+    @app.post("/twilio/sms-status")
+    async def sms_status(form: TwilioForm) -> Response:
+        """Twilio's delivery report for a text we sent."""
+        await asyncio.to_thread(record_sms_status, engine, form)
+        return Response(status_code=204)
+
+    @app.post("/stripe/webhook")
+    async def stripe_webhook(request: Request) -> Response:
+        """Stripe events (refund updates), checked against Stripe-Signature, each handled once."""
+        secret = settings.stripe_webhook_secret
+        if secret is None:
+            raise HTTPException(status_code=404, detail="Stripe webhooks are not configured")
+        refunds = providers["refunds"]
+        outcome = await handle_stripe_event(
+            await request.body(),
+            request.headers.get("Stripe-Signature", ""),
+            secret.get_secret_value(),
+            SqlSeenEvents(engine),
+            on_event=refunds.apply_event if isinstance(refunds, StripeRefunds) else None,
+        )
+        return Response(status_code=outcome.http_status)
+
+    @app.get("/api/outbox", dependencies=[Depends(require_admin)])
+    async def outbox_items(status: str | None = None) -> dict[str, Any]:
+        """What waits to leave the machine, what was delivered, and what is dead."""
+        items = await asyncio.to_thread(store.outbox_items, status)
+        counts = await asyncio.to_thread(store.outbox.counts)
+        return {"counts": counts, "items": items}
+
+    @app.post("/api/outbox/{item_id}/retry", dependencies=[Depends(require_admin)])
+    async def outbox_retry(item_id: int) -> dict[str, Any]:
+        """Put a dead item back in the queue (after fixing what killed it)."""
+        if not await asyncio.to_thread(store.outbox.retry_dead, item_id):
+            raise HTTPException(status_code=404, detail="no dead outbox item with that id")
+        wake_worker()
+        return {"status": "requeued", "id": item_id}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

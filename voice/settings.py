@@ -43,6 +43,44 @@ class Settings(BaseSettings):
         default=False, description="Accept injected transcripts on the media socket (replay)."
     )
 
+    # Real providers (empty: the embedded demo shop stands in); see README "Connecting a real shop"
+    http_connect_timeout_s: float = 3.0
+    http_read_timeout_s: float = 10.0
+    tracking_deadline_s: float = 1.5
+    shopify_shop_domain: str = ""
+    shopify_access_token: SecretStr | None = None
+    shopify_api_version: str = "2025-01"
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = ""
+    twilio_voice_number: str = ""
+    twilio_from_number: str = ""
+    zendesk_subdomain: str = ""
+    zendesk_email: str = ""
+    zendesk_api_token: SecretStr | None = None
+    carrier_provider: str = ""
+    carrier_api_key: SecretStr | None = None
+    aftership_api_version: str = "2024-04"
+    label_provider: str = ""
+    label_api_key: SecretStr | None = None
+    label_carrier: str = ""
+    label_service: str = ""
+    return_name: str = ""
+    return_company: str = ""
+    return_street1: str = ""
+    return_street2: str = ""
+    return_city: str = ""
+    return_state: str = ""
+    return_zip: str = ""
+    return_country: str = "US"
+    return_phone: str = ""
+
+    # The outbox: side effects that leave the machine are delivered by a worker
+    worker_in_process: bool = True
+    worker_poll_s: float = 1.0
+    outbox_max_attempts: int = 8
+    outbox_backoff_cap_s: float = 300.0
+
     # Server and storage
     host: str = "127.0.0.1"
     port: int = 8080
@@ -104,6 +142,25 @@ class Settings(BaseSettings):
         if self.label_secret_key is not None:
             return self.label_secret_key.get_secret_value().encode()
         return hashlib.sha256(b"postvoice-labels:" + self.secret()).digest()
+
+    def provider_config(self):
+        """The provider settings as the plain object `integrations.providers` takes."""
+        from dataclasses import fields
+
+        from integrations.providers import ProviderConfig
+
+        values = {}
+        for f in fields(ProviderConfig):
+            value = getattr(self, f.name, None)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value is not None:
+                values[f.name] = value
+        values["public_url"] = self.public_url
+        values.setdefault("twilio_voice_number", "")
+        if not values["twilio_voice_number"]:
+            values["twilio_voice_number"] = self.support_number
+        return ProviderConfig(**values)
 
     @property
     def signatures_required(self) -> bool:
