@@ -22,6 +22,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class ReplayTarget:
     public_url: str
     auth_token: str | None
     admin_token: str | None
+    reset: Callable[[], None] | None = None  # reseeds the demo shop (in-process server only)
 
 
 @dataclass
@@ -676,7 +678,6 @@ async def in_process_server(database_url: str, engines: Any = None):
     engine = make_engine(database_url)
     Store(engine).create_all()
     seed(engine)
-    engine.dispose()
     config = uvicorn.Config(
         create_app(settings, engines),
         host="127.0.0.1",
@@ -699,10 +700,12 @@ async def in_process_server(database_url: str, engines: Any = None):
             public_url=settings.public_url,
             auth_token=auth,
             admin_token=admin,
+            reset=lambda: seed(engine),
         )
     finally:
         server.should_exit = True
         await task
+        engine.dispose()
 
 
 def target_from_url(url: str) -> ReplayTarget:
@@ -789,6 +792,8 @@ async def _run_many(console, paths: list[Path], server: ReplayTarget, out: Path,
         for path in paths:
             try:
                 scenario = load_scenario(path)
+                if server.reset is not None:  # each scenario starts from the designed shop
+                    await asyncio.to_thread(server.reset)
                 report = await replay_scenario(scenario, server, out / scenario.name, realtime)
                 rows.append(
                     (scenario.name, report["passed"], report["latency_ms"], report["failures"])
