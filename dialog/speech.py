@@ -7,6 +7,8 @@ rather than "fedex". No URL, address or personal detail is ever put into words h
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
@@ -14,18 +16,26 @@ from enum import StrEnum
 from integrations.models import Order, Shipment, ShipmentStatus, TrackingEvent
 
 __all__ = [
+    "SIZE_NAMES",
     "StatusKind",
     "StatusReport",
     "describe_order",
+    "items_are_plural",
     "product_name",
     "say_carrier",
+    "say_code",
     "say_date",
     "say_days",
+    "say_digits",
     "say_items",
+    "say_list",
     "say_money",
     "say_number",
     "say_order_number",
+    "say_reference",
     "say_since",
+    "say_size",
+    "size_order",
 ]
 
 _ONES = (
@@ -134,6 +144,75 @@ def say_since(d: date, today: date) -> str:
     return _day_name(d, today)
 
 
+# --- codes, references, sizes, lists ------------------------------------------------------
+
+SIZE_NAMES = {
+    "XXS": "extra extra small",
+    "XS": "extra small",
+    "S": "small",
+    "M": "medium",
+    "L": "large",
+    "XL": "extra large",
+    "XXL": "extra extra large",
+}
+"""Clothing sizes as they are said."""
+
+
+def size_order(size: str) -> tuple[int, str]:
+    """Sort key putting sizes in the order of a size chart: S before M before L."""
+    order = list(SIZE_NAMES)
+    upper = size.upper()
+    if upper in SIZE_NAMES:
+        return (order.index(upper), "")
+    return (len(order) + (int(size) if size.isdigit() else 0), size)
+
+
+def say_size(size: str) -> str:
+    """A clothing size for the ear: "M" → "medium", "42" → "forty-two"."""
+    if size.upper() in SIZE_NAMES:
+        return SIZE_NAMES[size.upper()]
+    return say_number(int(size)) if size.isdigit() else size
+
+
+def say_list(items: Sequence[str], joiner: str = "and") -> str:
+    """ "a", "a and b", "a, b, and c"."""
+    items = [i for i in items if i]
+    if len(items) <= 2:
+        return f" {joiner} ".join(items)
+    return ", ".join(items[:-1]) + f", {joiner} {items[-1]}"
+
+
+def _spell(chunk: str) -> str:
+    return " ".join(chunk.upper())
+
+
+def say_code(code: str) -> str:
+    """A coupon code as people say it: "SAVE20" → "save twenty", "VIP50" → "V I P fifty"."""
+    parts = re.findall(r"[A-Za-z]+|\d+", code)
+    words = []
+    for part in parts:
+        if part.isdigit():
+            words.append(say_number(int(part)) if len(part) <= 3 else say_digits(part))
+        elif len(part) >= 4 and re.search(r"[aeiouyAEIOUY]", part):
+            words.append(part.lower())
+        else:
+            words.append(_spell(part))
+    return " ".join(words)
+
+
+def say_digits(number: str) -> str:
+    """Digits one by one, as read off a card or a ticket: "4242" → "four two four two"."""
+    names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    return " ".join(names[int(c)] for c in number if c.isdigit())
+
+
+def say_reference(ref: str) -> str:
+    """An RMA or ticket number read out: "RMA-50013" → "R M A, five zero zero one three"."""
+    parts = re.findall(r"[A-Za-z]+|\d+", ref)
+    said = [_spell(p) if not p.isdigit() else say_digits(p) for p in parts]
+    return ", ".join(said)
+
+
 # --- carriers and products -------------------------------------------------------------------
 
 _CARRIERS = {
@@ -219,6 +298,11 @@ def _items(order: Order) -> _Items:
 def say_items(order: Order) -> str:
     """What an order holds: "linen shirt", "linen shirt and one other item"."""
     return _items(order).text
+
+
+def items_are_plural(order: Order) -> bool:
+    """Whether what an order holds takes a plural verb ("your earbuds were delivered")."""
+    return _items(order).plural
 
 
 # --- order status ----------------------------------------------------------------------------

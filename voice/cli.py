@@ -25,6 +25,7 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -135,6 +136,122 @@ def worker(
             ),
             drain=drain,
         )
+    )
+
+
+flows_app = typer.Typer(help="The SOP flows and the policy.", no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+
+
+@flows_app.command("check")
+def flows_check(
+    directory: Annotated[
+        Path | None, typer.Argument(help="A flows directory (default: the configured one).")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="A policy file (default: the configured one).")
+    ] = None,
+) -> None:
+    """Validate flows and policy; every mistake is printed as file:line: message."""
+    from dialog.loader import check_flows
+    from dialog.policy import check_policy
+
+    settings = Settings()
+    errors = check_flows(directory or settings.flows_dir) + check_policy(
+        policy or settings.policy_file
+    )
+    for error in errors:
+        typer.echo(error)
+    typer.echo(f"{len(errors)} problem(s)" if errors else "flows and policy are valid")
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def chat(
+    from_number: Annotated[
+        str, typer.Option("--from", help="Caller ID to present (a demo customer's, or any).")
+    ] = "anonymous",
+    outbound_order: Annotated[
+        str | None,
+        typer.Option("--delivery-confirmation", help="Play the outbound call for this order."),
+    ] = None,
+) -> None:
+    """Talk to the agent by typing: `#1001` is the keypad, `/silence` says nothing, Ctrl-D
+    hangs up. Texts, tickets and refunds happen for real on the configured shop."""
+    import asyncio
+    import dataclasses
+    import uuid
+
+    from integrations.store import CallEvents
+    from voice.chat import run_chat
+    from voice.services import build_shop
+
+    settings = Settings()
+    setup_logging("WARNING")
+
+    async def talk() -> None:
+        shop = build_shop(settings)
+        shop.start_worker()
+        try:
+
+            def make(info):
+                call_sid = f"CHAT{uuid.uuid4().hex[:28]}"
+                shop.store.upsert_call(
+                    call_sid,
+                    from_number=info.from_number,
+                    to_number=info.to_number,
+                    direction=info.direction,
+                    status="in-progress",
+                )
+                events = CallEvents(shop.store, call_sid)
+                return shop.agent(dataclasses.replace(info, call_sid=call_sid), events)
+
+            await run_chat(
+                make,
+                from_number,
+                to_number=settings.support_number,
+                direction="outbound" if outbound_order else "inbound",
+                purpose="delivery_confirmation" if outbound_order else None,
+                order_ref=outbound_order,
+            )
+        finally:
+            await shop.close()
+
+    asyncio.run(talk())
+
+
+@app.command()
+def receive(
+    rma: Annotated[str, typer.Argument(help="The RMA the warehouse has received.")],
+) -> None:
+    """The warehouse has a return: mark it received and settle its refund by policy
+    (above the approval line: a ticket for a person, never a refund)."""
+    import asyncio
+
+    from dialog.receipt import refund_on_receipt
+    from integrations.store import CallEvents
+    from voice.services import build_shop
+
+    settings = Settings()
+    setup_logging("WARNING")
+
+    async def settle():
+        shop = build_shop(settings)
+        shop.start_worker()
+        try:
+            services = shop.services(CallEvents(shop.store, None))
+            outcome = await refund_on_receipt(rma, services, flows=shop.flows, policy=shop.policy)
+            await asyncio.sleep(0)  # let the worker pick up what was queued
+            return outcome
+        finally:
+            await shop.close()
+
+    outcome = asyncio.run(settle())
+    typer.echo(
+        f"{outcome.rma} (order {outcome.order}): {outcome.outcome}"
+        + (f", {outcome.amount_cents / 100:.2f}" if outcome.amount_cents else "")
+        + (f", ticket {outcome.ticket_id}" if outcome.ticket_id else "")
+        + (f" — {outcome.reason}" if outcome.reason else "")
     )
 
 

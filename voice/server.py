@@ -7,7 +7,7 @@ defined inside `create_app` from real annotations.
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -16,22 +16,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
-from dialog.events import CallInfo
-from integrations.demo import DemoShop, ensure_schema
-from integrations.demo import metadata as shop_metadata
-from integrations.labels import EmbeddedLabels
-from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
-from integrations.protocols import EventSink, Services
-from integrations.providers import build_label_maker, build_providers, close_providers
-from integrations.store import Store, make_engine
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
-from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
-from integrations.twilio_sms import metadata as twilio_sms_metadata
 from integrations.twilio_sms import record_sms_status
-from integrations.worker import RetryPolicy, WorkerHandle, deliverers_from, start_in_process
 from voice import twilio
-from voice.call import AgentLike, CallDeps, CallSession
+from voice.call import CallDeps, CallSession
+from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
 from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer
@@ -106,62 +96,21 @@ class StarletteSocket:
             await self.ws.close(code)
 
 
-def _agent_factory(
-    settings: Settings, providers: dict[str, Any], wake: Callable[[], None]
-) -> Callable[[CallInfo, EventSink], Any]:
-    from dialog.agent import Agent
-
-    def make(info: CallInfo, events: EventSink) -> AgentLike:
-        # Reads go straight to the providers; texts, tickets and refunds go through the
-        # outbox, committed with the decision that caused them.
-        services = Services(
-            orders=providers["orders"],
-            tracking=providers["tracking"],
-            messenger=OutboxMessenger(events, wake=wake),
-            events=events,
-            shop_name=settings.shop_name,
-            coupons=providers["coupons"],
-            returns=providers["returns"],
-            refunds=OutboxRefunds(events, providers["refunds"], wake=wake),
-            helpdesk=OutboxHelpdesk(events, wake=wake),
-            deliveries=providers["deliveries"],
-            human_number=settings.human_number,
-        )
-        return Agent(None, services, info, human_number=settings.human_number)
-
-    return make
-
-
 def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     """Build the app. Models are loaded and warmed at start-up, not on the first call."""
-    engine = make_engine(settings.database_url)
-    store = Store(engine)
-    store.migrate(also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata])
-    ensure_schema(engine)
-    provider_config = settings.provider_config()
-    labels = EmbeddedLabels(
-        settings.label_secret(), settings.public_url, shop_name=settings.shop_name
-    )
-    shop = DemoShop(engine, labels=build_label_maker(provider_config, engine) or labels)
-    providers = build_providers(provider_config, engine, shop)
+    shop = build_shop(settings)
+    store, engine, providers, labels = shop.store, shop.engine, shop.providers, shop.labels
     engines = engines or default_engines(settings)
-    worker: WorkerHandle | None = None
-
-    def wake_worker() -> None:
-        if worker is not None:
-            worker.wake()
-
     deps = CallDeps(
         settings=settings,
         store=store,
         transcriber=engines.transcriber,
         synthesizer=engines.synthesizer,
-        make_agent=_agent_factory(settings, providers, wake_worker),
+        make_agent=shop.agent,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        nonlocal worker
         if settings.dev:
             log.warning(
                 "DEVELOPMENT MODE: Twilio signatures are NOT checked. "
@@ -172,25 +121,16 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
             asyncio.to_thread(engines.synthesizer.warm),
         )
         if settings.worker_in_process:
-            worker = start_in_process(
-                store.outbox,
-                deliverers_from(providers),
-                poll_s=settings.worker_poll_s,
-                policy=RetryPolicy(
-                    max_attempts=settings.outbox_max_attempts, cap_s=settings.outbox_backoff_cap_s
-                ),
-            )
+            shop.start_worker()
         log.info("postvoice ready: webhooks at %s/twilio/voice", settings.public_url.rstrip("/"))
         yield
-        if worker is not None:
-            await worker.stop()
-        await close_providers(providers)
-        engine.dispose()
+        await shop.close()
 
     app = FastAPI(title="postvoice", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
-    app.state.shop = shop
+    app.state.shop = shop.demo
+    app.state.runtime = shop
     app.state.deps = deps
 
     async def twilio_form(request: Request) -> dict[str, str]:
@@ -295,7 +235,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         """A return label, at the signed, expiring link we texted the customer."""
         if not labels.verify(rma, expires, sig):
             raise HTTPException(status_code=403, detail="this label link is invalid or expired")
-        pdf = await shop.returns.label_pdf(rma)
+        pdf = await shop.demo.returns.label_pdf(rma)
         if pdf is None:
             raise HTTPException(status_code=404, detail="no label for this return")
         return Response(
@@ -336,7 +276,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         """Put a dead item back in the queue (after fixing what killed it)."""
         if not await asyncio.to_thread(store.outbox.retry_dead, item_id):
             raise HTTPException(status_code=404, detail="no dead outbox item with that id")
-        wake_worker()
+        shop.wake_worker()
         return {"status": "requeued", "id": item_id}
 
     @app.get("/healthz")

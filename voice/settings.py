@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
 
     # The shop
+    flows_dir: Path | None = Field(
+        default=None, description="SOP flows (YAML); default: the shipped dialog/flows."
+    )
+    policy_file: Path | None = Field(
+        default=None, description="Return/refund policy (YAML); default: dialog/policy.yaml."
+    )
     shop_name: str = "Northwind Goods"
     support_number: str = "+18005550100"
     human_number: str = "+18005550199"

@@ -1,0 +1,143 @@
+"""Coupons: why a code does not apply and what does; the courtesy code, offered at most once."""
+
+from __future__ import annotations
+
+from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
+from dialog.speech import say_code, say_list, say_money, say_number
+from integrations.models import Coupon, Customer, Order
+
+__all__ = ["describe_coupon"]
+
+
+def describe_coupon(coupon: Coupon) -> str:
+    """What a code gives, for the ear: "twenty percent off orders over fifty dollars"."""
+    if coupon.kind == "percent":
+        benefit = f"{say_number(coupon.value)} percent off"
+    elif coupon.kind == "amount":
+        benefit = f"{say_money(coupon.value)} off"
+    else:
+        benefit = "free shipping"
+    if coupon.min_subtotal_cents:
+        on = " on" if coupon.kind == "free_shipping" else ""
+        benefit += f"{on} orders over {say_money(coupon.min_subtotal_cents)}"
+    elif coupon.kind != "free_shipping":
+        benefit += " your order"
+    if coupon.first_order_only:
+        benefit += ", on a first order only"
+    return benefit
+
+
+async def _order_said(ctx: ActionContext) -> Order | None:
+    number = ctx.slots.get("order_number")
+    if not number:
+        return None
+    order = await ctx.fetch(ctx.services.orders.order(str(number)))
+    if order is not None:
+        ctx.slots["order"] = order
+    return order
+
+
+@ACTIONS.action(
+    "check_coupon",
+    sets={
+        "coupon_valid": "bool",
+        "coupon_reason": "text",
+        "coupon_min_spend": "money",
+        "coupon_expired_on": "date",
+        "coupon_benefit": "text",
+    },
+)
+async def check_coupon(ctx: ActionContext) -> None:
+    """Ask the shop whether the code applies to this caller (and the order they named)."""
+    coupons = ctx.services.coupons
+    if coupons is None:
+        raise ServiceUnavailable("no coupons service")
+    code = str(ctx.slots.get("coupon_code") or "").upper()
+    order = await _order_said(ctx)
+    customer = ctx.slots.get("customer")
+    customer_id = customer.id if isinstance(customer, Customer) else None
+    check = await ctx.fetch(coupons.check(code, customer_id, order))
+    coupon = check.coupon
+    ctx.slots.update(
+        coupon_valid=check.valid,
+        coupon_reason=check.reason,
+        coupon_benefit=describe_coupon(coupon) if coupon else None,
+        coupon_min_spend=coupon.min_subtotal_cents if coupon else None,
+        coupon_expired_on=(
+            coupon.expires_at.astimezone(ctx.tz).date() if coupon and coupon.expires_at else None
+        ),
+    )
+    await ctx.record(
+        "coupon.checked",
+        order=order.number if order else None,
+        code=code,
+        valid=check.valid,
+        reason=check.reason,
+    )
+
+
+@ACTIONS.action("suggest_coupons", sets={"coupon_suggestion": "text"})
+async def suggest_coupons(ctx: ActionContext) -> None:
+    """The active codes that would work for this caller instead, said with what they give."""
+    coupons = ctx.services.coupons
+    ctx.slots["coupon_suggestion"] = None
+    if coupons is None:
+        return
+    asked = str(ctx.slots.get("coupon_code") or "").upper()
+    customer = ctx.slots.get("customer")
+    customer_id = customer.id if isinstance(customer, Customer) else None
+    try:
+        codes = await ctx.fetch(coupons.active_codes(), announce=False)
+    except ServiceUnavailable:
+        return
+    said = []
+    for code in codes:
+        if code.upper() == asked or code.upper() == ctx.policy.courtesy_coupon.code.upper():
+            continue
+        check = await ctx.fetch(coupons.check(code, customer_id, None), announce=False)
+        if check.valid and check.coupon is not None:
+            said.append(f"{say_code(code)}, for {describe_coupon(check.coupon)}")
+    ctx.slots["coupon_suggestion"] = say_list(said[:2]) if said else None
+
+
+@ACTIONS.action(
+    "offer_courtesy_coupon",
+    sets={
+        "courtesy_available": "bool",
+        "courtesy_code": "code",
+        "courtesy_description": "text",
+    },
+)
+async def offer_courtesy_coupon(ctx: ActionContext) -> None:
+    """Whether the configured courtesy code may be offered now: by policy, once per call."""
+    courtesy = ctx.policy.courtesy_coupon
+    reason = str(ctx.slots.get("courtesy_reason") or "")
+    offered = int(ctx.memo.get("courtesy_offered", 0))
+    available = courtesy.enabled and reason in courtesy.offer_on and offered < 1
+    ctx.slots.update(
+        courtesy_available=available,
+        courtesy_code=courtesy.code if available else None,
+        courtesy_description=courtesy.description if available else None,
+    )
+
+
+@ACTIONS.action("send_courtesy_coupon", sets={"courtesy_sent": "bool"})
+async def send_courtesy_coupon(ctx: ActionContext) -> None:
+    """Text the courtesy code; never more than once in a call, whatever the flows ask."""
+    from dialog.actions.texts import text_customer
+
+    courtesy = ctx.policy.courtesy_coupon
+    ctx.slots["courtesy_sent"] = False
+    if not courtesy.enabled or ctx.memo.get("courtesy_offered"):
+        return
+    ctx.memo["courtesy_offered"] = 1
+    sent = await text_customer(
+        ctx,
+        "courtesy",
+        purpose="courtesy_coupon",
+        code=courtesy.code,
+        description=courtesy.description,
+    )
+    reason = str(ctx.slots.get("courtesy_reason") or "")
+    await ctx.record("coupon.offered", code=courtesy.code, reason=reason, texted=bool(sent))
+    ctx.slots["courtesy_sent"] = bool(sent)

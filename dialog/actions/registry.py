@@ -1,0 +1,189 @@
+"""The action registry: named Python actions a flow may run, and what each may do.
+
+An action is an `async def name(ctx: ActionContext) -> None` registered with
+`@ACTIONS.action("name", sets={"slot": "type"})`. It reads and writes slots, reaches the
+world only through `ctx.services` (the integrations protocols), records its decisions with
+`ctx.record`, and speaks only through `ctx.filler()`, `ctx.transfer()` and `ctx.hang_up()`;
+all wording lives in the flow files. `sets` declares the slots it fills, so the loader can tell
+a flow naming an unknown slot from one reading an action's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from typing import Any, TypeVar
+
+from dialog.events import CallInfo, EndCall, Event, Say, Transfer
+from dialog.policy import Policy
+from integrations.models import Order
+from integrations.protocols import ProviderError, Services
+
+__all__ = [
+    "ACTIONS",
+    "ActionContext",
+    "ActionRegistry",
+    "ActionSpec",
+    "ServiceUnavailable",
+]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class ServiceUnavailable(Exception):
+    """A service an action depends on failed, timed out, or is not configured."""
+
+
+@dataclass
+class ActionContext:
+    """What an action may use: the services, the policy, the call's slots, and a voice.
+
+    `emit` hands an event to the caller's ear and returns once it has been taken, so a
+    filler sentence is heard before the slow lookup it announces.
+    """
+
+    services: Services
+    policy: Policy
+    slots: dict[str, Any]
+    call: CallInfo
+    now: datetime
+    tz: tzinfo
+    emit: Callable[[Event], Awaitable[None]]
+    sms_templates: Mapping[str, str] = field(default_factory=dict)
+    heard: str = ""
+    caller_words: list[str] = field(default_factory=list)
+    summary: Callable[[], str] = lambda: ""
+    memo: dict[str, Any] = field(default_factory=dict)
+    filler_text: str | None = None
+    timeout: float = 8.0
+    human_number: str = ""
+
+    @property
+    def today(self) -> date:
+        """The shop's local date."""
+        return self.now.astimezone(self.tz).date()
+
+    @property
+    def order(self) -> Order | None:
+        """The order the conversation is about, if any."""
+        value = self.slots.get("order")
+        return value if isinstance(value, Order) else None
+
+    def order_number(self) -> str | None:
+        """The current order's number, for events."""
+        return self.order.number if self.order else None
+
+    def key(self, *parts: object) -> str:
+        """An idempotency key scoped to this call."""
+        return ":".join([self.call.call_sid, *(str(p) for p in parts)])
+
+    async def filler(self) -> None:
+        """Say the step's "one moment" sentence, once per turn, before a slow call."""
+        if self.filler_text and not self.memo.get("filled"):
+            self.memo["filled"] = True
+            await self.emit(Say(self.filler_text))
+
+    async def fetch(self, awaitable: Awaitable[_T], *, announce: bool = True) -> _T:
+        """Await a service call with a timeout.
+
+        A provider's refusal (a non-retryable `ProviderError`, such as "already_shipped") is
+        raised as is, for the action to turn into words; any other failure becomes
+        `ServiceUnavailable`.
+        """
+        if announce:
+            await self.filler()
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await awaitable
+        except ServiceUnavailable:
+            raise
+        except ProviderError as exc:
+            if not exc.retryable:
+                raise
+            _log.warning("provider failed on %s: %r", self.call.call_sid, exc)
+            raise ServiceUnavailable(str(exc)) from exc
+        except Exception as exc:
+            _log.warning("service call failed on %s: %r", self.call.call_sid, exc)
+            raise ServiceUnavailable(str(exc)) from exc
+
+    async def record(self, type: str, *, order: str | None = None, **data: Any) -> None:
+        """Record an event (about the current order unless told); never breaks the call."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.services.events.record(
+                    type, order=order if order is not None else self.order_number(), **data
+                )
+        except Exception:
+            _log.exception("could not record %s on %s", type, self.call.call_sid)
+
+    async def transfer(self) -> None:
+        """Hand the caller to a person with the call's summary."""
+        await self.emit(Transfer(number=self.human_number, summary=self.summary()))
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call."""
+        await self.emit(EndCall(reason))
+
+    def sms(self, name: str, **fields: Any) -> str:
+        """The SMS template `name` from the conversation file, filled in."""
+        template = self.sms_templates.get(name, "")
+        return template.format_map({"shop": self.services.shop_name, **fields}).strip()
+
+
+ActionFn = Callable[[ActionContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A registered action: its function, the slots it sets (with types), and its doc."""
+
+    name: str
+    run: ActionFn
+    sets: Mapping[str, str]
+    doc: str
+
+
+class ActionRegistry:
+    """Actions by name."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ActionSpec] = {}
+
+    def action(
+        self, name: str, *, sets: Mapping[str, str] | None = None
+    ) -> Callable[[ActionFn], ActionFn]:
+        """Register `fn` as action `name`, setting the slots in `sets` (name → slot type)."""
+
+        def register(fn: ActionFn) -> ActionFn:
+            if name in self._specs:
+                raise ValueError(f"action {name!r} registered twice")
+            doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+            self._specs[name] = ActionSpec(name, fn, dict(sets or {}), doc)
+            return fn
+
+        return register
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __getitem__(self, name: str) -> ActionSpec:
+        return self._specs[name]
+
+    def names(self) -> list[str]:
+        """Every registered action name, sorted."""
+        return sorted(self._specs)
+
+    def slot_types(self) -> dict[str, str]:
+        """Every slot some action sets, with its type."""
+        types: dict[str, str] = {}
+        for spec in self._specs.values():
+            types.update(spec.sets)
+        return types
+
+
+ACTIONS = ActionRegistry()
+"""The registry the shipped actions live in (importing `dialog.actions` fills it)."""

@@ -1,0 +1,46 @@
+"""Texting the customer: every SMS goes through here, worded by `conversation.yaml`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialog.actions.registry import ActionContext
+
+__all__ = ["caller_can_text", "text_customer", "written_money"]
+
+
+def written_money(cents: int) -> str:
+    """Money as written in a text: "$48.00"."""
+    return f"${cents / 100:,.2f}"
+
+
+def caller_can_text(ctx: ActionContext) -> bool:
+    """Whether the number on the line can receive a text (withheld numbers cannot)."""
+    return ctx.call.caller_number.startswith("+")
+
+
+async def text_customer(
+    ctx: ActionContext,
+    template: str,
+    *,
+    purpose: str,
+    to: str | None = None,
+    **fields: Any,
+) -> str | None:
+    """Send the SMS `template` to `to` (the number on the line by default); its message id.
+
+    None when there is nobody to text or the shop has no wording for it. The idempotency key
+    names the call, the purpose and the order, so a retried turn never texts twice.
+    """
+    to = to or (ctx.call.caller_number if caller_can_text(ctx) else None)
+    if not to:
+        return None
+    body = ctx.sms(template, **fields)
+    if not body:
+        return None
+    key = ctx.key("sms", purpose, ctx.order_number() or "-")
+    message_id = await ctx.fetch(
+        ctx.services.messenger.send_sms(to, body, idempotency_key=key), announce=False
+    )
+    await ctx.record("sms.sent", to=to, message_id=message_id, purpose=purpose)
+    return message_id

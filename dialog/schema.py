@@ -1,0 +1,284 @@
+"""The shape of flow files, as pydantic models: the first layer of validation.
+
+A flow file is one procedure (`flow: returns`): the intents that start it, the slots it
+collects (each with a type from `dialog.slots`), and its steps. A step is exactly one of:
+
+- `say: text` — speak; `{slot}` fields are said by the slot's type; `empathetic:` is said
+  instead once the caller is upset
+- `collect: slot` — ask (`ask`, `reprompt`), hear the value, retry up to `max_attempts`
+  (keypad too when `keypad: true`), then `on_fail` (a step id, or `handoff`, the default).
+  Skipped when the slot is already filled, unless `ask_always`. For a `choice` slot, `yes:`
+  and `no:` name the option a plain yes or no means; `also:` lists slots the same answer may
+  fill; `hint:` overrides the transcriber prompt (never an example value)
+- `action: name` — run a registered Python action over the integrations; `say_first:` is
+  said before its first slow call; `on_error:` is where to go if a service fails (default:
+  apologise and hand over)
+- `branch: [{if: condition, then: step}, ..., {else: step}]`
+- `set: {slot: value}`
+- `call: flow` — run another flow, then carry on here
+- `end: flow` (finish this flow; the agent asks "anything else?"), `end: listen` (finish
+  and wait for a new request: the flow asked its own question) or `end: call` (hang up)
+- `handoff: reason` — hand the caller to a person through the handoff flow
+
+Any step may name its `id` and its `next` step (a step id, `end`, or a list of branches as
+in `branch`). `conversation.yaml` holds the words of the conversation around the flows.
+The graph checks (targets exist, steps are reachable, loops ask the caller) are in
+`dialog.loader`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "STEP_KINDS",
+    "ActionStep",
+    "Branch",
+    "BranchStep",
+    "CallStep",
+    "CollectStep",
+    "ConversationFile",
+    "EndStep",
+    "FlowFile",
+    "HandoffStep",
+    "SayStep",
+    "SetStep",
+    "SlotDecl",
+    "Step",
+]
+
+STEP_KINDS = ("say", "collect", "action", "branch", "set", "call", "end", "handoff")
+"""The keys that make a step what it is; a step has exactly one."""
+
+END = "end"
+"""The `next` target that finishes the flow."""
+
+_ID = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Branch(_Strict):
+    """One arm of a branch: `if` a condition `then` a step, or the final `else`."""
+
+    if_: str | None = Field(None, alias="if")
+    then: str | None = None
+    else_: str | None = Field(None, alias="else")
+    line: int = Field(0, alias="__line__", exclude=True)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Branch:
+        if self.else_ is not None:
+            if self.if_ is not None or self.then is not None:
+                raise ValueError("an `else` arm takes no `if` or `then`")
+        elif self.if_ is None or self.then is None:
+            raise ValueError("a branch arm needs `if` and `then` (or is the final `else`)")
+        return self
+
+    @property
+    def target(self) -> str:
+        """The step this arm goes to."""
+        return self.then if self.else_ is None else self.else_  # type: ignore[return-value]
+
+
+Next = str | list[Branch] | None
+
+
+class _Step(_Strict):
+    id: str | None = Field(None, pattern=_ID)
+    next: Next = None
+    line: int = Field(0, alias="__line__", exclude=True)
+
+
+class SayStep(_Step):
+    """Speak a template; `empathetic` is said instead once the caller is upset."""
+
+    say: str = Field(min_length=1)
+    empathetic: str | None = None
+
+
+class CollectStep(_Step):
+    """Ask for a slot and wait for the caller.
+
+    `yes`/`no` give a `choice` slot its value when the caller just says yes or no to this
+    particular question ("Would you like an exchange?" → yes means "exchange"). `also` names
+    slots the same answer may fill too ("yes, in a large" also gives the size).
+    """
+
+    collect: str = Field(pattern=_ID)
+    ask: str = Field(min_length=1)
+    reprompt: str | None = None
+    empathetic: str | None = None
+    keypad: bool = False
+    max_attempts: int = Field(2, ge=1, le=5)
+    on_fail: str = "handoff"
+    hint: str | None = None
+    ask_always: bool = False
+    yes: str | None = None
+    no: str | None = None
+    also: list[str] = Field(default_factory=list)
+
+
+class ActionStep(_Step):
+    """Run a registered action; `say_first` is spoken before it when it may be slow."""
+
+    action: str = Field(pattern=_ID)
+    say_first: str | None = None
+    on_error: str | None = None
+
+
+class BranchStep(_Step):
+    """Go to the first arm whose condition holds; the last arm is `else`."""
+
+    branch: list[Branch] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_next(self) -> BranchStep:
+        if self.next is not None:
+            raise ValueError("a branch step takes its targets from its arms, not `next`")
+        return self
+
+
+Scalar = str | int | float | bool | None
+
+
+class SetStep(_Step):
+    """Give slots literal values."""
+
+    set: dict[str, Scalar] = Field(min_length=1)
+
+
+class CallStep(_Step):
+    """Run another flow to its end, then continue."""
+
+    call: str = Field(pattern=_ID)
+
+
+class EndStep(_Step):
+    """Finish this flow (`end: flow`), finish and wait for a new request (`end: listen`), or
+    hang up (`end: call`, with `reason`)."""
+
+    end: Literal["flow", "call", "listen"] = "flow"
+    reason: str = "caller_done"
+
+    @field_validator("end", mode="before")
+    @classmethod
+    def _true_is_flow(cls, value: Any) -> Any:
+        return "flow" if value is True else value
+
+
+class HandoffStep(_Step):
+    """Hand the caller to a person, with a reason for the record."""
+
+    handoff: str = Field(min_length=1, pattern=_ID)
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [k for k in STEP_KINDS if k in value]
+        return kinds[0] if len(kinds) == 1 else None
+    return None
+
+
+Step = Annotated[
+    Annotated[SayStep, Tag("say")]
+    | Annotated[CollectStep, Tag("collect")]
+    | Annotated[ActionStep, Tag("action")]
+    | Annotated[BranchStep, Tag("branch")]
+    | Annotated[SetStep, Tag("set")]
+    | Annotated[CallStep, Tag("call")]
+    | Annotated[EndStep, Tag("end")]
+    | Annotated[HandoffStep, Tag("handoff")],
+    Discriminator(
+        _kind,
+        custom_error_type="step_kind",
+        custom_error_message=f"a step needs exactly one of: {', '.join(STEP_KINDS)}",
+    ),
+]
+
+
+class SlotDecl(_Strict):
+    """A slot a flow collects or sets: its type, options for `choice`, and where it is filled.
+
+    A `choice` slot may also take a plain "yes" or "no" as one of its options (`yes:`, `no:`),
+    for questions like "Would you like store credit, or a refund?".
+
+    `from_utterance` fills it from the sentence that started the flow when it holds one
+    ("I want to exchange it for a large"). Slots are cleared when their flow starts, unless
+    `keep` is true.
+    """
+
+    type: str
+    options: dict[str, list[str]] | None = None
+    yes: str | None = None
+    no: str | None = None
+    from_utterance: bool = False
+    keep: bool = False
+    line: int = Field(0, alias="__line__", exclude=True)
+
+
+class FlowFile(_Strict):
+    """One procedure."""
+
+    flow: str = Field(pattern=_ID)
+    description: str = ""
+    intents: list[str] = Field(default_factory=list)
+    slots: dict[str, str | SlotDecl] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+    line: int = Field(0, alias="__line__", exclude=True)
+
+    def slot_decls(self) -> dict[str, SlotDecl]:
+        """Slot declarations with the short form (`name: type`) expanded."""
+        return {
+            name: SlotDecl(type=decl) if isinstance(decl, str) else decl
+            for name, decl in self.slots.items()
+        }
+
+
+class Roles(_Strict):
+    """Which flow plays each part of the conversation."""
+
+    start: str = "start"
+    goodbye: str = "goodbye"
+    handoff: str = "handoff"
+    fallback: str = "fallback"
+    escalation: str = "escalation"
+
+
+class Conversation(_Strict):
+    """The words around the flows: asking again, silence, the keypad, slow lookups."""
+
+    open: str = "What can I do for you?"
+    anything_else: str = "Is there anything else I can help with?"
+    anything_else_yes: str = "Sure. What can I help you with?"
+    didnt_catch: str = "Sorry, I didn't catch that."
+    still_there: str = "Are you still there?"
+    silence_goodbye: str = "I haven't heard anything, so I'll end the call now. Goodbye."
+    keypad_unexpected: str = "Sorry, I wasn't expecting the keypad there."
+    keypad_empty: str = "I didn't get any digits."
+    filler: str = "Let me look that up."
+    system_down: str = (
+        "I'm sorry, I can't reach our order system right now, so I'll connect you with a person."
+    )
+    max_silences: int = Field(2, ge=1)
+    roles: Roles = Field(default_factory=Roles)
+    line: int = Field(0, alias="__line__", exclude=True)
+
+
+class ConversationFile(_Strict):
+    """`conversation.yaml`."""
+
+    conversation: Conversation
+    line: int = Field(0, alias="__line__", exclude=True)

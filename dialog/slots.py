@@ -1,0 +1,544 @@
+"""Slot types: how a value is heard (from speech or the keypad), said back, and hinted.
+
+A flow names a type for every slot it collects (`order_number`, `zip`, `yes_no`, `choice`...).
+The type knows how to find the value in a transcript, which `Hints` help the transcriber
+hear it, and how to say it for the ear when a template uses it. Types that are never asked
+for (`money`, `date`, `order`...) only know how to be said.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from dialog import understanding
+from dialog.speech import (
+    SIZE_NAMES,
+    product_name,
+    say_code,
+    say_date,
+    say_days,
+    say_digits,
+    say_items,
+    say_list,
+    say_money,
+    say_number,
+    say_order_number,
+    say_reference,
+    say_size,
+)
+from integrations.models import Order
+
+__all__ = [
+    "SLOT_TYPES",
+    "Factor",
+    "SlotContext",
+    "SlotType",
+    "named_item",
+]
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A second factor the caller gave: `kind` is "zip", "email" or "phone"."""
+
+    kind: str
+    value: str
+
+
+@dataclass
+class SlotContext:
+    """What a slot type may consult: the day, the call's slots, and the slot's options."""
+
+    today: date
+    values: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    yes: str | None = None
+    no: str | None = None
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        """The caller's product names, as they would say them."""
+        return tuple(self.values.get("product_names") or ())
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The shop's active coupon codes."""
+        return tuple(self.values.get("active_codes") or ())
+
+
+Parser = Callable[[str, SlotContext], Any]
+
+
+def _plain(value: Any, ctx: SlotContext) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class SlotType:
+    """How one kind of value is heard, hinted and said.
+
+    `parse` is None for values that are only ever set by actions. `hint` is the `Hints.slot`
+    name and `prompt` primes the transcriber; a prompt never holds an example value (an
+    example order number makes tiny.en drop digits).
+    """
+
+    name: str
+    parse: Parser | None = None
+    speak: Callable[[Any, SlotContext], str] = _plain
+    keypad: Parser | None = None
+    hint: str | None = None
+    prompt: str | None = None
+    vocabulary: Callable[[SlotContext], tuple[str, ...]] | None = None
+    needs_options: bool = False
+
+    @property
+    def collectable(self) -> bool:
+        """Whether a flow may `collect` a slot of this type."""
+        return self.parse is not None
+
+
+# --- parsers -----------------------------------------------------------------------------------
+
+
+def _text(text: str, ctx: SlotContext) -> str | None:
+    clean = text.strip()
+    return clean or None
+
+
+def _yes_no(text: str, ctx: SlotContext) -> bool | None:
+    return understanding.parse_yes_no(text)
+
+
+def _yes_no_keys(digits: str, ctx: SlotContext) -> bool | None:
+    return {"1": True, "2": False}.get(digits.strip())
+
+
+def _order_number(text: str, ctx: SlotContext) -> str | None:
+    return understanding.parse_order_number(text)
+
+
+def _order_number_keys(digits: str, ctx: SlotContext) -> str | None:
+    digits = "".join(c for c in digits if c.isdigit())
+    return digits or None
+
+
+def named_item(text: str, names: Sequence[str]) -> int | None:
+    """Which of `names` the caller named, also when speech-to-text split or joined a word
+    ("ear buds" for "earbuds"); None when unclear."""
+    found = understanding.match_item(text, names)
+    if found is not None:
+        return found
+    said = re.sub(r"[^a-z]", "", text.lower())
+    hits = [
+        i
+        for i, name in enumerate(names)
+        if any(w.rstrip("s") in said for w in re.findall(r"[a-z]{4,}", name.lower()))
+    ]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _choices(ctx: SlotContext) -> list[Order]:
+    return list(ctx.values.get("order_choices") or [])
+
+
+def _order_choice(text: str, ctx: SlotContext) -> Order | None:
+    choices = _choices(ctx)
+    number = understanding.parse_order_number(text)
+    if number is not None:
+        return next((o for o in choices if o.number == number), None)
+    index = named_item(text, [o.lines[0].name if o.lines else "" for o in choices])
+    return None if index is None else choices[index]
+
+
+def _order_choice_keys(digits: str, ctx: SlotContext) -> Order | None:
+    choices = _choices(ctx)
+    digits = digits.strip()
+    if digits.isdigit() and 1 <= int(digits) <= len(choices) and len(digits) == 1:
+        return choices[int(digits) - 1]
+    return next((o for o in choices if o.number == digits), None)
+
+
+def _say_order_choices(value: Any, ctx: SlotContext) -> str:
+    orders = value if isinstance(value, list) else [value]
+    return say_list([f"the {say_items(o)}" for o in orders if isinstance(o, Order)], "or")
+
+
+def _product_vocabulary(ctx: SlotContext) -> tuple[str, ...]:
+    return ctx.products
+
+
+def _choice_vocabulary(ctx: SlotContext) -> tuple[str, ...]:
+    return tuple(product_name(o.lines[0].name) for o in _choices(ctx) if o.lines)
+
+
+def _zip(text: str, ctx: SlotContext) -> str | None:
+    return understanding.parse_zip(text)
+
+
+def _zip_keys(digits: str, ctx: SlotContext) -> str | None:
+    digits = "".join(c for c in digits if c.isdigit())
+    return digits if len(digits) == 5 else None
+
+
+def _email(text: str, ctx: SlotContext) -> str | None:
+    return understanding.parse_email(text)
+
+
+def _phone(text: str, ctx: SlotContext) -> str | None:
+    return understanding.parse_phone(text)
+
+
+def _phone_keys(digits: str, ctx: SlotContext) -> str | None:
+    digits = "".join(c for c in digits if c.isdigit())
+    if len(digits) == 10:
+        return f"+1{digits}"
+    return f"+{digits}" if len(digits) == 11 and digits.startswith("1") else None
+
+
+def _factor(text: str, ctx: SlotContext) -> Factor | None:
+    if "@" in text or re.search(r"\bat\b.*\bdot\b", text.lower()):
+        email = understanding.parse_email(text)
+        if email:
+            return Factor("email", email)
+    phone = understanding.parse_phone(text)
+    if phone:
+        return Factor("phone", phone)
+    zip_code = understanding.parse_zip(text)
+    if zip_code:
+        return Factor("zip", zip_code)
+    email = understanding.parse_email(text)
+    return Factor("email", email) if email else None
+
+
+def _factor_keys(digits: str, ctx: SlotContext) -> Factor | None:
+    if (zip_code := _zip_keys(digits, ctx)) is not None:
+        return Factor("zip", zip_code)
+    phone = _phone_keys(digits, ctx)
+    return Factor("phone", phone) if phone else None
+
+
+def _return_reason(text: str, ctx: SlotContext) -> str | None:
+    return understanding.parse_return_reason(text)
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
+
+
+_NEGATORS = {"not", "no", "dont", "without", "instead"}
+
+
+_ARTICLES = {"a", "an", "the", "my", "for", "any"}
+
+
+def _negated(tokens: list[str], i: int) -> bool:
+    """Whether the word at `i` is turned down ("not a refund", "no exchange")."""
+    before = tokens[i - 1] if i >= 1 else ""
+    if before in _ARTICLES:
+        before = tokens[i - 2] if i >= 2 else ""
+    return before in _NEGATORS
+
+
+def _choice(text: str, ctx: SlotContext) -> str | None:
+    """The option whose words were said last, skipping ones the caller turned down."""
+    tokens = _tokens(text)
+    best: tuple[int, str] | None = None
+    for option, synonyms in ctx.options.items():
+        for phrase in (option.replace("_", " "), *synonyms):
+            words = _tokens(phrase)
+            n = len(words)
+            for i in range(len(tokens) - n + 1):
+                if tokens[i : i + n] != words:
+                    continue
+                if _negated(tokens, i):
+                    continue
+                if best is None or i >= best[0]:
+                    best = (i, option)
+    if best is not None:
+        return best[1]
+    answer = understanding.parse_yes_no(text)
+    if answer is None:
+        return None
+    return ctx.yes if answer else ctx.no
+
+
+def _options_vocabulary(ctx: SlotContext) -> tuple[str, ...]:
+    """How each option is usually said; as hotwords they keep tiny.en on the answer."""
+    return tuple(
+        words[0] if words else option.replace("_", " ") for option, words in ctx.options.items()
+    )
+
+
+def _choice_keys(digits: str, ctx: SlotContext) -> str | None:
+    options = list(ctx.options)
+    digits = digits.strip()
+    if digits.isdigit() and 1 <= int(digits) <= len(options):
+        return options[int(digits) - 1]
+    return None
+
+
+def _choice_speak(value: Any, ctx: SlotContext) -> str:
+    return str(value).replace("_", " ") if value else ""
+
+
+_SIZE_WORDS = sorted(((v, k) for k, v in SIZE_NAMES.items()), key=lambda p: -len(p[0]))
+_LETTER_NAMES = {"ex": "X", "x": "X", "s": "S", "m": "M", "l": "L"}
+
+
+def _size(text: str, ctx: SlotContext) -> str | None:
+    """A size ("large", "an L", "extra large", "size 9"); only those on offer when known."""
+    clean = " ".join(_tokens(text))
+    found: str | None = None
+    for words, code in _SIZE_WORDS:
+        if re.search(rf"\b{words}\b", clean):
+            found = code
+            break
+    if found is None:
+        for token in _tokens(text):
+            upper = _LETTER_NAMES.get(token, token).upper()
+            if upper in SIZE_NAMES and (len(token) > 1 or token in ("s", "m", "l")):
+                found = upper
+                break
+    if found is None and (m := re.search(r"\bsize (\d{1,2})\b", clean)):
+        found = m.group(1)
+    offered = ctx.values.get("size_options")
+    if found is not None and offered and found not in offered:
+        return None
+    return found
+
+
+def _sizes_speak(value: Any, ctx: SlotContext) -> str:
+    sizes = value if isinstance(value, list | tuple) else [value]
+    return say_list([say_size(str(s)) for s in sizes])
+
+
+def _rating(text: str, ctx: SlotContext) -> int | None:
+    return understanding.parse_rating(text)
+
+
+def _rating_keys(digits: str, ctx: SlotContext) -> int | None:
+    digits = digits.strip()
+    return int(digits) if digits in {"1", "2", "3", "4", "5"} else None
+
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_NOT_CODE = {
+    "the", "a", "its", "it", "is", "code", "coupon", "promo", "discount", "my", "i", "tried",
+    "use", "using", "used", "called", "was", "um", "uh", "er", "with", "of", "for", "on",
+    "and", "order", "number", "this", "that", "one", "says", "say", "said", "please",
+}  # fmt: skip
+
+
+def _code_shape(text: str) -> str | None:
+    """Something said like a code, word then number ("summer fifteen" → SUMMER15), for codes
+    the shop no longer advertises (an expired code is not among the active ones)."""
+    words = [w for w in understanding.normalize(text).split() if w not in _NOT_CODE]
+    out: list[str] = []
+    number: int | None = None
+    for word in words:
+        value = int(word) if word.isdigit() else _NUMBER_WORDS.get(word)
+        if value is None:
+            if number is not None:
+                break
+            out.append(word.upper())
+        elif number is not None and number % 10 == 0 and number >= 20 and value < 10:
+            number += value
+        elif number is None:
+            number = value
+        else:
+            break
+    if not out or number is None:
+        return None
+    return "".join(out[-1:]) + str(number)
+
+
+def _coupon(text: str, ctx: SlotContext) -> str | None:
+    return understanding.parse_coupon_code(text, ctx.codes) or _code_shape(text)
+
+
+def _day(text: str, ctx: SlotContext) -> date | None:
+    return understanding.parse_date(text, ctx.today)
+
+
+def _street(text: str, ctx: SlotContext) -> str | None:
+    """A street line: a house number and a street name ("25 Elm Street")."""
+    clean = text.strip().rstrip(".")
+    clean = re.sub(
+        r"^(it'?s|its|the address is|my address is|new address is)\s+", "", clean, flags=re.I
+    )
+    if re.search(r"\d", clean) and re.search(r"[A-Za-z]{2,}", clean):
+        return clean
+    return None
+
+
+_STATES = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA",
+    "hawaii": "HI", "idaho": "ID", "illinois": "IL", "indiana": "IN", "iowa": "IA",
+    "kansas": "KS", "kentucky": "KY", "louisiana": "LA", "maine": "ME", "maryland": "MD",
+    "massachusetts": "MA", "michigan": "MI", "minnesota": "MN", "mississippi": "MS",
+    "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
+    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
+    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK",
+    "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC",
+    "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT",
+    "virginia": "VA", "washington": "WA", "west virginia": "WV", "wisconsin": "WI",
+    "wyoming": "WY", "district of columbia": "DC",
+}  # fmt: skip
+_STATE_NAMES = {v: k for k, v in _STATES.items()}
+
+
+def _city(text: str, ctx: SlotContext) -> tuple[str, str] | None:
+    """A city and state ("Cambridge, Massachusetts", "Austin TX"), as (city, state code)."""
+    clean = re.sub(r"[^A-Za-z ,]+", " ", text).strip().strip(",")
+    lower = clean.lower()
+    for name in sorted(_STATES, key=len, reverse=True):
+        m = re.search(rf"\b{name}\b", lower)
+        if m:
+            city = clean[: m.start()].strip(" ,")
+            return (city.title(), _STATES[name]) if city else None
+    m = re.search(r"^(.*?)[ ,]+([A-Za-z]{2})$", clean)
+    if m and m.group(2).upper() in _STATE_NAMES:
+        return m.group(1).strip(" ,").title(), m.group(2).upper()
+    return None
+
+
+def _city_speak(value: Any, ctx: SlotContext) -> str:
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}, {_STATE_NAMES.get(value[1], value[1]).title()}"
+    return _plain(value, ctx)
+
+
+def _zip_speak(value: Any, ctx: SlotContext) -> str:
+    return say_digits(str(value)) if value else ""
+
+
+def _order_speak(value: Any, ctx: SlotContext) -> str:
+    if isinstance(value, Order):
+        return say_order_number(value.number)
+    return say_order_number(str(value)) if value else ""
+
+
+def _items_speak(value: Any, ctx: SlotContext) -> str:
+    return say_items(value) if isinstance(value, Order) else _plain(value, ctx)
+
+
+def _date_speak(value: Any, ctx: SlotContext) -> str:
+    return say_date(value, ctx.today) if isinstance(value, date) else _plain(value, ctx)
+
+
+def _day_speak(value: Any, ctx: SlotContext) -> str:
+    """A day after "by", "until", "up to": "tomorrow", "Friday the 20th" (no "on")."""
+    return _date_speak(value, ctx).removeprefix("on ")
+
+
+def _money_speak(value: Any, ctx: SlotContext) -> str:
+    return say_money(int(value)) if value is not None else ""
+
+
+def _days_speak(value: Any, ctx: SlotContext) -> str:
+    return say_days(int(value)) if value is not None else ""
+
+
+def _number_speak(value: Any, ctx: SlotContext) -> str:
+    return say_number(int(value)) if value is not None else ""
+
+
+def _bool_speak(value: Any, ctx: SlotContext) -> str:
+    return "yes" if value else "no"
+
+
+def _code_speak(value: Any, ctx: SlotContext) -> str:
+    return say_code(str(value)) if value else ""
+
+
+def _payment_speak(value: Any, ctx: SlotContext) -> str:
+    """ "your Visa ending in 4242" → "your Visa ending in four two four two"."""
+    return re.sub(r"\d+", lambda m: say_digits(m.group()), str(value)) if value else ""
+
+
+def _reference_speak(value: Any, ctx: SlotContext) -> str:
+    return say_reference(str(value)) if value else ""
+
+
+SLOT_TYPES: dict[str, SlotType] = {
+    t.name: t
+    for t in (
+        SlotType("text", _text),
+        SlotType("yes_no", _yes_no, _bool_speak, _yes_no_keys, hint="yes_no"),
+        SlotType(
+            "order_number",
+            _order_number,
+            _order_speak,
+            _order_number_keys,
+            hint="order_number",
+            prompt="Order number:",
+        ),
+        SlotType(
+            "order_choice",
+            _order_choice,
+            _say_order_choices,
+            _order_choice_keys,
+            hint="order_choice",
+            vocabulary=_choice_vocabulary,
+        ),
+        SlotType("zip", _zip, _zip_speak, _zip_keys, hint="zip", prompt="ZIP code:"),
+        SlotType("email", _email, hint="email", prompt="Email address:"),
+        SlotType("phone", _phone, keypad=_phone_keys, hint="phone", prompt="Phone number:"),
+        SlotType("second_factor", _factor, keypad=_factor_keys, hint="verification"),
+        SlotType(
+            "return_reason",
+            _return_reason,
+            _choice_speak,
+            hint="return_reason",
+            vocabulary=_product_vocabulary,
+        ),
+        SlotType(
+            "choice",
+            _choice,
+            _choice_speak,
+            _choice_keys,
+            hint="choice",
+            vocabulary=_options_vocabulary,
+            needs_options=True,
+        ),
+        SlotType("size", _size, _sizes_speak, hint="size"),
+        SlotType("rating", _rating, _number_speak, _rating_keys, hint="rating"),
+        SlotType(
+            "coupon_code",
+            _coupon,
+            _code_speak,
+            hint="coupon_code",
+            prompt="Coupon code:",
+            vocabulary=lambda ctx: ctx.codes,
+        ),
+        SlotType("date", _day, _date_speak, hint="date"),
+        SlotType("day", _day, _day_speak, hint="date"),
+        SlotType("street", _street, hint="street", prompt="Street address:"),
+        SlotType("city", _city, _city_speak, hint="city", prompt="City and state:"),
+        # Set by actions only, and said in templates.
+        SlotType("order", speak=_order_speak),
+        SlotType("items", speak=_items_speak),
+        SlotType("orders", speak=_say_order_choices),
+        SlotType("sizes", speak=_sizes_speak),
+        SlotType("money", speak=_money_speak),
+        SlotType("days", speak=_days_speak),
+        SlotType("number", speak=_number_speak),
+        SlotType("bool", speak=_bool_speak),
+        SlotType("code", speak=_code_speak),
+        SlotType("reference", speak=_reference_speak),
+        SlotType("payment", speak=_payment_speak),
+        SlotType("value"),
+    )
+}
+"""Every slot type a flow may name."""

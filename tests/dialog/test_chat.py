@@ -1,0 +1,65 @@
+"""`postvoice chat`: the same dialog typed in a terminal (voice/chat.py), over injected streams."""
+
+from __future__ import annotations
+
+import io
+
+from dialog.agent import Agent
+from dialog.events import CallInfo
+from tests.dialog.fake_shop import LENA, MARIA, NOW, Shop
+from voice.chat import run_chat
+
+
+def factory(shop: Shop):
+    def make(info: CallInfo) -> Agent:
+        return Agent(None, shop.services(), info, clock=lambda: NOW)
+
+    return make
+
+
+async def test_a_typed_call_from_greeting_to_goodbye():
+    shop = Shop()
+    out = io.StringIO()
+    lines = io.StringIO("where is my order\nyes please\nno that's all\nthis is never read\n")
+    summary = await run_chat(factory(shop), MARIA, input=lines, output=out)
+    text = out.getvalue()
+    assert text.startswith("agent> Hi Maria, thanks for calling Acme Goods.")
+    assert "agent> Your linen shirt shipped with UPS and should arrive tomorrow." in text
+    assert "agent> [hangs up: caller_done]" in text
+    assert "Maria Lopez" in summary and "sms.sent" in summary
+    assert len(shop.messenger.sent) == 1
+
+
+async def test_keypad_silence_and_end_of_input():
+    shop = Shop()
+    out = io.StringIO()
+    lines = io.StringIO("where is my order\n#1010#\n/silence\n")
+    summary = await run_chat(factory(shop), "+14155550999", input=lines, output=out)
+    text = out.getvalue()
+    assert "Your yoga mat hasn't shipped yet." in text
+    assert "agent> Are you still there? Is there anything else I can help with?" in text
+    assert "call ended (caller_hangup)" in text
+    assert "Outcome: caller_hangup" in summary
+
+
+async def test_a_transfer_ends_the_chat():
+    out = io.StringIO()
+    await run_chat(factory(Shop()), MARIA, input=io.StringIO("a real person please\n"), output=out)
+    assert "agent> [transferring to +18005550199]" in out.getvalue()
+
+
+async def test_an_outbound_call_and_the_hints():
+    out = io.StringIO()
+    await run_chat(
+        factory(Shop()),
+        LENA,
+        direction="outbound",
+        purpose="delivery_confirmation",
+        order_ref="1009",
+        input=io.StringIO("yes\n"),
+        output=out,
+        show_hints=True,
+    )
+    text = out.getvalue()
+    assert "calling about your order ten oh nine" in text
+    assert "(expecting yes_no)" in text

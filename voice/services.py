@@ -1,0 +1,128 @@
+"""From settings to a working shop: the store, the providers, the flows and the agent.
+
+The server, `postvoice chat` and `postvoice receive` all build their world here, so a typed
+conversation and a warehouse receipt behave exactly like a phone call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from dialog.events import CallInfo
+from integrations.demo import DemoShop, ensure_schema
+from integrations.demo import metadata as shop_metadata
+from integrations.labels import EmbeddedLabels
+from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
+from integrations.protocols import EventSink, Services
+from integrations.providers import build_label_maker, build_providers, close_providers
+from integrations.store import Store, make_engine
+from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
+from integrations.twilio_sms import metadata as twilio_sms_metadata
+from integrations.worker import RetryPolicy, WorkerHandle, deliverers_from, start_in_process
+from voice.settings import Settings
+
+__all__ = ["Shop", "build_shop"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Shop:
+    """Everything a conversation needs, built once per process."""
+
+    settings: Settings
+    engine: Engine
+    store: Store
+    demo: DemoShop
+    labels: EmbeddedLabels
+    providers: dict[str, Any]
+    flows: Any
+    policy: Any
+    worker: WorkerHandle | None = field(default=None)
+
+    def wake_worker(self) -> None:
+        """Deliver newly queued side effects now rather than at the next poll."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    def services(self, events: EventSink) -> Services:
+        """Reads go straight to the providers; texts, tickets and refunds go through the
+        outbox, committed with the decision that caused them."""
+        p = self.providers
+        return Services(
+            orders=p["orders"],
+            tracking=p["tracking"],
+            messenger=OutboxMessenger(events, wake=self.wake_worker),
+            events=events,
+            shop_name=self.settings.shop_name,
+            coupons=p["coupons"],
+            returns=p["returns"],
+            refunds=OutboxRefunds(events, p["refunds"], wake=self.wake_worker),
+            helpdesk=OutboxHelpdesk(events, wake=self.wake_worker),
+            deliveries=p["deliveries"],
+            human_number=self.settings.human_number,
+        )
+
+    def agent(self, info: CallInfo, events: EventSink) -> Any:
+        """The dialog for one call."""
+        from dialog.agent import Agent
+
+        return Agent(
+            self.flows,
+            self.services(events),
+            info,
+            policy=self.policy,
+            human_number=self.settings.human_number,
+        )
+
+    def start_worker(self) -> None:
+        """Deliver the outbox from this process (call inside the running event loop)."""
+        if self.worker is None:
+            self.worker = start_in_process(
+                self.store.outbox,
+                deliverers_from(self.providers),
+                poll_s=self.settings.worker_poll_s,
+                policy=RetryPolicy(
+                    max_attempts=self.settings.outbox_max_attempts,
+                    cap_s=self.settings.outbox_backoff_cap_s,
+                ),
+            )
+
+    async def close(self) -> None:
+        """Stop the worker, close provider clients, release the database."""
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+        await close_providers(self.providers)
+        self.engine.dispose()
+
+
+def build_shop(settings: Settings) -> Shop:
+    """Migrate the database, choose each provider (real where configured, demo otherwise), and
+    load the flows and the policy (a mistake in either stops start-up, naming file and line)."""
+    from dialog.loader import load_flows
+    from dialog.policy import load_policy
+
+    engine = make_engine(settings.database_url)
+    store = Store(engine)
+    store.migrate(also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata])
+    ensure_schema(engine)
+    config = settings.provider_config()
+    labels = EmbeddedLabels(
+        settings.label_secret(), settings.public_url, shop_name=settings.shop_name
+    )
+    demo = DemoShop(engine, labels=build_label_maker(config, engine) or labels)
+    return Shop(
+        settings=settings,
+        engine=engine,
+        store=store,
+        demo=demo,
+        labels=labels,
+        providers=build_providers(config, engine, demo),
+        flows=load_flows(settings.flows_dir),
+        policy=load_policy(settings.policy_file),
+    )
