@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from integrations.models import Order, Shipment, ShipmentStatus, TrackingEvent
@@ -22,6 +22,7 @@ __all__ = [
     "describe_order",
     "items_are_plural",
     "product_name",
+    "say_age",
     "say_carrier",
     "say_code",
     "say_date",
@@ -107,6 +108,21 @@ def say_money(cents: int) -> str:
 def say_days(n: int) -> str:
     """A number of days: 9 → "nine days", 1 → "one day"."""
     return f"{say_number(n)} day{'' if n == 1 else 's'}"
+
+
+def say_age(age: timedelta) -> str:
+    """How long ago, roughly, as a person says it: "twenty minutes", "an hour", "two days"."""
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 2:
+        return "a minute"
+    if minutes < 60:
+        rounded = minutes if minutes < 10 else 5 * round(minutes / 5)
+        return f"{say_number(rounded)} minutes"
+    hours = round(minutes / 60)
+    if hours < 24:
+        return "an hour" if hours == 1 else f"{say_number(hours)} hours"
+    days = round(hours / 24)
+    return "a day" if days == 1 else say_days(days)
 
 
 # --- dates -----------------------------------------------------------------------------------

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.actions.texts import caller_can_text, text_customer
 from dialog.slots import Factor, named_item
-from dialog.speech import StatusKind, describe_order, product_name, say_items
+from dialog.speech import StatusKind, describe_order, product_name, say_age, say_items
 from integrations.models import Customer, Order, Shipment, ShipmentStatus
 
 __all__ = ["customer_orders", "fits", "track"]
@@ -277,6 +277,21 @@ async def track(ctx: ActionContext, order: Order) -> Shipment | None:
     return shipment
 
 
+# A carrier status older than this came from our cache because the carrier did not answer in
+# time (see integrations.tracking_cache); the caller is told how old it is.
+STALE_AFTER = timedelta(minutes=15)
+
+
+def _staleness(shipment: Shipment | None, now: datetime) -> str:
+    """ " That's the carrier's last update, from two hours ago…" for a status from the cache."""
+    if shipment is None or now - shipment.fetched_at < STALE_AFTER:
+        return ""
+    return (
+        f" That's the carrier's last update, from {say_age(now - shipment.fetched_at)} ago; "
+        "their tracking isn't answering right now."
+    )
+
+
 @ACTIONS.action(
     "track_order",
     sets={
@@ -300,7 +315,7 @@ async def track_order(ctx: ActionContext) -> None:
     ctx.memo.setdefault("reports", {})[order.number] = report
     texted = ctx.memo.get("texted", set())
     ctx.slots.update(
-        status_text=report.text,
+        status_text=report.text + _staleness(shipment, ctx.now),
         status_kind=report.kind.value,
         days_without_scan=report.days_without_scan,
         eta=shipment.eta if shipment else None,

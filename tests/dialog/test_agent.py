@@ -521,3 +521,31 @@ async def test_someone_elses_tracking_link_is_never_offered():
     await c.start()
     events = await c.hear("where is order ten oh eight")
     assert "text you the tracking link" in said(events)
+
+
+async def test_a_status_from_the_cache_says_how_old_it_is():
+    from dataclasses import replace as _replace
+    from datetime import timedelta as _td
+
+    c = call(MARIA)
+    tracked = c.shop.tracking.shipments["TRK1001"]
+    c.shop.tracking.shipments["TRK1001"] = _replace(
+        tracked, fetched_at=tracked.fetched_at - _td(hours=2)
+    )
+    await c.start()
+    events = await c.hear("where is my order")
+    text = said(events)
+    assert "should arrive tomorrow" in text
+    assert "last update, from two hours ago" in text
+
+
+def test_ages_are_said_roughly():
+    from datetime import timedelta as _td
+
+    from dialog.speech import say_age
+
+    assert say_age(_td(seconds=30)) == "a minute"
+    assert say_age(_td(minutes=22)) == "twenty minutes"
+    assert say_age(_td(minutes=70)) == "an hour"
+    assert say_age(_td(hours=5)) == "five hours"
+    assert say_age(_td(days=3)) == "three days"
