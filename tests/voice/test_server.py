@@ -140,3 +140,53 @@ async def test_return_labels_are_served_only_at_their_signed_link(client):
     assert answer.content.startswith(b"%PDF")
     assert client.get(path.replace("sig=", "sig=0")).status_code == 403
     assert client.get(link.path).status_code == 403
+
+
+@pytest.fixture
+def stripe_client(tmp_path):
+    settings = Settings(
+        twilio_auth_token="secret-token",
+        public_url=PUBLIC,
+        database_url=f"sqlite:///{tmp_path}/w.db",
+        stripe_webhook_secret="whsec_test",
+    )
+    app = create_app(settings, Engines(FakeTranscriber(), FakeSynthesizer()))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_stripe_webhook_checks_the_signature_and_handles_each_event_once(stripe_client):
+    import json
+    import time
+
+    from integrations.stripe_webhooks import sign_stripe_payload
+
+    body = json.dumps({"id": "evt_1", "type": "refund.updated", "data": {"object": {}}}).encode()
+    now = int(time.time())
+    good = {"Stripe-Signature": sign_stripe_payload(body, "whsec_test", now)}
+    assert stripe_client.post("/stripe/webhook", content=body).status_code == 400
+    forged = {"Stripe-Signature": sign_stripe_payload(body, "whsec_other", now)}
+    assert stripe_client.post("/stripe/webhook", content=body, headers=forged).status_code == 400
+    stale = {"Stripe-Signature": sign_stripe_payload(body, "whsec_test", now - 600)}
+    assert stripe_client.post("/stripe/webhook", content=body, headers=stale).status_code == 400
+    assert stripe_client.post("/stripe/webhook", content=body, headers=good).status_code == 200
+    # Stripe retries deliveries: the same event id is acknowledged and not handled again.
+    assert stripe_client.post("/stripe/webhook", content=body, headers=good).status_code == 200
+    with stripe_client.app.state.store.engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("select count(*) from stripe_webhook_events")).scalar() == 1
+
+
+def test_sms_status_callbacks_are_signed_and_recorded(client):
+    form = {"MessageSid": "SM1", "MessageStatus": "delivered", "AccountSid": "AC1"}
+    assert client.post("/twilio/sms-status", data=form).status_code == 403
+    answer = client.post(
+        "/twilio/sms-status", data=form, headers=signed("/twilio/sms-status", form)
+    )
+    assert answer.status_code == 204
+    with client.app.state.store.engine.connect() as conn:
+        from sqlalchemy import text
+
+        rows = conn.execute(text("select message_sid, status from twilio_sms_status")).all()
+    assert [tuple(r) for r in rows] == [("SM1", "delivered")]
