@@ -29,6 +29,7 @@ _UNSURE = {
     "no problem", "no worries", "not sure", "im not sure", "i dont know", "dunno", "maybe",
     "thats okay", "thats ok", "thats alright", "i dont remember", "not bad", "no idea",
 }  # fmt: skip
+_NEGATORS = {"dont", "do not", "never"}
 _POLITE = {"please", "thanks", "thank", "you", "oh", "um", "uh"}
 _POLARITY = {p: True for p in _YES} | {p: False for p in _NO} | {p: None for p in _UNSURE}
 _LONGEST_PHRASE = max(len(p.split()) for p in _POLARITY)
@@ -64,9 +65,15 @@ def parse_yes_no(text: str) -> bool | None:
     if "please" in words and set(words) <= _POLITE:
         return True  # a bare "please" answers yes; "please" inside a request does not
     answer: bool | None = None
-    for _, phrase in _phrases(words):
-        if _POLARITY[phrase] is not None:
-            answer = _POLARITY[phrase]
+    negated_until = -1  # "don't text me": a yes phrase right after "don't" is a no
+    for start, phrase in _phrases(words):
+        polarity = _POLARITY[phrase]
+        if polarity and start == negated_until:
+            polarity = False
+        if phrase in _NEGATORS:
+            negated_until = start + len(phrase.split())
+        if polarity is not None:
+            answer = polarity
     return answer
 
 

@@ -107,7 +107,8 @@ _DAMAGE = (
     r"\b(damaged|damage|broken|broke|cracked|crack|shattered|smashed|crushed|dented|scratched"
     r"|scratch|torn|ripped|a hole|holes|in pieces|stained|leaking|chipped|busted|defective"
     r"|faulty|stopped working|stop working|stops working|doesnt work|does not work|not working"
-    r"|isnt working|wont (turn|switch|power|charge|connect|work)|dead on arrival|malfunction\w*)\b"
+    r"|dont work|do not work|arent working|isnt working"
+    r"|wont (turn|switch|power|charge|connect|work)|dead on arrival|malfunction\w*)\b"
 )
 _WEEKDAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|tomorrow)"
 
@@ -237,6 +238,14 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
             1.0,
         ),
         (_p(r"\bcodes?\b"), 0.5),
+        # "the code SAVE20 doesn't work" is about the code, not a broken product.
+        (
+            _p(
+                r"\b(code|coupon|promo|discount|voucher)\b (\w+ ){0,4}(doesnt|didnt|isnt|wont"
+                r"|not|does not|did not|is not) (\w+ )?(work|working|apply|applied|go through)\b"
+            ),
+            1.0,
+        ),
         (_p(r"\bfree ?ship\b|\bfree shipping\b"), 0.7),
         (
             _p(

@@ -335,3 +335,31 @@ def test_a_reason_is_read_only_from_a_complaint():
 )
 def test_order_numbers_as_tiny_en_writes_them(text, expected):
     assert parse_order_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("the code SAVE20 doesn't work", "coupon_question"),
+        ("my code summer fifteen doesn't work", "coupon_question"),
+        ("the promo code isn't working at checkout", "coupon_question"),
+        ("my earbuds don't work", "damaged_item"),
+        ("the headphones aren't working", "damaged_item"),
+    ],
+)
+def test_not_working_is_about_the_code_or_the_product(text, intent):
+    assert classify(text).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("no, don't text me", False),
+        ("don't send it", False),
+        ("please don't text me", False),
+        ("yes, text me", True),
+        ("sure, send it", True),
+    ],
+)
+def test_a_negated_yes_is_a_no(text, answer):
+    assert parse_yes_no(text) is answer
