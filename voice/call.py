@@ -9,6 +9,10 @@ Marks tell us what the caller has really heard. Each spoken sentence is followed
 `s<turn>.<n>`; when a reply is complete the session sends `r<reply>:<ms>`, where `<ms>` is the
 stream time of the caller input it answers, so anyone following the stream (Twilio's player,
 or `replay`) knows where one reply ends.
+
+On an outbound call the callee speaks first: the agent greets once the callee's first words
+("Hello?") have ended, or after `OPENING_SILENCE_S` of silence if they say nothing. Those first
+words open the call; they are not an answer to anything, so the agent does not hear them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ CHUNK_SAMPLES = SAMPLE_RATE // 10  # agent audio goes out in 100 ms media messag
 MIN_UTTERANCE_VOICED_MS = 120
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
 APOLOGY = "Sorry, something went wrong on my side."
+OPENING_SILENCE_S = 1.5  # an outbound callee who picks up and says nothing is greeted after this
 
 
 class Socket(Protocol):
@@ -189,6 +194,10 @@ class CallSession:
         self._t0 = time.monotonic()
         self._last_ts = 0
         self._last_ts_wall = self._t0
+        # Outbound calls: resolved with the stream time at which the callee's opening ended.
+        self._opening: asyncio.Future[int] | None = None
+        self._opening_frames = 0
+        self._media_seen = False
 
     # --- clock ---------------------------------------------------------------------------------
 
@@ -312,6 +321,7 @@ class CallSession:
             return
         self._last_ts = media.timestamp
         self._last_ts_wall = time.monotonic()
+        self._media_seen = True
         pcm = mulaw_decode(media.payload)
         if self._residue.size:
             pcm = np.concatenate([self._residue, pcm])
@@ -322,6 +332,9 @@ class CallSession:
             self._on_frame(frame, media.timestamp + i * FRAME_MS)
 
     def _on_frame(self, frame: np.ndarray, at_ms: int) -> None:
+        if self._awaiting_opening():
+            self._on_opening_frame(frame, at_ms)
+            return
         for event in self.segmenter.feed(frame, at_ms):
             if isinstance(event, SpeechStarted):
                 self._idle_frames = 0
@@ -333,6 +346,43 @@ class CallSession:
         if self.segmenter.last_frame_voiced:
             self._last_voiced_wall = time.monotonic()
         self._count_silence()
+
+    def _awaiting_opening(self) -> bool:
+        return self._opening is not None and not self._opening.done()
+
+    def _end_opening(self, at_ms: int) -> None:
+        if self._opening is not None and not self._opening.done():
+            self._opening.set_result(at_ms)
+
+    def _on_opening_frame(self, frame: np.ndarray, at_ms: int) -> None:
+        """Before the greeting of an outbound call: wait for the callee's first words to end,
+        or for enough silence. The words themselves are dropped (nobody asked anything yet)."""
+        for event in self.segmenter.feed(frame, at_ms):
+            if isinstance(event, SpeechStarted):
+                self._opening_frames = 0
+            else:
+                log.info("call %s: the callee answered (%d ms)", self._sid, event.voiced_ms)
+                self._end_opening(event.speech_end_ms)
+                return
+        if self.segmenter.in_speech:
+            self._opening_frames = 0
+            return
+        self._opening_frames += 1
+        if self._opening_frames * FRAME_MS >= OPENING_SILENCE_S * 1000:
+            self._end_opening(at_ms + FRAME_MS)
+
+    async def _await_opening(self) -> int:
+        """The stream time at which an outbound callee's opening ended."""
+        self._opening = asyncio.get_running_loop().create_future()
+        started = time.monotonic()
+        while not self._opening.done():
+            # A stream that carries no caller audio at all cannot show silence: use the clock.
+            if not self._media_seen and time.monotonic() - started >= OPENING_SILENCE_S:
+                self._end_opening(self.now_ms())
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._opening), timeout=0.1)
+        return self._opening.result()
 
     def _count_silence(self) -> None:
         """Frames of silence while nobody speaks and nothing is pending become a `silence`."""
@@ -388,6 +438,9 @@ class CallSession:
 
     def _on_dtmf(self, digit: str) -> None:
         self._idle_frames = 0
+        if self._awaiting_opening():
+            self._end_opening(self.now_ms())
+            return
         if self._dtmf_task is not None:
             self._dtmf_task.cancel()
             self._dtmf_task = None
@@ -416,6 +469,9 @@ class CallSession:
             return
         at_ms = msg.timestamp if msg.timestamp is not None else self.now_ms()
         self._idle_frames = 0
+        if self._awaiting_opening():
+            self._end_opening(at_ms)
+            return
         self._inputs.put_nowait(_Text(msg.text, at_ms, time.monotonic()))
 
     # --- the brain -----------------------------------------------------------------------------
@@ -425,8 +481,11 @@ class CallSession:
         return self._seq
 
     async def _brain(self) -> None:
-        assert self.agent is not None
-        await self._reply_with(self.agent.start(), input_ms=0, timing=None)
+        assert self.agent is not None and self.info is not None
+        input_ms = 0
+        if self.info.direction == "outbound":
+            input_ms = await self._await_opening()
+        await self._reply_with(self.agent.start(), input_ms=input_ms, timing=None)
         while self.end_reason is None:
             item = await self._inputs.get()
             self._brain_busy = True

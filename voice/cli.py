@@ -118,6 +118,7 @@ def worker(
     settings = Settings()
     setup_logging()
     config = settings.provider_config()
+    scheduler = None if drain else _start_scheduler_thread(settings)
 
     def providers(engine):
         labels = build_label_maker(config, engine) or EmbeddedLabels(
@@ -125,8 +126,8 @@ def worker(
         )
         return build_providers(config, engine, DemoShop(engine, labels=labels))
 
-    raise typer.Exit(
-        worker_main(
+    try:
+        code = worker_main(
             settings.database_url,
             providers=providers,
             worker_id=worker_id,
@@ -136,7 +137,177 @@ def worker(
             ),
             drain=drain,
         )
+    finally:
+        if scheduler is not None:
+            scheduler()
+    raise typer.Exit(code)
+
+
+def _start_scheduler_thread(settings: Settings):
+    """Run the outbound scheduler (confirmation calls, exception alerts) beside the outbox
+    worker, on its own event loop; returns the function that stops it."""
+    import asyncio
+    import threading
+
+    from voice.outbound import dialer_for, run_scheduler, scheduler_for
+    from voice.services import build_shop
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        shop = build_shop(settings)
+        dialer = dialer_for(shop)
+        try:
+            await run_scheduler(scheduler_for(shop, dialer), stop, settings.scheduler_interval_s)
+        finally:
+            if dialer.calls is not None:
+                await dialer.calls.aclose()
+            await shop.close()
+
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(run(),), name="outbound-scheduler", daemon=True
     )
+    thread.start()
+
+    def stop_it() -> None:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+
+    return stop_it
+
+
+call_app = typer.Typer(help="Outbound calls: delivery confirmations.", no_args_is_help=True)
+app.add_typer(call_app, name="call")
+
+
+@call_app.command("delivery-confirmation")
+def call_delivery_confirmation(
+    order: Annotated[str | None, typer.Option(help="Call about this order.")] = None,
+    delivered_since: Annotated[
+        str | None, typer.Option(help="Call about every order delivered since: 2d, 36h, a date.")
+    ] = None,
+) -> None:
+    """Place delivery-confirmation calls now (quiet hours, do-not-call and the per-customer
+    limit still apply); prints what happened to each."""
+    import asyncio
+    from datetime import timedelta
+
+    from integrations.outbound import DemoShipmentFeed
+    from voice.outbound import dialer_for, parse_since
+    from voice.services import build_shop
+
+    if (order is None) == (delivered_since is None):
+        raise typer.BadParameter("give exactly one of --order or --delivered-since")
+    settings = Settings()
+    setup_logging("WARNING")
+
+    async def place() -> list:
+        shop = build_shop(settings)
+        dialer = dialer_for(shop)
+        try:
+            if order is not None:
+                numbers = [order]
+            else:
+                now = dialer.clock()
+                since = parse_since(delivered_since or "", now)
+                numbers = await asyncio.to_thread(
+                    DemoShipmentFeed(shop.engine).delivered_between,
+                    since,
+                    now + timedelta(seconds=1),
+                )
+            return [await dialer.request(n) for n in numbers]
+        finally:
+            if dialer.calls is not None:
+                await dialer.calls.aclose()
+            await shop.close()
+
+    try:
+        attempts = asyncio.run(place())
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if not attempts:
+        typer.echo("no orders to call about")
+    for a in attempts:
+        line = f"order {a.order_ref} → {a.to_number or '?'}: {a.status}"
+        if a.call_sid:
+            line += f" ({a.call_sid})"
+        if a.detail:
+            line += f" — {a.detail}"
+        typer.echo(line)
+    failed = any(a.status in ("not_placed", "failed") for a in attempts)
+    raise typer.Exit(1 if failed else 0)
+
+
+@call_app.command("results")
+def call_results(order: Annotated[str, typer.Argument(help="The order.")]) -> None:
+    """Every outbound attempt about an order and what it established."""
+    from integrations.outbound import OutboundStore
+    from integrations.outbound import metadata as outbound_metadata
+    from integrations.store import Store, make_engine
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    Store(engine).migrate(also=[outbound_metadata])
+    attempts = OutboundStore(engine).attempts_for(order)
+    if not attempts:
+        typer.echo(f"no outbound calls about order {order}")
+    for a in attempts:
+        typer.echo(
+            f"#{a.attempt} {a.purpose} {a.status} due {a.due_at:%Y-%m-%d %H:%M}Z"
+            + (f" {a.call_sid}" if a.call_sid else "")
+            + (f" answered_by={a.answered_by}" if a.answered_by else "")
+            + (f" result={a.result}" if a.result else "")
+            + (f" — {a.detail}" if a.detail else "")
+        )
+    engine.dispose()
+
+
+dnc_app = typer.Typer(help="The do-not-call list.", no_args_is_help=True)
+app.add_typer(dnc_app, name="dnc")
+
+
+def _dnc_store():
+    from integrations.demo import normalize_phone
+    from integrations.outbound import OutboundStore
+    from integrations.outbound import metadata as outbound_metadata
+    from integrations.store import Store, make_engine
+
+    engine = make_engine(Settings().database_url)
+    Store(engine).migrate(also=[outbound_metadata])
+    return OutboundStore(engine), normalize_phone
+
+
+@dnc_app.command("add")
+def dnc_add(
+    phone: Annotated[str, typer.Argument(help="The number, any common form.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the entry).")] = "",
+) -> None:
+    """Never call this number."""
+    store, normalize = _dnc_store()
+    number = normalize(phone) or phone
+    added = store.dnc_add(number, reason)
+    typer.echo(f"{number} {'added to' if added else 'was already on'} the do-not-call list")
+
+
+@dnc_app.command("remove")
+def dnc_remove(phone: Annotated[str, typer.Argument(help="The number.")]) -> None:
+    """Allow calls to this number again."""
+    store, normalize = _dnc_store()
+    number = normalize(phone) or phone
+    removed = store.dnc_remove(number)
+    typer.echo(f"{number} {'removed from' if removed else 'was not on'} the do-not-call list")
+
+
+@dnc_app.command("list")
+def dnc_list() -> None:
+    """The numbers we never call."""
+    store, _ = _dnc_store()
+    entries = store.dnc_list()
+    for e in entries:
+        typer.echo(f"{e['phone']}  {e['added_at']:%Y-%m-%d}  {e['reason']}")
+    typer.echo(f"{len(entries)} number(s)")
 
 
 flows_app = typer.Typer(help="The SOP flows and the policy.", no_args_is_help=True)

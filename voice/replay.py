@@ -9,6 +9,10 @@ been heard to its end (the `r<reply>:<ms>` mark of `voice.call`).
 Call time runs on a clock that is the wall clock in `--realtime` mode; otherwise caller audio
 is sent as fast as the socket takes it and the agent's audio counts as played as soon as it
 arrives, so only processing time is spent waiting.
+
+On an outbound scenario the callee speaks first, as a person picking up does: a first `say:` or
+`silence:` turn is their opening ("Hello?", or nothing), and the agent's greeting answers it.
+A scenario that starts otherwise (e.g. with `text:` answers) gets a silent pick-up.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ SILENCE_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 TRAILING_SILENCE_S = 1.0  # after each clip, so the server's end-of-turn timer can run out
 REPLY_TIMEOUT_S = 45.0
 BARGE_IN_DELAY_MS = 1000
+SILENT_PICKUP_S = 2.0  # more than the agent waits (voice.call.OPENING_SILENCE_S) before greeting
 
 
 @dataclass
@@ -465,10 +470,23 @@ async def _play_turn(call: FakeTwilio, turn: Turn) -> int:
     return await call.silence(turn.silence or 0.0)
 
 
-async def _converse(call: FakeTwilio, turns: list[Turn]) -> None:
+async def _pick_up(call: FakeTwilio, turns: list[Turn]) -> tuple[int, list[Turn]]:
+    """An outbound callee's opening: their first `say:`/`silence:` turn, or a silent pick-up.
+    Returns the call time it started and the turns left."""
+    if turns and (turns[0].say is not None or turns[0].silence is not None):
+        first = turns[0]
+        if first.say is not None:
+            return await call.play(read_wav(first.say)), turns[1:]
+        return await call.silence(first.silence or 0.0), turns[1:]
+    return await call.silence(SILENT_PICKUP_S), turns
+
+
+async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = False) -> None:
     """Each turn starts once the reply to the previous one has been heard to its end, except
-    a barge-in, which starts while the agent is talking."""
+    a barge-in, which starts while the agent is talking. On an outbound call the callee opens."""
     answer_to, label = 0, "the greeting"
+    if outbound:
+        answer_to, turns = await _pick_up(call, turns)
     for index, turn in enumerate(turns):
         if turn.barge_in is not None:
             call.hold()
@@ -502,7 +520,7 @@ async def replay_scenario(
         async with _connect(target) as ws:
             call = FakeTwilio(ws, params, realtime)
             await call.start()
-            await _converse(call, scenario.turns)
+            await _converse(call, scenario.turns, outbound=scenario.direction == "outbound")
             await call.finish()
         record = await _fetch_record(client, target, params.call_sid)
     report = _report(scenario, params.call_sid, call.state, record)

@@ -10,17 +10,20 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
+from integrations.outbound import DemoShipmentFeed
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
 from voice import twilio
 from voice.call import CallDeps, CallSession
+from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
@@ -96,9 +99,11 @@ class StarletteSocket:
             await self.ws.close(code)
 
 
-def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
-    """Build the app. Models are loaded and warmed at start-up, not on the first call."""
+def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any = None) -> FastAPI:
+    """Build the app. Models are loaded and warmed at start-up, not on the first call.
+    `calls` replaces the Twilio Calls client outbound calls are placed with (tests)."""
     shop = build_shop(settings)
+    dialer = dialer_for(shop, calls=calls)
     store, engine, providers, labels = shop.store, shop.engine, shop.providers, shop.labels
     engines = engines or default_engines(settings)
     deps = CallDeps(
@@ -124,6 +129,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
             shop.start_worker()
         log.info("postvoice ready: webhooks at %s/twilio/voice", settings.public_url.rstrip("/"))
         yield
+        if dialer.calls is not None:
+            await dialer.calls.aclose()
         await shop.close()
 
     app = FastAPI(title="postvoice", lifespan=lifespan)
@@ -132,6 +139,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.state.shop = shop.demo
     app.state.runtime = shop
     app.state.deps = deps
+    app.state.dialer = dialer
+    feed = DemoShipmentFeed(engine)
 
     async def twilio_form(request: Request) -> dict[str, str]:
         """The webhook's form, after checking X-Twilio-Signature on the configured public URL."""
@@ -207,7 +216,46 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         status = form.get("CallStatus", "unknown")
         if call_sid:
             await asyncio.to_thread(store.record_status, call_sid, status, form)
+            await dialer.on_status(call_sid, status)
         return {"status": "recorded"}
+
+    @app.post("/twilio/amd")
+    async def amd_callback(form: TwilioForm) -> dict[str, str]:
+        """Twilio's asynchronous answering-machine verdict on a call we placed."""
+        call_sid, answered_by = form.get("CallSid", ""), form.get("AnsweredBy", "unknown")
+        attempt = await dialer.on_amd(call_sid, answered_by) if call_sid else None
+        return {"status": attempt.status if attempt else "unknown call"}
+
+    @app.post("/calls/outbound", dependencies=[Depends(require_admin)])
+    async def place_outbound(request: Request) -> dict[str, Any]:
+        """Place delivery-confirmation calls: `{"order": "1009"}` or
+        `{"delivered_since": "2d"}`; each attempt says whether it rang, and if not, why."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not (body.get("order") or body.get("delivered_since")):
+            raise HTTPException(
+                status_code=422, detail='send {"order": "1009"} or {"delivered_since": "2d"}'
+            )
+        purpose = str(body.get("purpose") or "delivery_confirmation")
+        if body.get("order"):
+            numbers = [str(body["order"])]
+        else:
+            try:
+                since = parse_since(str(body["delivered_since"]), dialer.clock())
+            except ValueError as exc:
+                raise HTTPException(status_code=422, detail=str(exc)) from exc
+            numbers = await asyncio.to_thread(
+                feed.delivered_between, since, dialer.clock() + timedelta(seconds=1)
+            )
+        attempts = []
+        for number in numbers:
+            try:
+                attempts.append((await dialer.request(number, purpose)).as_dict())
+            except ValueError as exc:
+                raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return {"attempts": attempts}
 
     def handshake_signed(ws: WebSocket) -> bool:
         """Twilio signs the socket's opening request too (URL as configured, no parameters)."""

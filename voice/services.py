@@ -16,6 +16,7 @@ from dialog.events import CallInfo
 from integrations.demo import DemoShop, ensure_schema
 from integrations.demo import metadata as shop_metadata
 from integrations.labels import EmbeddedLabels
+from integrations.outbound import metadata as outbound_metadata
 from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
 from integrations.protocols import EventSink, Services
 from integrations.providers import build_label_maker, build_providers, close_providers
@@ -109,7 +110,9 @@ def build_shop(settings: Settings) -> Shop:
 
     engine = make_engine(settings.database_url)
     store = Store(engine)
-    store.migrate(also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata])
+    store.migrate(
+        also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata, outbound_metadata]
+    )
     ensure_schema(engine)
     config = settings.provider_config()
     labels = EmbeddedLabels(

@@ -81,6 +81,23 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 8
     outbox_backoff_cap_s: float = 300.0
 
+    # Outbound calls and proactive alerts (see README "Outbound calls")
+    outbound_delay_days: int = Field(
+        default=1, description="Call to confirm a delivery this many days after it."
+    )
+    quiet_hours: str = Field(
+        default="20:00-09:00", description="No calls in this window, in the customer's time zone."
+    )
+    outbound_max_attempts: int = 3
+    outbound_retry_minutes: str = Field(
+        default="30,120", description="Waits before the 2nd, 3rd, … attempt (no-answer, busy)."
+    )
+    outbound_per_customer_days: int = Field(
+        default=7, description="At most one order's call per customer in this many days."
+    )
+    alert_channel: str = Field(default="sms", pattern="^(sms|call)$")
+    scheduler_interval_s: float = 300.0
+
     # Server and storage
     host: str = "127.0.0.1"
     port: int = 8080
