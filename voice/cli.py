@@ -159,7 +159,14 @@ def _start_scheduler_thread(settings: Settings):
         shop = build_shop(settings)
         dialer = dialer_for(shop)
         try:
-            await run_scheduler(scheduler_for(shop, dialer), stop, settings.scheduler_interval_s)
+            scheduler = scheduler_for(shop, dialer)
+            if scheduler is None:
+                log.warning(
+                    "outbound scheduler off: the configured order source has no feed of "
+                    "delivered orders yet (only the demo shop has one)"
+                )
+                return
+            await run_scheduler(scheduler, stop, settings.scheduler_interval_s)
         finally:
             if dialer.calls is not None:
                 await dialer.calls.aclose()
@@ -193,7 +200,6 @@ def call_delivery_confirmation(
     import asyncio
     from datetime import timedelta
 
-    from integrations.outbound import DemoShipmentFeed
     from voice.outbound import dialer_for, parse_since
     from voice.services import build_shop
 
@@ -209,12 +215,16 @@ def call_delivery_confirmation(
             if order is not None:
                 numbers = [order]
             else:
+                feed = shop.order_feed()
+                if feed is None:
+                    raise typer.BadParameter(
+                        "--delivered-since needs a feed of delivered orders, which only the "
+                        "demo shop has so far; use --order"
+                    )
                 now = dialer.clock()
                 since = parse_since(delivered_since or "", now)
                 numbers = await asyncio.to_thread(
-                    DemoShipmentFeed(shop.engine).delivered_between,
-                    since,
-                    now + timedelta(seconds=1),
+                    feed.delivered_between, since, now + timedelta(seconds=1)
                 )
             return [await dialer.request(n) for n in numbers]
         finally:

@@ -624,13 +624,13 @@ def dialer_for(
     )
 
 
-def scheduler_for(shop: Any, dialer: Dialer) -> Scheduler:
-    """The periodic outbound job of a `voice.services.Shop` (demo shop's orders)."""
-    from integrations.outbound import DemoShipmentFeed
-
-    return Scheduler(
-        dialer, DemoShipmentFeed(shop.engine), shop.providers["tracking"], dialer.policy
-    )
+def scheduler_for(shop: Any, dialer: Dialer) -> Scheduler | None:
+    """The periodic outbound job of a `voice.services.Shop`, or None when its order source
+    has no feed of delivered orders (see `Shop.order_feed`)."""
+    feed = shop.order_feed()
+    if feed is None:
+        return None
+    return Scheduler(dialer, feed, shop.providers["tracking"], dialer.policy)
 
 
 def parse_since(text: str, now: datetime) -> datetime:

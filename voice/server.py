@@ -17,7 +17,6 @@ from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
-from integrations.outbound import DemoShipmentFeed
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
@@ -140,7 +139,7 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
     app.state.runtime = shop
     app.state.deps = deps
     app.state.dialer = dialer
-    feed = DemoShipmentFeed(engine)
+    feed = shop.order_feed()
 
     async def twilio_form(request: Request) -> dict[str, str]:
         """The webhook's form, after checking X-Twilio-Signature on the configured public URL."""
@@ -242,6 +241,12 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         if body.get("order"):
             numbers = [str(body["order"])]
         else:
+            if feed is None:
+                raise HTTPException(
+                    status_code=422,
+                    detail="delivered_since needs a feed of delivered orders, which only the "
+                    "demo shop has so far; give an order",
+                )
             try:
                 since = parse_since(str(body["delivered_since"]), dialer.clock())
             except ValueError as exc:

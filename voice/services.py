@@ -80,6 +80,19 @@ class Shop:
             human_number=self.settings.human_number,
         )
 
+    def order_feed(self) -> Any:
+        """Which orders were delivered or are in flight, for the outbound scheduler — or None.
+
+        Only the embedded demo shop has such a feed so far. With another order source (e.g.
+        Shopify) configured, the demo's orders are not the merchant's, and must never be
+        called: scheduling is off until that source has a feed.
+        """
+        from integrations.outbound import DemoShipmentFeed
+
+        if self.providers["orders"] is not self.demo.orders:
+            return None
+        return DemoShipmentFeed(self.engine)
+
     def start_worker(self) -> None:
         """Deliver the outbox from this process (call inside the running event loop)."""
         if self.worker is None:

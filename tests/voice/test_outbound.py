@@ -338,3 +338,20 @@ async def test_a_silent_callee_is_greeted_after_a_moment(tmp_path):
     await until(lambda: call.tts.spoken)
     await call.finish()
     assert call.agent.heard == []
+
+
+def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own(tmp_path):
+    """With a real order source configured, the demo shop's customers must never be called."""
+    from voice.services import build_shop
+    from voice.settings import Settings as _Settings
+
+    shop = build_shop(_Settings(database_url=f"sqlite:///{tmp_path}/feed.db"))
+    try:
+        assert shop.order_feed() is not None  # the demo shop is the merchant's shop here
+        shop.providers["orders"] = object()  # e.g. Shopify
+        assert shop.order_feed() is None
+        from voice.outbound import scheduler_for
+
+        assert scheduler_for(shop, dialer=None) is None
+    finally:
+        shop.engine.dispose()
