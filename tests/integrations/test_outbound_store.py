@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,10 +15,12 @@ NOW = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path) -> OutboundStore:
-    engine = make_engine(f"sqlite:///{tmp_path}/o.db")
+def store(db_url) -> Iterator[OutboundStore]:
+    """On SQLite and on a real PostgreSQL (see conftest.py)."""
+    engine = make_engine(db_url)
     Store(engine).migrate(also=[outbound_metadata])
-    return OutboundStore(engine, clock=lambda: NOW)
+    yield OutboundStore(engine, clock=lambda: NOW)
+    engine.dispose()
 
 
 def test_an_attempt_is_decided_once_and_claimed_once(store: OutboundStore):
