@@ -9,11 +9,12 @@ write one row, and a row is claimed (`scheduled` → `placing`) by exactly one o
 and the carrier scan that showed it, so an alert goes out once per exception however often
 tracking is checked. The tables live on their own `metadata`, created by `Store.migrate`.
 
-`DemoShipmentFeed` lists the demo shop's delivered and in-flight orders for the scheduler.
+`DemoShipmentFeed` is the demo shop's `OrderFeed`: its delivered and in-flight orders.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -345,13 +346,21 @@ class OutboundStore:
 
 
 class DemoShipmentFeed:
-    """The demo shop's orders as the scheduler needs them: delivered in a window, in flight."""
+    """The demo shop's orders as the scheduler needs them (`OrderFeed`): delivered in a window,
+    in flight. The queries are short and synchronous, so they run in a thread."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def delivered_between(self, start: datetime, end: datetime) -> list[str]:
+    async def delivered_between(self, start: datetime, end: datetime) -> list[str]:
         """Numbers of orders delivered to the customer in [start, end)."""
+        return await asyncio.to_thread(self._delivered_between, start, end)
+
+    async def in_flight(self) -> list[str]:
+        """Numbers of orders shipped to the customer and not delivered."""
+        return await asyncio.to_thread(self._in_flight)
+
+    def _delivered_between(self, start: datetime, end: datetime) -> list[str]:
         from integrations.demo import shop_shipments
 
         s = shop_shipments.c
@@ -364,8 +373,7 @@ class DemoShipmentFeed:
             )
             return [r[0] for r in rows]
 
-    def in_flight(self) -> list[str]:
-        """Numbers of orders shipped to the customer and not delivered."""
+    def _in_flight(self) -> list[str]:
         from integrations.demo import shop_shipments
 
         s = shop_shipments.c

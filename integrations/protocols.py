@@ -9,7 +9,7 @@ result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
 
 from integrations.models import (
@@ -31,6 +31,7 @@ __all__ = [
     "EventSink",
     "Helpdesk",
     "Messenger",
+    "OrderFeed",
     "OrderSource",
     "ProviderError",
     "Refunds",
@@ -67,6 +68,20 @@ class OrderSource(Protocol):
         self, number: str, address: Address, *, idempotency_key: str
     ) -> Order:
         """Change where an unshipped order goes; raises ProviderError once it has shipped."""
+        ...
+
+
+@runtime_checkable
+class OrderFeed(Protocol):
+    """Which orders the outbound scheduler looks at: those just delivered (for a confirmation
+    call) and those on their way (for exception alerts). Order numbers as `Order.number`."""
+
+    async def delivered_between(self, start: datetime, end: datetime) -> list[str]:
+        """Orders delivered to the customer in [start, end), sorted."""
+        ...
+
+    async def in_flight(self) -> list[str]:
+        """Orders shipped to the customer and not yet delivered, sorted."""
         ...
 
 

@@ -18,9 +18,10 @@ from sqlalchemy import Engine
 from integrations.carrier import AfterShipTracking, EasyPostTracking
 from integrations.http import make_timeout
 from integrations.models import Address
+from integrations.outbound import DemoShipmentFeed
 from integrations.protocols import Tracking
 from integrations.shipping_labels import EasyPostLabels, Parcel, ReturnAddress
-from integrations.shopify import ShopifyOrders
+from integrations.shopify import ShopifyOrderFeed, ShopifyOrders
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents
 from integrations.tracking_cache import CachedTracking, SqlTrackingCache
@@ -218,7 +219,8 @@ def build_providers(
     *,
     transports: Transports | None = None,
 ) -> dict[str, Any]:
-    """The implementation of each capability: keys `orders`, `tracking`, `refunds`,
+    """The implementation of each capability: keys `orders`, `order_feed` (the outbound
+    scheduler's `OrderFeed`, always from the same shop as `orders`), `tracking`, `refunds`,
     `messenger`, `helpdesk`, plus the demo shop's `coupons`, `returns`, `deliveries` and
     `labels` (no real provider for those yet). Ledger tables of real providers are created.
 
@@ -242,14 +244,19 @@ def build_providers(
         )
     }
 
+    # The feed always comes with its order source: the demo's customers must never be called
+    # about a real shop's orders.
+    chosen["order_feed"] = DemoShipmentFeed(engine)
     if config.shopify_configured:
-        chosen["orders"] = ShopifyOrders(
+        shopify = ShopifyOrders(
             config.shopify_shop_domain,
             config.shopify_access_token,
             api_version=config.shopify_api_version,
             timeout=timeout,
             transport=transports.get("shopify"),
         )
+        chosen["orders"] = shopify
+        chosen["order_feed"] = ShopifyOrderFeed(shopify)
 
     tracking = build_tracking(config, engine, transports)
     if tracking is not None:

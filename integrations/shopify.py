@@ -16,6 +16,10 @@ Mapping into our models:
 - payment: the first successful sale or capture: card brand and last four as said to a caller,
   and its payment id as `payment_ref`;
 - refunds already made in Shopify are read back as `Refund`s (`refunds_of`).
+
+`ShopifyOrderFeed` is the outbound scheduler's `OrderFeed` over the same client: shipped orders
+of the last `lookback_days`, page by page, sorted out by their fulfillments (delivered: a
+DELIVERED fulfillment's `deliveredAt`; in flight: the latest tracked one not delivered).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +45,7 @@ from integrations.http import (
 from integrations.models import Address, Customer, Order, OrderLine, Refund
 from integrations.protocols import ProviderError
 
-__all__ = ["ShopifyOrders", "shopify_search_value"]
+__all__ = ["ShopifyOrderFeed", "ShopifyOrders", "shopify_search_value"]
 
 _CUSTOMER_FIELDS = """
   id displayName firstName lastName email phone
@@ -119,6 +123,21 @@ mutation SetShippingAddress($input: OrderInput!) {
 """
 
 SHOP_QUERY = "query Shop { shop { name } }"
+
+FEED_QUERY = """
+query OrderFeed($query: String!, $first: Int!, $after: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: CREATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      name cancelledAt
+      fulfillments(first: 10) {
+        createdAt deliveredAt inTransitAt status displayStatus
+        trackingInfo(first: 1) { company number }
+      }
+    }
+  }
+}
+"""
 
 _FINAL_SALE_TAGS = frozenset({"final-sale", "final sale", "finalsale"})
 
@@ -343,6 +362,93 @@ def _graphql_error(errors: Any) -> ProviderError:
     if "ACCESS_DENIED" in codes:
         return ProviderError(f"Shopify: {message}", code="auth")
     return ProviderError(f"Shopify: {message}", code="graphql_error")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ShopifyOrderFeed:
+    """`OrderFeed` over a Shopify store: which orders were delivered in a window, which are on
+    their way. Shares the `ShopifyOrders` client, its timeouts and retries (closing that client
+    closes this feed's connections too).
+
+    Only orders created in the last `lookback_days` before the window are read: Shopify shows
+    an app 60 days of orders without the `read_all_orders` scope, and an order shipped long
+    ago whose carrier never reported delivery must not count as in flight forever (the
+    scheduler would tell its customer the parcel is lost). The window is by creation date
+    because Shopify does not always bump `updated_at` when a fulfillment's status changes.
+    """
+
+    def __init__(
+        self,
+        orders: ShopifyOrders,
+        *,
+        lookback_days: int = 60,
+        page_size: int = 50,
+        max_pages: int = 40,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.orders = orders
+        self.lookback = timedelta(days=lookback_days)
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self.clock = clock
+
+    async def delivered_between(self, start: datetime, end: datetime) -> list[str]:
+        """Numbers of orders with a fulfillment delivered in [start, end)."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        found: set[str] = set()
+        async for node in self._shipped_since(start - self.lookback):
+            for fulfillment in _live_fulfillments(node):
+                delivered = _when(fulfillment.get("deliveredAt"))
+                if (
+                    fulfillment.get("displayStatus") == "DELIVERED"
+                    and delivered is not None
+                    and start <= delivered < end
+                ):
+                    found.add(node["name"].lstrip("#"))
+        return sorted(found)
+
+    async def in_flight(self) -> list[str]:
+        """Numbers of orders whose latest tracked shipment is not delivered yet."""
+        found: set[str] = set()
+        async for node in self._shipped_since(self.clock().astimezone(UTC) - self.lookback):
+            # The same shipment `ShopifyOrders.order` reports, so tracking follows that one.
+            tracked = [f for f in _live_fulfillments(node) if f.get("trackingInfo")]
+            if not tracked:
+                continue
+            latest = tracked[-1]
+            if latest.get("displayStatus") != "DELIVERED" and not latest.get("deliveredAt"):
+                found.add(node["name"].lstrip("#"))
+        return sorted(found)
+
+    async def _shipped_since(self, since: datetime) -> AsyncIterator[dict[str, Any]]:
+        query = (
+            "(fulfillment_status:shipped OR fulfillment_status:partial) "
+            f"created_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        )
+        after: str | None = None
+        for _ in range(self.max_pages):
+            variables = {"query": query, "first": self.page_size, "after": after}
+            page = (await self.orders._query(FEED_QUERY, variables))["orders"]
+            for node in page["nodes"]:
+                if not node.get("cancelledAt"):
+                    yield node
+            info = page.get("pageInfo") or {}
+            after = info.get("endCursor")
+            if not info.get("hasNextPage") or not after:
+                return
+        raise ProviderError(
+            f"Shopify: more than {self.max_pages * self.page_size} shipped orders in the window",
+            code="too_many_orders",
+        )
+
+
+def _live_fulfillments(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The order's fulfillments that were not cancelled, oldest first."""
+    fulfillments = sorted(node.get("fulfillments") or [], key=lambda f: f.get("createdAt") or "")
+    return [f for f in fulfillments if f.get("status") != "CANCELLED"]
 
 
 def _default_normalize_phone(raw: str) -> str | None:

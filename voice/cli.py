@@ -163,7 +163,7 @@ def _start_scheduler_thread(settings: Settings):
             if scheduler is None:
                 log.warning(
                     "outbound scheduler off: the configured order source has no feed of "
-                    "delivered orders yet (only the demo shop has one)"
+                    "delivered orders"
                 )
                 return
             await run_scheduler(scheduler, stop, settings.scheduler_interval_s)
@@ -218,14 +218,12 @@ def call_delivery_confirmation(
                 feed = shop.order_feed()
                 if feed is None:
                     raise typer.BadParameter(
-                        "--delivered-since needs a feed of delivered orders, which only the "
-                        "demo shop has so far; use --order"
+                        "--delivered-since needs a feed of delivered orders, which the "
+                        "configured order source lacks; use --order"
                     )
                 now = dialer.clock()
                 since = parse_since(delivered_since or "", now)
-                numbers = await asyncio.to_thread(
-                    feed.delivered_between, since, now + timedelta(seconds=1)
-                )
+                numbers = await feed.delivered_between(since, now + timedelta(seconds=1))
             return [await dialer.request(n) for n in numbers]
         finally:
             if dialer.calls is not None:

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
@@ -31,7 +31,7 @@ from twilio.base.exceptions import TwilioRestException
 from integrations.models import Order, Shipment, ShipmentStatus
 from integrations.outbound import Attempt, OutboundStore
 from integrations.outbox import OutboxMessenger
-from integrations.protocols import OrderSource, ProviderError, Tracking
+from integrations.protocols import OrderFeed, OrderSource, ProviderError, Tracking
 from integrations.store import CallEvents, Store
 from integrations.twilio_sms import twilio_client
 
@@ -40,7 +40,6 @@ __all__ = [
     "Dialer",
     "DialingPolicy",
     "Scheduler",
-    "ShipmentFeed",
     "TwilioCalls",
     "alert_text",
     "dialer_for",
@@ -453,22 +452,12 @@ class Dialer:
 # --- the scheduler -----------------------------------------------------------------------------
 
 
-class ShipmentFeed(Protocol):
-    """Which orders the scheduler looks at (the demo shop's: `DemoShipmentFeed`)."""
-
-    def delivered_between(self, start: datetime, end: datetime) -> list[str]:
-        """Orders delivered in [start, end)."""
-
-    def in_flight(self) -> list[str]:
-        """Orders shipped and not yet delivered."""
-
-
 @dataclass
 class Scheduler:
     """The periodic outbound job: book confirmation calls, place what is due, send alerts."""
 
     dialer: Dialer
-    feed: ShipmentFeed
+    feed: OrderFeed
     tracking: Tracking
     policy: DialingPolicy = field(default_factory=DialingPolicy)
 
@@ -489,9 +478,7 @@ class Scheduler:
         today = self.clock().astimezone(UTC).date()
         day = today - timedelta(days=self.policy.delay_days)
         start = datetime.combine(day, time(0), tzinfo=UTC)
-        numbers = await asyncio.to_thread(
-            self.feed.delivered_between, start, start + timedelta(days=1)
-        )
+        numbers = await self.feed.delivered_between(start, start + timedelta(days=1))
         booked = []
         for number in numbers:
             existing = await asyncio.to_thread(
@@ -507,7 +494,7 @@ class Scheduler:
         """Alert customers of a failed attempt, a delay past the ETA, or a lost parcel: once
         per (order, kind, scan). Returns the alert keys sent in this pass."""
         sent = []
-        for number in await asyncio.to_thread(self.feed.in_flight):
+        for number in await self.feed.in_flight():
             order = await self.dialer.orders.order(number)
             if order is None or not order.carrier or not order.tracking_number:
                 continue

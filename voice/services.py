@@ -18,7 +18,7 @@ from integrations.demo import metadata as shop_metadata
 from integrations.labels import EmbeddedLabels
 from integrations.outbound import metadata as outbound_metadata
 from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
-from integrations.protocols import EventSink, Services
+from integrations.protocols import EventSink, OrderFeed, Services
 from integrations.providers import build_label_maker, build_providers, close_providers
 from integrations.store import Store, make_engine
 from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
@@ -80,18 +80,11 @@ class Shop:
             human_number=self.settings.human_number,
         )
 
-    def order_feed(self) -> Any:
-        """Which orders were delivered or are in flight, for the outbound scheduler — or None.
-
-        Only the embedded demo shop has such a feed so far. With another order source (e.g.
-        Shopify) configured, the demo's orders are not the merchant's, and must never be
-        called: scheduling is off until that source has a feed.
-        """
-        from integrations.outbound import DemoShipmentFeed
-
-        if self.providers["orders"] is not self.demo.orders:
-            return None
-        return DemoShipmentFeed(self.engine)
+    def order_feed(self) -> OrderFeed | None:
+        """Which orders were delivered or are in flight, for the outbound scheduler — or None
+        (scheduling off). It always comes from the same shop as the order source
+        (`build_providers`), so the demo's customers are never called about a real shop."""
+        return self.providers.get("order_feed")
 
     def start_worker(self) -> None:
         """Deliver the outbox from this process (call inside the running event loop)."""

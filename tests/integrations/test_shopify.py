@@ -1,15 +1,16 @@
-"""Shopify as the order source, against a fake Admin GraphQL endpoint."""
+"""Shopify as the order source and the outbound feed, against a fake Admin GraphQL endpoint."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from integrations.models import Address
-from integrations.protocols import OrderSource, ProviderError
-from integrations.shopify import ShopifyOrders
+from integrations.protocols import OrderFeed, OrderSource, ProviderError
+from integrations.shopify import ShopifyOrderFeed, ShopifyOrders
 from tests.integrations.fakes_http import FakeShopify
 
 
@@ -146,3 +147,155 @@ async def test_a_wrong_token_is_reported_as_such(shop: FakeShopify):
 
 async def test_shop_name_for_the_doctor(orders: ShopifyOrders):
     assert await orders.shop_name() == "Northwind Goods"
+
+
+# --- the outbound scheduler's feed ------------------------------------------------------------
+
+NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
+
+
+def _fulfillment(
+    created: str,
+    display: str,
+    *,
+    delivered: str | None = None,
+    status: str = "SUCCESS",
+    number: str | None = "1Z999AA10123456784",
+) -> dict:
+    return {
+        "createdAt": created,
+        "deliveredAt": delivered,
+        "inTransitAt": created if display != "FULFILLED" else None,
+        "status": status,
+        "displayStatus": display,
+        "trackingInfo": [{"company": "UPS", "number": number}] if number else [],
+    }
+
+
+def _feed_order(name: str, *fulfillments: dict, cancelled: str | None = None) -> dict:
+    return {"name": name, "cancelledAt": cancelled, "fulfillments": list(fulfillments)}
+
+
+class FakeShopifyFeed:
+    """Shopify's `orders` connection as documented: `first`/`after` cursors and `pageInfo`,
+    serving the given orders two per page."""
+
+    def __init__(self, orders: list[dict], page_size: int = 2) -> None:
+        self.orders = orders
+        self.page_size = page_size
+        self.requests: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        assert request.headers["X-Shopify-Access-Token"] == "shpat_feed"
+        assert "orders(first: $first, after: $after, query: $query" in body["query"]
+        self.requests.append(body["variables"])
+        start = int(body["variables"]["after"] or 0)
+        page = self.orders[start : start + self.page_size]
+        end = start + len(page)
+        info = {"hasNextPage": end < len(self.orders), "endCursor": str(end) if page else None}
+        return httpx.Response(200, json={"data": {"orders": {"nodes": page, "pageInfo": info}}})
+
+
+@pytest.fixture
+def feed_shop() -> FakeShopifyFeed:
+    return FakeShopifyFeed(
+        [
+            # delivered on the 7th
+            _feed_order(
+                "#1001",
+                _fulfillment("2025-03-04T10:00:00Z", "DELIVERED", delivered="2025-03-07T16:20:00Z"),
+            ),
+            # on its way
+            _feed_order("#1002", _fulfillment("2025-03-08T09:00:00Z", "IN_TRANSIT")),
+            # delivered on the 8th: outside the window
+            _feed_order(
+                "#1003",
+                _fulfillment("2025-03-05T10:00:00Z", "DELIVERED", delivered="2025-03-08T00:00:00Z"),
+            ),
+            # first parcel delivered on the 7th, the second still out for delivery
+            _feed_order(
+                "#1004",
+                _fulfillment("2025-03-03T10:00:00Z", "DELIVERED", delivered="2025-03-07T09:00:00Z"),
+                _fulfillment("2025-03-06T10:00:00Z", "OUT_FOR_DELIVERY", number="1Z2"),
+            ),
+            # cancelled after a delivery was recorded: nobody is called about it
+            _feed_order(
+                "#1005",
+                _fulfillment("2025-03-04T10:00:00Z", "DELIVERED", delivered="2025-03-07T12:00:00Z"),
+                cancelled="2025-03-09T10:00:00Z",
+            ),
+            # the shipment was cancelled, and one without tracking is not trackable
+            _feed_order(
+                "#1006",
+                _fulfillment(
+                    "2025-03-04T10:00:00Z",
+                    "CANCELED",
+                    delivered="2025-03-07T12:00:00Z",
+                    status="CANCELLED",
+                ),
+                _fulfillment("2025-03-05T10:00:00Z", "FULFILLED", number=None),
+            ),
+        ]
+    )
+
+
+@pytest.fixture
+async def feed(feed_shop: FakeShopifyFeed):
+    orders = ShopifyOrders(
+        "northwind-goods",
+        "shpat_feed",
+        transport=httpx.MockTransport(feed_shop),
+        sleep=_no_sleep,
+    )
+    yield ShopifyOrderFeed(orders, lookback_days=30, clock=lambda: NOW)
+    await orders.aclose()
+
+
+async def test_the_feed_is_an_order_feed(feed: ShopifyOrderFeed):
+    assert isinstance(feed, OrderFeed)
+
+
+async def test_orders_delivered_in_a_window_across_pages(
+    feed: ShopifyOrderFeed, feed_shop: FakeShopifyFeed
+):
+    start = datetime(2025, 3, 7, tzinfo=UTC)
+    delivered = await feed.delivered_between(start, datetime(2025, 3, 8, tzinfo=UTC))
+    assert delivered == ["1001", "1004"]
+    assert [r["after"] for r in feed_shop.requests] == [None, "2", "4"]
+    assert feed_shop.requests[0]["query"] == (
+        "(fulfillment_status:shipped OR fulfillment_status:partial) "
+        "created_at:>='2025-02-05T00:00:00Z'"
+    )
+
+
+async def test_orders_in_flight_follow_their_latest_tracked_shipment(
+    feed: ShopifyOrderFeed, feed_shop: FakeShopifyFeed
+):
+    assert await feed.in_flight() == ["1002", "1004"]
+    assert feed_shop.requests[0]["query"].endswith("created_at:>='2025-02-08T15:00:00Z'")
+
+
+async def test_an_empty_store_has_nothing_to_schedule():
+    empty = FakeShopifyFeed([])
+    orders = ShopifyOrders("northwind-goods", "shpat_feed", transport=httpx.MockTransport(empty))
+    feed = ShopifyOrderFeed(orders, clock=lambda: NOW)
+    try:
+        assert await feed.in_flight() == []
+        assert await feed.delivered_between(NOW - timedelta(days=1), NOW) == []
+        assert len(empty.requests) == 2
+    finally:
+        await orders.aclose()
+
+
+async def test_too_many_orders_is_an_error_not_a_silent_cut(feed_shop: FakeShopifyFeed):
+    orders = ShopifyOrders(
+        "northwind-goods", "shpat_feed", transport=httpx.MockTransport(feed_shop)
+    )
+    feed = ShopifyOrderFeed(orders, page_size=2, max_pages=2, clock=lambda: NOW)
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await feed.in_flight()
+        assert raised.value.code == "too_many_orders"
+    finally:
+        await orders.aclose()

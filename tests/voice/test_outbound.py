@@ -251,6 +251,14 @@ def test_the_outbound_route_needs_the_admin_token_and_says_why_nothing_rang(tmp_
         assert attempt["status"] == "not_placed" and attempt["detail"] == "twilio not configured"
         bad = client.post("/calls/outbound", json={}, headers={"Authorization": "Bearer adm"})
         assert bad.status_code == 422
+        # Everyone delivered in the last four days: 1005 (three days ago) and 1009 (yesterday).
+        recent = client.post(
+            "/calls/outbound",
+            json={"delivered_since": "4d"},
+            headers={"Authorization": "Bearer adm"},
+        )
+        assert recent.status_code == 200
+        assert sorted(a["order_ref"] for a in recent.json()["attempts"]) == ["1005", "1009"]
 
 
 # --- the media stream of an outbound call: the callee speaks first ---------------------------
@@ -340,18 +348,32 @@ async def test_a_silent_callee_is_greeted_after_a_moment(tmp_path):
     assert call.agent.heard == []
 
 
-def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own(tmp_path):
-    """With a real order source configured, the demo shop's customers must never be called."""
-    from voice.services import build_shop
-    from voice.settings import Settings as _Settings
+async def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own(tmp_path):
+    """With Shopify configured the scheduler reads the merchant's orders, never the demo
+    shop's; with no feed at all it is off."""
+    from integrations.outbound import DemoShipmentFeed
+    from integrations.protocols import OrderFeed
+    from integrations.providers import ProviderConfig, build_providers, close_providers
+    from integrations.shopify import ShopifyOrderFeed
 
-    shop = build_shop(_Settings(database_url=f"sqlite:///{tmp_path}/feed.db"))
+    shop = build_shop(Settings(database_url=f"sqlite:///{tmp_path}/feed.db"))
     try:
-        assert shop.order_feed() is not None  # the demo shop is the merchant's shop here
-        shop.providers["orders"] = object()  # e.g. Shopify
-        assert shop.order_feed() is None
-        from voice.outbound import scheduler_for
+        assert isinstance(shop.order_feed(), DemoShipmentFeed)  # the demo is the shop here
+        shopify = ProviderConfig(
+            shopify_shop_domain="northwind-goods", shopify_access_token="shpat_test"
+        )
+        never_called = httpx.MockTransport(lambda request: httpx.Response(500))
+        shop.providers = build_providers(
+            shopify, shop.engine, shop.demo, transports={"shopify": never_called}
+        )
+        feed = shop.order_feed()
+        assert isinstance(feed, ShopifyOrderFeed) and isinstance(feed, OrderFeed)
+        assert feed.orders is shop.providers["orders"]
+        scheduler = scheduler_for(shop, dialer_for(shop))
+        assert scheduler is not None and scheduler.feed is feed
 
-        assert scheduler_for(shop, dialer=None) is None
+        shop.providers["order_feed"] = None
+        assert scheduler_for(shop, dialer_for(shop)) is None
     finally:
+        await close_providers(shop.providers)
         shop.engine.dispose()
