@@ -26,6 +26,7 @@ from dialog.slots import SlotContext
 from dialog.understanding import Understanding, classify
 from integrations.models import Customer, Order
 from integrations.protocols import Services
+from integrations.redact import redact_card_numbers
 
 __all__ = ["HUMAN_NUMBER", "Agent"]
 
@@ -159,6 +160,7 @@ class Agent:
         """React to one transcribed caller utterance."""
         if self._finished or not text.strip():
             return
+        text = redact_card_numbers(text)  # never kept in the transcript, a summary or a ticket
         self._transcript.append(("caller", text))
         self._caller_words.append(text.strip())
         self._silences = 0
@@ -169,6 +171,7 @@ class Agent:
         """React to digits typed on the keypad (without the closing '#')."""
         if self._finished:
             return
+        digits = redact_card_numbers(digits)
         self._transcript.append(("caller", f"[keypad] {digits}"))
         self._silences = 0
         async for event in self._turn(self._on_keypad(digits), "keypad"):

@@ -31,6 +31,7 @@ import numpy as np
 
 from dialog.events import CallInfo, EndCall, Hints, Say, Transfer
 from integrations.protocols import EventSink
+from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents, Store
 from voice import twilio
 from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode
@@ -509,12 +510,14 @@ class CallSession:
             await self._process_heard(item)
         elif isinstance(item, _Text):
             timing = {"speech_end_wall": item.wall, "eot_wall": item.wall, "stt_done": item.wall}
-            await self._caller_turn(item.text, item.at_ms, item.at_ms, "text", None, {})
-            await self._reply_with(self.agent.hear(item.text, 1.0), item.at_ms, timing)
+            text = redact_card_numbers(item.text)
+            await self._caller_turn(text, item.at_ms, item.at_ms, "text", None, {})
+            await self._reply_with(self.agent.hear(text, 1.0), item.at_ms, timing)
         elif isinstance(item, _Keys):
             timing = {"speech_end_wall": item.wall, "eot_wall": item.wall, "stt_done": item.wall}
-            await self._caller_turn(item.digits, item.at_ms, item.at_ms, "dtmf", None, {})
-            await self._reply_with(self.agent.keypad(item.digits), item.at_ms, timing)
+            digits = redact_card_numbers(item.digits)
+            await self._caller_turn(digits, item.at_ms, item.at_ms, "dtmf", None, {})
+            await self._reply_with(self.agent.keypad(digits), item.at_ms, timing)
         elif isinstance(item, _Silence):
             await self._reply_with(self.agent.silence(item.seconds), item.at_ms, None)
 
@@ -536,11 +539,14 @@ class CallSession:
             else:
                 await self._reply_with(_single(), u.speech_end_ms, None)
             return
+        # A caller reading out a card number must leave no trace of it: not in the transcript,
+        # not in what the agent keeps (summaries, tickets).
+        text = redact_card_numbers(transcript.text)
         await self._caller_turn(
-            transcript.text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, extra
+            text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, extra
         )
         await self._reply_with(
-            self.agent.hear(transcript.text, transcript.confidence), u.speech_end_ms, timing
+            self.agent.hear(text, transcript.confidence), u.speech_end_ms, timing
         )
 
     async def _caller_turn(

@@ -549,3 +549,13 @@ def test_ages_are_said_roughly():
     assert say_age(_td(minutes=70)) == "an hour"
     assert say_age(_td(hours=5)) == "five hours"
     assert say_age(_td(days=3)) == "three days"
+
+
+async def test_the_agent_keeps_no_card_number_in_its_transcript_or_summary():
+    c = call(MARIA)
+    await c.start()
+    await c.hear("my card is 4242 4242 4242 4242, where is my order")
+    await c.keypad("4242424242424242")
+    await c.agent.end("caller_hangup")
+    kept = str(c.agent.transcript) + str(c.agent.summary)
+    assert "4242" not in kept

@@ -220,3 +220,14 @@ async def test_a_failing_turn_is_apologised_for_and_the_call_goes_on(tmp_path):
     h.put(twilio.build_inject("hello again", 200))
     await until(lambda: "You said hello again." in h.tts.spoken)
     await h.finish()
+
+
+async def test_a_card_number_said_on_the_call_is_never_stored_or_heard_by_the_agent(tmp_path):
+    h = Harness(tmp_path)
+    await h.start()
+    h.put(twilio.build_inject("my card is 4242 4242 4242 4242", 100))
+    await until(lambda: len(h.agent.heard) == 1)
+    await h.finish()
+    assert "4242" not in h.agent.heard[0]
+    stored = " ".join(t["text"] for t in h.store.call("CA1")["turns"])
+    assert "4242" not in stored and "[card number removed]" in stored
