@@ -109,22 +109,16 @@ def worker(
     worker_id: Annotated[str | None, typer.Option(help="Name in logs and row locks.")] = None,
 ) -> None:
     """Deliver the outbox (texts, tickets, refunds, labels) as its own process."""
-    from integrations.demo import DemoShop
-    from integrations.labels import EmbeddedLabels
-    from integrations.providers import build_label_maker, build_providers
     from integrations.worker import RetryPolicy
     from integrations.worker import main as worker_main
+    from voice.services import choose_providers
 
     settings = Settings()
     setup_logging()
-    config = settings.provider_config()
     scheduler = None if drain else _start_scheduler_thread(settings)
 
     def providers(engine):
-        labels = build_label_maker(config, engine) or EmbeddedLabels(
-            settings.label_secret(), settings.public_url, shop_name=settings.shop_name
-        )
-        return build_providers(config, engine, DemoShop(engine, labels=labels))
+        return choose_providers(settings, engine)[2]
 
     try:
         code = worker_main(

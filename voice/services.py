@@ -26,7 +26,7 @@ from integrations.twilio_sms import metadata as twilio_sms_metadata
 from integrations.worker import RetryPolicy, WorkerHandle, deliverers_from, start_in_process
 from voice.settings import Settings
 
-__all__ = ["Shop", "build_shop"]
+__all__ = ["Shop", "build_shop", "choose_providers"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,23 @@ class Shop:
         self.engine.dispose()
 
 
+def choose_providers(
+    settings: Settings, engine: Engine
+) -> tuple[EmbeddedLabels, DemoShop, dict[str, Any]]:
+    """Each capability's implementation: the configured provider, else the demo shop's.
+
+    Returns the embedded label maker (its links are served by the app), the demo shop, and
+    `integrations.providers.build_providers`'s choice. The server and `postvoice worker` both
+    use this, so they always deliver through the same providers.
+    """
+    config = settings.provider_config()
+    labels = EmbeddedLabels(
+        settings.label_secret(), settings.public_url, shop_name=settings.shop_name
+    )
+    demo = DemoShop(engine, labels=build_label_maker(config, engine) or labels)
+    return labels, demo, build_providers(config, engine, demo)
+
+
 def build_shop(settings: Settings) -> Shop:
     """Migrate the database, choose each provider (real where configured, demo otherwise), and
     load the flows and the policy (a mistake in either stops start-up, naming file and line)."""
@@ -120,18 +137,14 @@ def build_shop(settings: Settings) -> Shop:
         also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata, outbound_metadata]
     )
     ensure_schema(engine)
-    config = settings.provider_config()
-    labels = EmbeddedLabels(
-        settings.label_secret(), settings.public_url, shop_name=settings.shop_name
-    )
-    demo = DemoShop(engine, labels=build_label_maker(config, engine) or labels)
+    labels, demo, providers = choose_providers(settings, engine)
     return Shop(
         settings=settings,
         engine=engine,
         store=store,
         demo=demo,
         labels=labels,
-        providers=build_providers(config, engine, demo),
+        providers=providers,
         flows=load_flows(settings.flows_dir),
         policy=load_policy(settings.policy_file),
     )
