@@ -28,9 +28,12 @@ run: seed
 	fi
 
 # The store's tests run on a real PostgreSQL too; they start their own server on loopback.
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 test-deps:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update && apt-get install -y postgresql)
+	@command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y chromium fonts-dejavu-core)
 
 test: install test-deps
 	$(BIN)/ruff check .

@@ -6,7 +6,6 @@ defined inside `create_app` from real annotations.
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from starlette.websockets import WebSocketDisconnect
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
-from voice import twilio
+from voice import dashboard, twilio
 from voice.call import CallDeps, CallSession
+from voice.dashboard import AdminGate
 from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
@@ -158,16 +158,11 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
 
     TwilioForm = Annotated[dict[str, str], Depends(twilio_form)]
 
-    def require_admin(request: Request) -> None:
-        """Bearer POSTVOICE_ADMIN_TOKEN (or nothing, in --dev without a token)."""
-        expected = settings.admin_token.get_secret_value() if settings.admin_token else None
-        if expected is None:
-            if settings.dev:
-                return
-            raise HTTPException(status_code=403, detail="POSTVOICE_ADMIN_TOKEN is not set")
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given, expected):
-            raise HTTPException(status_code=401, detail="bad admin token")
+    gate = AdminGate(settings)
+    require_admin = gate.require_api
+    dashboard.mount(
+        app, dashboard.Dashboard(settings=settings, store=store, gate=gate, shop=shop, deps=deps)
+    )
 
     @app.post("/twilio/voice")
     async def voice_webhook(form: TwilioForm, request: Request) -> Response:
