@@ -144,6 +144,23 @@ class Settings(BaseSettings):
     dtmf_timeout_s: float = 3.0
     max_message_bytes: int = 64 * 1024
 
+    # Recording (off by default; when on, the caller hears a consent notice first)
+    recording: bool = False
+    recordings_dir: Path = Field(
+        default=Path("var/recordings"),
+        description="Where call recordings go, one `<CallSid>.wav` (stereo: caller, agent) each.",
+    )
+    recording_notice: str = "This call is recorded so we can improve our service."
+
+    # Capacity (see README "Latency and capacity")
+    max_calls: int = Field(default=12, ge=1, description="Concurrent calls this instance takes.")
+    max_calls_per_caller: int = Field(
+        default=2, ge=1, description="Concurrent calls from one caller number."
+    )
+    max_call_s: float = Field(
+        default=1800.0, gt=0, description="A call is wrapped up politely after this long."
+    )
+
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
         if not self.public_url:
