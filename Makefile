@@ -20,6 +20,7 @@ seed: install
 
 # Without POSTVOICE_TWILIO_AUTH_TOKEN the server runs in --dev (no signature checks, loudly).
 run: seed
+	@echo "Dashboard: http://localhost:$(PORT)/dashboard   Try the agent in a browser: http://localhost:$(PORT)/try"
 	@if [ -z "$$POSTVOICE_TWILIO_AUTH_TOKEN" ]; then \
 	  echo "POSTVOICE_TWILIO_AUTH_TOKEN is not set: starting in --dev mode (signatures NOT checked)"; \
 	  $(BIN)/postvoice serve --port $(PORT) --dev; \
