@@ -17,6 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 
+from dialog.actions import ACTIONS, ActionContext
 from dialog.engine import Engine
 from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
 from dialog.loader import Flows, load_flows
@@ -40,6 +41,25 @@ _MAX_ESCALATIONS = 2  # then the caller keeps the empathetic wording (and can as
 # Answers that an order number in the same breath overrides ("no, I said 1003").
 _SWITCHABLE = {"yes_no", "choice", "text", "size", "return_reason", "coupon_code", "rating"}
 _OPEN_INTENTS_NOT_FLOWS = {"yes", "no", "unknown", "human", "goodbye"}
+
+# What the agent says when the voice layer fails or the call runs too long. Not in the flow
+# files: these moments are not procedures, and they must work whatever flows a shop writes.
+_HEARING_TROUBLE = (
+    "Sorry, I'm having trouble hearing you right now. "
+    "Would you like me to connect you with a person?"
+)
+_OFFER_DECLINED = "Okay."
+_OFFER_TAKEN = "Okay, I'll connect you with a person now."
+_FAULT_LEADS = {
+    "stt_failed": "I'm sorry, I still can't hear you properly, so I'll connect you with a person.",
+}
+_FAULT_LEAD = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
+_WRAP_UP = "We've been talking for quite a while, so I need to end this call now."
+_WRAP_UP_TICKET = (
+    "I've passed everything we discussed to our team, and a person will follow up with you."
+)
+_WRAP_UP_TEXTED = "I've texted you the ticket number."
+_WRAP_UP_GOODBYE = "Thank you for calling. Goodbye."
 
 
 @cache
@@ -105,6 +125,7 @@ class Agent:
         self._asked_anything_else = False
         self._escalate_next = False
         self._served = False
+        self._offered: str | None = None  # a person was offered because of this fault
         number = human_number or services.human_number or HUMAN_NUMBER
         self._engine = Engine(
             flows=self.flows,
@@ -172,6 +193,7 @@ class Agent:
         if self._finished:
             return
         digits = redact_card_numbers(digits)
+        self._offered = None
         self._transcript.append(("caller", f"[keypad] {digits}"))
         self._silences = 0
         async for event in self._turn(self._on_keypad(digits), "keypad"):
@@ -181,6 +203,7 @@ class Agent:
         """The caller said nothing for `seconds`: ask again, then say goodbye."""
         if self._finished:
             return
+        self._offered = None  # the question is asked again: a "yes" now answers that
         async for event in self._turn(self._on_silence(), "silence"):
             yield event
 
@@ -190,6 +213,36 @@ class Agent:
         self._outcome = self._outcome or reason
         self._summary = self._summarize()
         return self._summary
+
+    # --- when the voice layer fails, or the call runs too long (beyond the base contract) -----
+
+    async def offer_person(self, reason: str) -> AsyncIterator[Event]:
+        """The caller could not be heard this once (`reason`, e.g. `stt_failed`): apologise
+        and offer a person. A "yes" next hands over (with a ticket); anything else carries on."""
+        if self._finished:
+            return
+        self._offered = reason
+        yield self._seen(Say(_HEARING_TROUBLE))
+        yield Hints(slot="yes_no")
+
+    async def fail(self, reason: str, *, apologised: bool = False) -> AsyncIterator[Event]:
+        """The voice layer cannot carry on (`stt_failed`, `tts_failed`): apologise (unless the
+        voice layer already has), record an `escalation`, and hand over to a person with a
+        ticket holding the conversation so far."""
+        if self._finished:
+            return
+        self._offered = None
+        lead = None if apologised else _FAULT_LEADS.get(reason, _FAULT_LEAD)
+        async for event in self._turn(self._hand_over(reason, lead), "fault"):
+            yield event
+
+    async def wrap_up(self, reason: str) -> AsyncIterator[Event]:
+        """The call has gone on too long (`reason`, e.g. `max_duration`): say so, leave a ticket
+        for a person to follow up when a request is unfinished, say goodbye and end the call."""
+        if self._finished:
+            return
+        async for event in self._turn(self._wrap_up(reason), "wrap_up"):
+            yield event
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -310,6 +363,16 @@ class Agent:
         engine = self._engine
         engine.heard = text
         heard = classify(text)
+        offered, self._offered = self._offered, None
+        if offered and heard.intent in ("yes", "no"):  # the answer to "would you like a person?"
+            events = (
+                self._hand_over(offered, _OFFER_TAKEN)
+                if heard.intent == "yes"
+                else _listed(self._repeat(_OFFER_DECLINED))
+            )
+            async for event in events:
+                yield event
+            return
         self._escalate_next = self._notice_mood(text)
         if heard.intent == "human":
             await self._note("human", heard)
@@ -536,6 +599,69 @@ class Agent:
         for event in self._repeat(conv.still_there):
             yield event
 
+    # --- faults and the end of a long call ----------------------------------------------------
+
+    async def _hand_over(self, reason: str, lead: str | None) -> AsyncIterator[Event]:
+        """To a person, with a ticket: `lead` said first, the fault recorded as an escalation."""
+        engine = self._engine
+        if lead:
+            yield Say(lead)
+        await self._record("escalation", reason=reason)
+        engine.slots["ticket_reason"] = reason
+        # The handoff flow's path for a fault already announced: straight to the ticket, the
+        # texted ticket number and the transfer, without a second "I'll connect you".
+        engine.handoff("system_error")
+        async for event in self._run():
+            yield event
+
+    async def _wrap_up(self, reason: str) -> AsyncIterator[Event]:
+        engine = self._engine
+        unfinished = bool(engine.stack or self._queued)  # a request was still under way
+        ticket, texted = await self._leave_ticket(reason) if unfinished else (None, False)
+        yield Say(_WRAP_UP, barge_in=False)
+        if ticket:
+            yield Say(_WRAP_UP_TICKET, barge_in=False)
+            if texted:
+                yield Say(_WRAP_UP_TEXTED, barge_in=False)
+        yield Say(_WRAP_UP_GOODBYE, barge_in=False)
+        engine.finished = True
+        yield EndCall(reason)
+
+    async def _leave_ticket(self, reason: str) -> tuple[str | None, bool]:
+        """The handoff flow's ticket (and its number by SMS), outside any flow; never raises."""
+        engine = self._engine
+        engine.slots["ticket_reason"] = reason
+        ctx = ActionContext(
+            services=self._services,
+            policy=self.policy,
+            slots=engine.slots,
+            call=self._call,
+            now=engine.clock(),
+            tz=engine.tz,
+            emit=_drop,
+            sms_templates=self.flows.sms,
+            caller_words=self._caller_words,
+            summary=self._summarize,
+            memo=engine.memo,
+            timeout=self._timeout,
+            human_number=engine.human_number,
+        )
+        try:
+            await ACTIONS["create_ticket"].run(ctx)
+            if engine.slots.get("ticket_id"):
+                await ACTIONS["text_ticket_number"].run(ctx)
+        except Exception:
+            _log.exception("could not leave a ticket on %s", self._call.call_sid)
+        return engine.slots.get("ticket_id"), bool(engine.slots.get("ticket_texted"))
+
+    async def _record(self, type: str, **data: Any) -> None:
+        """Record an event about the current order; a failure is logged, never raised."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._sink.record(type, order=self._order_number(), **data)
+        except Exception:
+            _log.exception("could not record %s on %s", type, self._call.call_sid)
+
     # --- summary ------------------------------------------------------------------------------
 
     def _summarize(self) -> str:
@@ -602,6 +728,15 @@ def _order_line(number: str, report: Any) -> str:
     if report.days_without_scan is not None:
         line += f", no carrier scan for {report.days_without_scan} days"
     return line
+
+
+async def _listed(events: list[Event]) -> AsyncIterator[Event]:
+    for event in events:
+        yield event
+
+
+async def _drop(event: Event) -> None:
+    """Where a ticket left outside a flow would speak: it has nothing to say."""
 
 
 def _with_events(services: Services, sink: Any) -> Services:

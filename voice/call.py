@@ -35,12 +35,16 @@ from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents, Store
 from voice import twilio
 from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode
+from voice.capacity import Admission, CallLimiter
+from voice.pool import on_behalf_of
+from voice.recorder import CallRecorder, Recording
 from voice.settings import Settings
-from voice.stt import Transcriber
+from voice.speculate import TurnOptions, TurnTaker
+from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer, split_sentences
-from voice.vad import Segmenter, SpeechStarted, Utterance, VadOptions
+from voice.vad import Pause, Segmenter, SpeechStarted, Utterance, VadOptions
 
-__all__ = ["AgentLike", "CallDeps", "CallSession", "Socket"]
+__all__ = ["AgentLike", "CallDeps", "CallSession", "CannedSpeech", "Socket", "busy_text"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,17 @@ MIN_UTTERANCE_VOICED_MS = 120
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
 APOLOGY = "Sorry, something went wrong on my side."
 OPENING_SILENCE_S = 1.5  # an outbound callee who picks up and says nothing is greeted after this
+# When the engines fail. (A `dialog.Agent` words its own offer of a person and its handoff;
+# these are for agents that only have the base contract, and for the synthesizer's failure.)
+HEARING_TROUBLE = "Sorry, I'm having trouble hearing you right now. Could you say that again?"
+TECHNICAL_PROBLEM = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
+WRAP_UP = (
+    "We've been talking for quite a while, so I need to end this call now. "
+    "Thank you for calling. Goodbye."
+)
+WRAP_UP_GRACE_S = 60.0  # after the wrap-up was due, a call still going is ended regardless
+CLIP_ECHO_GRACE_S = 3.0  # how much longer than a clip lasts we wait for its mark
+SHUTDOWN_WAIT_S = 5.0  # for the call's tasks to stop once cancelled
 
 
 class Socket(Protocol):
@@ -75,15 +90,74 @@ class AgentLike(Protocol):
     async def end(self, reason: str) -> Any: ...
 
 
+def _tone() -> bytes:
+    """Two soft beeps: what plays when not even a recorded phrase is available."""
+    t = np.arange(SAMPLE_RATE // 4) / SAMPLE_RATE
+    beep = (np.sin(2 * np.pi * 440 * t) * 4000).astype(np.int16)
+    gap = np.zeros(SAMPLE_RATE // 6, dtype=np.int16)
+    return mulaw_encode(np.concatenate([beep, gap, beep, gap]))
+
+
+class CannedSpeech:
+    """Phrases synthesized once and kept as µ-law, for when synthesizing is not an option: a
+    full house (no synthesis per refused call) and a synthesizer that has just failed."""
+
+    def __init__(self) -> None:
+        self._clips: dict[str, bytes] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def ready(self, text: str) -> bytes | None:
+        """The clip for `text` if it was rendered already."""
+        return self._clips.get(text)
+
+    async def get(self, synthesizer: Synthesizer, text: str, timeout: float) -> bytes:
+        """The clip for `text`: kept, else synthesized now and kept; two beeps if that fails."""
+        clip = self._clips.get(text)
+        if clip is not None:
+            return clip
+        async with self._locks.setdefault(text, asyncio.Lock()):
+            clip = self._clips.get(text)
+            if clip is None:
+                try:
+                    async with asyncio.timeout(timeout):
+                        pcm = await synthesizer.synthesize(text)
+                except Exception as exc:
+                    log.error("could not synthesize the phrase %r: %r", text[:40], exc)
+                    return _tone()
+                clip = self._clips[text] = mulaw_encode(pcm)
+        return clip
+
+
+def busy_text(settings: Settings, direction: str) -> str:
+    """What a caller hears above the caps (a callee of ours first hears who called)."""
+    if direction == "outbound":
+        return f"Hello, this is {settings.shop_name}. {settings.busy_message}"
+    return settings.busy_message
+
+
 @dataclass
 class CallDeps:
-    """What every call shares: settings, store, engines, and how to make an agent."""
+    """What every call shares: settings, store, engines, how to make an agent, the call
+    limiter, and the phrases kept ready for when the synthesizer cannot be used."""
 
     settings: Settings
     store: Store
     transcriber: Transcriber
     synthesizer: Synthesizer
     make_agent: Callable[[CallInfo, EventSink], AgentLike]
+    limiter: CallLimiter | None = None  # default: one from settings, shared by every session
+    canned: CannedSpeech = field(default_factory=CannedSpeech)
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = CallLimiter(self.settings.max_calls, self.settings.max_calls_per_caller)
+
+    async def prepare(self) -> None:
+        """Render the phrases that must play even when the synthesizer cannot: the busy
+        messages and the technical-problem apology. Once at start-up, after warming up."""
+        s = self.settings
+        for text in (busy_text(s, "inbound"), busy_text(s, "outbound"), TECHNICAL_PROBLEM):
+            await self.canned.get(self.synthesizer, text, s.tts_timeout_s)
 
 
 # --- Inputs to the brain ----------------------------------------------------------------------
@@ -94,6 +168,7 @@ class _Heard:
     utterance: Utterance
     speech_end_wall: float
     eot_wall: float
+    early: asyncio.Task | None = None  # its transcription, started at a pause (speculate.py)
 
 
 @dataclass
@@ -114,6 +189,26 @@ class _Keys:
 class _Silence:
     seconds: float
     at_ms: int
+
+
+@dataclass
+class _Fault:
+    """The speaker could not synthesize: the brain hands the caller over."""
+
+    reason: str
+
+
+@dataclass
+class _WrapUp:
+    """The call reached `max_call_s`."""
+
+
+class _HearingFailed(Exception):
+    """Speech to text raised or timed out."""
+
+
+class _SpeakingFailed(Exception):
+    """Text to speech raised or timed out."""
 
 
 # --- Jobs for the speaker ---------------------------------------------------------------------
@@ -158,15 +253,24 @@ class CallSession:
         self.deps = deps
         self.settings = deps.settings
         s = deps.settings
+        turn_options = TurnOptions(
+            pause_ms=s.vad_pause_ms,
+            quick_end_of_turn_ms=s.vad_quick_end_of_turn_ms,
+            end_of_turn_ms=s.vad_end_of_turn_ms,
+            long_answer_end_of_turn_ms=s.vad_long_answer_end_of_turn_ms,
+        )
+        # The segmenter only ends the longest turn; `turns` ends the others (_on_frame).
         self.segmenter = Segmenter(
             VadOptions(
                 aggressiveness=s.vad_aggressiveness,
                 pre_roll_ms=s.vad_pre_roll_ms,
                 min_speech_ms=s.vad_min_speech_ms,
-                end_of_turn_ms=s.vad_end_of_turn_ms,
+                end_of_turn_ms=turn_options.longest_ms,
                 max_utterance_s=s.vad_max_utterance_s,
+                pause_ms=s.vad_pause_ms,
             )
         )
+        self.turns = TurnTaker(turn_options, self._transcribe_early)
         self.stats = _Stats()
         self.stream_sid = ""
         self.info: CallInfo | None = None
@@ -175,6 +279,13 @@ class CallSession:
         self.hints: Hints | None = None
         self.end_reason: str | None = None
         self.transfer_to: str | None = None
+        self.admission: Admission | None = None
+        self.recorder: CallRecorder | None = None
+        self._recording_error: str | None = None
+        self._turned_away = False
+        self._stt_failures = 0
+        self._tts_apologised = False
+        self._notice: Say | None = None  # the recording notice, once it is on its way
 
         self._inputs: asyncio.Queue = asyncio.Queue()
         self._jobs: asyncio.Queue = asyncio.Queue()
@@ -230,7 +341,14 @@ class CallSession:
             done_wait.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await done_wait
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                # However the call ended (an error, a dropped socket, cancellation mid-way
+                # through the shutdown), its file is closed and its place given back.
+                self._close_recording()
+                if self.admission is not None:
+                    self.admission.release()
 
     def _bad(self, kind: str, detail: str) -> None:
         """Log each kind of protocol error once per call; count every occurrence."""
@@ -260,6 +378,10 @@ class CallSession:
         if self.info is None:
             self._bad("before_start", f"{type(msg).__name__.lower()} before start")
             return True
+        if self._turned_away:  # the busy message plays: only its echo and the end matter
+            if isinstance(msg, twilio.Mark):
+                self._on_mark(msg.name)
+            return not isinstance(msg, twilio.Stop)
         if isinstance(msg, twilio.Media):
             self._on_media(msg)
         elif isinstance(msg, twilio.Mark):
@@ -295,6 +417,10 @@ class CallSession:
         )
         store = self.deps.store
         self.events = CallEvents(store, start.call_sid, self.now_ms)
+        assert self.deps.limiter is not None
+        self.admission = self.deps.limiter.admit(self.info.caller_number)
+        if not self.admission.granted:
+            return await self._turn_away(self.admission.reason or "max_calls")
         await asyncio.to_thread(
             store.upsert_call,
             start.call_sid,
@@ -308,12 +434,77 @@ class CallSession:
         )
         await self.events.record("call.started", direction=direction)
         self.agent = self.deps.make_agent(self.info, self.events)
+        self.recorder = self._open_recording()
         self._tasks = [
-            asyncio.create_task(self._brain(), name=f"brain-{start.call_sid}"),
+            asyncio.create_task(self._run_brain(), name=f"brain-{start.call_sid}"),
             asyncio.create_task(self._speaker(), name=f"speaker-{start.call_sid}"),
+            asyncio.create_task(self._call_timer(), name=f"timer-{start.call_sid}"),
         ]
         log.info("call %s started (%s from %s)", start.call_sid, direction, self.info.from_number)
         return True
+
+    async def _turn_away(self, cap: str) -> bool:
+        """Above a cap: a polite busy message, then the socket closes and Twilio hangs up."""
+        assert self.info is not None and self.events is not None
+        limiter = self.deps.limiter
+        assert limiter is not None
+        self._turned_away = True
+        self.end_reason = "busy"
+        log.warning(
+            "call %s turned away: %s reached (%d calls on the line)", self._sid, cap, limiter.active
+        )
+        await asyncio.to_thread(
+            self.deps.store.upsert_call,
+            self._sid,
+            from_number=self.info.from_number,
+            to_number=self.info.to_number,
+            direction=self.info.direction,
+            purpose=self.info.purpose,
+            order_ref=self.info.order_ref,
+            status="in-progress",
+            started_at=datetime.now(UTC),
+        )
+        await self.events.record("call.rejected", reason="busy", cap=cap, active=limiter.active)
+        self._tasks = [asyncio.create_task(self._say_busy(), name=f"busy-{self._sid}")]
+        return True
+
+    async def _say_busy(self) -> None:
+        assert self.info is not None
+        try:
+            text = busy_text(self.settings, self.info.direction)
+            clip = await self.deps.canned.get(
+                self.deps.synthesizer, text, self.settings.tts_timeout_s
+            )
+            seq = self._next_seq()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    self.deps.store.add_turn, self._sid, seq, "agent", text, source="canned"
+                )
+            await self._play_clip(clip, "busy", seq)
+            await self._wait_heard("busy", len(clip) / SAMPLE_RATE)
+        finally:
+            self._done.set()
+
+    def _open_recording(self) -> CallRecorder | None:
+        if not self.settings.recording:
+            return None
+        try:
+            return CallRecorder.open(self.settings.recordings_dir, self._sid)
+        except OSError as exc:
+            log.error("call %s: cannot record (%s); the call goes on unrecorded", self._sid, exc)
+            self._recording_error = str(exc)
+            return None
+
+    async def _call_timer(self) -> None:
+        """After `max_call_s` the agent wraps up; a call still going a while later is ended."""
+        await asyncio.sleep(self.settings.max_call_s)
+        log.info("call %s: %.0f s on the line, wrapping up", self._sid, self.settings.max_call_s)
+        self._inputs.put_nowait(_WrapUp())
+        await asyncio.sleep(WRAP_UP_GRACE_S)
+        if not self._done.is_set():
+            log.warning("call %s: still on the line after the wrap-up; ending it", self._sid)
+            self.end_reason = self.end_reason or "max_duration"
+            self._done.set()
 
     # --- caller audio --------------------------------------------------------------------------
 
@@ -324,6 +515,8 @@ class CallSession:
         self._last_ts_wall = time.monotonic()
         self._media_seen = True
         pcm = mulaw_decode(media.payload)
+        if self.recorder is not None:
+            self.recorder.caller(media.timestamp, pcm)
         if self._residue.size:
             pcm = np.concatenate([self._residue, pcm])
         n_frames = len(pcm) // FRAME_SAMPLES
@@ -341,12 +534,31 @@ class CallSession:
                 self._idle_frames = 0
                 if self._audible():
                     self._barge_in(event.at_ms)
-            elif event.voiced_ms >= MIN_UTTERANCE_VOICED_MS:
-                now = time.monotonic()
-                self._inputs.put_nowait(_Heard(event, self._last_voiced_wall, now))
+            elif isinstance(event, Pause):
+                self.turns.paused(event, self.hints)
+            else:
+                self._heard(event)
         if self.segmenter.last_frame_voiced:
             self._last_voiced_wall = time.monotonic()
+            self.turns.spoke()
+        elif self.segmenter.in_speech and self.turns.turn_over(
+            self.segmenter.silent_ms, self.hints
+        ):
+            utterance = self.segmenter.end_turn(at_ms + FRAME_MS)
+            if utterance is not None:
+                self._heard(utterance)
         self._count_silence()
+
+    def _heard(self, utterance: Utterance) -> None:
+        """The caller's turn is over: hand it to the brain, with its transcription if one was
+        started at the last pause on exactly this audio."""
+        early = self.turns.take(utterance, self.hints)
+        if utterance.voiced_ms < MIN_UTTERANCE_VOICED_MS:
+            if early is not None:
+                early.cancel()
+            return
+        heard = _Heard(utterance, self._last_voiced_wall, time.monotonic(), early)
+        self._inputs.put_nowait(heard)
 
     def _awaiting_opening(self) -> bool:
         return self._opening is not None and not self._opening.done()
@@ -361,9 +573,16 @@ class CallSession:
         for event in self.segmenter.feed(frame, at_ms):
             if isinstance(event, SpeechStarted):
                 self._opening_frames = 0
-            else:
+            elif isinstance(event, Utterance):
                 log.info("call %s: the callee answered (%d ms)", self._sid, event.voiced_ms)
                 self._end_opening(event.speech_end_ms)
+                return
+        # The segmenter waits for the longest turn; a "Hello?" ends at the ordinary one.
+        if self.segmenter.silent_ms >= self.turns.end_of_turn_ms(None):
+            opening = self.segmenter.end_turn(at_ms + FRAME_MS)
+            if opening is not None:
+                log.info("call %s: the callee answered (%d ms)", self._sid, opening.voiced_ms)
+                self._end_opening(opening.speech_end_ms)
                 return
         if self.segmenter.in_speech:
             self._opening_frames = 0
@@ -419,6 +638,8 @@ class CallSession:
             cut_seqs.add(job.seq)
         self._pending.clear()
         self._play_end_wall = time.monotonic()
+        if self.recorder is not None:
+            self.recorder.clear(self.now_ms())
         self.stats.barge_ins += 1
         asyncio.get_running_loop().create_task(self._send(twilio.clear_message(self.stream_sid)))
         log.info("call %s: barge-in at %d ms", self.info.call_sid if self.info else "?", at_ms)
@@ -433,6 +654,7 @@ class CallSession:
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
+        self._tasks = [t for t in self._tasks if not t.done()]  # bounded over a long call
         self._tasks.append(task)
 
     # --- keypad, marks, injected text ----------------------------------------------------------
@@ -481,23 +703,109 @@ class CallSession:
         self._seq += 1
         return self._seq
 
+    async def _run_brain(self) -> None:
+        """The brain, with a last resort: should it die, the caller goes to a person."""
+        try:
+            await self._brain()
+        except Exception:
+            log.exception("call %s: the agent's task failed", self._sid)
+            await self._last_resort()
+
     async def _brain(self) -> None:
         assert self.agent is not None and self.info is not None
         input_ms = 0
         if self.info.direction == "outbound":
             input_ms = await self._await_opening()
-        await self._reply_with(self.agent.start(), input_ms=input_ms, timing=None)
+        try:
+            await self._reply_with(self._greeting(), input_ms=input_ms, timing=None)
+        except Exception as exc:
+            await self._recover(None, exc)
         while self.end_reason is None:
             item = await self._inputs.get()
             self._brain_busy = True
             try:
                 await self._process(item)
-            except Exception:  # one bad turn must not leave the caller in dead air
-                log.exception("call %s: failed to handle %s", self._sid, type(item).__name__)
-                await self._say_directly(APOLOGY)
+            except Exception as exc:  # one bad turn must not leave the caller in dead air
+                await self._recover(item, exc)
             finally:
                 self._brain_busy = False
         await self._finish_speaking()
+        self._done.set()
+
+    def _greeting(self) -> AsyncIterator[Any]:
+        """The agent's greeting; on a recorded call, the recording notice first."""
+        assert self.agent is not None
+        if self.recorder is None:
+            return self.agent.start()
+        self._notice = Say(self.settings.recording_notice, barge_in=False)
+        return _chain(_single(self._notice), self.agent.start())
+
+    async def _recover(self, item: object, exc: Exception) -> None:
+        """After a failed turn: the hearing-trouble path when speech to text failed, else an
+        apology. Never raises: the brain must outlive any turn."""
+        what = type(item).__name__ if item is not None else "the greeting"
+        try:
+            if isinstance(exc, _HearingFailed):
+                log.error("call %s: speech to text failed", self._sid, exc_info=exc)
+                await self._stt_failed()
+            else:
+                log.error("call %s: failed to handle %s", self._sid, what, exc_info=exc)
+                await self._say_directly(APOLOGY)
+        except Exception:
+            log.exception("call %s: could not recover from a failed turn", self._sid)
+
+    async def _stt_failed(self) -> None:
+        """First time: apologise and offer a person. Second time: hand over."""
+        self._stt_failures += 1
+        if self._stt_failures > 1:
+            await self._hand_over("stt_failed")
+            return
+        offer = getattr(self.agent, "offer_person", None)
+        events = offer("stt_failed") if offer is not None else _single(Say(HEARING_TROUBLE))
+        await self._reply_with(events, self.now_ms(), None)
+
+    async def _hand_over(self, reason: str, *, apologised: bool = False) -> None:
+        """To a person: through the agent's handoff (ticket, texted number, transfer) when it
+        has one, else straight to the human number."""
+        fail = getattr(self.agent, "fail", None)
+        if fail is not None:
+            try:
+                await self._reply_with(fail(reason, apologised=apologised), self.now_ms(), None)
+            except Exception:
+                log.exception("call %s: the agent could not hand over", self._sid)
+        if self.end_reason is not None:
+            return
+        if self.events is not None:
+            with contextlib.suppress(Exception):
+                await self.events.record("escalation", reason=reason)
+        lead = () if apologised else (Say(TECHNICAL_PROBLEM, barge_in=False),)
+        transfer = Transfer(self.settings.human_number, f"Handed over: {reason}")
+        await self._reply_with(_single(*lead, transfer), self.now_ms(), None)
+
+    async def _wrap_up(self) -> None:
+        wrap = getattr(self.agent, "wrap_up", None)
+        events = (
+            wrap("max_duration")
+            if wrap is not None
+            else _single(Say(WRAP_UP, barge_in=False), EndCall("max_duration"))
+        )
+        await self._reply_with(events, self.now_ms(), None)
+        self.end_reason = self.end_reason or "max_duration"
+
+    async def _last_resort(self) -> None:
+        """The brain is gone: apologise with the recorded clip and hand the caller to a person."""
+        self.transfer_to = self.settings.human_number
+        self.end_reason = "transfer"
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                self.deps.store.upsert_call, self._sid, transfer_to=self.transfer_to
+            )
+        if self.events is not None:
+            with contextlib.suppress(Exception):
+                await self.events.record("escalation", reason="agent_failed")
+        clip = self.deps.canned.ready(TECHNICAL_PROBLEM) or _tone()
+        await self._play_clip(clip, "fault")
+        await self._wait_heard("fault", len(clip) / SAMPLE_RATE)
         self._done.set()
 
     @property
@@ -520,18 +828,29 @@ class CallSession:
             await self._reply_with(self.agent.keypad(digits), item.at_ms, timing)
         elif isinstance(item, _Silence):
             await self._reply_with(self.agent.silence(item.seconds), item.at_ms, None)
+        elif isinstance(item, _Fault):
+            await self._hand_over(item.reason, apologised=True)
+        elif isinstance(item, _WrapUp):
+            await self._wrap_up()
 
     async def _process_heard(self, item: _Heard) -> None:
         assert self.agent is not None
         u = item.utterance
-        transcript = await self.deps.transcriber.transcribe(u.pcm, self.hints)
+        transcript = await self._early_transcript(item.early)
+        speculative = transcript is not None
+        if transcript is None:
+            transcript = await self._transcribe(u.pcm)
         stt_done = time.monotonic()
         timing = {
             "speech_end_wall": item.speech_end_wall or item.eot_wall,
             "eot_wall": item.eot_wall,
             "stt_done": stt_done,
         }
-        extra = {"stt_ms": transcript.decode_ms, "audio_ms": transcript.audio_ms}
+        extra = {
+            "stt_ms": transcript.decode_ms,
+            "audio_ms": transcript.audio_ms,
+            "speculative": speculative,
+        }
         if not transcript.text:
             log.info("call %s: %d ms of speech, nothing recognised", self._sid, u.voiced_ms)
             if u.voiced_ms >= 400:
@@ -548,6 +867,41 @@ class CallSession:
         await self._reply_with(
             self.agent.hear(text, transcript.confidence), u.speech_end_ms, timing
         )
+
+    async def _transcribe(self, pcm: np.ndarray) -> Any:
+        """Speech to text with a deadline; any failure becomes `_HearingFailed`."""
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            async with asyncio.timeout(self.settings.stt_timeout_s):
+                with on_behalf_of(self._sid):  # the STT pool takes turns across calls
+                    return await self.deps.transcriber.transcribe(pcm, self.hints)
+        except Exception as exc:
+            raise _HearingFailed(repr(exc)) from exc
+
+    async def _transcribe_early(self, pcm: np.ndarray, hints: Hints | None) -> Transcript:
+        """A speculative transcription, started at a pause while the caller may go on."""
+        async with asyncio.timeout(self.settings.stt_timeout_s):
+            with on_behalf_of(self._sid):
+                return await self.deps.transcriber.transcribe(pcm, hints)
+
+    async def _early_transcript(self, early: asyncio.Task | None) -> Transcript | None:
+        """The transcript started at the turn's last pause (None: there was none). It is the
+        transcription of this very audio: its failure is hearing's (`_HearingFailed`)."""
+        if early is None:
+            return None
+        try:
+            return await early
+        except Exception as exc:
+            raise _HearingFailed(repr(exc)) from exc
+
+    async def _synthesize(self, text: str) -> np.ndarray:
+        """Text to speech with a deadline; any failure becomes `_SpeakingFailed`."""
+        try:
+            async with asyncio.timeout(self.settings.tts_timeout_s):
+                with on_behalf_of(self._sid):  # the TTS pool takes turns across calls
+                    return await self.deps.synthesizer.synthesize(text)
+        except Exception as exc:
+            raise _SpeakingFailed(repr(exc)) from exc
 
     async def _caller_turn(
         self,
@@ -584,9 +938,12 @@ class CallSession:
                 seq = self._next_seq()
                 job_timing = dict(timing) if (timing and first) else None
                 first = False
-                await asyncio.to_thread(
-                    self.deps.store.add_turn, self._sid, seq, "agent", event.text, source="tts"
-                )
+                try:
+                    await asyncio.to_thread(
+                        self.deps.store.add_turn, self._sid, seq, "agent", event.text, source="tts"
+                    )
+                except Exception:  # the transcript loses a line; the caller still hears it
+                    log.exception("call %s: could not store agent turn %d", self._sid, seq)
                 self._jobs.put_nowait(_SayJob(reply, seq, event, job_timing, time.monotonic()))
             elif isinstance(event, Hints):
                 self.hints = event
@@ -606,7 +963,9 @@ class CallSession:
 
     async def _finish_speaking(self) -> None:
         """Wait until everything queued has been played to the caller (or clearly won't be)."""
-        while not self._jobs.empty() or self._speaking_job is not None:
+        while (
+            not self._jobs.empty() or self._speaking_job is not None
+        ) and not self._done.is_set():
             await asyncio.sleep(0.02)
         deadline = time.monotonic() + max(0.0, self._play_end_wall - time.monotonic()) + 2.0
         while self._pending and time.monotonic() < deadline:
@@ -629,15 +988,53 @@ class CallSession:
                 await self._speak(job)
             except asyncio.CancelledError:
                 raise
+            except _SpeakingFailed as exc:
+                await self._tts_failed(job, exc)
             except Exception:
                 log.exception("call %s: could not speak turn %d", self._sid, job.seq)
             finally:
                 self._speaking_job = None
 
+    async def _tts_failed(self, job: _SayJob, exc: _SpeakingFailed) -> None:
+        """The rest of the reply is dropped; the apology rendered at start-up plays (two beeps
+        if there is none); the brain hands the caller to a person. Once per call."""
+        log.error("call %s: text to speech failed on turn %d", self._sid, job.seq, exc_info=exc)
+        self._cut_reply = max(self._cut_reply, job.reply)
+        self._spawn(asyncio.to_thread(self._mark_interrupted, job.seq))  # never heard
+        if job.say is self._notice:  # without the notice heard, the call must not be recorded
+            self._abandon_recording("the recording notice could not be spoken")
+        if self._tts_apologised:
+            return
+        self._tts_apologised = True
+        clip = self.deps.canned.ready(TECHNICAL_PROBLEM)
+        seq = self._next_seq()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                self.deps.store.add_turn,
+                self._sid,
+                seq,
+                "agent",
+                TECHNICAL_PROBLEM if clip else "(two beeps)",
+                source="canned",
+            )
+        await self._play_clip(clip or _tone(), f"s{seq}.0", seq)
+        self._inputs.put_nowait(_Fault("tts_failed"))
+
+    async def _play_clip(self, clip: bytes, mark: str, seq: int = 0) -> None:
+        """Send ready-made µ-law audio and a mark after it; the caller cannot interrupt it."""
+        await self._send_mulaw(clip)
+        self._pending[mark] = _Pending(seq=seq, barge_in=False)
+        await self._send(twilio.mark_message(self.stream_sid, mark))
+
+    async def _wait_heard(self, mark: str, seconds: float) -> None:
+        """Until the caller has heard up to `mark` (or clearly never will)."""
+        deadline = time.monotonic() + seconds + CLIP_ECHO_GRACE_S
+        while mark in self._pending and not self._done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
     async def _speak(self, job: _SayJob) -> None:
         sentences = split_sentences(job.say.text)
-        synth = self.deps.synthesizer
-        upcoming = asyncio.ensure_future(synth.synthesize(sentences[0])) if sentences else None
+        upcoming = asyncio.ensure_future(self._synthesize(sentences[0])) if sentences else None
         started_ms: int | None = None
         total_samples = 0
         try:
@@ -645,7 +1042,7 @@ class CallSession:
                 assert upcoming is not None
                 audio = await upcoming
                 upcoming = (
-                    asyncio.ensure_future(synth.synthesize(sentences[i + 1]))
+                    asyncio.ensure_future(self._synthesize(sentences[i + 1]))
                     if i + 1 < len(sentences)
                     else None
                 )
@@ -689,11 +1086,15 @@ class CallSession:
         )
 
     async def _send_audio(self, pcm: np.ndarray) -> None:
-        mulaw = mulaw_encode(pcm)
+        await self._send_mulaw(mulaw_encode(pcm))
+
+    async def _send_mulaw(self, mulaw: bytes) -> None:
+        if self.recorder is not None:  # placed at the stream time it leaves, as it will play
+            self.recorder.agent(self.now_ms(), mulaw_decode(mulaw))
         for i in range(0, len(mulaw), CHUNK_SAMPLES):
             await self._send(twilio.media_message(self.stream_sid, mulaw[i : i + CHUNK_SAMPLES]))
         now = time.monotonic()
-        self._play_end_wall = max(self._play_end_wall, now) + len(pcm) / SAMPLE_RATE
+        self._play_end_wall = max(self._play_end_wall, now) + len(mulaw) / SAMPLE_RATE
 
     async def _send(self, text: str) -> None:
         try:
@@ -706,14 +1107,19 @@ class CallSession:
     # --- the end -------------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        self._done.set()  # whatever still waits on the call (speech, a clip's echo) stops now
         if self._dtmf_task is not None:
             self._dtmf_task.cancel()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
+        if tasks:  # bounded: a task that ignores its cancellation must not keep the call's place
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+            for task in stuck:
+                log.error("call %s: task %s did not stop", self._sid, task.get_name())
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a failure was logged where it happened
         if self._dtmf_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dtmf_task
@@ -728,6 +1134,7 @@ class CallSession:
                 log.exception("call %s: agent.end failed", self._sid)
         try:
             assert self.events is not None
+            await self._record_recording()
             await self.events.record(
                 "call.ended",
                 reason=reason,
@@ -750,7 +1157,54 @@ class CallSession:
             log.info("call %s: bad messages ignored: %s", self._sid, dict(self.stats.bad_messages))
         log.info("call %s ended: %s", self._sid, reason)
 
+    def _close_recording(self) -> Recording | None:
+        """Close the recording (once); what it holds, or None."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        if self.end_reason in ("caller_hangup", "socket_closed"):
+            recorder.clear(self.now_ms())  # the caller left: what was still queued went unheard
+        try:
+            recording = recorder.close()
+        except Exception as exc:
+            log.exception("call %s: could not finish the recording", self._sid)
+            self._recording_error = str(exc)
+            return None
+        if recorder.failed:
+            self._recording_error = recorder.failed
+            return None
+        return recording
+
+    def _abandon_recording(self, why: str) -> None:
+        """Stop recording and delete what was written."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        log.warning("call %s: recording abandoned: %s", self._sid, why)
+        self._recording_error = why
+        with contextlib.suppress(OSError):
+            recorder.close()
+            recorder.path.unlink()
+
+    async def _record_recording(self) -> None:
+        assert self.events is not None
+        recording = self._close_recording()
+        if recording is not None:
+            await self.events.record(
+                "recording.saved",
+                file=recording.path.name,
+                duration_s=round(recording.duration_s, 2),
+            )
+        elif self._recording_error is not None:
+            await self.events.record("recording.failed", error=self._recording_error)
+
 
 async def _single(*events: Any) -> AsyncIterator[Any]:
     for event in events:
         yield event
+
+
+async def _chain(*streams: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    for stream in streams:
+        async for event in stream:
+            yield event

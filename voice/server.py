@@ -16,6 +16,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
+from dialog.loader import load_flows
+from dialog.schema import Conversation
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
@@ -26,7 +28,7 @@ from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
-from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer
+from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, split_sentences
 
 __all__ = ["Engines", "create_app", "default_engines"]
 
@@ -41,6 +43,44 @@ class Engines:
     synthesizer: Synthesizer
 
 
+# The fields of flow steps and of conversation.yaml that the agent says aloud.
+_SPOKEN_FIELDS = frozenset(
+    {"say", "ask", "reprompt", "empathetic", "say_first", *Conversation.model_fields}
+)
+
+
+def _fixed_phrases(settings: Settings) -> tuple[str, ...]:
+    """The first sentence of every line the shop's flows say word for word (`{shop}` filled
+    in): what the synthesizer renders ahead of the first caller. Their first sentence is
+    what a caller waits for; the rest is synthesized while it plays."""
+    try:
+        flows = load_flows(settings.flows_dir)
+    except Exception as exc:  # the agent reports bad flows itself; this is only a cache
+        log.warning("no fixed phrases to render ahead: %s", str(exc)[:200])
+        return ()
+    lines: list[str] = []
+
+    def collect(value: Any, key: str | None = None) -> None:
+        if isinstance(value, str) and key in _SPOKEN_FIELDS:
+            lines.append(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                collect(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                collect(v, key)
+
+    for flow in flows.flows.values():
+        collect([step.model_dump() for step in flow.steps])
+    collect(flows.conversation.model_dump())
+    phrases = []
+    for line in lines:
+        sentences = split_sentences(line.replace("{shop}", settings.shop_name))
+        if sentences and "{" not in sentences[0]:
+            phrases.append(sentences[0])
+    return tuple(dict.fromkeys(phrases))
+
+
 def default_engines(settings: Settings) -> Engines:
     """faster-whisper and piper, configured from settings."""
     return Engines(
@@ -51,13 +91,16 @@ def default_engines(settings: Settings) -> Engines:
                 cpu_threads=settings.stt_threads,
                 workers=settings.stt_workers,
                 beam_size=settings.stt_beam_size,
+                windows_s=tuple(int(w) for w in settings.stt_windows_s.split(",")),
             )
         ),
         synthesizer=PiperSynthesizer(
             PiperOptions(
                 model=settings.tts_model,
                 workers=settings.tts_workers,
+                threads=settings.tts_threads,
                 length_scale=settings.tts_length_scale,
+                phrases=_fixed_phrases(settings),
             )
         ),
     )
@@ -124,9 +167,11 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             asyncio.to_thread(engines.transcriber.warm),
             asyncio.to_thread(engines.synthesizer.warm),
         )
+        await deps.prepare()  # the busy message and the apology, playable without synthesis
         if settings.worker_in_process:
             shop.start_worker()
         log.info("postvoice ready: webhooks at %s/twilio/voice", settings.public_url.rstrip("/"))
+        log.info("try the agent in a browser: %s/try", settings.public_url.rstrip("/"))
         yield
         if dialer.calls is not None:
             await dialer.calls.aclose()

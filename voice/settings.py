@@ -120,10 +120,23 @@ class Settings(BaseSettings):
         default=None,
         description="A faster-whisper (CTranslate2) model directory; default: the bundled tiny.en.",
     )
-    stt_threads: int = 2
-    stt_workers: int = 1
-    stt_beam_size: int = 1
+    stt_threads: int = Field(default=1, ge=1, description="Threads one transcription uses.")
+    stt_workers: int = Field(
+        default=2, ge=1, description="Transcriptions at once (calls take turns for them)."
+    )
+    stt_beam_size: int = Field(
+        default=5,
+        ge=1,
+        description="Beam search width; 5 hears the fixture clips right where greedy (1) "
+        "slips, for ~70 ms more CPU per utterance in the short windows.",
+    )
     stt_compute_type: str = "int8"
+    stt_windows_s: str = Field(
+        default="15,20,30",
+        pattern=r"^\d+(,\d+)*$",
+        description="Encoder windows (seconds) an utterance is padded to, the shortest that "
+        "fits; 30 is Whisper's own (slowest, every utterance padded to 30 s).",
+    )
 
     # Text to speech
     tts_model: Path | None = Field(
@@ -132,6 +145,9 @@ class Settings(BaseSettings):
         "bundled en_US-joe-medium.",
     )
     tts_workers: int = 1
+    tts_threads: int = Field(
+        default=1, ge=0, description="onnxruntime threads per synthesis (0: one per core)."
+    )
     tts_length_scale: float = 1.0
 
     # Turn taking
@@ -139,6 +155,24 @@ class Settings(BaseSettings):
     vad_pre_roll_ms: int = 300
     vad_min_speech_ms: int = 160
     vad_end_of_turn_ms: int = 600
+    vad_pause_ms: int = Field(
+        default=240,
+        ge=0,
+        description="A pause this long starts transcribing what the caller said so far; kept "
+        "if they say no more (0: transcribe only once the turn is over).",
+    )
+    vad_quick_end_of_turn_ms: int = Field(
+        default=480,
+        ge=0,
+        description="Silence that ends a short answer (to a yes/no question, a rating, a "
+        "choice) early when its transcript is ready and reads as finished (0: never early).",
+    )
+    vad_long_answer_end_of_turn_ms: int = Field(
+        default=800,
+        ge=0,
+        description="Silence that ends the turn when the agent asked for something read out "
+        "in pieces (order number, email, phone, ZIP code).",
+    )
     vad_max_utterance_s: float = 30.0
     silence_reprompt_s: float = 5.0
     dtmf_timeout_s: float = 3.0
@@ -159,6 +193,21 @@ class Settings(BaseSettings):
     )
     max_call_s: float = Field(
         default=1800.0, gt=0, description="A call is wrapped up politely after this long."
+    )
+    busy_message: str = Field(
+        default="We're sorry, all of our lines are busy right now. "
+        "Please call back in a few minutes. Goodbye.",
+        description="What a caller hears above max_calls or max_calls_per_caller.",
+    )
+    stt_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A transcription taking longer counts as failed (the caller hears an apology).",
+    )
+    tts_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A synthesis taking longer counts as failed (a recorded apology plays).",
     )
 
     @model_validator(mode="after")

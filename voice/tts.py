@@ -1,26 +1,27 @@
 """Text to speech behind a small ABC, with piper as the engine.
 
-The voice is loaded once per process. Audio comes out at 8 kHz int16, resampled once from the
-voice's own rate. Text is spoken sentence by sentence (see `split_sentences`) so the first
-sentence plays while the next is synthesised; phrases said on every call are cached.
+The voice is loaded once per process. Audio comes out at 8 kHz int16, resampled once, in
+float, from the voice's own rate. Text is spoken sentence by sentence (see `split_sentences`)
+so the first sentence plays while the next is synthesised; phrases said on every call are
+cached. Synthesis runs on a `FairPool` that takes turns across calls.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import re
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from voice.audio import SAMPLE_RATE, resample
+from voice.pool import FairPool
 
 __all__ = ["PiperOptions", "PiperSynthesizer", "Synthesizer", "default_voice", "split_sentences"]
 
@@ -61,28 +62,50 @@ def default_voice() -> Path:
 
 @dataclass(frozen=True)
 class PiperOptions:
-    """Voice settings."""
+    """Voice settings.
+
+    Attributes:
+        threads: onnxruntime threads per synthesis (0: one per core).
+        cache_size: sentences kept, least recently said dropped first.
+        phrases: sentences the agent says word for word (its fixed lines): rendered in the
+            background after start-up, when the pool is idle, and kept for good, so the first
+            callers do not wait for them either.
+    """
 
     model: Path | None = None
     workers: int = 1
+    threads: int = 0
     length_scale: float = 1.0
     cache_size: int = 256
+    phrases: tuple[str, ...] = ()
 
 
-_VOICES: dict[str, object] = {}
+_VOICES: dict[tuple[str, int], object] = {}
 _VOICES_LOCK = threading.Lock()
+# espeak-ng, which piper phonemizes with, keeps global state: one phonemizer at a time.
+_ESPEAK_LOCK = threading.Lock()
 
 
-def _load_voice(model: Path):
+def _load_voice(model: Path, threads: int = 0):
+    import onnxruntime
     from piper import PiperVoice
+    from piper.config import PiperConfig
 
+    key = (str(model), threads)
     with _VOICES_LOCK:
-        if str(model) not in _VOICES:
+        if key not in _VOICES:
             started = time.perf_counter()
             config = model.with_name(model.name + ".json")
-            _VOICES[str(model)] = PiperVoice.load(str(model), config_path=str(config))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            _VOICES[key] = PiperVoice(
+                session=onnxruntime.InferenceSession(
+                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                ),
+                config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+            )
             log.info("loaded TTS voice %s in %.1fs", model.name, time.perf_counter() - started)
-        return _VOICES[str(model)]
+        return _VOICES[key]
 
 
 class PiperSynthesizer(Synthesizer):
@@ -91,30 +114,63 @@ class PiperSynthesizer(Synthesizer):
     def __init__(self, options: PiperOptions | None = None) -> None:
         self.options = options or PiperOptions()
         self._voice = None
-        self._pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="tts")
+        self.pool = FairPool(self.options.workers, name="tts")
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._fixed: dict[str, np.ndarray] = {}  # `options.phrases`, never dropped
         self._cache_lock = threading.Lock()
+        self._prerender: threading.Thread | None = None
 
     @property
     def voice(self):
         """The shared PiperVoice, loaded on first use."""
         if self._voice is None:
-            self._voice = _load_voice(self.options.model or default_voice())
+            self._voice = _load_voice(self.options.model or default_voice(), self.options.threads)
         return self._voice
 
     def warm(self) -> None:
-        """Load the voice and speak one word."""
-        self._render("Hello.")
+        """Load the voice and speak a sentence of ordinary length, so the first caller pays
+        for no allocation; then start rendering the fixed phrases in the background."""
+        self.pool.call(self._render, "Thanks for calling. How can I help you with your order?")
+        if self.options.phrases and self._prerender is None:
+            self._prerender = threading.Thread(
+                target=self._render_phrases, name="tts-phrases", daemon=True
+            )
+            self._prerender.start()
+
+    def wait_for_phrases(self, timeout: float | None = None) -> bool:
+        """Wait until the fixed phrases are rendered (tools and tests); True when they are."""
+        if self._prerender is not None:
+            self._prerender.join(timeout)
+            return not self._prerender.is_alive()
+        return True
+
+    def _render_phrases(self) -> None:
+        started = time.perf_counter()
+        for text in dict.fromkeys(self.options.phrases):
+            if text in self._fixed:
+                continue
+            try:
+                audio = self.pool.when_idle(self._render, text)
+            except Exception:  # a phrase that cannot be said now is synthesized when said
+                log.exception("could not render the fixed phrase %r", text[:60])
+                continue
+            with self._cache_lock:
+                self._fixed[text] = audio
+        log.info(
+            "rendered %d fixed phrases in %.1fs", len(self._fixed), time.perf_counter() - started
+        )
 
     async def synthesize(self, text: str) -> np.ndarray:
-        """Speak one sentence on the TTS pool (cached when said before)."""
+        """Speak one sentence on the TTS pool, in this call's turn (cached when said before)."""
         with self._cache_lock:
+            fixed = self._fixed.get(text)
+            if fixed is not None:
+                return fixed
             cached = self._cache.get(text)
             if cached is not None:
                 self._cache.move_to_end(text)
                 return cached
-        loop = asyncio.get_running_loop()
-        audio = await loop.run_in_executor(self._pool, self._render, text)
+        audio = await self.pool.run(self._render, text)
         with self._cache_lock:
             self._cache[text] = audio
             while len(self._cache) > self.options.cache_size:
@@ -124,10 +180,22 @@ class PiperSynthesizer(Synthesizer):
     def _render(self, text: str) -> np.ndarray:
         from piper import SynthesisConfig
 
+        voice = self.voice
         config = SynthesisConfig(length_scale=self.options.length_scale)
-        chunks = list(self.voice.synthesize(text, syn_config=config))
-        if not chunks:
+        with _ESPEAK_LOCK:
+            sentences = voice.phonemize(text)
+        parts = []
+        for phonemes in sentences:
+            if not phonemes:
+                continue
+            audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes), config)
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            # As piper does: each sentence at full scale.
+            parts.append(audio / peak if peak > 1e-8 else np.zeros_like(audio))
+        if not parts:
             return np.zeros(0, dtype=np.int16)
-        rate = chunks[0].sample_rate
-        pcm = np.frombuffer(b"".join(c.audio_int16_bytes for c in chunks), dtype=np.int16)
-        return resample(pcm, rate, SAMPLE_RATE)
+        # Resampled once, in float; rounded to int16 only at the telephone rate.
+        audio = resample(
+            np.concatenate(parts).astype(np.float32), voice.config.sample_rate, SAMPLE_RATE
+        )
+        return np.clip(audio * 32767.0, -32767, 32767).astype(np.int16)

@@ -3,6 +3,10 @@
 webrtcvad classifies each frame; a small state machine turns that into turns: speech starts
 when most of the last `min_speech_ms` is voiced (so a click or a cough does not count), the
 pre-roll keeps the first syllable, and the utterance ends after `end_of_turn_ms` of silence.
+
+With `pause_ms` set, a shorter silence inside an utterance is reported as a `Pause` carrying
+the utterance as it would end there, so a transcription can start before the turn is over;
+`end_turn` lets the caller of `feed` close the turn early once it knows enough.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import webrtcvad
 
 from voice.audio import FRAME_MS, SAMPLE_RATE
 
-__all__ = ["Segmenter", "SpeechStarted", "Utterance", "VadOptions", "voiced_frames"]
+__all__ = ["Pause", "Segmenter", "SpeechStarted", "Utterance", "VadOptions", "voiced_frames"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class VadOptions:
         min_speech_ms: voiced audio needed before speech counts as started.
         end_of_turn_ms: silence that ends the caller's turn.
         max_utterance_s: an utterance is cut here even if the caller goes on.
+        pause_ms: silence inside an utterance reported as a `Pause` (0: never).
     """
 
     aggressiveness: int = 2
@@ -35,12 +40,24 @@ class VadOptions:
     min_speech_ms: int = 160
     end_of_turn_ms: int = 600
     max_utterance_s: float = 30.0
+    pause_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
     """The caller has started speaking (used for barge-in). `at_ms` is stream time."""
 
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The caller paused `pause_ms` inside an utterance. `pcm` is the utterance as it will be
+    if they say no more (the `Utterance` that follows is then the same audio); `speech_end_ms`
+    is the stream time of the last voiced frame."""
+
+    pcm: np.ndarray
+    speech_end_ms: int
     at_ms: int
 
 
@@ -67,6 +84,7 @@ class Segmenter:
         self._vad = webrtcvad.Vad(self.options.aggressiveness)
         self._start_window = max(1, self.options.min_speech_ms // FRAME_MS)
         self._end_frames = max(1, self.options.end_of_turn_ms // FRAME_MS)
+        self._pause_frames = self.options.pause_ms // FRAME_MS
         self._max_frames = int(self.options.max_utterance_s * 1000 // FRAME_MS)
         pre_roll = max(self._start_window, self.options.pre_roll_ms // FRAME_MS)
         self._recent: deque[tuple[np.ndarray, bool, int]] = deque(maxlen=pre_roll)
@@ -82,6 +100,18 @@ class Segmenter:
     def in_speech(self) -> bool:
         """True between speech start and the end of the turn."""
         return self._in_speech
+
+    @property
+    def silent_ms(self) -> int:
+        """Silence since the caller's last voiced frame, inside an utterance (else 0)."""
+        return self._silent_run * FRAME_MS if self._in_speech else 0
+
+    def end_turn(self, at_ms: int) -> Utterance | None:
+        """End the utterance in progress now (the caller of `feed` decided the turn is over);
+        None when there is none. `at_ms` is the stream time the turn ends at."""
+        if not self._in_speech:
+            return None
+        return self._finish(at_ms)
 
     def reset(self) -> None:
         """Forget any speech in progress."""
@@ -132,13 +162,18 @@ class Segmenter:
             self._silent_run += 1
         if self._silent_run >= self._end_frames or len(self._frames) >= self._max_frames:
             return [self._finish(at_ms + FRAME_MS)]
+        if self._pause_frames and self._silent_run == self._pause_frames:
+            return [Pause(self._pcm(), self._last_voiced_ms, at_ms + FRAME_MS)]
         return []
 
+    def _pcm(self) -> np.ndarray:
+        """The utterance so far without its trailing silence (but 100 ms of tail)."""
+        keep = len(self._frames) - max(0, self._silent_run - 5)
+        return np.concatenate(self._frames[:keep])
+
     def _finish(self, ended_at_ms: int) -> Utterance:
-        keep = len(self._frames) - max(0, self._silent_run - 5)  # keep 100 ms of tail
-        pcm = np.concatenate(self._frames[:keep])
         utterance = Utterance(
-            pcm=pcm,
+            pcm=self._pcm(),
             start_ms=self._start_ms,
             speech_end_ms=self._last_voiced_ms,
             ended_at_ms=ended_at_ms,
