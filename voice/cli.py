@@ -104,6 +104,126 @@ def replay(
 
 
 @app.command()
+def bench(
+    calls: Annotated[int, typer.Option(min=1, help="Calls to measure.")] = 6,
+    concurrency: Annotated[int, typer.Option(min=1, help="Calls at a time.")] = 1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures here as JSON.")
+    ] = None,
+    scenarios: Annotated[
+        Path | None,
+        typer.Option(help="Scenarios to play (default: the fixtures' spoken, repeatable ones)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="ws://host:port/twilio/media of a running server (default: start one)."),
+    ] = None,
+    server_pid: Annotated[
+        int | None, typer.Option(help="With --url: the server's process, for CPU and memory.")
+    ] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="No real-time pacing: processing time and memory only.")
+    ] = False,
+    find_max: Annotated[
+        bool,
+        typer.Option("--find-max", help="Ramp C = 1, 2, 4, 6, 8, … while p95 < 1500 ms."),
+    ] = False,
+    max_level: Annotated[int, typer.Option(min=1, help="Highest C --find-max tries.")] = 24,
+    long_call: Annotated[
+        float | None,
+        typer.Option(min=1, help="Instead: one call this many seconds long, memory along it."),
+    ] = None,
+    rss_every: Annotated[
+        int | None, typer.Option(min=1, help="Note the server's memory every N calls.")
+    ] = None,
+    stagger: Annotated[
+        float, typer.Option(min=0, help="Seconds between the starts of concurrent callers.")
+    ] = 1.0,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the server (repeatable).")
+    ] = None,
+    server_arg: Annotated[
+        list[str] | None,
+        typer.Option("--server-arg", help="Argument for `postvoice serve` (--server-arg=--dev)."),
+    ] = None,
+) -> None:
+    """Measure reply latency, STT/TTS time, underruns, CPU and memory of the real server,
+    calling it over real WebSockets (in real time unless --fast)."""
+    from voice.bench import BenchOptions, parse_env, run_bench
+
+    setup_logging("WARNING")
+    try:
+        server_env = parse_env(env or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    options = BenchOptions(
+        calls=calls,
+        concurrency=concurrency,
+        json_path=json_path,
+        scenarios_dir=scenarios,
+        url=url,
+        server_pid=server_pid,
+        fast=fast,
+        find_max=find_max,
+        max_level=max_level,
+        long_call_s=long_call,
+        rss_every=rss_every,
+        stagger_s=stagger,
+        env=server_env,
+        server_args=list(server_arg or []),
+    )
+    raise typer.Exit(run_bench(options))
+
+
+@app.command()
+def soak(
+    calls: Annotated[int, typer.Option(min=1, help="Calls to make.")] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, help="Calls at a time.")] = 4,
+    seed: Annotated[int, typer.Option(help="Which calls get which faults.")] = 1,
+    fault_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of calls (after the first six) with a fault.")
+    ] = 0.5,
+    fake_engines: Annotated[
+        bool, typer.Option("--fake-engines", help="Instant stand-ins for STT and TTS (for CI).")
+    ] = False,
+    scenarios: Annotated[
+        Path | None, typer.Option(help="Scenarios to play (default: the fixtures' inbound ones).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary here as JSON.")
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Write the server's full log (INFO) here.")
+    ] = None,
+) -> None:
+    """Many calls with faults injected (STT and TTS errors, a hanging carrier, the helpdesk
+    down, dropped lines, malformed frames); then check that no call is stuck, no ticket lost,
+    no task leaked, and no fault left the caller in dead air. Exits 1 if a check fails."""
+    from integrations.redact import RedactingFilter
+    from voice.soak import SoakOptions, run_soak
+
+    setup_logging("INFO" if log_file else "WARNING")
+    # Injected faults log tracebacks by design: the console shows only what is critical, the
+    # summary counts errors, and --log-file keeps everything.
+    logging.getLogger().handlers[0].setLevel(logging.CRITICAL)
+    if log_file is not None:
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactingFilter())
+        logging.getLogger().addHandler(handler)
+    options = SoakOptions(
+        calls=calls,
+        concurrency=concurrency,
+        seed=seed,
+        fake_engines=fake_engines,
+        fault_rate=fault_rate,
+        scenarios_dir=scenarios,
+        json_path=json_path,
+    )
+    raise typer.Exit(run_soak(options))
+
+
+@app.command()
 def worker(
     drain: Annotated[bool, typer.Option("--drain", help="Deliver what is due, then exit.")] = False,
     worker_id: Annotated[str | None, typer.Option(help="Name in logs and row locks.")] = None,

@@ -42,7 +42,15 @@ from voice.scenario import Scenario, Turn, load_scenario
 from voice.settings import Settings
 from voice.vad import voiced_frames
 
-__all__ = ["ReplayTarget", "in_process_server", "replay_scenario", "run_target"]
+__all__ = [
+    "CallResult",
+    "FakeTwilio",
+    "ReplayTarget",
+    "call_scenario",
+    "in_process_server",
+    "replay_scenario",
+    "run_target",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +101,9 @@ class _CallState:
     latencies: list[int] = field(default_factory=list)
     reply_inputs: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # When agent audio arrived, for the benchmark's underrun count: (time.monotonic(), samples)
+    # per media message; samples 0 marks the end of a reply (its `r` mark) or a `clear`.
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
 
 
 class FakeTwilio:
@@ -250,6 +261,23 @@ class FakeTwilio:
         self._arm_latency()
         return start
 
+    async def send_raw(self, data: str | bytes) -> None:
+        """Send one frame exactly as given (malformed input, for robustness tests)."""
+        async with self._send_lock:
+            if self.closed.is_set():
+                return
+            try:
+                await self.ws.send(data)
+            except websockets.ConnectionClosed:
+                self.closed.set()
+
+    def drop(self) -> None:
+        """Lose the line: the connection is cut with no `stop` and no closing handshake."""
+        transport = getattr(self.ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+        self.closed.set()
+
     async def hangup(self) -> None:
         """Send `stop` and close the socket."""
         await self._send(twilio.build_stop(self.params, self._next_seq()))
@@ -285,6 +313,7 @@ class FakeTwilio:
             self.state.latencies.append(round((time.monotonic() - self._latency_ref) * 1000))
             self._latency_ref = None
         pcm = mulaw_decode(payload)
+        self.state.arrivals.append((time.monotonic(), len(pcm)))
         start = max(now, self._play_cursor)
         if self._span_start is None:
             self._span_start = start
@@ -293,6 +322,8 @@ class FakeTwilio:
         self._play_cursor = segment.end_ms
 
     async def _on_mark(self, name: str) -> None:
+        if name.startswith("r"):
+            self.state.arrivals.append((time.monotonic(), 0))
         span_start = self._span_start if self._span_start is not None else self._play_cursor
         self._pending.append(_Mark(name, self._play_cursor, span_start))
         self._span_start = None
@@ -320,6 +351,7 @@ class FakeTwilio:
 
     async def _on_clear(self) -> None:
         """Drop unplayed agent audio; Twilio returns the marks it was holding."""
+        self.state.arrivals.append((time.monotonic(), 0))
         now = self.now_ms()
         kept: list[_Segment] = []
         for seg in self.state.agent:
@@ -510,23 +542,54 @@ async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = Fal
         call.state.failures.append(f"{label}: the agent did not answer")
 
 
-async def replay_scenario(
-    scenario: Scenario, target: ReplayTarget, out: Path, realtime: bool = False
-) -> dict[str, Any]:
-    """Run one scenario against a server; write report.json, agent.wav, call.wav into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass
+class CallResult:
+    """One call as the replayer saw it, and as the server recorded it."""
+
+    report: dict[str, Any]  # the report of DESIGN.md
+    record: dict[str, Any]  # the server's call record (GET /api/calls/{sid}), timings included
+    state: _CallState  # what was heard and when (segments, latencies, arrival times)
+
+    @property
+    def duration_ms(self) -> int:
+        """Call time from the start of the stream to the last audio either side sent."""
+        return max([s.end_ms for s in self.state.caller + self.state.agent] + [0])
+
+
+Drive = Callable[[FakeTwilio, Scenario], Any]
+
+
+async def _drive_turns(call: FakeTwilio, scenario: Scenario) -> None:
+    await _converse(call, scenario.turns, outbound=scenario.direction == "outbound")
+
+
+async def call_scenario(
+    scenario: Scenario, target: ReplayTarget, realtime: bool = False, *, drive: Drive | None = None
+) -> CallResult:
+    """Run one scenario's call against a server (no files written). `drive(call, scenario)`
+    replaces the usual turn taking, e.g. to inject faults."""
     async with httpx.AsyncClient(timeout=30) as client:
         params = await _open_call(client, target, scenario)
         async with _connect(target) as ws:
             call = FakeTwilio(ws, params, realtime)
             await call.start()
-            await _converse(call, scenario.turns, outbound=scenario.direction == "outbound")
-            await call.finish()
+            try:
+                await (drive or _drive_turns)(call, scenario)
+            finally:
+                await call.finish()
         record = await _fetch_record(client, target, params.call_sid)
-    report = _report(scenario, params.call_sid, call.state, record)
-    _write_audio(out, call.state)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    return report
+    return CallResult(_report(scenario, params.call_sid, call.state, record), record, call.state)
+
+
+async def replay_scenario(
+    scenario: Scenario, target: ReplayTarget, out: Path, realtime: bool = False
+) -> dict[str, Any]:
+    """Run one scenario against a server; write report.json, agent.wav, call.wav into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = await call_scenario(scenario, target, realtime)
+    _write_audio(out, result.state)
+    (out / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+    return result.report
 
 
 async def _fetch_record(
@@ -675,8 +738,16 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def in_process_server(database_url: str, engines: Any = None):
-    """Start the real app on a free loopback port in this process; yields its ReplayTarget."""
+async def in_process_server(
+    database_url: str,
+    engines: Any = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+):
+    """Start the real app on a free loopback port in this process; yields its ReplayTarget.
+    `overrides` are Settings fields; `wrap(app)` returns the ASGI app to serve (the soak wraps
+    the app to inject faults)."""
     import uvicorn
 
     from integrations.demo import seed
@@ -692,17 +763,20 @@ async def in_process_server(database_url: str, engines: Any = None):
         database_url=database_url,
         allow_injection=True,
         dev=False,
+        **(overrides or {}),
     )
     engine = make_engine(database_url)
     Store(engine).create_all()
     seed(engine)
+    app = create_app(settings, engines)
     config = uvicorn.Config(
-        create_app(settings, engines),
+        wrap(app) if wrap is not None else app,
         host="127.0.0.1",
         port=port,
         log_config=None,
         ws_ping_interval=None,
         lifespan="on",
+        timeout_graceful_shutdown=5,  # a connection that never closes must not hang the exit
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -1,0 +1,1001 @@
+"""`postvoice bench`: reply latency, capacity and memory of the real server, measured as a caller.
+
+The benchmark starts `postvoice serve` as its own process (on a free loopback port, a freshly
+seeded demo shop in a temporary SQLite database, signatures checked with a throwaway auth
+token), or talks to a running server (`--url`). It waits for `/healthz`, makes one warm-up call
+that is not counted, then plays scenario calls through the real webhook and the real media
+WebSocket, `concurrency` at a time, in real time (a 20 ms frame every 20 ms, the agent's audio
+"played" at the speed of speech) unless `fast` is set. By default the scenarios are the
+fixtures' spoken inbound calls that leave the shop as they found it (`default_scenarios`), so
+they can be played any number of times on one database.
+
+What each figure means:
+
+- **Reply latency** (`p50_ms`, `p95_ms`, `max_ms`): for every agent reply to a caller turn, from
+  the end of the caller's last voiced frame (found by the VAD on the caller's side, so clip
+  padding does not count) to the first agent `media` message received — what the caller
+  waits, end-of-turn silence included (see `voice.replay`). Percentiles are nearest-rank: the
+  p95 is the smallest reply latency that at least 95% of replies do not exceed.
+- **STT / TTS / end-of-turn per reply**: the server's own breakdown of each reply (`timing` on
+  the agent turn of the call record): `stt_ms` from the end of the turn to the transcript (the
+  wait for a decoder included; 0 when a transcription started at a pause was ready),
+  `tts_ms` from the dialog's sentence to its first audio sent, `eot_wait_ms` the end-of-turn
+  silence; and `stt_decode_ms`, the decoding time of the utterance itself (`timing` on the
+  caller's turn), wherever it fell. STT figures only count replies to speech.
+- **Underruns**: gaps in the agent's audio once a reply has started. Once the first audio of a
+  reply arrives, a caller's phone plays it continuously; a message that arrives more than
+  `UNDERRUN_ALLOWANCE_MS` (a 20 ms frame plus 40 ms of network jitter) after the audio received
+  before it has run out is one underrun — the caller hears a gap. Playback then resumes from
+  that message, so one gap counts once. A reply ends at its `r<n>:<ms>` mark or a `clear`.
+- **cpu_s_per_call_min**: the server process's CPU seconds (user + system, its children
+  included) during the measured calls, divided by the minutes of those calls (stream time, from
+  the first frame to the last audio either side sent).
+- **peak_rss_mb**: the largest resident memory of the server process (children included),
+  sampled every 200 ms during the measured calls; `rss_start_mb` / `rss_end_mb` around them.
+- **max_concurrency** (`find_max`): calls at C = 1, 2, 4, 6, 8, 10, 12, … at a time; the last C
+  whose p95 stayed under `P95_LIMIT_MS` with no underruns.
+
+A scenario expectation that fails (the agent said something else) counts in `failed_calls` and
+the benchmark goes on; only infrastructure errors (the server does not start or dies, no call
+could be made) give a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from voice.audio import SAMPLE_RATE, read_wav
+from voice.replay import CallResult, FakeTwilio, ReplayTarget, call_scenario, target_from_url
+from voice.scenario import Scenario, Turn, load_scenario
+
+__all__ = [
+    "LEVELS",
+    "P95_LIMIT_MS",
+    "UNDERRUN_ALLOWANCE_MS",
+    "BenchOptions",
+    "CallSample",
+    "InfrastructureError",
+    "ProcessMonitor",
+    "Server",
+    "count_underruns",
+    "cpu_per_call_minute",
+    "default_scenarios",
+    "level_passes",
+    "parse_env",
+    "percentile",
+    "ramp",
+    "run_bench",
+    "run_calls",
+    "sample_of",
+    "server_env",
+    "summarize",
+]
+
+UNDERRUN_ALLOWANCE_MS = 60  # one 20 ms frame plus 40 ms of jitter
+P95_LIMIT_MS = 1500
+LEVELS = (1, 2, 4, 6, 8, 10, 12, 14, 16)  # then on in steps of 2 up to `max_level`
+RSS_SAMPLE_S = 0.2
+CALL_TIMEOUT_S = 900.0
+SERVER_START_TIMEOUT_S = 240.0
+LONG_CALL_CLIPS = ("where_is_my_order.wav", "yes_please.wav")
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SCENARIOS = ROOT / "audio_fixtures" / "scenarios"
+
+
+class InfrastructureError(RuntimeError):
+    """The benchmark could not measure: the server did not start, died, or took no call."""
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def percentile(values: Iterable[float], p: float) -> float | None:
+    """Nearest-rank percentile: the smallest value that at least `p`% of values do not exceed.
+    None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p * len(ordered) / 100))  # p * n first: exact for whole p
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def count_underruns(
+    arrivals: Sequence[tuple[float, int]], allowance_ms: float = UNDERRUN_ALLOWANCE_MS
+) -> int:
+    """Gaps a caller would hear inside replies, from `(arrival time s, samples)` per media
+    message (samples 0: the reply ended). See the module docstring for the definition."""
+    underruns = 0
+    play_start: float | None = None  # when playback of the reply (re)started, seconds
+    buffered_ms = 0.0  # audio of the reply received so far
+    for at, samples in arrivals:
+        if samples <= 0:
+            play_start = None
+            continue
+        if play_start is None:
+            play_start, buffered_ms = at, 0.0
+        else:
+            late_ms = (at - play_start) * 1000 - buffered_ms
+            if late_ms > allowance_ms:
+                underruns += 1
+                play_start = at - buffered_ms / 1000  # the player stalled and resumes now
+        buffered_ms += samples * 1000 / SAMPLE_RATE
+    return underruns
+
+
+def cpu_per_call_minute(cpu_s: float | None, call_ms: float) -> float | None:
+    """Server CPU seconds per minute of call; None when either is unknown or zero."""
+    if cpu_s is None or call_ms <= 0:
+        return None
+    return cpu_s / (call_ms / 60_000)
+
+
+@dataclass
+class CallSample:
+    """What the benchmark keeps of one call."""
+
+    scenario: str
+    call_sid: str = ""
+    latencies_ms: list[int] = field(default_factory=list)
+    server_latency_ms: list[int] = field(default_factory=list)
+    stt_ms: list[int] = field(default_factory=list)
+    stt_decode_ms: list[int] = field(default_factory=list)
+    tts_ms: list[int] = field(default_factory=list)
+    eot_wait_ms: list[int] = field(default_factory=list)
+    underruns: int = 0
+    duration_ms: int = 0
+    failures: list[str] = field(default_factory=list)
+    error: str | None = None  # the call could not be made or did not finish
+
+
+def sample_of(scenario: str, result: CallResult) -> CallSample:
+    """The figures of one replayed call: client latencies and underruns, server timings."""
+    sample = CallSample(
+        scenario=scenario,
+        call_sid=result.report.get("call_sid", ""),
+        latencies_ms=list(result.report.get("latency_ms", [])),
+        underruns=count_underruns(result.state.arrivals),
+        duration_ms=result.duration_ms,
+        failures=list(result.report.get("failures", [])),
+    )
+    source = None
+    for turn in sorted(result.record.get("turns", []), key=lambda t: t.get("seq") or 0):
+        if turn.get("role") == "caller":
+            source = turn.get("source")
+            heard = turn.get("timing")
+            if source == "audio" and isinstance(heard, dict) and heard.get("stt_ms") is not None:
+                sample.stt_decode_ms.append(int(heard["stt_ms"]))
+            continue
+        timing = turn.get("timing")
+        if not isinstance(timing, dict) or "latency_ms" not in timing:
+            continue
+        sample.server_latency_ms.append(int(timing["latency_ms"]))
+        if source == "audio" and timing.get("stt_ms") is not None:
+            sample.stt_ms.append(int(timing["stt_ms"]))
+        if timing.get("tts_ms") is not None:
+            sample.tts_ms.append(int(timing["tts_ms"]))
+        if source == "audio" and timing.get("eot_wait_ms") is not None:
+            sample.eot_wait_ms.append(int(timing["eot_wait_ms"]))
+    return sample
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def summarize(
+    samples: Sequence[CallSample],
+    *,
+    concurrency: int,
+    realtime: bool,
+    cpu_s: float | None = None,
+    rss_start_mb: float | None = None,
+    rss_end_mb: float | None = None,
+    peak_rss_mb: float | None = None,
+    wall_s: float | None = None,
+) -> dict[str, Any]:
+    """The figures of one run of calls (the JSON the benchmark writes, less machine info)."""
+    latencies = [ms for s in samples for ms in s.latencies_ms]
+    stt = [ms for s in samples for ms in s.stt_ms]
+    decode = [ms for s in samples for ms in s.stt_decode_ms]
+    tts = [ms for s in samples for ms in s.tts_ms]
+    eot = [ms for s in samples for ms in s.eot_wait_ms]
+    server = [ms for s in samples for ms in s.server_latency_ms]
+    call_ms = sum(s.duration_ms for s in samples)
+    cpu_min = cpu_per_call_minute(cpu_s, call_ms)
+    failed = [s for s in samples if s.failures or s.error]
+    return {
+        "calls": len(samples),
+        "concurrency": concurrency,
+        "realtime": realtime,
+        "replies": len(latencies),
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p95_ms": _ms(percentile(latencies, 95)),
+        "max_ms": max(latencies) if latencies else None,
+        "server_latency_ms_p50": _ms(percentile(server, 50)),
+        "server_latency_ms_p95": _ms(percentile(server, 95)),
+        "stt_ms_p50": _ms(percentile(stt, 50)),
+        "stt_ms_p95": _ms(percentile(stt, 95)),
+        "stt_decode_ms_p50": _ms(percentile(decode, 50)),
+        "stt_decode_ms_p95": _ms(percentile(decode, 95)),
+        "tts_ms_p50": _ms(percentile(tts, 50)),
+        "tts_ms_p95": _ms(percentile(tts, 95)),
+        "eot_wait_ms_p50": _ms(percentile(eot, 50)),
+        "cpu_s": None if cpu_s is None else round(cpu_s, 2),
+        "call_minutes": round(call_ms / 60_000, 2),
+        "cpu_s_per_call_min": None if cpu_min is None else round(cpu_min, 2),
+        "peak_rss_mb": _round(peak_rss_mb),
+        "rss_start_mb": _round(rss_start_mb),
+        "rss_end_mb": _round(rss_end_mb),
+        "underruns": sum(s.underruns for s in samples),
+        "failed_calls": len(failed),
+        "failures": [
+            {
+                "scenario": s.scenario,
+                "call_sid": s.call_sid,
+                "failures": ([f"error: {s.error}"] if s.error else []) + s.failures,
+            }
+            for s in failed
+        ],
+        "wall_s": None if wall_s is None else round(wall_s, 1),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def level_passes(summary: dict[str, Any]) -> bool:
+    """A concurrency level holds when p95 stays under the limit and nothing underran."""
+    p95 = summary.get("p95_ms")
+    return p95 is not None and p95 < P95_LIMIT_MS and summary.get("underruns", 0) == 0
+
+
+def ramp(max_level: int) -> list[int]:
+    """The concurrency levels `--find-max` tries, up to `max_level`."""
+    levels = [c for c in LEVELS if c <= max_level]
+    c = LEVELS[-1] + 2
+    while c <= max_level:
+        levels.append(c)
+        c += 2
+    return levels
+
+
+# --- the server's process ---------------------------------------------------------------------
+
+
+class ProcessMonitor:
+    """Samples a process's resident memory every 200 ms (its children included) on a thread."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.process = psutil.Process(pid) if pid else None
+        self.samples: list[tuple[float, float]] = []  # (time.monotonic(), rss MB)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def rss_mb(self) -> float | None:
+        """Resident memory now, MB."""
+        if self.process is None:
+            return None
+        try:
+            procs = [self.process, *self.process.children(recursive=True)]
+            total = 0
+            for proc in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += proc.memory_info().rss
+            return total / 1e6
+        except psutil.NoSuchProcess:
+            return None
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds used so far (user + system, children included)."""
+        if self.process is None:
+            return None
+        try:
+            times = self.process.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in self.process.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    t = child.cpu_times()
+                    total += t.user + t.system
+            return total
+        except psutil.NoSuchProcess:
+            return None
+
+    def alive(self) -> bool:
+        """The process is still running."""
+        return self.process is None or (
+            self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
+        )
+
+    def start(self) -> None:
+        """Begin sampling."""
+        if self.process is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def peak_since(self, since: float) -> float | None:
+        """The largest sample taken since `since` (time.monotonic())."""
+        values = [mb for at, mb in self.samples if at >= since]
+        return max(values) if values else None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            mb = self.rss_mb()
+            if mb is not None:
+                self.samples.append((time.monotonic(), mb))
+            self._stop.wait(RSS_SAMPLE_S)
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """The server being measured: how to reach it and which process it is."""
+
+    target: ReplayTarget
+    pid: int | None
+    env: dict[str, str]
+    log_path: Path | None = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the server's log, when we started it."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def server_env(
+    port: int, database_url: str, overrides: dict[str, str], concurrency: int
+) -> dict[str, str]:
+    """The environment `postvoice serve` gets: ours, a throwaway auth and admin token, the
+    temporary database, capacity for the calls we make, then the user's `--env`."""
+    capacity = str(max(12, concurrency + 2))
+    return {
+        **os.environ,
+        "POSTVOICE_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "POSTVOICE_ADMIN_TOKEN": secrets.token_hex(16),
+        "POSTVOICE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "POSTVOICE_DATABASE_URL": database_url,
+        "POSTVOICE_ALLOW_INJECTION": "true",  # text: turns of --scenarios
+        # Bench calls come from the scenarios' few numbers, many at once.
+        "POSTVOICE_MAX_CALLS": capacity,
+        "POSTVOICE_MAX_CALLS_PER_CALLER": capacity,
+        **overrides,
+    }
+
+
+@contextlib.asynccontextmanager
+async def started_server(overrides: dict[str, str], server_args: Sequence[str], concurrency: int):
+    """Seed a temporary demo shop and run `postvoice serve` on it; yields the `Server`."""
+    with tempfile.TemporaryDirectory(prefix="postvoice-bench-") as tmp:
+        port = _free_port()
+        env = server_env(port, f"sqlite:///{Path(tmp) / 'bench.db'}", overrides, concurrency)
+        seeded = subprocess.run([*_cli(), "seed"], env=env, capture_output=True, text=True)
+        if seeded.returncode != 0:
+            raise InfrastructureError(f"postvoice seed failed:\n{seeded.stderr[-2000:]}")
+        log_path = Path(tmp) / "server.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [*_cli(), "serve", "--port", str(port), *server_args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            target = ReplayTarget(
+                http_base=f"http://127.0.0.1:{port}",
+                ws_url=f"ws://127.0.0.1:{port}/twilio/media",
+                public_url=env["POSTVOICE_PUBLIC_URL"],
+                auth_token=env["POSTVOICE_TWILIO_AUTH_TOKEN"],
+                admin_token=env["POSTVOICE_ADMIN_TOKEN"],
+            )
+            server = Server(target, proc.pid, env, log_path)
+            try:
+                await _wait_healthy(target, lambda: proc.poll() is None, server)
+                yield server
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+async def _wait_healthy(target: ReplayTarget, alive: Callable[[], bool], server: Server) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(target.http_base + "/healthz")).status_code == 200:
+                    return
+            if not alive():
+                raise InfrastructureError(f"the server exited while starting:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"the server was not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n"
+                    + server.log_tail()
+                )
+            await asyncio.sleep(0.3)
+
+
+def _pid_listening_on(port: int) -> int | None:
+    """The process listening on a loopback port, when the OS lets us see it."""
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                return conn.pid
+    return None
+
+
+@contextlib.asynccontextmanager
+async def running_server(url: str, pid: int | None):
+    """A server someone else started (`--url`); secrets come from the environment."""
+    target = target_from_url(url)
+    server = Server(target, pid, dict(os.environ))
+    await _wait_healthy(target, lambda: True, server)
+    if server.pid is None:  # listening by now
+        port = httpx.URL(target.http_base).port
+        server.pid = _pid_listening_on(port) if port else None
+    yield server
+
+
+# --- scenarios and calls ----------------------------------------------------------------------
+
+
+# Events that change the shop for good: a scenario expecting one finds its own change the
+# second time it runs (the return already exists), so it cannot be repeated on one database.
+LASTING_CHANGES = frozenset(
+    {
+        "return.created",
+        "exchange.created",
+        "replacement.created",
+        "refund.created",
+        "address.changed",
+        "delivery.rescheduled",
+    }
+)
+
+
+def default_scenarios(directory: Path = DEFAULT_SCENARIOS) -> list[Scenario]:
+    """The audio scenarios of a directory that can be played again and again: inbound calls
+    whose caller speaks (a `say:` or `barge_in:` turn), never skips speech to text with a
+    `text:` turn, and leaves the shop as it found it."""
+    chosen = []
+    for scenario in load_scenarios(directory):
+        kinds = {t.kind for t in scenario.turns}
+        spoken = kinds & {"say", "barge_in"} and "text" not in kinds
+        repeatable = not LASTING_CHANGES & set(scenario.expect.actions)
+        if scenario.direction == "inbound" and spoken and repeatable:
+            chosen.append(scenario)
+    return chosen
+
+
+def load_scenarios(directory: Path) -> list[Scenario]:
+    """Every scenario of a directory, by file name."""
+    paths = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    return [load_scenario(p) for p in paths]
+
+
+async def run_calls(
+    server: Server,
+    scenarios: Sequence[Scenario],
+    calls: int,
+    concurrency: int,
+    *,
+    realtime: bool,
+    stagger_s: float = 1.0,
+    on_call_done: Callable[[int], None] | None = None,
+) -> list[CallSample]:
+    """`calls` calls, `concurrency` at a time, cycling through `scenarios`. Call i plays
+    scenario i mod n; each of the `concurrency` callers starts `stagger_s` after the previous."""
+    queue = list(range(calls))
+    samples: list[CallSample | None] = [None] * calls
+    done = 0
+
+    async def caller(index: int) -> None:
+        nonlocal done
+        await asyncio.sleep(index * stagger_s)
+        while queue:
+            i = queue.pop(0)
+            scenario = scenarios[i % len(scenarios)]
+            try:
+                result = await asyncio.wait_for(
+                    call_scenario(scenario, server.target, realtime), CALL_TIMEOUT_S
+                )
+                samples[i] = sample_of(scenario.name, result)
+            except Exception as exc:  # one failed call is a figure, not the end of the run
+                samples[i] = CallSample(scenario=scenario.name, error=_describe(exc))
+            done += 1
+            if on_call_done is not None:
+                on_call_done(done)
+
+    await asyncio.gather(*(caller(k) for k in range(min(concurrency, calls))))
+    return [s for s in samples if s is not None]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"the call did not finish in {CALL_TIMEOUT_S:.0f} s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def long_call_scenario(seconds: float, clips: Path) -> Scenario:
+    """A caller who keeps asking where their order is, for `seconds` of call time."""
+    turns = []
+    for _ in range(max(1, int(seconds // 4))):  # more turns than the call can hold
+        turns += [Turn(say=clips / name) for name in LONG_CALL_CLIPS] + [Turn(silence=2.0)]
+    return Scenario.model_validate(
+        {"name": f"long_call_{int(seconds)}s", "from": "+14155550101", "turns": turns}
+    )
+
+
+@dataclass
+class LongCallOutcome:
+    """How far a long call got, and the server's memory along it."""
+
+    seconds_reached: float = 0.0
+    ended_by_agent: bool = False
+    rss_samples: list[dict[str, float]] = field(default_factory=list)
+
+
+def long_call_drive(
+    seconds: float, every_s: float, monitor: ProcessMonitor, outcome: LongCallOutcome
+) -> Callable[[FakeTwilio, Scenario], Any]:
+    """Turn taking for the long call: the scenario's turns until `seconds` of call time, the
+    server's RSS noted every `every_s` seconds of call time."""
+
+    async def drive(call: FakeTwilio, scenario: Scenario) -> None:
+        answer_to, next_sample = 0, 0.0
+        for turn in scenario.turns:
+            now_s = call.now_ms() / 1000
+            if now_s >= next_sample:
+                rss = monitor.rss_mb()
+                if rss is not None:
+                    outcome.rss_samples.append({"call_s": round(now_s, 1), "rss_mb": round(rss, 1)})
+                next_sample += every_s
+            if answer_to >= 0:
+                await call.wait_reply(answer_to)
+            if call.closed.is_set():
+                outcome.ended_by_agent = True
+                break
+            if now_s >= seconds:
+                await call.hangup()
+                break
+            if turn.say is not None:
+                answer_to = await call.play(read_wav(turn.say))
+            else:
+                at = await call.silence(turn.silence or 0.0)
+                if not await call.wait_reply(at, timeout_s=1.5) and call.reply_pending():
+                    await call.wait_reply(at)
+                answer_to = -1
+        outcome.seconds_reached = call.now_ms() / 1000
+
+    return drive
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchOptions:
+    """What `postvoice bench` was asked to do."""
+
+    calls: int = 6
+    concurrency: int = 1
+    json_path: Path | None = None
+    scenarios_dir: Path | None = None
+    url: str | None = None
+    server_pid: int | None = None
+    fast: bool = False
+    find_max: bool = False
+    max_level: int = 24
+    long_call_s: float | None = None
+    rss_every: int | None = None
+    stagger_s: float = 1.0
+    env: dict[str, str] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+
+
+def parse_env(pairs: Iterable[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings as a mapping; raises ValueError naming a malformed one."""
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--env wants KEY=VALUE, got {pair!r}")
+        env[key.strip()] = value
+    return env
+
+
+def machine_info(env: dict[str, str]) -> dict[str, Any]:
+    """The machine and the settings that move the figures (no paths, no secrets)."""
+    from voice.settings import Settings
+
+    settings: Any = None
+    overrides = {
+        k.removeprefix("POSTVOICE_").lower(): v
+        for k, v in env.items()
+        if k.startswith("POSTVOICE_")
+    }
+    keep = (
+        "stt_threads",
+        "stt_workers",
+        "stt_beam_size",
+        "stt_compute_type",
+        "tts_workers",
+        "tts_length_scale",
+        "vad_end_of_turn_ms",
+        "vad_aggressiveness",
+        "max_calls",
+        "database_url",
+    )
+    with contextlib.suppress(Exception):
+        settings = Settings(**{k: v for k, v in overrides.items() if k in Settings.model_fields})
+    info: dict[str, Any] = {
+        "cpu_model": _cpu_model(),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
+    if settings is not None:
+        info["stt_model"] = _model_name(settings.stt_model_dir, "tiny.en (bundled)")
+        info["tts_voice"] = _model_name(settings.tts_model, "en_US-joe-medium (bundled)")
+        values = {k: getattr(settings, k) for k in keep}
+        values["database_url"] = str(values["database_url"]).split(":", 1)[0]  # the kind only
+        info["settings"] = values
+    return info
+
+
+def _model_name(path: Path | None, default: str) -> str:
+    return default if path is None else Path(path).name
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def run_bench(options: BenchOptions) -> int:
+    """Run the benchmark, print its table, write its JSON; the exit code (2: infrastructure)."""
+    from rich.console import Console
+
+    console = Console()
+    try:
+        result = asyncio.run(_bench(options, console))
+    except InfrastructureError as exc:
+        console.print(f"[red]bench could not measure:[/red] {exc}")
+        return 2
+    print_result(console, result)
+    if options.json_path is not None:
+        options.json_path.parent.mkdir(parents=True, exist_ok=True)
+        options.json_path.write_text(json.dumps(result, indent=2))
+        console.print(f"written to {options.json_path}")
+    return 0
+
+
+async def _bench(options: BenchOptions, console: Any) -> dict[str, Any]:
+    scenarios = (
+        load_scenarios(options.scenarios_dir)
+        if options.scenarios_dir is not None
+        else default_scenarios()
+    )
+    if not scenarios:
+        raise InfrastructureError("no scenarios to play")
+    top = max([options.concurrency, *(ramp(options.max_level) if options.find_max else [])])
+    if options.url:
+        server_cm = running_server(options.url, options.server_pid)
+    else:
+        server_cm = started_server(options.env, options.server_args, top)
+    async with server_cm as server:
+        monitor = ProcessMonitor(server.pid)
+        monitor.start()
+        try:
+            console.print("warming up: one call, not counted")
+            warm = await run_calls(server, scenarios[:1], 1, 1, realtime=not options.fast)
+            if warm[0].error:
+                raise InfrastructureError(f"the warm-up call failed: {warm[0].error}")
+            result: dict[str, Any] = {
+                "machine": machine_info(server.env),
+                "scenarios": sorted({s.name for s in scenarios}),
+                "server_pid_measured": server.pid is not None,
+            }
+            if options.long_call_s is not None:
+                result |= await _long_call(server, monitor, options, console)
+            elif options.find_max:
+                result |= await _find_max(server, monitor, scenarios, options, console)
+            else:
+                every = options.rss_every or max(1, options.calls // 10)
+                result |= await _measure(
+                    server,
+                    monitor,
+                    scenarios,
+                    options.calls,
+                    options.concurrency,
+                    options,
+                    console,
+                    rss_every=every,
+                )
+        finally:
+            monitor.stop()
+        if not monitor.alive():
+            raise InfrastructureError(f"the server died during the run:\n{server.log_tail()}")
+    return result
+
+
+async def _measure(
+    server: Server,
+    monitor: ProcessMonitor,
+    scenarios: Sequence[Scenario],
+    calls: int,
+    concurrency: int,
+    options: BenchOptions,
+    console: Any,
+    *,
+    rss_every: int | None = None,
+) -> dict[str, Any]:
+    mode = "fast (processing only)" if options.fast else "real time"
+    console.print(f"{calls} call(s), {concurrency} at a time, {mode}")
+    rss_samples: list[dict[str, float]] = []
+
+    def note_rss(done: int) -> None:
+        if rss_every and done % rss_every == 0:
+            rss = monitor.rss_mb()
+            if rss is not None:
+                rss_samples.append({"calls": done, "rss_mb": round(rss, 1)})
+
+    rss_start, cpu_start, started = monitor.rss_mb(), monitor.cpu_s(), time.monotonic()
+    samples = await run_calls(
+        server,
+        scenarios,
+        calls,
+        concurrency,
+        realtime=not options.fast,
+        stagger_s=options.stagger_s,
+        on_call_done=note_rss,
+    )
+    cpu_end, wall = monitor.cpu_s(), time.monotonic() - started
+    if samples and all(s.error for s in samples):
+        raise InfrastructureError(f"no call could be made: {samples[0].error}")
+    rss_end = monitor.rss_mb()
+    summary = summarize(
+        samples,
+        concurrency=concurrency,
+        realtime=not options.fast,
+        cpu_s=None if cpu_start is None or cpu_end is None else cpu_end - cpu_start,
+        rss_start_mb=rss_start,
+        rss_end_mb=rss_end,
+        peak_rss_mb=_peak(monitor.peak_since(started), rss_start, rss_end),
+        wall_s=wall,
+    )
+    if rss_every:
+        summary["rss_samples"] = rss_samples
+    return summary
+
+
+def _peak(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+async def _find_max(
+    server: Server,
+    monitor: ProcessMonitor,
+    scenarios: Sequence[Scenario],
+    options: BenchOptions,
+    console: Any,
+) -> dict[str, Any]:
+    levels: list[dict[str, Any]] = []
+    best = 0
+    for c in ramp(options.max_level):
+        calls = max(options.calls, 2 * c)
+        summary = await _measure(server, monitor, scenarios, calls, c, options, console)
+        summary["passed"] = level_passes(summary)
+        levels.append(summary)
+        console.print(
+            f"  C={c}: p95 {summary['p95_ms']} ms, underruns {summary['underruns']}, "
+            f"{'holds' if summary['passed'] else 'does not hold'}"
+        )
+        if not summary["passed"]:
+            break
+        best = c
+    # The figures shown are those at the highest level that held (else at C = 1).
+    held = [level for level in levels if level["passed"]]
+    shown = held[-1] if held else levels[0]
+    return {
+        **shown,
+        "levels": levels,
+        "max_concurrency": best,
+        "every_level_held": len(held) == len(levels),  # then the ramp stopped at --max-level
+    }
+
+
+async def _long_call(
+    server: Server, monitor: ProcessMonitor, options: BenchOptions, console: Any
+) -> dict[str, Any]:
+    seconds = float(options.long_call_s or 0)
+    clips = ROOT / "audio_fixtures" / "clips"
+    scenario = long_call_scenario(seconds, clips)
+    every_s = max(10.0, seconds / 20)
+    outcome = LongCallOutcome()
+    console.print(
+        f"one call of {seconds:.0f} s of call time ({'fast' if options.fast else 'real time'})"
+    )
+    rss_start, cpu_start, started = monitor.rss_mb(), monitor.cpu_s(), time.monotonic()
+    result = await call_scenario(
+        scenario,
+        server.target,
+        not options.fast,
+        drive=long_call_drive(seconds, every_s, monitor, outcome),
+    )
+    cpu_end, rss_end = monitor.cpu_s(), monitor.rss_mb()
+    sample = sample_of(scenario.name, result)
+    summary = summarize(
+        [sample],
+        concurrency=1,
+        realtime=not options.fast,
+        cpu_s=None if cpu_start is None or cpu_end is None else cpu_end - cpu_start,
+        rss_start_mb=rss_start,
+        rss_end_mb=rss_end,
+        peak_rss_mb=_peak(monitor.peak_since(started), rss_start, rss_end),
+        wall_s=time.monotonic() - started,
+    )
+    summary["long_call"] = {
+        "seconds_asked": seconds,
+        "seconds_reached": round(outcome.seconds_reached, 1),
+        "ended_by_agent": outcome.ended_by_agent,
+        "end_reason": result.record.get("end_reason"),
+    }
+    summary["rss_samples"] = outcome.rss_samples
+    return summary
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value}{unit}"
+
+
+def targets_for(result: dict[str, Any]) -> dict[str, tuple[str, Callable[[Any], bool]]]:
+    """The issue's targets that apply to a run, by figure: (wording, test)."""
+    if not result.get("realtime"):
+        return {}  # processing time only: the latency targets do not apply
+    zero = ("0", lambda v: v == 0)
+    if result.get("concurrency") == 1:
+        return {
+            "p50_ms": ("≤ 800 ms", lambda v: v <= 800),
+            "p95_ms": ("≤ 1200 ms", lambda v: v <= 1200),
+            "underruns": zero,
+        }
+    return {"p95_ms": (f"< {P95_LIMIT_MS} ms", lambda v: v < P95_LIMIT_MS), "underruns": zero}
+
+
+def print_result(console: Any, result: dict[str, Any]) -> None:
+    """The run's figures as a table (and the levels of --find-max, the RSS samples)."""
+    from rich.table import Table
+
+    targets = targets_for(result)
+    table = Table(title="postvoice bench")
+    for column in ("figure", "value", "target"):
+        table.add_column(column)
+    mode = "real time" if result.get("realtime") else "fast (processing only)"
+    rows = [
+        ("calls", "calls", _fmt(result.get("calls"))),
+        ("concurrency", "concurrency", _fmt(result.get("concurrency"))),
+        ("mode", "", mode),
+        ("replies", "replies", _fmt(result.get("replies"))),
+        ("reply latency p50", "p50_ms", _fmt(result.get("p50_ms"), " ms")),
+        ("reply latency p95", "p95_ms", _fmt(result.get("p95_ms"), " ms")),
+        ("reply latency max", "max_ms", _fmt(result.get("max_ms"), " ms")),
+        ("server-side latency p50 / p95", "", _pair(result, "server_latency_ms")),
+        ("STT after end of turn p50 / p95", "", _pair(result, "stt_ms")),
+        ("STT decoding p50 / p95", "", _pair(result, "stt_decode_ms")),
+        ("TTS per reply p50 / p95", "", _pair(result, "tts_ms")),
+        ("end-of-turn wait p50", "", _fmt(result.get("eot_wait_ms_p50"), " ms")),
+        ("underruns", "underruns", _fmt(result.get("underruns"))),
+        ("CPU s per call-minute", "", _fmt(result.get("cpu_s_per_call_min"))),
+        ("RSS start / end / peak", "", _rss(result)),
+        ("failed calls", "", _fmt(result.get("failed_calls"))),
+    ]
+    for name, key, shown in rows:
+        target = ""
+        if key in targets and result.get(key) is not None:
+            wording, test = targets[key]
+            verdict = "[green]met[/green]" if test(result[key]) else "[red]missed[/red]"
+            target = f"{wording} {verdict}"
+        table.add_row(name, shown, target)
+    console.print(table)
+    if result.get("levels"):
+        levels = Table(title="concurrency ramp")
+        for column in ("C", "calls", "replies", "p50 ms", "p95 ms", "max ms", "underruns", "holds"):
+            levels.add_column(column)
+        for level in result["levels"]:
+            levels.add_row(
+                str(level["concurrency"]),
+                str(level["calls"]),
+                str(level["replies"]),
+                _fmt(level["p50_ms"]),
+                _fmt(level["p95_ms"]),
+                _fmt(level["max_ms"]),
+                str(level["underruns"]),
+                "yes" if level["passed"] else "no",
+            )
+        console.print(levels)
+        note = " (every level held: try a higher --max-level)" if result["every_level_held"] else ""
+        console.print(f"max_concurrency: {result.get('max_concurrency')}{note}")
+    if result.get("long_call"):
+        lc = result["long_call"]
+        console.print(
+            f"long call: {lc['seconds_reached']} s of {lc['seconds_asked']:.0f} s"
+            + (f" (the agent ended it: {lc['end_reason']})" if lc["ended_by_agent"] else "")
+        )
+    if result.get("rss_samples"):
+        points = [
+            f"{s['calls']} calls" if "calls" in s else f"{s['call_s']} s"
+            for s in result["rss_samples"]
+        ]
+        console.print(
+            "RSS along the run: "
+            + ", ".join(
+                f"{p}: {s['rss_mb']} MB" for p, s in zip(points, result["rss_samples"], strict=True)
+            )
+        )
+    for failure in result.get("failures", [])[:10]:
+        console.print(f"[yellow]{failure['scenario']}[/yellow]: {'; '.join(failure['failures'])}")
+
+
+def _pair(result: dict[str, Any], key: str) -> str:
+    a, b = result.get(f"{key}_p50"), result.get(f"{key}_p95")
+    if a is None and b is None:
+        return "-"
+    return f"{_fmt(a)} / {_fmt(b)} ms"
+
+
+def _rss(result: dict[str, Any]) -> str:
+    values = [result.get(k) for k in ("rss_start_mb", "rss_end_mb", "peak_rss_mb")]
+    if all(v is None for v in values):
+        return "- (server process not visible)"
+    return " / ".join(_fmt(v) for v in values) + " MB"
