@@ -2160,7 +2160,8 @@ _SHIPMENTS = (
             _Scan(-18, "23:40", _S.IN_TRANSIT, "Departed from Facility", _WAREHOUSE),
             _Scan(-16, "05:25", _S.IN_TRANSIT, "Arrived at Facility", "Salt Lake City, UT, US"),
             _Scan(-13, "21:15", _S.IN_TRANSIT, "Arrived at Facility", "Oklahoma City, OK, US"),
-            _Scan(-9, "02:45", _S.IN_TRANSIT, "Departed from Facility", "Oklahoma City, OK, US"),
+            # At midnight UTC, so "nine days without a scan" holds at any hour of the seed day.
+            _Scan(-9, "00:00", _S.IN_TRANSIT, "Departed from Facility", "Oklahoma City, OK, US"),
         ),
     ),
     _ShipmentSeed(
