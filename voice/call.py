@@ -1108,6 +1108,7 @@ class CallSession:
 
     async def _shutdown(self) -> None:
         self._done.set()  # whatever still waits on the call (speech, a clip's echo) stops now
+        self.turns.close()  # a speculative transcription still queued is dropped, not decoded
         if self._dtmf_task is not None:
             self._dtmf_task.cancel()
         tasks = [t for t in self._tasks if not t.done()]

@@ -9,11 +9,11 @@ while queued, ignored if already running).
 A ready transcript also lets a short answer end sooner: when the agent asked a yes/no
 question (or for a rating, a size, one of a few options) and, after `quick_end_of_turn_ms` of
 silence, the transcript reads like a finished answer (it does not trail off on "and", "my",
-"the", a comma, …), waiting the full `end_of_turn_ms` tells us little more. Only then: on the
-fixture clips with their pauses stretched to half a second, an early end after any finished-
-looking sentence cut 45-63 % of them in two, against 4 % for the plain 600 ms (README
-"Latency on this machine"). When the agent expects a long answer (an order number, an email,
-a ZIP code, …) callers reading it out pause between groups, so those turns get
+"the", a comma, …), waiting the full `end_of_turn_ms` tells us little more. Only then: with
+the pauses inside 102 caller clips stretched to 500 ms, ending any turn early after a
+finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain 600 ms
+(README "Latency and capacity"). When the agent expects a long answer (an order number,
+an email, a ZIP code, …) callers reading it out pause between groups, so those turns get
 `long_answer_end_of_turn_ms`.
 """
 
