@@ -489,7 +489,7 @@ async def _open_call(
     )
 
 
-async def _play_turn(call: FakeTwilio, turn: Turn) -> int:
+async def play_turn(call: FakeTwilio, turn: Turn) -> int:
     """Play one caller turn; returns the call time its input started at."""
     if turn.say is not None:
         return await call.play(read_wav(turn.say))
@@ -532,7 +532,7 @@ async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = Fal
         if turn.hangup:
             await call.hangup()
             return
-        answer_to, label = await _play_turn(call, turn), f"turn {index + 1} ({turn.kind})"
+        answer_to, label = await play_turn(call, turn), f"turn {index + 1} ({turn.kind})"
         if turn.silence is not None:
             # Silence may or may not draw a reprompt: wait for one only if it has begun.
             if not await call.wait_reply(answer_to, timeout_s=1.5) and call.reply_pending():

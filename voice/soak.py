@@ -52,8 +52,8 @@ import psutil
 
 from dialog.events import Hints
 from integrations.redact import RedactingFilter, redact_card_numbers
-from voice.audio import SAMPLE_RATE, read_wav
-from voice.replay import FakeTwilio, call_scenario, in_process_server
+from voice.audio import SAMPLE_RATE
+from voice.replay import FakeTwilio, call_scenario, in_process_server, play_turn
 from voice.scenario import Scenario, Turn, load_scenario
 from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer
@@ -480,15 +480,9 @@ def _driver(plan: CallPlan, book: FaultBook, outcome: CallOutcome, scripted: boo
 
 async def _play(call: FakeTwilio, turn: Turn) -> int:
     """Play one turn; the call time to wait for a reply to (-1: no reply expected)."""
-    if turn.say is not None:
-        return await call.play(read_wav(turn.say))
-    if turn.barge_in is not None:
-        return await call.barge_in(read_wav(turn.barge_in))
-    if turn.text is not None:
-        return await call.text(turn.text)
-    if turn.dtmf is not None:
-        return await call.dtmf(turn.dtmf)
-    at = await call.silence(turn.silence or 0.0)
+    at = await play_turn(call, turn)
+    if turn.silence is None:
+        return at
     # Silence may or may not draw a reprompt: wait for one only if it has begun.
     if not await call.wait_reply(at, timeout_s=1.5) and call.reply_pending():
         await call.wait_reply(at)
