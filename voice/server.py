@@ -28,7 +28,7 @@ from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
-from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, split_sentences
+from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, speech_chunks
 
 __all__ = ["Engines", "create_app", "default_engines"]
 
@@ -75,7 +75,7 @@ def _fixed_phrases(settings: Settings) -> tuple[str, ...]:
     collect(flows.conversation.model_dump())
     phrases = []
     for line in lines:
-        sentences = split_sentences(line.replace("{shop}", settings.shop_name))
+        sentences = speech_chunks(line.replace("{shop}", settings.shop_name))
         if sentences and "{" not in sentences[0]:
             phrases.append(sentences[0])
     return tuple(dict.fromkeys(phrases))
@@ -92,6 +92,7 @@ def default_engines(settings: Settings) -> Engines:
                 workers=settings.stt_workers,
                 beam_size=settings.stt_beam_size,
                 windows_s=tuple(int(w) for w in settings.stt_windows_s.split(",")),
+                nice=settings.stt_nice,
             )
         ),
         synthesizer=PiperSynthesizer(

@@ -1,9 +1,9 @@
 """Text to speech behind a small ABC, with piper as the engine.
 
 The voice is loaded once per process. Audio comes out at 8 kHz int16, resampled once, in
-float, from the voice's own rate. Text is spoken sentence by sentence (see `split_sentences`)
-so the first sentence plays while the next is synthesised; phrases said on every call are
-cached. Synthesis runs on a `FairPool` that takes turns across calls.
+float, from the voice's own rate. Text is spoken sentence by sentence, long sentences clause
+by clause (see `speech_chunks`), so the first part plays while the next is synthesised;
+phrases said on every call are cached. Synthesis runs on a `FairPool` that takes turns across calls.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ import numpy as np
 from voice.audio import SAMPLE_RATE, resample
 from voice.pool import FairPool
 
-__all__ = ["PiperOptions", "PiperSynthesizer", "Synthesizer", "default_voice", "split_sentences"]
+__all__ = [
+    "PiperOptions",
+    "PiperSynthesizer",
+    "Synthesizer",
+    "default_voice",
+    "speech_chunks",
+    "split_sentences",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,38 @@ def split_sentences(text: str) -> list[str]:
         elif piece:
             parts.append(piece)
     return parts
+
+
+# A sentence longer than this is spoken clause by clause: its first clause is ready sooner, and
+# the next one is synthesised while it plays. Each clause keeps at least `_MIN_CLAUSE_WORDS`.
+LONG_SENTENCE_WORDS = 10
+_MIN_CLAUSE_WORDS = 4
+_CLAUSE_END = re.compile(r"(?<=[,;])\s+")
+
+
+def speech_chunks(text: str) -> list[str]:
+    """What to synthesise one at a time: sentences, and long sentences cut after a comma or
+    semicolon where both sides keep a few words ("UPS tried to deliver your lamp yesterday," /
+    "but nobody was available to sign for it.")."""
+    chunks: list[str] = []
+    for sentence in split_sentences(text):
+        if len(sentence.split()) <= LONG_SENTENCE_WORDS:
+            chunks.append(sentence)
+            continue
+        pieces = _CLAUSE_END.split(sentence)
+        current = pieces[0]
+        for i, piece in enumerate(pieces[1:], start=1):
+            rest = " ".join(pieces[i:])
+            if (
+                len(current.split()) >= _MIN_CLAUSE_WORDS
+                and len(rest.split()) >= _MIN_CLAUSE_WORDS
+            ):
+                chunks.append(current)
+                current = piece
+            else:
+                current = f"{current} {piece}"
+        chunks.append(current)
+    return chunks
 
 
 class Synthesizer(ABC):

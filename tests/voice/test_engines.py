@@ -8,7 +8,7 @@ import pytest
 from dialog.events import Hints
 from voice.audio import mulaw_decode, mulaw_encode, read_wav
 from voice.stt import WhisperTranscriber
-from voice.tts import PiperSynthesizer, split_sentences
+from voice.tts import PiperSynthesizer, speech_chunks, split_sentences
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
 pytestmark = pytest.mark.slow
@@ -71,6 +71,28 @@ async def test_synthesized_speech_is_understood(stt, tts):
     audio = await tts.synthesize("Would you like me to text you the tracking link?")
     result = await stt.transcribe(mulaw_decode(mulaw_encode(audio)))
     assert "tracking link" in result.text.lower()
+
+
+def test_a_long_sentence_is_spoken_clause_by_clause():
+    text = (
+        "UPS tried to deliver your desk lamp yesterday, but nobody was available to sign "
+        "for it. UPS will try again tomorrow."
+    )
+    assert speech_chunks(text) == [
+        "UPS tried to deliver your desk lamp yesterday,",
+        "but nobody was available to sign for it.",
+        "UPS will try again tomorrow.",
+    ]
+
+
+def test_short_sentences_and_short_clauses_stay_whole():
+    assert speech_chunks("Okay, Maria. Your order shipped!") == [
+        "Okay, Maria.",
+        "Your order shipped!",
+    ]
+    # No cut leaves a clause of fewer than four words on either side.
+    text = "Okay, so, well, I think we can do that for you today and tomorrow, Maria."
+    assert speech_chunks(text) == [text]
 
 
 def test_split_sentences_keeps_abbreviations():
