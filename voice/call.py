@@ -41,7 +41,7 @@ from voice.recorder import CallRecorder, Recording
 from voice.settings import Settings
 from voice.speculate import TurnOptions, TurnTaker
 from voice.stt import Transcriber, Transcript
-from voice.tts import Synthesizer, split_sentences
+from voice.tts import Synthesizer, speech_chunks
 from voice.vad import Pause, Segmenter, SpeechStarted, Utterance, VadOptions
 
 __all__ = ["AgentLike", "CallDeps", "CallSession", "CannedSpeech", "Socket", "busy_text"]
@@ -65,6 +65,9 @@ WRAP_UP = (
 WRAP_UP_GRACE_S = 60.0  # after the wrap-up was due, a call still going is ended regardless
 CLIP_ECHO_GRACE_S = 3.0  # how much longer than a clip lasts we wait for its mark
 SHUTDOWN_WAIT_S = 5.0  # for the call's tasks to stop once cancelled
+# More late than this, the next part of a reply already playing leaves a gap the caller hears
+# (one 20 ms frame plus 40 ms of network jitter; as `postvoice bench` counts underruns).
+AUDIO_GAP_ALLOWANCE_MS = 60
 
 
 class Socket(Protocol):
@@ -243,6 +246,7 @@ class _Stats:
     bad_messages: Counter = field(default_factory=Counter)
     barge_ins: int = 0
     replies: int = 0
+    audio_gaps: int = 0  # a reply's audio ran out before its next part was sent
 
 
 class CallSession:
@@ -298,6 +302,7 @@ class CallSession:
         self._reply = 0
         self._seq = 0
         self._play_end_wall = 0.0
+        self._playing_reply = -1  # the reply whose audio was sent last
         self._idle_frames = 0
         self._last_voiced_wall = 0.0
         self._residue = np.zeros(0, dtype=np.int16)
@@ -933,28 +938,36 @@ class CallSession:
         self._reply += 1
         reply = self._reply
         first = True
-        async for event in events:
-            if isinstance(event, Say):
-                seq = self._next_seq()
-                job_timing = dict(timing) if (timing and first) else None
-                first = False
-                try:
+        # Closed however the reply ends (the call hanging up cancels us mid-reply), so an
+        # action still running inside the agent is cancelled now, not left to the collector.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, Say):
+                    seq = self._next_seq()
+                    job_timing = dict(timing) if (timing and first) else None
+                    first = False
+                    try:
+                        await asyncio.to_thread(
+                            self.deps.store.add_turn,
+                            self._sid,
+                            seq,
+                            "agent",
+                            event.text,
+                            source="tts",
+                        )
+                    except Exception:  # the transcript loses a line; the caller still hears it
+                        log.exception("call %s: could not store agent turn %d", self._sid, seq)
+                    self._jobs.put_nowait(_SayJob(reply, seq, event, job_timing, time.monotonic()))
+                elif isinstance(event, Hints):
+                    self.hints = event
+                elif isinstance(event, EndCall):
+                    self.end_reason = event.reason
+                elif isinstance(event, Transfer):
+                    self.transfer_to = event.number
+                    self.end_reason = "transfer"
                     await asyncio.to_thread(
-                        self.deps.store.add_turn, self._sid, seq, "agent", event.text, source="tts"
+                        self.deps.store.upsert_call, self._sid, transfer_to=event.number
                     )
-                except Exception:  # the transcript loses a line; the caller still hears it
-                    log.exception("call %s: could not store agent turn %d", self._sid, seq)
-                self._jobs.put_nowait(_SayJob(reply, seq, event, job_timing, time.monotonic()))
-            elif isinstance(event, Hints):
-                self.hints = event
-            elif isinstance(event, EndCall):
-                self.end_reason = event.reason
-            elif isinstance(event, Transfer):
-                self.transfer_to = event.number
-                self.end_reason = "transfer"
-                await asyncio.to_thread(
-                    self.deps.store.upsert_call, self._sid, transfer_to=event.number
-                )
         self._jobs.put_nowait(_EndOfReply(reply, input_ms))
         self.stats.replies += 1
 
@@ -1033,7 +1046,7 @@ class CallSession:
             await asyncio.sleep(0.02)
 
     async def _speak(self, job: _SayJob) -> None:
-        sentences = split_sentences(job.say.text)
+        sentences = speech_chunks(job.say.text)
         upcoming = asyncio.ensure_future(self._synthesize(sentences[0])) if sentences else None
         started_ms: int | None = None
         total_samples = 0
@@ -1051,6 +1064,7 @@ class CallSession:
                 if started_ms is None:
                     started_ms = self.now_ms()
                     await self._first_audio(job, started_ms)
+                self._note_gap(job, i)
                 await self._send_audio(audio)
                 total_samples += len(audio)
                 name = f"s{job.seq}.{i}"
@@ -1066,6 +1080,21 @@ class CallSession:
             await asyncio.to_thread(
                 self.deps.store.update_turn, self._sid, job.seq, start_ms=started_ms, end_ms=end_ms
             )
+
+    def _note_gap(self, job: _SayJob, sentence: int) -> None:
+        """Count (and log) a gap inside a reply: its audio sent so far has finished playing
+        before this sentence is ready."""
+        dry_ms = (time.monotonic() - self._play_end_wall) * 1000
+        if self._playing_reply == job.reply and dry_ms > AUDIO_GAP_ALLOWANCE_MS:
+            self.stats.audio_gaps += 1
+            log.warning(
+                "call %s: %d ms gap before sentence %d of turn %d",
+                self._sid,
+                dry_ms,
+                sentence,
+                job.seq,
+            )
+        self._playing_reply = job.reply
 
     async def _first_audio(self, job: _SayJob, started_ms: int) -> None:
         """Record where the time went between the caller's last word and our first audio."""
@@ -1141,6 +1170,7 @@ class CallSession:
                 reason=reason,
                 bad_messages=dict(self.stats.bad_messages),
                 barge_ins=self.stats.barge_ins,
+                audio_gaps=self.stats.audio_gaps,
             )
             await asyncio.to_thread(
                 self.deps.store.upsert_call,

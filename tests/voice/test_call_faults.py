@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 
-from dialog.events import Hints
+from dialog.events import Hints, Say
 from integrations.demo import seed
 from integrations.store import Store, make_engine
 from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
@@ -218,7 +219,7 @@ async def test_without_a_handoff_in_the_agent_the_session_transfers_itself(tmp_p
     record = await line.ended()
     assert record["transfer_to"] == deps.settings.human_number
     assert [e["data"]["reason"] for e in events_of(record, "escalation")] == ["stt_failed"]
-    assert TECHNICAL_PROBLEM in deps.synthesizer.spoken
+    assert TECHNICAL_PROBLEM in " ".join(deps.synthesizer.spoken)
 
 
 # --- text to speech fails -------------------------------------------------------------------
@@ -309,3 +310,48 @@ async def test_an_agent_without_a_wrap_up_still_ends_the_call_at_the_limit(tmp_p
     record = await line.ended()
     assert record["end_reason"] == "max_duration"
     assert any("talking for quite a while" in s for s in deps.synthesizer.spoken)
+
+
+# --- hanging up mid-reply -------------------------------------------------------------------
+
+
+class SlowActionAgent(EchoAgent):
+    """Its reply to speech says one thing, then waits on a lookup that never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = asyncio.Event()
+
+    async def hear(self, text: str, confidence: float):
+        try:
+            yield Say("One moment.")
+            await asyncio.Event().wait()  # the carrier that never answers
+        finally:
+            self.closed.set()
+
+
+async def test_hanging_up_mid_reply_closes_the_agents_reply_at_once(tmp_path):
+    # The call hangs up while the session is busy with the reply's first line (storing it),
+    # so the agent's reply is suspended at that line, not awaited. It must still be closed
+    # when the call ends, not left pending for the garbage collector to find.
+    agent = SlowActionAgent()
+    deps = echo_deps(tmp_path)
+    deps.make_agent = lambda info, events: agent
+    store_turn = deps.store.add_turn
+    storing = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_add_turn(call_sid, seq, role, text, **kw):
+        if text == "One moment.":
+            loop.call_soon_threadsafe(storing.set)
+            time.sleep(0.3)
+        return store_turn(call_sid, seq, role, text, **kw)
+
+    deps.store.add_turn = slow_add_turn
+    line = Line(deps)
+    line.start()
+    await until(lambda: deps.synthesizer.spoken)
+    line.say("where is my order")
+    await asyncio.wait_for(storing.wait(), 5)
+    await line.hang_up()
+    assert agent.closed.is_set()
