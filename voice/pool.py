@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
+import os
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
@@ -27,6 +29,8 @@ from typing import Any, TypeVar
 __all__ = ["FairPool", "PoolStats", "job_owner", "on_behalf_of"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 job_owner: contextvars.ContextVar[Hashable] = contextvars.ContextVar("job_owner", default="")
 
@@ -66,12 +70,19 @@ class FairPool:
     job's result is handed back on the loop that asked for it.
     """
 
-    def __init__(self, workers: int, name: str = "pool") -> None:
+    def __init__(self, workers: int, name: str = "pool", nice: int = 0) -> None:
+        """`nice`: how much lower than the rest of the process its workers run (Linux thread
+        niceness; threads a worker starts, such as a model's own, inherit it)."""
         if workers < 1:
             raise ValueError(f"a pool needs at least one worker, got {workers}")
         self.workers = workers
         self.name = name
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix=name,
+            initializer=_lower_priority if nice > 0 else None,
+            initargs=(nice,) if nice > 0 else (),
+        )
         # Re-entrant: a job that is already done when submitted settles inside `_dispatch`.
         self._lock = threading.RLock()
         # owner -> its waiting jobs, oldest first; the dict's order is the turn order.
@@ -168,6 +179,15 @@ class FairPool:
             return
         with contextlib.suppress(RuntimeError):  # the asking loop has closed: nobody waits
             job.loop.call_soon_threadsafe(_settle, job.future, work)
+
+
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread `nice` steps nicer (where the OS allows per-thread niceness)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (AttributeError, OSError) as exc:
+        log.debug("could not lower the priority of %s: %s", threading.current_thread().name, exc)
 
 
 def _settle(future: asyncio.Future | Future, work: Future) -> None:

@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         "slips, for ~70 ms more CPU per utterance in the short windows.",
     )
     stt_compute_type: str = "int8"
+    stt_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="How much lower than the rest of the server speech to text runs (thread "
+        "niceness), so audio going out and speech synthesis never queue behind a decode.",
+    )
     stt_windows_s: str = Field(
         default="15,20,30",
         pattern=r"^\d+(,\d+)*$",

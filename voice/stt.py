@@ -109,6 +109,8 @@ class WhisperOptions:
             less, tiny.en starts repeating itself.
         tokens_per_s: the token budget per second of audio (plus 16): a caller reading digits
             says about 3 a second, each a token and a comma; a decode that runs out is a loop.
+        nice: how much lower the decoders run than the rest of the process (Linux thread
+            niceness), so sending audio and synthesising speech never wait for a decode.
     """
 
     model_dir: Path | None = None
@@ -121,6 +123,7 @@ class WhisperOptions:
     windows_s: tuple[int, ...] = (15, 20, 30)
     pad_s: float = 4.0
     tokens_per_s: float = 8.0
+    nice: int = 0
 
     def window_for(self, seconds: float) -> int:
         """The encoder window, in seconds, for an utterance this long."""
@@ -174,7 +177,7 @@ class WhisperTranscriber(Transcriber):
         self._model = None
         self._tokenizer = None
         self._suppress: list[int] = []
-        self.pool = FairPool(self.options.workers, name="stt")
+        self.pool = FairPool(self.options.workers, name="stt", nice=self.options.nice)
         self.retries = 0  # decodes done again in the full window
 
     @property

@@ -1,6 +1,7 @@
 """The fair worker pool: bounded, round robin across calls, stale jobs dropped."""
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -131,3 +132,14 @@ async def test_idle_work_waits_until_no_call_needs_a_worker():
     rec.gate.set()
     assert await asyncio.gather(first, second, idle) == ["A1", "B1", "prerender"]
     assert rec.order == ["A1", "B1", "prerender"]
+
+
+def test_a_nice_pool_runs_its_jobs_at_a_lower_priority():
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no thread niceness on this OS")
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    pool = FairPool(1, name="nice", nice=3)
+    plain = FairPool(1, name="plain")
+    niceness = lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # noqa: E731
+    assert pool.call(niceness) == min(here + 3, 19)
+    assert plain.call(niceness) == here
