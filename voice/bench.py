@@ -89,6 +89,7 @@ __all__ = [
     "sample_of",
     "server_env",
     "summarize",
+    "underrun_gaps",
 ]
 
 UNDERRUN_ALLOWANCE_MS = 60  # one 20 ms frame plus 40 ms of jitter
@@ -119,12 +120,13 @@ def percentile(values: Iterable[float], p: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def count_underruns(
+def underrun_gaps(
     arrivals: Sequence[tuple[float, int]], allowance_ms: float = UNDERRUN_ALLOWANCE_MS
-) -> int:
-    """Gaps a caller would hear inside replies, from `(arrival time s, samples)` per media
-    message (samples 0: the reply ended). See the module docstring for the definition."""
-    underruns = 0
+) -> list[tuple[float, int]]:
+    """Gaps a caller would hear inside replies, as `(arrival time s, gap ms)`, from
+    `(arrival time s, samples)` per media message (samples 0: the reply ended). See the module
+    docstring for the definition."""
+    gaps: list[tuple[float, int]] = []
     play_start: float | None = None  # when playback of the reply (re)started, seconds
     buffered_ms = 0.0  # audio of the reply received so far
     for at, samples in arrivals:
@@ -136,10 +138,17 @@ def count_underruns(
         else:
             late_ms = (at - play_start) * 1000 - buffered_ms
             if late_ms > allowance_ms:
-                underruns += 1
+                gaps.append((at, round(late_ms)))
                 play_start = at - buffered_ms / 1000  # the player stalled and resumes now
         buffered_ms += samples * 1000 / SAMPLE_RATE
-    return underruns
+    return gaps
+
+
+def count_underruns(
+    arrivals: Sequence[tuple[float, int]], allowance_ms: float = UNDERRUN_ALLOWANCE_MS
+) -> int:
+    """How many gaps a caller would hear inside replies (see `underrun_gaps`)."""
+    return len(underrun_gaps(arrivals, allowance_ms))
 
 
 def cpu_per_call_minute(cpu_s: float | None, call_ms: float) -> float | None:
@@ -162,6 +171,8 @@ class CallSample:
     tts_ms: list[int] = field(default_factory=list)
     eot_wait_ms: list[int] = field(default_factory=list)
     underruns: int = 0
+    # Each underrun: seconds into the call (from the first agent audio) and the gap, ms
+    underrun_gaps: list[tuple[float, int]] = field(default_factory=list)
     duration_ms: int = 0
     failures: list[str] = field(default_factory=list)
     error: str | None = None  # the call could not be made or did not finish
@@ -173,10 +184,11 @@ def sample_of(scenario: str, result: CallResult) -> CallSample:
         scenario=scenario,
         call_sid=result.report.get("call_sid", ""),
         latencies_ms=list(result.report.get("latency_ms", [])),
-        underruns=count_underruns(result.state.arrivals),
+        underrun_gaps=_gaps_from_start(result.state.arrivals),
         duration_ms=result.duration_ms,
         failures=list(result.report.get("failures", [])),
     )
+    sample.underruns = len(sample.underrun_gaps)
     source = None
     for turn in sorted(result.record.get("turns", []), key=lambda t: t.get("seq") or 0):
         if turn.get("role") == "caller":
@@ -196,6 +208,11 @@ def sample_of(scenario: str, result: CallResult) -> CallSample:
         if source == "audio" and timing.get("eot_wait_ms") is not None:
             sample.eot_wait_ms.append(int(timing["eot_wait_ms"]))
     return sample
+
+
+def _gaps_from_start(arrivals: Sequence[tuple[float, int]]) -> list[tuple[float, int]]:
+    first = next((at for at, samples in arrivals if samples > 0), 0.0)
+    return [(round(at - first, 2), gap) for at, gap in underrun_gaps(arrivals)]
 
 
 def _ms(value: float | None) -> int | None:
@@ -247,6 +264,15 @@ def summarize(
         "rss_start_mb": _round(rss_start_mb),
         "rss_end_mb": _round(rss_end_mb),
         "underruns": sum(s.underruns for s in samples),
+        "underrun_calls": [
+            {
+                "scenario": s.scenario,
+                "call_sid": s.call_sid,
+                "gaps": [{"at_s": at, "gap_ms": gap} for at, gap in s.underrun_gaps],
+            }
+            for s in samples
+            if s.underrun_gaps
+        ],
         "failed_calls": len(failed),
         "failures": [
             {
@@ -401,15 +427,21 @@ def server_env(
 
 
 @contextlib.asynccontextmanager
-async def started_server(overrides: dict[str, str], server_args: Sequence[str], concurrency: int):
-    """Seed a temporary demo shop and run `postvoice serve` on it; yields the `Server`."""
+async def started_server(
+    overrides: dict[str, str],
+    server_args: Sequence[str],
+    concurrency: int,
+    log_file: Path | None = None,
+):
+    """Seed a temporary demo shop and run `postvoice serve` on it; yields the `Server`. Its
+    log goes to `log_file` when given (else into the temporary directory)."""
     with tempfile.TemporaryDirectory(prefix="postvoice-bench-") as tmp:
         port = _free_port()
         env = server_env(port, f"sqlite:///{Path(tmp) / 'bench.db'}", overrides, concurrency)
         seeded = subprocess.run([*_cli(), "seed"], env=env, capture_output=True, text=True)
         if seeded.returncode != 0:
             raise InfrastructureError(f"postvoice seed failed:\n{seeded.stderr[-2000:]}")
-        log_path = Path(tmp) / "server.log"
+        log_path = log_file or Path(tmp) / "server.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
                 [*_cli(), "serve", "--port", str(port), *server_args],
@@ -630,6 +662,7 @@ class BenchOptions:
     stagger_s: float = 1.0
     env: dict[str, str] = field(default_factory=dict)
     server_args: list[str] = field(default_factory=list)
+    log_file: Path | None = None  # keep the started server's log here
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
@@ -657,6 +690,7 @@ def machine_info(env: dict[str, str]) -> dict[str, Any]:
         "stt_threads",
         "stt_workers",
         "stt_beam_size",
+        "stt_nice",
         "stt_compute_type",
         "tts_workers",
         "tts_length_scale",
@@ -726,7 +760,7 @@ async def _bench(options: BenchOptions, console: Any) -> dict[str, Any]:
     if options.url:
         server_cm = running_server(options.url, options.server_pid)
     else:
-        server_cm = started_server(options.env, options.server_args, top)
+        server_cm = started_server(options.env, options.server_args, top, options.log_file)
     async with server_cm as server:
         monitor = ProcessMonitor(server.pid)
         monitor.start()

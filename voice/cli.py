@@ -146,6 +146,9 @@ def bench(
         list[str] | None,
         typer.Option("--server-arg", help="Argument for `postvoice serve` (--server-arg=--dev)."),
     ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Keep the server's log here (the one bench starts).")
+    ] = None,
 ) -> None:
     """Measure reply latency, STT/TTS time, underruns, CPU and memory of the real server,
     calling it over real WebSockets (in real time unless --fast)."""
@@ -171,6 +174,7 @@ def bench(
         stagger_s=stagger,
         env=server_env,
         server_args=list(server_arg or []),
+        log_file=log_file,
     )
     raise typer.Exit(run_bench(options))
 

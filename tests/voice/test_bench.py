@@ -27,6 +27,7 @@ from voice.bench import (
     sample_of,
     server_env,
     summarize,
+    underrun_gaps,
 )
 from voice.replay import CallResult, in_process_server
 from voice.replay import _CallState as CallState
@@ -64,6 +65,11 @@ def test_one_slow_reply_in_twenty_sets_the_p95():
 def steady(start: float, n: int, every: float = 0.1) -> list[tuple[float, int]]:
     """n chunks of 100 ms, one every `every` seconds."""
     return [(start + i * every, CHUNK) for i in range(n)]
+
+
+def test_each_gap_is_reported_with_when_it_came_and_how_long_it_was():
+    # 100 ms of audio at 0.0; the next message 500 ms later: 400 ms of silence heard
+    assert underrun_gaps([(0.0, CHUNK), (0.5, CHUNK)]) == [(0.5, 400)]
 
 
 def test_audio_arriving_at_the_speed_of_speech_never_underruns():
