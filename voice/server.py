@@ -50,9 +50,10 @@ _SPOKEN_FIELDS = frozenset(
 
 
 def _fixed_phrases(settings: Settings) -> tuple[str, ...]:
-    """The first sentence of every line the shop's flows say word for word (`{shop}` filled
-    in): what the synthesizer renders ahead of the first caller. Their first sentence is
-    what a caller waits for; the rest is synthesized while it plays."""
+    """The first part (sentence, or clause of a long one: `speech_chunks`) of every line the
+    shop's flows say word for word (`{shop}` filled in): what the synthesizer renders ahead of
+    the first caller. That part is what a caller waits for; the rest is synthesized while it
+    plays."""
     try:
         flows = load_flows(settings.flows_dir)
     except Exception as exc:  # the agent reports bad flows itself; this is only a cache
