@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.speech import say_code, say_list, say_money, say_number
 from integrations.models import Coupon, Customer, Order
@@ -37,6 +39,19 @@ async def _order_said(ctx: ActionContext) -> Order | None:
     return order
 
 
+# Numbers the ear (and speech to text) confuses: "fifteen" and "fifty", "thirteen" and "thirty".
+_TEEN_TY = {str(n): str((n - 10) * 10) for n in range(13, 20)}
+_TEEN_TY |= {ty: teen for teen, ty in _TEEN_TY.items()}
+
+
+def sound_alike(code: str) -> str | None:
+    """The code with its final number's teen/ty twin: SUMMER50 → SUMMER15, SAVE13 → SAVE30."""
+    match = re.fullmatch(r"(.*?)(\d+)", code)
+    if match is None or match.group(2) not in _TEEN_TY:
+        return None
+    return match.group(1) + _TEEN_TY[match.group(2)]
+
+
 @ACTIONS.action(
     "check_coupon",
     sets={
@@ -57,6 +72,13 @@ async def check_coupon(ctx: ActionContext) -> None:
     customer = ctx.slots.get("customer")
     customer_id = customer.id if isinstance(customer, Customer) else None
     check = await ctx.fetch(coupons.check(code, customer_id, order))
+    heard = code
+    twin = sound_alike(code) if check.reason == "unknown" else None
+    if twin is not None:
+        other = await ctx.fetch(coupons.check(twin, customer_id, order), announce=False)
+        if other.reason != "unknown":  # the shop has the code that sounds like what we heard
+            code, check = twin, other
+            ctx.slots["coupon_code"] = twin
     coupon = check.coupon
     ctx.slots.update(
         coupon_valid=check.valid,
@@ -73,6 +95,7 @@ async def check_coupon(ctx: ActionContext) -> None:
         code=code,
         valid=check.valid,
         reason=check.reason,
+        **({"heard": heard} if heard != code else {}),
     )
 
 

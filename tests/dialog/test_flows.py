@@ -231,6 +231,29 @@ async def test_each_coupon_reason_is_explained_with_what_works_instead():
         assert "What you can use today is" in said(events)
 
 
+async def test_a_code_heard_with_fifty_for_fifteen_is_found_by_its_twin():
+    # Speech to text hears "summer fifteen" as "summer 50" more often than one would like.
+    c = call(MARIA)
+    await c.start()
+    events = await c.hear("my coupon summer 50 doesn't work")
+    (checked,) = c.events.of("coupon.checked")
+    assert (checked["code"], checked["heard"], checked["reason"]) == (
+        "SUMMER15",
+        "SUMMER50",
+        "expired",
+    )
+    assert "Summer fifteen expired" in said(events)
+
+
+async def test_a_code_whose_twin_the_shop_lacks_stays_unknown():
+    c = call(MARIA)
+    await c.start()
+    events = await c.hear("my coupon save 13 doesn't work")
+    (checked,) = c.events.of("coupon.checked")
+    assert (checked["code"], checked["reason"]) == ("SAVE13", "unknown") and "heard" not in checked
+    assert "can't find a code" in said(events)
+
+
 async def test_a_valid_code_is_explained():
     c = call(STRANGER)
     await c.start()
