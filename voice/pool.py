@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["FairPool", "PoolStats", "job_owner", "on_behalf_of"]
+__all__ = ["FairPool", "PoolClosed", "PoolStats", "job_owner", "on_behalf_of"]
 
 T = TypeVar("T")
 
@@ -164,9 +164,13 @@ class FairPool:
             job = self._next()
             if job is None:
                 return
+            try:
+                work = self._executor.submit(job.fn, *job.args)
+            except RuntimeError as exc:  # the interpreter is exiting: no job starts any more
+                _fail(job, PoolClosed(f"{self.name} pool is shut down: {exc}"))
+                continue
             self._running += 1
             self.stats.started += 1
-            work = self._executor.submit(job.fn, *job.args)
             work.add_done_callback(lambda w, job=job: self._finished(job, w))
 
     def _finished(self, job: _Job, work: Future) -> None:
@@ -188,6 +192,23 @@ def _lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
     except (AttributeError, OSError) as exc:
         log.debug("could not lower the priority of %s: %s", threading.current_thread().name, exc)
+
+
+class PoolClosed(RuntimeError):
+    """The pool takes no more jobs (the process is exiting)."""
+
+
+def _fail(job: _Job, exc: Exception) -> None:
+    if job.loop is None:
+        job.future.set_exception(exc)
+        return
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(_set_exception, job.future, exc)
+
+
+def _set_exception(future: asyncio.Future | Future, exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 def _settle(future: asyncio.Future | Future, work: Future) -> None:

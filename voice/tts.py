@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from voice.audio import SAMPLE_RATE, resample
-from voice.pool import FairPool
+from voice.pool import FairPool, PoolClosed
 
 __all__ = [
     "PiperOptions",
@@ -190,6 +190,8 @@ class PiperSynthesizer(Synthesizer):
                 continue
             try:
                 audio = self.pool.when_idle(self._render, text)
+            except PoolClosed:  # the process is exiting
+                return
             except Exception:  # a phrase that cannot be said now is synthesized when said
                 log.exception("could not render the fixed phrase %r", text[:60])
                 continue

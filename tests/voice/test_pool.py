@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from voice.pool import FairPool, on_behalf_of
+from voice.pool import FairPool, PoolClosed, on_behalf_of
 
 
 class Recorder:
@@ -143,3 +143,13 @@ def test_a_nice_pool_runs_its_jobs_at_a_lower_priority():
     niceness = lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # noqa: E731
     assert pool.call(niceness) == min(here + 3, 19)
     assert plain.call(niceness) == here
+
+
+async def test_a_pool_that_can_start_nothing_more_says_so_and_loses_no_worker():
+    pool = FairPool(1, name="closing")
+    pool._executor.shutdown()  # as at interpreter exit
+    with pytest.raises(PoolClosed):
+        await pool.run(lambda: 1)
+    with pytest.raises(PoolClosed):
+        await asyncio.to_thread(pool.when_idle, lambda: 1)
+    assert pool.running == 0 and pool.queued == 0
