@@ -85,6 +85,18 @@ def login_router(dash: Dashboard) -> APIRouter:
     """/login, /logout, and / → the dashboard."""
     router = APIRouter()
 
+    def login_page(request: Request, next: str, error: str | None = None, status: int = 200):
+        return render(
+            dash,
+            request,
+            "login.html",
+            active="login",
+            next=safe_next(next),
+            status=status,
+            error=error,
+            configured=dash.gate.token is not None,
+        )
+
     @router.get("/", include_in_schema=False)
     async def root() -> Response:
         return RedirectResponse("/dashboard/calls", status_code=303)
@@ -98,15 +110,7 @@ def login_router(dash: Dashboard) -> APIRouter:
         """The login page: one field, the admin token."""
         if dash.gate.allowed(request):
             return RedirectResponse(safe_next(next), status_code=303)
-        return render(
-            dash,
-            request,
-            "login.html",
-            active="login",
-            next=safe_next(next),
-            error=None,
-            configured=dash.gate.token is not None,
-        )
+        return login_page(request, next)
 
     @router.post("/login", response_class=HTMLResponse)
     async def login(
@@ -116,16 +120,7 @@ def login_router(dash: Dashboard) -> APIRouter:
         if not dash.gate.valid_token(token.strip()):
             host = request.client.host if request.client else "?"
             log.warning("dashboard: failed login from %s", host)
-            return render(
-                dash,
-                request,
-                "login.html",
-                active="login",
-                next=safe_next(next),
-                status=401,
-                error="That is not the admin token.",
-                configured=dash.gate.token is not None,
-            )
+            return login_page(request, next, error="That is not the admin token.", status=401)
         response = RedirectResponse(safe_next(next), status_code=303)
         response.set_cookie(
             COOKIE,
