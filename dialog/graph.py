@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialog.loader import CONVERSATION_FILE, DEFAULT_FLOWS, _check
+from dialog.loader import CONVERSATION_FILE, DEFAULT_FLOWS, read_and_check
 from dialog.schema import (
     END,
     ActionStep,
@@ -312,7 +312,7 @@ def read_flows(directory: Path | None = None) -> FlowsOverview:
     file: that file has no graph, and its problems say why."""
     directory = Path(directory) if directory else DEFAULT_FLOWS
     try:
-        read, _checker = _check(directory)
+        read, _checker = read_and_check(directory)
     except Exception as exc:  # the loader gave up on the directory: say so, never crash
         return _unchecked(directory, exc)
     roles = read.conversation.conversation.roles if read.conversation else None

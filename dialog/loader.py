@@ -56,6 +56,7 @@ __all__ = [
     "Flows",
     "check_flows",
     "load_flows",
+    "read_and_check",
 ]
 
 DEFAULT_FLOWS = Path(__file__).with_name("flows")
@@ -604,7 +605,9 @@ def _cycles(edges: dict[int, list[int]]) -> list[list[int]]:
     return found
 
 
-def _check(directory: Path) -> tuple[_Read, _Checker]:
+def read_and_check(directory: Path) -> tuple[_Read, _Checker]:
+    """Read every file of a flows directory and check it; never raises for a mistake in a file
+    (they are in `read.errors`). For tools that show flows as they are, broken ones included."""
     read = _read_dir(directory)
     checker = _Checker(read)
     checker.collect_slot_types()
@@ -617,14 +620,14 @@ def _check(directory: Path) -> tuple[_Read, _Checker]:
 
 def check_flows(directory: Path | None = None) -> list[str]:
     """Every mistake in a flows directory, as "file:line: message"; empty when all is sound."""
-    read, _checker = _check(Path(directory) if directory else DEFAULT_FLOWS)
+    read, _checker = read_and_check(Path(directory) if directory else DEFAULT_FLOWS)
     return list(dict.fromkeys(read.errors))
 
 
 def load_flows(directory: Path | None = None) -> Flows:
     """Load and check a flows directory (the shipped one by default); raises `FlowError`."""
     path = Path(directory) if directory else DEFAULT_FLOWS
-    read, checker = _check(path)
+    read, checker = read_and_check(path)
     if read.errors or read.conversation is None:
         raise FlowError(list(dict.fromkeys(read.errors)) or [f"{path}:0: no conversation file"])
     flows = {}
