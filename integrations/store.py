@@ -82,7 +82,7 @@ calls = Table(
     Column("purpose", String(64)),
     Column("order_ref", String(32)),
     Column("status", String(32), nullable=False, default="initiated"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("started_at", DateTime(timezone=True)),
     Column("ended_at", DateTime(timezone=True)),
     Column("end_reason", String(64)),
@@ -116,7 +116,7 @@ events = Table(
     Column("order_ref", String(32), index=True),
     Column("data", JSON, nullable=False),
     Column("at_ms", Integer),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 status_updates = Table(
