@@ -13,12 +13,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from voice.replay import free_port
 
 __all__ = ["PostgresServer", "PostgresUnavailable", "find_bindir"]
 
@@ -44,12 +45,6 @@ def find_bindir() -> Path | None:
     if initdb and shutil.which("pg_ctl"):
         return Path(os.path.realpath(initdb)).parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _service_account() -> pwd.struct_passwd:
@@ -98,7 +93,7 @@ class PostgresServer:
             account = _service_account()
             os.chown(root, account.pw_uid, account.pw_gid)
             run_as = account.pw_name
-        server = cls(bindir, root, _free_port(), run_as)
+        server = cls(bindir, root, free_port(), run_as)
         atexit.register(server.stop)
         try:
             server._initdb()

@@ -3,10 +3,7 @@
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -18,6 +15,8 @@ import websockets
 
 from voice import twilio
 from voice.audio import read_wav, write_wav
+from voice.bench import postvoice_command
+from voice.replay import free_port
 
 ROOT = Path(__file__).parents[1]
 SCENARIOS = ROOT / "audio_fixtures" / "scenarios"
@@ -25,21 +24,10 @@ CLIPS = ROOT / "audio_fixtures" / "clips"
 pytestmark = pytest.mark.slow
 
 
-def _cli() -> list[str]:
-    exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "POSTVOICE_TWILIO_AUTH_TOKEN": "blackbox-auth-token",
@@ -48,10 +36,10 @@ def server(tmp_path_factory):
         "POSTVOICE_DATABASE_URL": f"sqlite:///{tmp}/calls.db",
         "POSTVOICE_ALLOW_INJECTION": "true",
     }
-    subprocess.run([*_cli(), "seed"], env=env, check=True, capture_output=True)
+    subprocess.run([*postvoice_command(), "seed"], env=env, check=True, capture_output=True)
     log = open(tmp / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [*_cli(), "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        [*postvoice_command(), "serve", "--port", str(port)], env=env, stdout=log, stderr=log
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -72,7 +60,7 @@ def server(tmp_path_factory):
 
 def _replay(server, *args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*_cli(), "replay", *args, "--url", server["ws"]],
+        [*postvoice_command(), "replay", *args, "--url", server["ws"]],
         env={**server["env"], "COLUMNS": "200"},
         capture_output=True,
         text=True,

@@ -50,7 +50,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,8 +63,16 @@ from typing import Any
 import httpx
 import psutil
 
-from voice.audio import SAMPLE_RATE, read_wav
-from voice.replay import CallResult, FakeTwilio, ReplayTarget, call_scenario, target_from_url
+from voice.audio import SAMPLE_RATE
+from voice.replay import (
+    CallResult,
+    FakeTwilio,
+    ReplayTarget,
+    call_scenario,
+    free_port,
+    take_turn,
+    target_from_url,
+)
 from voice.scenario import Scenario, Turn, load_scenario
 
 __all__ = [
@@ -83,6 +90,7 @@ __all__ = [
     "level_passes",
     "parse_env",
     "percentile",
+    "postvoice_command",
     "ramp",
     "run_bench",
     "run_calls",
@@ -379,15 +387,10 @@ class ProcessMonitor:
             self._stop.wait(RSS_SAMPLE_S)
 
 
-def _cli() -> list[str]:
+def postvoice_command() -> list[str]:
+    """The `postvoice` command of this Python environment (as a module when not installed)."""
     exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
     return [exe] if exe else [sys.executable, "-m", "voice.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -436,15 +439,17 @@ async def started_server(
     """Seed a temporary demo shop and run `postvoice serve` on it; yields the `Server`. Its
     log goes to `log_file` when given (else into the temporary directory)."""
     with tempfile.TemporaryDirectory(prefix="postvoice-bench-") as tmp:
-        port = _free_port()
+        port = free_port()
         env = server_env(port, f"sqlite:///{Path(tmp) / 'bench.db'}", overrides, concurrency)
-        seeded = subprocess.run([*_cli(), "seed"], env=env, capture_output=True, text=True)
+        seeded = subprocess.run(
+            [*postvoice_command(), "seed"], env=env, capture_output=True, text=True
+        )
         if seeded.returncode != 0:
             raise InfrastructureError(f"postvoice seed failed:\n{seeded.stderr[-2000:]}")
         log_path = log_file or Path(tmp) / "server.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                [*_cli(), "serve", "--port", str(port), *server_args],
+                [*postvoice_command(), "serve", "--port", str(port), *server_args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -629,13 +634,7 @@ def long_call_drive(
             if now_s >= seconds:
                 await call.hangup()
                 break
-            if turn.say is not None:
-                answer_to = await call.play(read_wav(turn.say))
-            else:
-                at = await call.silence(turn.silence or 0.0)
-                if not await call.wait_reply(at, timeout_s=1.5) and call.reply_pending():
-                    await call.wait_reply(at)
-                answer_to = -1
+            answer_to = await take_turn(call, turn)
         outcome.seconds_reached = call.now_ms() / 1000
 
     return drive

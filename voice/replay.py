@@ -47,9 +47,12 @@ __all__ = [
     "FakeTwilio",
     "ReplayTarget",
     "call_scenario",
+    "free_port",
     "in_process_server",
+    "play_turn",
     "replay_scenario",
     "run_target",
+    "take_turn",
 ]
 
 log = logging.getLogger(__name__)
@@ -502,6 +505,17 @@ async def play_turn(call: FakeTwilio, turn: Turn) -> int:
     return await call.silence(turn.silence or 0.0)
 
 
+async def take_turn(call: FakeTwilio, turn: Turn) -> int:
+    """Play one caller turn; the call time to wait for a reply to (-1: none is owed). Silence
+    may or may not draw a reprompt: one that has begun is waited for."""
+    at = await play_turn(call, turn)
+    if turn.silence is None:
+        return at
+    if not await call.wait_reply(at, timeout_s=1.5) and call.reply_pending():
+        await call.wait_reply(at)
+    return -1
+
+
 async def _pick_up(call: FakeTwilio, turns: list[Turn]) -> tuple[int, list[Turn]]:
     """An outbound callee's opening: their first `say:`/`silence:` turn, or a silent pick-up.
     Returns the call time it started and the turns left."""
@@ -731,7 +745,8 @@ async def replay_recording(
 # --- the server -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -754,7 +769,7 @@ async def in_process_server(
     from integrations.store import Store, make_engine
     from voice.server import create_app
 
-    port = _free_port()
+    port = free_port()
     auth, admin = secrets.token_hex(16), secrets.token_hex(16)
     settings = Settings(
         twilio_auth_token=auth,

@@ -53,8 +53,8 @@ import psutil
 from dialog.events import Hints
 from integrations.redact import RedactingFilter, redact_card_numbers
 from voice.audio import SAMPLE_RATE
-from voice.replay import FakeTwilio, call_scenario, in_process_server, play_turn
-from voice.scenario import Scenario, Turn, load_scenario
+from voice.replay import FakeTwilio, call_scenario, in_process_server, take_turn
+from voice.scenario import Scenario, load_scenario
 from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer
 
@@ -473,20 +473,9 @@ def _driver(plan: CallPlan, book: FaultBook, outcome: CallOutcome, scripted: boo
             if scripted and clip is not None:
                 book.push_script(call.params.call_sid, clip_transcript(clip))
             since = len(call.state.arrivals)
-            answer_to = await _play(call, turn)
+            answer_to = await take_turn(call, turn)
 
     return drive
-
-
-async def _play(call: FakeTwilio, turn: Turn) -> int:
-    """Play one turn; the call time to wait for a reply to (-1: no reply expected)."""
-    at = await play_turn(call, turn)
-    if turn.silence is None:
-        return at
-    # Silence may or may not draw a reprompt: wait for one only if it has begun.
-    if not await call.wait_reply(at, timeout_s=1.5) and call.reply_pending():
-        await call.wait_reply(at)
-    return -1
 
 
 async def _drop_mid_reply(call: FakeTwilio, since: int, rng: random.Random) -> bool:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from voice.bench import postvoice_command
+from voice.replay import free_port
 
 ROOT = Path(__file__).parents[2]
 SCREENSHOTS = ROOT / "out" / "screenshots"
@@ -41,18 +41,6 @@ START_TIMEOUT_S = 180  # the speech models load and warm before /healthz answers
 PAGE_TIMEOUT_MS = 20_000
 
 
-def cli() -> list[str]:
-    """The `postvoice` command of this venv."""
-    exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class LiveServer:
     """A `postvoice serve --dev` subprocess with its own database and admin token."""
@@ -67,7 +55,7 @@ class LiveServer:
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run `postvoice <args>` against this server's database and secrets."""
         return subprocess.run(
-            [*cli(), *args],
+            [*postvoice_command(), *args],
             env={**self.env, "COLUMNS": "200"},
             cwd=self.tmp,
             capture_output=True,
@@ -105,7 +93,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     """The demo shop seeded into a fresh SQLite database, served on a free loopback port with
     the outbox worker in process; stopped (terminate, then kill) after the browser tests."""
     tmp = tmp_path_factory.mktemp("browser-server")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **_clean_environment(),
@@ -128,7 +116,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     log = open(server.log_path, "w")  # noqa: SIM115 - open for the server's whole life
     proc = subprocess.Popen(
-        [*cli(), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)],
+        [*postvoice_command(), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=tmp,
         stdout=log,

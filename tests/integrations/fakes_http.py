@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from voice.replay import free_port
+
 __all__ = [
     "FakeAfterShip",
     "FakeEasyPost",
@@ -817,15 +819,6 @@ resources.Store.dump_to_disk = lambda self: None
 from localstripe.server import app
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
-
-
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +20,8 @@ from integrations.demo import shop_sms
 from integrations.outbox import OutboxItem
 from integrations.store import Store, make_engine
 from tests.pg import PostgresServer
-from voice.replay import ReplayTarget, replay_scenario
+from voice.bench import postvoice_command
+from voice.replay import ReplayTarget, free_port, replay_scenario
 from voice.scenario import Scenario
 
 pytestmark = pytest.mark.slow
@@ -34,17 +32,6 @@ ADMIN_TOKEN = "multi-instance-admin"
 # What Twilio is configured with: a load balancer in front of both servers.
 PUBLIC_URL = "https://voice.example.test"
 BATCH = 60
-
-
-def _cli() -> list[str]:
-    exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
@@ -75,8 +62,10 @@ def cluster(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict]:
         "POSTVOICE_WORKER_IN_PROCESS": "false",
         "POSTVOICE_WORKER_POLL_S": "0.1",
     }
-    subprocess.run([*_cli(), "seed"], env=env, check=True, capture_output=True, timeout=120)
-    ports = [_free_port(), _free_port()]
+    subprocess.run(
+        [*postvoice_command(), "seed"], env=env, check=True, capture_output=True, timeout=120
+    )
+    ports = [free_port(), free_port()]
     with ExitStack() as stack:
         procs: list[tuple[subprocess.Popen, Path]] = []
 
@@ -88,11 +77,11 @@ def cluster(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict]:
             return proc
 
         servers = [
-            spawn(f"server-{n}", [*_cli(), "serve", "--port", str(port)])
+            spawn(f"server-{n}", [*postvoice_command(), "serve", "--port", str(port)])
             for n, port in enumerate(ports)
         ]
         for n in (1, 2):
-            spawn(f"worker-{n}", [*_cli(), "worker", "--worker-id", f"w{n}"])
+            spawn(f"worker-{n}", [*postvoice_command(), "worker", "--worker-id", f"w{n}"])
         try:
             for n, (proc, port) in enumerate(zip(servers, ports, strict=True)):
                 _wait_healthy(f"http://127.0.0.1:{port}", proc, tmp_path / f"server-{n}.log")

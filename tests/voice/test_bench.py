@@ -4,9 +4,7 @@ one real run against `postvoice serve`."""
 import asyncio
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from voice.bench import (
     level_passes,
     parse_env,
     percentile,
+    postvoice_command,
     ramp,
     run_calls,
     sample_of,
@@ -284,16 +283,21 @@ async def test_speech_slower_than_real_time_is_counted_as_underruns(tmp_path):
 # --- the command, end to end ------------------------------------------------------------------
 
 
-def _cli() -> list[str]:
-    exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
-
-
 @pytest.mark.slow
 def test_bench_runs_calls_through_the_real_server_and_writes_its_figures(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [*_cli(), "bench", "--calls", "2", "--concurrency", "2", "--fast", "--json", str(out)],
+        [
+            *postvoice_command(),
+            "bench",
+            "--calls",
+            "2",
+            "--concurrency",
+            "2",
+            "--fast",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
