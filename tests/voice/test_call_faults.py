@@ -155,14 +155,20 @@ def tickets(deps: CallDeps) -> list[dict]:
 # --- speech to text fails -------------------------------------------------------------------
 
 
-async def test_a_failed_transcription_is_apologised_for_and_a_person_offered(tmp_path):
-    stt = ScriptedTranscriber([RuntimeError("whisper crashed"), "no"])
-    deps = shop_deps(tmp_path, stt)
+async def heard_trouble(deps: CallDeps) -> Line:
+    """A call whose first utterance the transcriber fails on: up to the agent saying so."""
     line = Line(deps)
     line.start()
     await until(lambda: deps.synthesizer.spoken)
     line.speak()
     await until(lambda: any("trouble hearing you" in s for s in deps.synthesizer.spoken))
+    return line
+
+
+async def test_a_failed_transcription_is_apologised_for_and_a_person_offered(tmp_path):
+    stt = ScriptedTranscriber([RuntimeError("whisper crashed"), "no"])
+    deps = shop_deps(tmp_path, stt)
+    line = await heard_trouble(deps)
     offer = next(t for t in line.agent_turns() if "trouble hearing you" in t)
     assert offer.endswith("Would you like me to connect you with a person?")
     line.speak()  # "no": carry on, the open question again
@@ -175,11 +181,7 @@ async def test_a_failed_transcription_is_apologised_for_and_a_person_offered(tmp
 async def test_a_second_failed_transcription_hands_over_with_a_ticket(tmp_path):
     stt = ScriptedTranscriber([RuntimeError("whisper crashed"), TimeoutError("stuck")])
     deps = shop_deps(tmp_path, stt)
-    line = Line(deps)
-    line.start()
-    await until(lambda: deps.synthesizer.spoken)
-    line.speak()
-    await until(lambda: any("trouble hearing you" in s for s in deps.synthesizer.spoken))
+    line = await heard_trouble(deps)
     line.speak()
     record = await line.ended()  # the agent ends the stream: Twilio dials the person
     assert record["end_reason"] == "transfer"
@@ -195,11 +197,7 @@ async def test_a_second_failed_transcription_hands_over_with_a_ticket(tmp_path):
 async def test_yes_to_the_offered_person_hands_over(tmp_path):
     stt = ScriptedTranscriber([RuntimeError("whisper crashed"), "yes please"])
     deps = shop_deps(tmp_path, stt)
-    line = Line(deps)
-    line.start()
-    await until(lambda: deps.synthesizer.spoken)
-    line.speak()
-    await until(lambda: any("trouble hearing you" in s for s in deps.synthesizer.spoken))
+    line = await heard_trouble(deps)
     line.speak()
     record = await line.ended()
     assert record["end_reason"] == "transfer"
@@ -210,11 +208,7 @@ async def test_yes_to_the_offered_person_hands_over(tmp_path):
 async def test_without_a_handoff_in_the_agent_the_session_transfers_itself(tmp_path):
     stt = ScriptedTranscriber([RuntimeError("one"), RuntimeError("two")])
     deps = echo_deps(tmp_path, stt)
-    line = Line(deps)
-    line.start()
-    await until(lambda: deps.synthesizer.spoken)
-    line.speak()
-    await until(lambda: any("trouble hearing you" in s for s in deps.synthesizer.spoken))
+    line = await heard_trouble(deps)
     line.speak()
     record = await line.ended()
     assert record["transfer_to"] == deps.settings.human_number
