@@ -873,20 +873,19 @@ class CallSession:
             self.agent.hear(text, transcript.confidence), u.speech_end_ms, timing
         )
 
-    async def _transcribe(self, pcm: np.ndarray) -> Any:
+    async def _transcribe(self, pcm: np.ndarray) -> Transcript:
         """Speech to text with a deadline; any failure becomes `_HearingFailed`."""
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            async with asyncio.timeout(self.settings.stt_timeout_s):
-                with on_behalf_of(self._sid):  # the STT pool takes turns across calls
-                    return await self.deps.transcriber.transcribe(pcm, self.hints)
+            return await self._transcribe_early(pcm, self.hints)
         except Exception as exc:
             raise _HearingFailed(repr(exc)) from exc
 
     async def _transcribe_early(self, pcm: np.ndarray, hints: Hints | None) -> Transcript:
-        """A speculative transcription, started at a pause while the caller may go on."""
+        """Speech to text with a deadline, in this call's turn on the STT pool; also what the
+        turn taker starts at a pause while the caller may go on."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
         async with asyncio.timeout(self.settings.stt_timeout_s):
-            with on_behalf_of(self._sid):
+            with on_behalf_of(self._sid):  # the STT pool takes turns across calls
                 return await self.deps.transcriber.transcribe(pcm, hints)
 
     async def _early_transcript(self, early: asyncio.Task | None) -> Transcript | None:
