@@ -210,24 +210,32 @@ class WhisperTranscriber(Transcriber):
 
     async def transcribe(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
         """Decode on the STT pool, in this call's turn; the event loop serves other calls."""
-        audio_ms = int(len(pcm) * 1000 / SAMPLE_RATE)
-        if _rms_dbfs(pcm) < self.options.min_rms_dbfs:
+        audio_ms, audio = self._model_input(pcm)
+        if audio is None:
             return Transcript("", 0.0, audio_ms, 0)
-        # One resampling, in float: no round trip through int16 on the way to the model.
-        audio = resample(to_float32(pcm), SAMPLE_RATE, WHISPER_RATE)
         started = time.perf_counter()
         text, confidence = await self.pool.run(self._decode, audio, hints)
         decode_ms = int((time.perf_counter() - started) * 1000)
         return Transcript(text, confidence, audio_ms, decode_ms)
 
     def transcribe_blocking(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
-        """`transcribe` in the calling thread (tools and benchmarks; not for the event loop)."""
+        """`transcribe` in the calling thread (tools and benchmarks; not for the event loop).
+        Its time includes the resampling."""
+        started = time.perf_counter()
+        audio_ms, audio = self._model_input(pcm)
+        if audio is None:
+            return Transcript("", 0.0, audio_ms, 0)
+        text, confidence = self._decode(audio, hints)
+        return Transcript(text, confidence, audio_ms, int((time.perf_counter() - started) * 1000))
+
+    def _model_input(self, pcm: np.ndarray) -> tuple[int, np.ndarray | None]:
+        """The utterance's length in ms, and its audio at the model's rate (None: too quiet
+        to hold speech)."""
         audio_ms = int(len(pcm) * 1000 / SAMPLE_RATE)
         if _rms_dbfs(pcm) < self.options.min_rms_dbfs:
-            return Transcript("", 0.0, audio_ms, 0)
-        started = time.perf_counter()
-        text, confidence = self._decode(resample(to_float32(pcm), SAMPLE_RATE, WHISPER_RATE), hints)
-        return Transcript(text, confidence, audio_ms, int((time.perf_counter() - started) * 1000))
+            return audio_ms, None
+        # One resampling, in float: no round trip through int16 on the way to the model.
+        return audio_ms, resample(to_float32(pcm), SAMPLE_RATE, WHISPER_RATE)
 
     def _decode(self, audio: np.ndarray, hints: Hints | None) -> tuple[str, float]:
         seconds = len(audio) / WHISPER_RATE
