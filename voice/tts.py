@@ -69,10 +69,7 @@ def speech_chunks(text: str) -> list[str]:
         current = pieces[0]
         for i, piece in enumerate(pieces[1:], start=1):
             rest = " ".join(pieces[i:])
-            if (
-                len(current.split()) >= _MIN_CLAUSE_WORDS
-                and len(rest.split()) >= _MIN_CLAUSE_WORDS
-            ):
+            if len(current.split()) >= _MIN_CLAUSE_WORDS and len(rest.split()) >= _MIN_CLAUSE_WORDS:
                 chunks.append(current)
                 current = piece
             else:
