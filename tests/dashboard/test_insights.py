@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dialog.graph import read_flows
-from dialog.loader import DEFAULT_FLOWS, load_flows
+from dialog.loader import load_flows
 from integrations.demo import seed
 from integrations.store import Store
 from integrations.worker import Worker, deliverers_from
@@ -27,14 +26,6 @@ from voice.settings import Settings
 ADMIN = "admin-token"
 BEARER = {"Authorization": f"Bearer {ADMIN}"}
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def flows_dir(tmp_path: Path) -> Path:
-    """A copy of the shipped flows: the merchant's own directory."""
-    target = tmp_path / "flows"
-    shutil.copytree(DEFAULT_FLOWS, target)
-    return target
 
 
 @pytest.fixture

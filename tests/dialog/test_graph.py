@@ -3,28 +3,13 @@ directory still read file by file."""
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from dialog.graph import DONE, START, Problem, flow_graph, read_flows
-from dialog.loader import DEFAULT_FLOWS, load_flows
+from dialog.loader import load_flows
 from dialog.schema import FlowFile
-
-
-@pytest.fixture
-def flows_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "flows"
-    shutil.copytree(DEFAULT_FLOWS, target)
-    return target
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
+from tests.dialog.test_loader import write
 
 
 def test_every_shipped_flow_is_a_graph_whose_edges_land_on_its_nodes():

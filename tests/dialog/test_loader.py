@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -10,14 +9,6 @@ import pytest
 
 from dialog.loader import DEFAULT_FLOWS, FlowError, check_flows, load_flows
 from dialog.yaml_lines import load_yaml
-
-
-@pytest.fixture
-def flows_dir(tmp_path: Path) -> Path:
-    """A copy of the shipped flows, to break one file at a time."""
-    target = tmp_path / "flows"
-    shutil.copytree(DEFAULT_FLOWS, target)
-    return target
 
 
 def write(directory: Path, name: str, text: str) -> Path:
