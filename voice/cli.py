@@ -570,6 +570,37 @@ def nlu_eval(
 
 
 @app.command()
+def conversations(
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="A conversation file or directory (default: the shipped set)."),
+    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
+    flows_dir: Annotated[
+        Path | None, typer.Option("--flows", help="Your own flows directory.")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print each failed conversation's transcript.")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every conversation's result here.")
+    ] = None,
+) -> None:
+    """Run typed conversations against the demo shop and print right outcomes per category;
+    exits 1 when any conversation fails."""
+    from voice.conversations import SHIPPED, format_results, results_json, run
+
+    setup_logging("ERROR")
+    outcomes = run(target or SHIPPED, flows_dir=flows_dir, category=category)
+    typer.echo(format_results(outcomes, verbose=verbose))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(results_json(outcomes))
+    if not outcomes or not all(o.passed for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor() -> None:
     """Check each configured provider (credentials, reachability, webhook URLs) and the models."""
     import asyncio

@@ -38,7 +38,7 @@ import websockets
 
 from voice import twilio
 from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode, read_wav, write_wav
-from voice.scenario import Scenario, Turn, load_scenario
+from voice.scenario import Scenario, Turn, event_matches, load_scenario
 from voice.settings import Settings
 from voice.vad import voiced_frames
 
@@ -689,6 +689,12 @@ def check_expectations(scenario: Scenario, report: dict[str, Any]) -> list[str]:
     for action in expect.not_actions:
         if action in types:
             failures.append(f"not_actions: a {action!r} event happened")
+    for wanted in expect.events:
+        if not any(event_matches(e, wanted) for e in report["events"]):
+            failures.append(f"events: no event matching {wanted}")
+    for unwanted in expect.not_events:
+        if any(event_matches(e, unwanted) for e in report["events"]):
+            failures.append(f"not_events: an event matching {unwanted} happened")
     if expect.handoff is not None and report["handoff"] != expect.handoff:
         failures.append(f"handoff: expected {expect.handoff}, got {report['handoff']}")
     if expect.max_latency_ms is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Expect", "Scenario", "Turn", "load_scenario"]
+__all__ = ["Expect", "Scenario", "Turn", "event_matches", "load_scenario"]
 
 
 class Turn(BaseModel):
@@ -51,8 +51,16 @@ class Expect(BaseModel):
     agent_never_says: list[str] = Field(default_factory=list)
     actions: list[str] = Field(default_factory=list)
     not_actions: list[str] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    not_events: list[dict[str, Any]] = Field(default_factory=list)
     handoff: bool | None = None
     max_latency_ms: int | None = None
+
+
+def event_matches(event: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a reported event has every field of `wanted` (`type`, `order`, any data field),
+    compared as text so YAML's `order: 1003` matches "1003"."""
+    return all(k in event and str(event[k]) == str(v) for k, v in wanted.items())
 
 
 class Scenario(BaseModel):
