@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 
+from dialog import understanding
 from dialog.actions import ACTIONS, ActionContext
 from dialog.engine import Engine
 from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
+from dialog.faq import answers_over_request, match_faqs
 from dialog.loader import Flows, load_flows
 from dialog.mood import read_mood
 from dialog.policy import Policy, load_policy
+from dialog.repair import Interruption, Revision, revisions
+from dialog.requests import NOT_PROCEDURES, Requests
 from dialog.slots import SlotContext
+from dialog.summary import summarize
 from dialog.understanding import Understanding, classify
-from integrations.models import Customer, Order
+from integrations.models import Order
 from integrations.protocols import Services
 from integrations.redact import redact_card_numbers
 
@@ -40,26 +46,8 @@ _LOW_CONFIDENCE = 0.4
 _MAX_ESCALATIONS = 2  # then the caller keeps the empathetic wording (and can ask for a person)
 # Answers that an order number in the same breath overrides ("no, I said 1003").
 _SWITCHABLE = {"yes_no", "choice", "text", "size", "return_reason", "coupon_code", "rating"}
-_OPEN_INTENTS_NOT_FLOWS = {"yes", "no", "unknown", "human", "goodbye"}
-
-# What the agent says when the voice layer fails or the call runs too long. Not in the flow
-# files: these moments are not procedures, and they must work whatever flows a shop writes.
-_HEARING_TROUBLE = (
-    "Sorry, I'm having trouble hearing you right now. "
-    "Would you like me to connect you with a person?"
-)
-_OFFER_DECLINED = "Okay."
-_OFFER_TAKEN = "Okay, I'll connect you with a person now."
-_FAULT_LEADS = {
-    "stt_failed": "I'm sorry, I still can't hear you properly, so I'll connect you with a person.",
-}
-_FAULT_LEAD = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
-_WRAP_UP = "We've been talking for quite a while, so I need to end this call now."
-_WRAP_UP_TICKET = (
-    "I've passed everything we discussed to our team, and a person will follow up with you."
-)
-_WRAP_UP_TEXTED = "I've texted you the ticket number."
-_WRAP_UP_GOODBYE = "Thank you for calling. Goodbye."
+_OPEN_INTENTS_NOT_FLOWS = NOT_PROCEDURES
+_LEADING_NO = re.compile(r"^\W*(?:(?:oh|um|uh|well|so)\W+)*(?:no|nope|nah)\b\W*", re.IGNORECASE)
 
 
 @cache
@@ -125,7 +113,10 @@ class Agent:
         self._asked_anything_else = False
         self._escalate_next = False
         self._served = False
-        self._offered: str | None = None  # a person was offered because of this fault
+        # A person was offered: ("fault", reason) when the voice layer failed, ("faq", id)
+        # when the FAQ's answer offers one (another language); a yes hands over.
+        self._offered: tuple[str, str] | None = None
+        self._interrupted: list[Interruption] = []
         number = human_number or services.human_number or HUMAN_NUMBER
         self._engine = Engine(
             flows=self.flows,
@@ -139,6 +130,7 @@ class Agent:
             summary=self._summarize,
             caller_words=self._caller_words,
         )
+        self._requests = Requests(self._engine, self.flows)
 
     # --- what the voice layer and the report read ---------------------------------------------
 
@@ -221,8 +213,8 @@ class Agent:
         and offer a person. A "yes" next hands over (with a ticket); anything else carries on."""
         if self._finished:
             return
-        self._offered = reason
-        yield self._seen(Say(_HEARING_TROUBLE))
+        self._offered = ("fault", reason)
+        yield self._seen(Say(self.flows.conversation.hearing_trouble))
         yield Hints(slot="yes_no")
 
     async def fail(self, reason: str, *, apologised: bool = False) -> AsyncIterator[Event]:
@@ -232,7 +224,8 @@ class Agent:
         if self._finished:
             return
         self._offered = None
-        lead = None if apologised else _FAULT_LEADS.get(reason, _FAULT_LEAD)
+        conv = self.flows.conversation
+        lead = None if apologised else (conv.cannot_hear if reason == "stt_failed" else conv.fault)
         async for event in self._turn(self._hand_over(reason, lead), "fault"):
             yield event
 
@@ -250,6 +243,7 @@ class Agent:
         """One turn: keep the transcript; a failure hands over instead of going silent."""
         self._engine.memo["filled"] = False
         self._engine.memo["input"] = source
+        self._engine.memo["turn"] = self._engine.memo.get("turn", 0) + 1
         try:
             async with aclosing(events):
                 async for event in events:
@@ -310,19 +304,34 @@ class Agent:
         engine.begin(self.flows[roles.escalation], replace=False)
 
     async def _run(self) -> AsyncIterator[Event]:
-        """Run the flows; when the procedure is over, take the next request or ask for one."""
+        """Run the flows; when the procedure is over, come back to one the caller stepped away
+        from, take the next request, or ask for one."""
         engine = self._engine
         self._maybe_escalate()
         async for event in engine.run():
             yield event
         if engine.finished or engine.stack:
             return
+        self._queue_more_orders()
+        if self._interrupted:
+            back = self._interrupted.pop()
+            back.restore(engine)
+            engine.slots["resume_topic"] = back.topic
+            yield Say(engine.render(self.flows.conversation.resume))
+            async for event in self._run():
+                yield event
+            return
         if self._queued:
             intent, said = self._queued.pop(0)
             flow = self.flows.for_intent(intent)
             if flow is not None:
                 engine.slots["trigger_intent"] = intent
+                engine.slots["next_topic"] = self._requests.topic(intent, said)
+                yield Say(engine.render(self.flows.conversation.next_request))
                 now, engine.heard = engine.heard, said  # the words that asked for it
+                engine.slots["order"] = (
+                    None if self._requests.names_an_order(said) else engine.slots.get("order")
+                )
                 engine.begin(flow)
                 engine.heard = now
                 self._served = True
@@ -347,6 +356,13 @@ class Agent:
         yield Say(engine.render(self.flows.conversation.anything_else))
         yield Hints(slot="yes_no")
 
+    def _queue_more_orders(self) -> None:
+        """ "Where are both my orders?": the next order, for the same procedure."""
+        more = self._engine.memo.pop("more_orders", None)
+        intent = self._engine.slots.get("trigger_intent")
+        if more and intent:
+            self._queued[:0] = [(str(intent), f"order {n}") for n in more]
+
     def _open_hints(self) -> Hints | None:
         """At an open question: the caller's product names.
 
@@ -365,26 +381,52 @@ class Agent:
         heard = classify(text)
         offered, self._offered = self._offered, None
         if offered and heard.intent in ("yes", "no"):  # the answer to "would you like a person?"
-            events = (
-                self._hand_over(offered, _OFFER_TAKEN)
-                if heard.intent == "yes"
-                else _listed(self._repeat(_OFFER_DECLINED))
-            )
+            kind, reason = offered
+            if heard.intent == "no":
+                events = _listed(self._repeat(self.flows.conversation.offer_declined))
+            elif kind == "fault":
+                events = self._hand_over(reason, self.flows.conversation.offer_taken)
+            else:
+                await self._note("human", heard)
+                engine.handoff(reason)
+                events = self._run()
             async for event in events:
                 yield event
             return
         self._escalate_next = self._notice_mood(text)
-        if heard.intent == "human":
+        if heard.intent == "human" and not self._faq_first(text, heard):
             await self._note("human", heard)
             self._escalate_next = False  # they asked for a person: no need to offer one
             engine.handoff("caller_request")
             events = self._run()
+        elif understanding.is_greeting(text):
+            events = _listed(self._hello())
+        elif self._call.direction == "outbound" and understanding.is_unavailable(text):
+            events = self._unavailable()
         elif engine.waiting is not None:
             events = self._answer(heard, confidence)
         else:
             events = self._request(heard, confidence)
         async for event in events:
             yield event
+
+    def _hello(self) -> list[Event]:
+        """ "Hello?", "who is this?": who we are (on a call we placed, why we call), and the
+        question again."""
+        conv = self.flows.conversation
+        engine = self._engine
+        if self._call.direction == "outbound" and engine.slots.get("order_number"):
+            lead = conv.reintroduce
+        else:
+            lead = conv.hello_back
+        return self._repeat(engine.render(lead), short=False)
+
+    async def _unavailable(self) -> AsyncIterator[Event]:
+        """The person we called cannot talk now: no questions, a polite goodbye."""
+        self._engine.finished = True
+        self._outcome = "callee_unavailable"
+        yield Say(self._engine.render(self.flows.conversation.unavailable))
+        yield EndCall("callee_unavailable")
 
     def _notice_mood(self, text: str) -> bool:
         """Whether this utterance should open the escalation flow."""
@@ -399,11 +441,15 @@ class Agent:
         self._escalations += 1
         return True
 
+    # --- an answer to the question a flow asked -----------------------------------------------
+
     async def _answer(self, heard: Understanding, confidence: float) -> AsyncIterator[Event]:
-        """The caller answers the question a flow asked (or changes the subject)."""
+        """The caller answers the question a flow asked, corrects something, steps away from
+        it (another request, a question on the side) or calls it off."""
         engine = self._engine
         step = engine.waiting
         assert step is not None
+        text = engine.heard
         current = self._order_number()
         said_number = heard.order_number
         switch = (
@@ -412,11 +458,33 @@ class Agent:
             and engine.waiting_type in _SWITCHABLE
             and (heard.correction or heard.intent not in ("yes", "no"))
         )
+        cue = heard.correction or understanding.corrected_part(text) is not None
+        other = self._requests.other_order_named(text, current)
+        if not switch and other is not None and engine.waiting_type in _SWITCHABLE:
+            # "no, not that one, I meant the espresso machine": that order instead
+            switch = cue or heard.intent == "unknown"
         if switch:
             async for event in self._restart_for(heard):
                 yield event
             return
-        value = engine.parse(engine.heard)
+        confirming = engine.confirming
+        value = engine.parse(text)
+        if confirming and (cue or understanding.denies_and_continues(text) or value is None):
+            value = None  # "no, make it a large": a correction, not a bare no
+        if value is None or cue:
+            # A correction, or an answer to a question still to come ("store credit is fine"
+            # when asked why): the slot it fills is changed or kept for later.
+            changes = revisions(engine, text, new_values=value is None)
+            if changes:
+                async for event in self._revise(changes[0]):
+                    yield event
+                return
+        if value is None and understanding.is_cancel(text):
+            async for event in self._cancel():
+                yield event
+            return
+        if confirming and value is None:
+            value = engine.parse(text)  # "no, the other way": nothing to correct, so a no
         if value is not None:
             self._misses = 0
             if heard.intent != "unknown":
@@ -426,6 +494,9 @@ class Agent:
                 # the rest is a request for afterwards. (Other answers can sound like a
                 # request themselves: "they stopped working" is a reason, not a new request.)
                 self._queue_others(heard)
+                follow = self._requests.follow_up(text)
+                if follow is not None:
+                    self._queued.insert(0, follow)
             engine.accept(value)
             async for event in self._run():
                 yield event
@@ -436,11 +507,20 @@ class Agent:
             async for event in self._run():
                 yield event
             return
+        if self._faq_first(text, heard):
+            async for event in self._faq(text):
+                yield event
+            return
         flow = self.flows.for_intent(heard.intent)
         if flow is not None and not self._related(flow.name):
             await self._note(heard.intent, heard)
+            self._step_away()
             self._start_flow(flow, heard)
             async for event in self._run():
+                yield event
+            return
+        if understanding.is_question(text) and heard.intent in _OPEN_INTENTS_NOT_FLOWS:
+            for event in self._repeat(self.flows.conversation.cannot_handle, short=False):
                 yield event
             return
         if self._escalate_next:
@@ -450,6 +530,90 @@ class Agent:
         lead = self.flows.conversation.didnt_catch
         async for event in engine.missed(lead):
             yield event
+
+    async def _revise(self, change: Revision) -> AsyncIterator[Event]:
+        """A correction: the slot takes its new value and the procedure goes on from where it
+        was answered (asking its confirmation again); said done already, a person follows up."""
+        engine = self._engine
+        outcome = engine.revise(change.frame, change.slot, change.value)
+        await self._record("slot.corrected", slot=change.slot, outcome=outcome)
+        if outcome == "too_late":
+            ticket, _texted = await self._leave_ticket("change_after_action")
+            yield Say(engine.render(self.flows.conversation.too_late_to_change))
+            if ticket:
+                yield Say(engine.render("Your ticket number is {ticket_id}."))
+            for event in self._repeat(self.flows.conversation.changed):
+                yield event
+            return
+        if outcome == "set":
+            for event in self._repeat(self.flows.conversation.changed):
+                yield event
+            return
+        async for event in self._run():
+            yield event
+
+    async def _cancel(self) -> AsyncIterator[Event]:
+        """ "Forget it": the procedure under way stops; nothing it had not done yet is done."""
+        engine = self._engine
+        engine.stack.clear()
+        yield Say(engine.render(self.flows.conversation.cancelled))
+        async for event in self._run():
+            yield event
+
+    def _step_away(self) -> None:
+        """The caller asks for something else in the middle of a procedure: keep it, to come
+        back to once the other is done."""
+        engine = self._engine
+        roles = self.flows.conversation.roles
+        top = engine.top_flow
+        if top is None or top.name in (roles.start, roles.handoff, roles.goodbye, roles.fallback):
+            return
+        if not engine.stack[-1].waiting:
+            return
+        self._interrupted.append(
+            Interruption(list(engine.stack), dict(engine.slots), self._requests.resume_topic())
+        )
+
+    # --- questions the procedures do not cover ------------------------------------------------
+
+    def _faq_first(self, text: str, heard: Understanding) -> bool:
+        """Whether the FAQ answers this before any procedure: a question about the shop in
+        general, or nothing else understood."""
+        if not match_faqs(text, self.flows.faq):
+            return False
+        if heard.intent in _OPEN_INTENTS_NOT_FLOWS and heard.intent != "human":
+            return True
+        return (understanding.is_question(text) and answers_over_request(text)) or (
+            understanding.speaks_other_language(text)
+        )
+
+    async def _faq(self, text: str) -> AsyncIterator[Event]:
+        """The shop's answer; then the call goes on where it was, a person is offered, or it
+        ends."""
+        entries = match_faqs(text, self.flows.faq)
+        engine = self._engine
+        for entry in entries:
+            await self._record("faq.answered", faq=entry.id)
+        entry = entries[-1]
+        answer = " ".join(engine.render(e.answer) for e in entries)
+        if entry.then == "end_call":
+            engine.finished = True
+            yield Say(answer)
+            yield EndCall("faq")
+            return
+        if entry.then == "offer_person":
+            self._offered = ("faq", entry.id)
+            yield Say(answer)
+            yield Hints(slot="yes_no")
+            return
+        if engine.waiting is not None:
+            for event in self._repeat(answer, short=False):
+                yield event
+            return
+        yield Say(answer)
+        self._asked_anything_else = True
+        yield Say(engine.render(self.flows.conversation.anything_else))
+        yield Hints(slot="yes_no")
 
     def _related(self, name: str) -> bool:
         """Whether flow `name` is the procedure under way, or calls it, or is called by it:
@@ -486,43 +650,106 @@ class Agent:
             yield event
 
     def _start_flow(self, flow: Any, heard: Understanding, intent: str | None = None) -> None:
-        """Begin a procedure for the caller's request (`intent` names why, when known)."""
+        """Begin a procedure for the caller's request (`intent` names why, when known); the
+        other requests in the same breath wait their turn, each with its own words."""
         engine = self._engine
         engine.slots["trigger_intent"] = intent or next(
             (i for i in heard.intents if self.flows.by_intent.get(i) == flow.name),
             heard.intent,
         )
-        engine.begin(flow)
+        requests = self._requests.split(heard)
+        own = next((w for i, w in requests if self.flows.for_intent(i) == flow), None)
+        if own is not None and len(requests) > 1:
+            now, engine.heard = engine.heard, own
+            engine.begin(flow)
+            engine.heard = now
+        else:
+            engine.begin(flow)
         self._served = True
         self._asked_anything_else = False
         self._queue_others(heard, started=flow.name)
 
     def _queue_others(self, heard: Understanding, started: str | None = None) -> None:
-        """Other requests in the same sentence ("where is it, and can I return the shoes?")."""
-        for intent in heard.intents:
+        """Other requests in the same breath ("where is it, and can I return the shoes?"),
+        each with the words that ask for it; the caller hears they will all be served."""
+        before = len(self._queued)
+        requests = self._requests.split(heard)
+        several = len(requests) > 1
+        if not several:
+            requests = [(i, self._engine.heard) for i in heard.intents]
+        first = True
+        for intent, words in requests:
             flow = self.flows.for_intent(intent)
-            if flow is None or flow.name == started or self._related(flow.name):
+            if flow is None:
+                continue
+            if first and flow.name == started:
+                first = False
+                continue
+            if several:
+                asked = {started} | {self.flows.for_intent(i).name for i, _w in self._queued}
+                again = flow.name in asked and self._requests.thing(intent, words) is None
+                if not again and (intent, words) not in self._queued:
+                    self._queued.append((intent, words))
+                continue
+            if flow.name == started or self._related(flow.name):
                 continue
             if intent not in (queued for queued, _text in self._queued):
-                self._queued.append((intent, self._engine.heard))
+                self._queued.append((intent, words))
+        added = len(self._queued) - before
+        if added and started is not None:
+            conv = self.flows.conversation
+            self._engine.notes.append(conv.several if added == 1 else conv.several_more)
+
+    # --- a new request, at the open question --------------------------------------------------
 
     async def _request(self, heard: Understanding, confidence: float) -> AsyncIterator[Event]:
         """A turn at the open question: what does the caller want?"""
         engine = self._engine
+        text = engine.heard
         intent = heard.intent
+        if intent == "no" and understanding.denies_and_continues(text):
+            # "No, I said it's too small, I need a large": never a bare no.
+            rest = classify(_LEADING_NO.sub("", text))
+            if rest.intent not in _OPEN_INTENTS_NOT_FLOWS:
+                heard, intent = rest, rest.intent
+        if self._changed_mind(heard):
+            frame, answer = engine.last_answer  # type: ignore[misc]
+            await self._note(intent, heard)
+            engine.reopen(frame, not answer)
+            async for event in self._run():
+                yield event
+            return
+        follow_up = understanding.asks_about(text) or (
+            (heard.correction or understanding.denies_and_continues(text))
+            and self._requests.names_an_order(text)
+        )
+        if intent in _OPEN_INTENTS_NOT_FLOWS and follow_up:
+            last = str(engine.slots.get("trigger_intent") or "")
+            if self.flows.for_intent(last) is not None:
+                intent = last  # "what about the other one?": the same again, for that one
+        if self._faq_first(text, heard):
+            async for event in self._faq(text):
+                yield event
+            return
         if heard.order_number is not None and intent in ("unknown", "yes", "no"):
             intent = "order_status"
         flow = self.flows.for_intent(intent)
         if flow is not None:
             self._misses = 0
             await self._note(intent, heard)
-            self._start_flow(flow, heard)
+            self._start_flow(flow, heard, intent)
             async for event in self._run():
                 yield event
             return
         if intent == "goodbye" or (intent == "no" and (self._asked_anything_else or self._served)):
             await self._note(intent, heard)
             engine.begin(self.flows[self.flows.conversation.roles.goodbye])
+            async for event in self._run():
+                yield event
+            return
+        if understanding.is_question(text) and intent in _OPEN_INTENTS_NOT_FLOWS:
+            self._asked_anything_else = False
+            yield Say(engine.render(self.flows.conversation.cannot_handle))
             async for event in self._run():
                 yield event
             return
@@ -550,6 +777,22 @@ class Agent:
         engine.begin(self.flows[self.flows.conversation.roles.fallback])
         async for event in self._run():
             yield event
+
+    def _changed_mind(self, heard: Understanding) -> bool:
+        """ "Actually, yes, text me the link after all": the caller turns round the answer to
+        the last yes/no question of a procedure that has just finished."""
+        last = self._engine.last_answer
+        text = self._engine.heard
+        if last is None or self._engine.stack:
+            return False
+        if not (heard.correction or understanding.corrected_part(text) is not None):
+            return False
+        if heard.intent not in _OPEN_INTENTS_NOT_FLOWS:
+            flow = self.flows.for_intent(heard.intent)
+            if flow is None or flow.name != last[0].flow.name:
+                return False
+        said = understanding.parse_yes_no(understanding.corrected_part(text) or text)
+        return said is not None and said != last[1]
 
     async def _on_keypad(self, digits: str) -> AsyncIterator[Event]:
         engine = self._engine
@@ -618,12 +861,13 @@ class Agent:
         engine = self._engine
         unfinished = bool(engine.stack or self._queued)  # a request was still under way
         ticket, texted = await self._leave_ticket(reason) if unfinished else (None, False)
-        yield Say(_WRAP_UP, barge_in=False)
+        conv = self.flows.conversation
+        yield Say(conv.wrap_up, barge_in=False)
         if ticket:
-            yield Say(_WRAP_UP_TICKET, barge_in=False)
+            yield Say(conv.wrap_up_ticket, barge_in=False)
             if texted:
-                yield Say(_WRAP_UP_TEXTED, barge_in=False)
-        yield Say(_WRAP_UP_GOODBYE, barge_in=False)
+                yield Say(conv.wrap_up_texted, barge_in=False)
+        yield Say(conv.wrap_up_goodbye, barge_in=False)
         engine.finished = True
         yield EndCall(reason)
 
@@ -662,72 +906,11 @@ class Agent:
         except Exception:
             _log.exception("could not record %s on %s", type, self._call.call_sid)
 
-    # --- summary ------------------------------------------------------------------------------
-
     def _summarize(self) -> str:
         """A few lines for the person taking over, or for the call record."""
-        slots = self._engine.slots
-        customer = slots.get("customer")
-        who = (
-            f"{customer.name} (customer {customer.id})"
-            if isinstance(customer, Customer)
-            else ("not identified")
+        return summarize(
+            self._engine, self._call, self._intents, self._sink.recorded, self._outcome
         )
-        if slots.get("verified_customer"):
-            who += f", verified by {slots.get('verified_by') or 'second factor'}"
-        parts = [f"Caller {self._call.caller_number or 'unknown'}: {who}"]
-        if self._call.direction == "outbound":
-            parts.append(f"Outbound call ({self._call.purpose or 'no purpose'})")
-        if self._intents:
-            parts.append("Intents: " + ", ".join(self._intents))
-        reports = self._engine.memo.get("reports", {})
-        if reports:
-            parts.append("Orders: " + "; ".join(_order_line(n, r) for n, r in reports.items()))
-        not_found = self._engine.memo.get("not_found", [])
-        if not_found:
-            parts.append("Not found: " + ", ".join(not_found))
-        decisions = [_decision(t, o, d) for t, o, d in self._sink.recorded if t in _DECISIONS]
-        if decisions:
-            parts.append("Done: " + "; ".join(decisions))
-        parts.append(f"Outcome: {self._outcome or 'in progress'}")
-        return ". ".join(parts) + "."
-
-
-_DECISIONS = {
-    "sms.sent",
-    "ticket.created",
-    "return.created",
-    "return.denied",
-    "exchange.created",
-    "replacement.created",
-    "refund.created",
-    "refund.pending_approval",
-    "refund.denied",
-    "refund.held",
-    "coupon.checked",
-    "coupon.offered",
-    "delivery.rescheduled",
-    "address.changed",
-    "redirect.requested",
-    "claim.opened",
-    "csat.recorded",
-    "escalation",
-}
-
-
-def _decision(type: str, order: str | None, data: dict[str, Any]) -> str:
-    detail = ", ".join(
-        f"{k}={v}" for k, v in data.items() if k in ("reason", "rma", "purpose", "score", "code")
-    )
-    where = f" {order}" if order else ""
-    return f"{type}{where}" + (f" ({detail})" if detail else "")
-
-
-def _order_line(number: str, report: Any) -> str:
-    line = f"{number} {report.kind.value.replace('_', ' ')}"
-    if report.days_without_scan is not None:
-        line += f", no carrier scan for {report.days_without_scan} days"
-    return line
 
 
 async def _listed(events: list[Event]) -> AsyncIterator[Event]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from functools import cache
 from typing import Any
@@ -37,8 +37,9 @@ from dialog.schema import (
     SetStep,
     Step,
 )
-from dialog.slots import SLOT_TYPES, SlotContext
-from dialog.speech import items_are_plural, say_carrier
+from dialog.slots import SLOT_TYPES, SlotContext, hear, stated
+from dialog.speech import items_are_plural, say_carrier, say_order_number
+from dialog.understanding import corrected_part
 from integrations.models import Order
 from integrations.protocols import ProviderError, Services
 
@@ -70,6 +71,16 @@ class Frame:
     attempts: int = 0
     in_call: bool = False
     reask: bool = False
+    # Conversation repair: where each slot was answered (or found already answered), so a
+    # correction can go back there; whether the step at `pc` waits for a yes to its
+    # `confirm`, or has had it; the last step that changed the world (no going back past it).
+    filled_at: dict[str, int] = field(default_factory=dict)
+    confirming: bool = False
+    confirmed: int | None = None
+    acted: int = -1
+    replaying: bool = False
+    reask_full: bool = False
+    prefilled: set[str] = field(default_factory=set)  # said before it was asked
 
 
 _SINGULAR = {"it": "it", "they": "it", "its": "it's", "was": "was", "is": "is", "has": "has"}
@@ -103,7 +114,10 @@ class Engine:
     heard: str = ""
     finished: bool = False
     listening: bool = False
-    _order_seen: Order | None = None
+    notes: list[str] = field(default_factory=list)
+    last_answer: tuple[Frame, bool] | None = None
+    _order_seen: tuple[Order, bool] | None = None
+    _confirm_steps: dict[tuple[str, int], CollectStep] = field(default_factory=dict)
 
     # --- what is going on ---------------------------------------------------------------------
 
@@ -115,8 +129,24 @@ class Engine:
         frame = self.stack[-1]
         if not frame.waiting:
             return None
+        if frame.confirming:
+            return self._confirmation(frame)
         step = frame.flow.steps[frame.pc]
         return step if isinstance(step, CollectStep) else None
+
+    @property
+    def confirming(self) -> bool:
+        """Whether the caller is asked to confirm an action (yes or no)."""
+        return bool(self.stack and self.stack[-1].waiting and self.stack[-1].confirming)
+
+    def _confirmation(self, frame: Frame) -> CollectStep:
+        """The yes/no question a step's `confirm` asks, as a question like any other."""
+        key = (frame.flow.name, frame.pc)
+        if key not in self._confirm_steps:
+            step = frame.flow.steps[frame.pc]
+            assert isinstance(step, ActionStep) and step.confirm
+            self._confirm_steps[key] = CollectStep(collect="confirmed", ask=step.confirm)
+        return self._confirm_steps[key]
 
     @property
     def waiting_type(self) -> str | None:
@@ -140,7 +170,13 @@ class Engine:
         yes = step.yes if step is not None and step.yes is not None else decl.yes
         no = step.no if step is not None and step.no is not None else decl.no
         return SlotContext(
-            today=today, values=self.slots, options=decl.options or {}, yes=yes, no=no
+            today=today,
+            values=self.slots,
+            options=decl.options or {},
+            yes=yes,
+            no=no,
+            yes_when=decl.yes_when,
+            no_when=decl.no_when,
         )
 
     # --- templates ----------------------------------------------------------------------------
@@ -201,6 +237,7 @@ class Engine:
             self.stack.clear()
         elif self.stack and self.stack[-1].waiting:
             self.stack[-1].reask = True
+        self.last_answer = None
         self.listening = False
         frame = Frame(flow, heard=self.heard)
         self.stack.append(frame)
@@ -217,12 +254,9 @@ class Engine:
             if not decl.keep:
                 self.slots.pop(name, None)
             if decl.from_utterance and frame.heard:
-                slot_type = SLOT_TYPES[decl.type]
-                if slot_type.parse is not None:
-                    ctx = self.slot_context(frame.flow, name)
-                    value = slot_type.parse(frame.heard, ctx)
-                    if value is not None:
-                        self.slots[name] = value
+                value = self.hear_also(frame.flow, name, frame.heard, opening=True)
+                if value is not None:
+                    self.slots[name] = value
         self.sync_order()
 
     # --- answers ------------------------------------------------------------------------------
@@ -238,31 +272,109 @@ class Engine:
         if keypad:
             return slot_type.keypad(text, ctx) if slot_type.keypad and step.keypad else None
         assert slot_type.parse is not None
-        return slot_type.parse(text, ctx)
+        return hear(slot_type, text, ctx)
 
     def accept(self, value: Any) -> None:
-        """Fill the waiting slot and move past the question."""
+        """Fill the waiting slot and move past the question (a confirmation: run the action
+        on a yes, decline it on a no)."""
         frame = self.stack[-1]
+        if frame.confirming:
+            frame.confirming = frame.waiting = False
+            frame.attempts = 0
+            if value:
+                frame.confirmed = frame.pc
+            else:
+                self._decline(frame)
+            return
         step = frame.flow.steps[frame.pc]
         assert isinstance(step, CollectStep)
+        if self.flows.slot_types.get(step.collect) == "yes_no":
+            self.last_answer = (replace(frame, filled_at=dict(frame.filled_at)), bool(value))
         self.slots[step.collect] = value
+        frame.filled_at[step.collect] = frame.pc
         for other in step.also:
-            if self.slots.get(other) is None:
-                slot_type = SLOT_TYPES[self.flows.slot_types[other]]
-                if slot_type.parse is not None and self.heard:
-                    found = slot_type.parse(self.heard, self.slot_context(frame.flow, other))
-                    if found is not None:
-                        self.slots[other] = found
+            if self.slots.get(other) is None and self.heard:
+                found = self.hear_also(frame.flow, other, self.heard)
+                if found is not None:
+                    self.slots[other] = found
         frame.waiting = False
         frame.attempts = 0
         self._goto(frame, self._next(frame, step))
 
+    def hear_also(self, flow: Flow, slot: str, text: str, *, opening: bool = False) -> Any:
+        """A slot's value said in passing, while something else was asked: a yes/no slot only
+        from its statements ("it came, but it's cracked"), a choice only from its options'
+        words, never from a bare yes. In the `opening` sentence of a flow that declares a
+        yes/no slot `from_utterance`, a yes or no counts ("no thanks, I'm good")."""
+        type_name = self.flows.slot_types.get(slot, "text")
+        slot_type = SLOT_TYPES[type_name]
+        ctx = self.slot_context(flow, slot)
+        if type_name == "yes_no" and not opening:
+            part = corrected_part(text)  # "fine, oh wait, no, there's a chip": the chip
+            said = stated(part, ctx) if part else None
+            return said if said is not None else stated(text, ctx)
+        if type_name == "choice":
+            ctx = replace(ctx, yes=None, no=None)
+        return hear(slot_type, text, ctx)
+
+    def _decline(self, frame: Frame) -> None:
+        """The caller said no to what the step would do: its `on_decline`, else nothing done
+        and the flow ends."""
+        step = frame.flow.steps[frame.pc]
+        assert isinstance(step, ActionStep)
+        if step.on_decline is not None:
+            self._goto(frame, self._target(frame, step.on_decline))
+            return
+        self.notes.append(self.flows.conversation.declined)
+        self._goto(frame, None)
+
+    def revise(self, frame: Frame, slot: str, value: Any) -> str:
+        """A correction: give `slot` its new value and go back to just after where it was
+        answered, so everything that follows from it is worked out again (and any
+        confirmation asked again). "set" when the flow had not reached it yet, "revised",
+        or "too_late" when something was done since that cannot be undone."""
+        at = frame.filled_at.get(slot)
+        if at is None:
+            self.slots[slot] = value
+            frame.prefilled.add(slot)  # asked later, even by an `ask_always` step: answered
+            return "set"
+        if at < frame.acted:
+            return "too_late"
+        self.slots[slot] = value
+        while self.stack and self.stack[-1] is not frame:
+            self.stack.pop()  # a flow it called (a question under way) is left behind
+        frame.waiting = frame.confirming = frame.in_call = False
+        frame.confirmed = None
+        frame.attempts = 0
+        frame.replaying = True
+        frame.pc = at  # `_next` counts from the step it is given
+        self._goto(frame, self._next(frame, frame.flow.steps[at]))
+        self.sync_order()
+        return "revised"
+
+    def reopen(self, frame: Frame, value: bool) -> None:
+        """The caller changed their mind about a yes/no question of a flow that has finished
+        ("actually, yes, text me the link"): run that flow on from the question with the new
+        answer."""
+        self.stack.clear()
+        self.listening = False
+        frame.waiting = True
+        self.stack.append(frame)
+        self.accept(value)
+
     async def missed(self, lead: str) -> AsyncIterator[Event]:
         """The caller's answer did not fit: ask again, or give up after `max_attempts`."""
         frame = self.stack[-1]
-        step = frame.flow.steps[frame.pc]
-        assert isinstance(step, CollectStep)
+        step = self.waiting
+        assert step is not None
         frame.attempts += 1
+        if frame.confirming and frame.attempts >= step.max_attempts:
+            frame.confirming = frame.waiting = False
+            frame.attempts = 0
+            self._decline(frame)
+            async for event in self.run():
+                yield event
+            return
         if frame.attempts < step.max_attempts:
             events = self.question(short=True)
             if events and lead:
@@ -307,6 +419,8 @@ class Engine:
     async def run(self) -> AsyncIterator[Event]:
         """Execute steps until the caller must answer, the flows end, or the call ends."""
         executed = 0
+        while self.notes:
+            yield Say(self.render(self.notes.pop(0)))
         while self.stack and not self.finished:
             frame = self.stack[-1]
             if not frame.started:
@@ -314,8 +428,9 @@ class Engine:
             if frame.waiting:
                 if frame.reask:
                     frame.reask = False
-                    for event in self.question(short=True):
+                    for event in self.question(short=not frame.reask_full):
                         yield event
+                    frame.reask_full = False
                 return
             if frame.pc >= len(frame.flow.steps):
                 self._pop()
@@ -349,16 +464,31 @@ class Engine:
                 self._goto(frame, self._next(frame, step))
             case CollectStep():
                 value = self.slots.get(step.collect)
-                if value is not None and not step.ask_always:
+                if value is not None and (
+                    not step.ask_always or frame.replaying or step.collect in frame.prefilled
+                ):
+                    frame.filled_at[step.collect] = frame.pc
                     self._goto(frame, self._next(frame, step))
                     return
                 frame.waiting = True
                 frame.attempts = 0
+                frame.replaying = False
                 yield self._say(step, step.ask)
                 yield self.hints_for(frame, step)
             case ActionStep():
+                if step.confirm and frame.confirmed != frame.pc and not frame.flow.spec.unattended:
+                    frame.waiting = frame.confirming = True
+                    frame.attempts = 0
+                    frame.replaying = False
+                    yield Say(self.render(step.confirm))
+                    yield Hints(slot="yes_no")
+                    return
+                frame.confirmed = None
+                at = frame.pc
                 async for event in self._action(frame, step):
                     yield event
+                if ACTIONS[step.action].changes_world:
+                    frame.acted = max(frame.acted, at)
             case BranchStep():
                 self._goto(frame, self._arm(frame, step.branch))
             case SetStep():
@@ -437,6 +567,11 @@ class Engine:
         order = self.slots.get("order")
         return order.number if isinstance(order, Order) else None
 
+    def force_sync(self) -> None:
+        """Work the order's slots out again (after the call's memory was put back)."""
+        self._order_seen = None
+        self.sync_order()
+
     def sync_order(self) -> None:
         """Keep the slots derived from the current order (and who may hear about it) in step."""
         order = self.slots.get("order")
@@ -456,12 +591,23 @@ class Engine:
             if private and order.payment_method
             else "your original payment method"
         )
-        if order is self._order_seen:
+        seen = self._order_seen
+        if seen is not None and seen[0] is order and seen[1] == private:
             return
-        self._order_seen = order
+        self._order_seen = (order, private)
+        self.slots.update(order_number=order.number, order_delivered=order.delivered_at is not None)
+        if not private:
+            # Before a second factor the caller hears of "order ten oh six", never what is in
+            # it, who carries it or what it cost (DESIGN.md, what a caller may hear).
+            self.slots.update(_SINGULAR)
+            self.slots.update(
+                item=f"order {say_order_number(order.number)}",
+                carrier="the carrier",
+                order_total=None,
+            )
+            return
         self.slots.update(_PLURAL if items_are_plural(order) else _SINGULAR)
         self.slots.update(
-            order_number=order.number,
             item=order,
             carrier=say_carrier(order.carrier) if order.carrier else "the carrier",
             order_total=order.total_cents,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialog.loader import CONVERSATION_FILE, DEFAULT_FLOWS, read_and_check
+from dialog.loader import CONVERSATION_FILE, DEFAULT_FLOWS, FAQ_FILE, read_and_check
 from dialog.schema import (
     END,
     ActionStep,
@@ -34,6 +34,8 @@ from dialog.schema import (
     Step,
 )
 from dialog.yaml_lines import LineDict, YamlError, load_yaml
+
+_NOT_FLOWS = (CONVERSATION_FILE, FAQ_FILE)  # beside the flows, but not procedures
 
 __all__ = [
     "DONE",
@@ -323,7 +325,7 @@ def read_flows(directory: Path | None = None) -> FlowsOverview:
     seen: set[str] = set()
     paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
     for path in paths:
-        if path.name == CONVERSATION_FILE:
+        if path.name in _NOT_FLOWS:
             continue
         shown = path.name
         mine = [p for p in problems if p.file == shown]
@@ -341,7 +343,7 @@ def read_flows(directory: Path | None = None) -> FlowsOverview:
 def _unchecked(directory: Path, exc: Exception) -> FlowsOverview:
     """What can be said of a directory the loader could not check: which files are not
     text it can read (the usual cause), else the loader's own complaint."""
-    paths = sorted(p for p in directory.glob("*.yaml") if p.name != CONVERSATION_FILE)
+    paths = sorted(p for p in directory.glob("*.yaml") if p.name not in _NOT_FLOWS)
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.yaml")):
         try:

@@ -37,6 +37,8 @@ from dialog.schema import (
     Conversation,
     ConversationFile,
     EndStep,
+    FaqEntry,
+    FaqFile,
     FlowFile,
     HandoffStep,
     SayStep,
@@ -63,6 +65,7 @@ DEFAULT_FLOWS = Path(__file__).with_name("flows")
 """The flows shipped with postvoice."""
 
 CONVERSATION_FILE = "conversation.yaml"
+FAQ_FILE = "faq.yaml"
 
 BUILTIN_SLOTS: dict[str, str] = {
     "shop": "text",
@@ -84,6 +87,7 @@ BUILTIN_SLOTS: dict[str, str] = {
     "carrier": "text",
     "payment_method": "payment",
     "order_total": "money",
+    "order_delivered": "bool",
     "order_filter": "text",
     "order_choices": "orders",
     "product_names": "value",
@@ -94,6 +98,9 @@ BUILTIN_SLOTS: dict[str, str] = {
     "handoff_reason": "text",
     "escalation_reason": "text",
     "trigger_intent": "text",
+    "confirmed": "yes_no",
+    "next_topic": "text",
+    "resume_topic": "text",
     "misses": "number",
     "too_many_misses": "bool",
     "courtesy_reason": "text",
@@ -171,6 +178,8 @@ class Flows:
     sms: dict[str, str]
     slot_types: dict[str, str]
     by_intent: dict[str, str] = field(default_factory=dict)
+    faq: tuple[FaqEntry, ...] = ()
+    topics: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Flow:
         return self.flows[name]
@@ -231,6 +240,8 @@ class _Read:
     conversation_data: Any = None
     sms: dict[str, str] = field(default_factory=dict)
     sms_lines: dict[str, int] = field(default_factory=dict)
+    faq: FaqFile | None = None
+    faq_data: Any = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -262,6 +273,27 @@ def _read_conversation(path: Path, read: _Read) -> None:
         read.errors.extend(_schema_errors(path, data, exc))
 
 
+def _read_faq(path: Path, read: _Read) -> None:
+    try:
+        data = load_yaml(path)
+    except YamlError as exc:
+        read.errors.append(f"{path}:{exc.line}: {exc}")
+        return
+    if not isinstance(data, LineDict) or "faq" not in data:
+        read.errors.append(f"{path}:1: the FAQ file starts with `faq:`")
+        return
+    _mark_lines(data)
+    entries = data.get("faq")
+    if isinstance(entries, LineList):
+        for entry in entries:
+            _mark_lines(entry)
+    try:
+        read.faq = FaqFile.model_validate(data)
+        read.faq_data = data
+    except ValidationError as exc:
+        read.errors.extend(_schema_errors(path, data, exc))
+
+
 def _read_dir(directory: Path) -> _Read:
     read = _Read(directory)
     if not directory.is_dir():
@@ -270,6 +302,9 @@ def _read_dir(directory: Path) -> _Read:
     for path in sorted(directory.glob("*.yaml")):
         if path.name == CONVERSATION_FILE:
             _read_conversation(path, read)
+            continue
+        if path.name == FAQ_FILE:
+            _read_faq(path, read)
             continue
         try:
             data = load_yaml(path)
@@ -311,6 +346,8 @@ def _targets(step: Step, i: int, count: int) -> Iterator[str | int]:
         yield step.on_fail
     if isinstance(step, ActionStep) and step.on_error not in (None, "handoff"):
         yield step.on_error  # type: ignore[misc]
+    if isinstance(step, ActionStep) and step.on_decline is not None:
+        yield step.on_decline
     if isinstance(step.next, list):
         for arm in step.next:
             yield arm.target
@@ -352,6 +389,10 @@ class _Checker:
                     continue
                 if SLOT_TYPES[decl.type].needs_options and not decl.options:
                     self.errors.append(f"{where}: slot {slot!r}: a {decl.type} slot needs options")
+                if (decl.yes_when or decl.no_when) and decl.type != "yes_no":
+                    self.errors.append(
+                        f"{where}: slot {slot!r}: yes_when/no_when are for yes_no slots"
+                    )
                 for word in ("yes", "no"):
                     value = getattr(decl, word)
                     if value is not None and value not in (decl.options or {}):
@@ -429,6 +470,10 @@ class _Checker:
                 self.err(path, step.line, "branch has no `else`: a caller could fall through")
         self.check_reachable(path, spec, ids)
         self.check_loops(path, spec, ids)
+        if not spec.unattended:
+            self.check_confirmed(path, spec, ids)
+        elif any(isinstance(st, ActionStep) and st.confirm for st in steps):
+            self.err(path, spec.line, "confirm: nobody is on the line in an unattended flow")
 
     def check_step(
         self, flow: str, path: Path, step: Step, declared: dict[str, SlotDecl], ids: dict
@@ -457,6 +502,9 @@ class _Checker:
                 if step.action not in ACTIONS:
                     self.err(path, line, f"unknown action {step.action!r}")
                 self.check_template(path, line, step.say_first, "say_first")
+                self.check_template(path, line, step.confirm, "confirm")
+                if step.on_decline is not None and step.confirm is None:
+                    self.err(path, line, "on_decline: only a step with `confirm` can be declined")
             case SetStep():
                 for slot in step.set:
                     if slot not in self.slot_types:
@@ -522,6 +570,46 @@ class _Checker:
             names = " → ".join(steps[k].id or f"step {k + 1}" for k in [*cycle, cycle[0]])
             self.err(path, steps[first].line, f"loops forever without asking the caller: {names}")
 
+    def check_confirmed(self, path: Path, spec: FlowFile, ids: dict[str, int]) -> None:
+        """Every action that changes the world is confirmed by the caller: it has `confirm`,
+        or every way to it passes a confirmed step with no question in between."""
+        steps = spec.steps
+        preds: dict[int, list[int]] = {i: [] for i in range(len(steps))}
+        for i, step in enumerate(steps):
+            for target in _targets(step, i, len(steps)):
+                j = ids.get(target) if isinstance(target, str) else target
+                if isinstance(j, int) and j < len(steps):
+                    preds[j].append(i)
+
+        def confirms(step: Step) -> bool:
+            return isinstance(step, ActionStep) and step.confirm is not None
+
+        # Greatest fixpoint: covered[i] holds when control arrives at step i only through
+        # confirmed steps with no question since.
+        covered = [True] * len(steps)
+        covered[0] = False
+        changed = True
+        while changed:
+            changed = False
+            for i in range(1, len(steps)):
+                value = bool(preds[i]) and all(
+                    confirms(steps[p]) or (covered[p] and not isinstance(steps[p], CollectStep))
+                    for p in preds[i]
+                )
+                if value != covered[i]:
+                    covered[i] = value
+                    changed = True
+        for i, step in enumerate(steps):
+            if not isinstance(step, ActionStep) or step.action not in ACTIONS:
+                continue
+            if ACTIONS[step.action].changes_world and not confirms(step) and not covered[i]:
+                self.err(
+                    path,
+                    step.line,
+                    f"action {step.action!r} changes the world: give it `confirm:` "
+                    "(what it will do, asked yes or no)",
+                )
+
     def check_calls(self) -> None:
         graph: dict[str, list[str]] = {}
         for name, (_path, spec) in self.read.flows.items():
@@ -551,6 +639,11 @@ class _Checker:
         for key, text in texts.items():
             line = line_of(data, ["conversation", key])
             self.check_template(path, line, text, key)
+        for intent, text in conv.topics.items():
+            line = line_of(data, ["topics", intent])
+            if intent not in understanding.TASKS:
+                self.err(path, line, f"topics.{intent}: not an intent that starts a procedure")
+            self.check_template(path, line, text, f"topics.{intent}")
         for name, text in self.read.sms.items():
             line = self.read.sms_lines.get(name, 0)
             if name not in SMS_FIELDS:
@@ -566,6 +659,21 @@ class _Checker:
                 if f not in SMS_FIELDS[name]:
                     allowed = ", ".join(sorted(SMS_FIELDS[name]))
                     self.err(path, line, f"sms.{name}: unknown field {{{f}}} (use {allowed})")
+
+    def check_faq(self) -> None:
+        faq = self.read.faq
+        if faq is None:
+            return
+        path = self.read.directory / FAQ_FILE
+        seen: set[str] = set()
+        for entry in faq.faq:
+            if entry.id in seen:
+                self.err(path, entry.line, f"faq {entry.id!r} is defined twice")
+            seen.add(entry.id)
+            self.check_template(path, entry.line, entry.answer, f"faq {entry.id}: answer")
+            for phrase in entry.when:
+                if not understanding.normalize(phrase.replace("*", "")):
+                    self.err(path, entry.line, f"faq {entry.id}: when: {phrase!r} has no words")
 
 
 def _cycles(edges: dict[int, list[int]]) -> list[list[int]]:
@@ -615,6 +723,7 @@ def read_and_check(directory: Path) -> tuple[_Read, _Checker]:
         checker.check_flow(name, path, spec)
     checker.check_calls()
     checker.check_conversation()
+    checker.check_faq()
     return read, checker
 
 
@@ -641,4 +750,6 @@ def load_flows(directory: Path | None = None) -> Flows:
         sms=dict(read.sms),
         slot_types=checker.slot_types,
         by_intent=dict(checker.by_intent),
+        faq=tuple(read.faq.faq) if read.faq else (),
+        topics=dict(read.conversation.topics),
     )

@@ -12,7 +12,11 @@ collects (each with a type from `dialog.slots`), and its steps. A step is exactl
   fill; `hint:` overrides the transcriber prompt (never an example value)
 - `action: name` — run a registered Python action over the integrations; `say_first:` is
   said before its first slow call; `on_error:` is where to go if a service fails (default:
-  apologise and hand over)
+  apologise and hand over). An action that changes the world (a return, a refund, a new
+  delivery day, an address, a claim) runs only after `confirm:` — one sentence saying what it
+  will do, answered yes; a no goes to `on_decline` (default: "Okay, I won't do that." and the
+  flow ends), a correction changes the slot and the sentence is asked again. An action
+  reached straight from a confirmed one, with no question between, is covered by it.
 - `branch: [{if: condition, then: step}, ..., {else: step}]`
 - `set: {slot: value}`
 - `call: flow` — run another flow, then carry on here
@@ -49,6 +53,8 @@ __all__ = [
     "CollectStep",
     "ConversationFile",
     "EndStep",
+    "FaqEntry",
+    "FaqFile",
     "FlowFile",
     "HandoffStep",
     "SayStep",
@@ -132,11 +138,14 @@ class CollectStep(_Step):
 
 
 class ActionStep(_Step):
-    """Run a registered action; `say_first` is spoken before it when it may be slow."""
+    """Run a registered action; `say_first` is spoken before it when it may be slow; `confirm`
+    is asked (yes or no) before it runs, and a no goes to `on_decline`."""
 
     action: str = Field(pattern=_ID)
     say_first: str | None = None
     on_error: str | None = None
+    confirm: str | None = Field(None, min_length=1)
+    on_decline: str | None = None
 
 
 class BranchStep(_Step):
@@ -217,7 +226,9 @@ class SlotDecl(_Strict):
 
     `from_utterance` fills it from the sentence that started the flow when it holds one
     ("I want to exchange it for a large"). Slots are cleared when their flow starts, unless
-    `keep` is true.
+    `keep` is true. A yes/no slot's `yes_when` and `no_when` phrases let a statement answer
+    it even when something else was asked ("it came, but it's cracked" says it arrived, and
+    not in good condition).
     """
 
     type: str
@@ -226,15 +237,19 @@ class SlotDecl(_Strict):
     no: str | None = None
     from_utterance: bool = False
     keep: bool = False
+    yes_when: list[str] = Field(default_factory=list)
+    no_when: list[str] = Field(default_factory=list)
     line: int = Field(0, alias="__line__", exclude=True)
 
 
 class FlowFile(_Strict):
-    """One procedure."""
+    """One procedure. `unattended` flows run with no caller on the line (a parcel received at
+    the warehouse), so nothing in them is asked or confirmed."""
 
     flow: str = Field(pattern=_ID)
     description: str = ""
     intents: list[str] = Field(default_factory=list)
+    unattended: bool = False
     slots: dict[str, str | SlotDecl] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
     line: int = Field(0, alias="__line__", exclude=True)
@@ -269,6 +284,42 @@ class Conversation(_Strict):
     keypad_unexpected: str = "Sorry, I wasn't expecting the keypad there."
     keypad_empty: str = "I didn't get any digits."
     filler: str = "Let me look that up."
+    declined: str = "Okay, I won't do that. Nothing has been changed."
+    confirm_reprompt: str = "Shall I go ahead? Please say yes or no."
+    cancelled: str = "Okay, I've stopped that. Nothing has been changed."
+    several: str = "I can help with both."
+    several_more: str = "I can help with all of those."
+    next_request: str = "Now, {next_topic}."
+    resume: str = "Now, back to {resume_topic}."
+    cannot_handle: str = (
+        "I'm sorry, I can't help with that here, but I can help with your orders, returns, "
+        "refunds, coupons and deliveries."
+    )
+    changed: str = "Okay."
+    too_late_to_change: str = (
+        "That's already been done, so I can't change it myself. I'll pass it to our team."
+    )
+    unavailable: str = "No problem, sorry to have caught you at a bad time. Goodbye."
+    offer_declined: str = "Okay."
+    reintroduce: str = "Hi, this is {shop}, calling about your order {order_number}."
+    # When the voice layer fails or the call runs too long: not procedures, so they work
+    # whatever flows a shop writes (these defaults), and a shop may reword them.
+    hearing_trouble: str = (
+        "Sorry, I'm having trouble hearing you right now. "
+        "Would you like me to connect you with a person?"
+    )
+    offer_taken: str = "Okay, I'll connect you with a person now."
+    cannot_hear: str = (
+        "I'm sorry, I still can't hear you properly, so I'll connect you with a person."
+    )
+    fault: str = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
+    wrap_up: str = "We've been talking for quite a while, so I need to end this call now."
+    wrap_up_ticket: str = (
+        "I've passed everything we discussed to our team, and a person will follow up with you."
+    )
+    wrap_up_texted: str = "I've texted you the ticket number."
+    wrap_up_goodbye: str = "Thank you for calling. Goodbye."
+    hello_back: str = "Hello, yes, I'm here."
     system_down: str = (
         "I'm sorry, I can't reach our order system right now, so I'll connect you with a person."
     )
@@ -281,4 +332,28 @@ class ConversationFile(_Strict):
     """`conversation.yaml`."""
 
     conversation: Conversation
+    topics: dict[str, str] = Field(default_factory=dict)
+    line: int = Field(0, alias="__line__", exclude=True)
+
+
+class FaqEntry(_Strict):
+    """One question the shop answers off-script.
+
+    `when` lists phrases; the entry answers an utterance holding every word of one of them
+    (in any order; a word ending in `*` matches any ending). `then` is what follows the
+    answer: the call goes on (`continue`), a person is offered (`offer_person`, a yes hands
+    over), or the call ends (`end_call`).
+    """
+
+    id: str = Field(pattern=_ID)
+    when: list[str] = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    then: Literal["continue", "offer_person", "end_call"] = "continue"
+    line: int = Field(0, alias="__line__", exclude=True)
+
+
+class FaqFile(_Strict):
+    """`faq.yaml`: the shop's answers to questions no procedure covers."""
+
+    faq: list[FaqEntry] = Field(default_factory=list)
     line: int = Field(0, alias="__line__", exclude=True)

@@ -8,6 +8,8 @@ for (`money`, `date`, `order`...) only know how to be said.
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +39,10 @@ __all__ = [
     "Factor",
     "SlotContext",
     "SlotType",
+    "hear",
     "named_item",
+    "resolve_size",
+    "stated",
 ]
 
 
@@ -58,6 +63,8 @@ class SlotContext:
     options: Mapping[str, Sequence[str]] = field(default_factory=dict)
     yes: str | None = None
     no: str | None = None
+    yes_when: Sequence[str] = ()
+    no_when: Sequence[str] = ()
 
     @property
     def products(self) -> tuple[str, ...]:
@@ -101,6 +108,19 @@ class SlotType:
         return self.parse is not None
 
 
+def hear(slot_type: SlotType, text: str, ctx: SlotContext) -> Any:
+    """The value of `slot_type` in what the caller said; after a correction ("Thursday, no
+    wait, Friday", "94101, sorry, 94110") the value said after it."""
+    if slot_type.parse is None:
+        return None
+    part = understanding.corrected_part(text)
+    if part is not None:
+        value = slot_type.parse(part, ctx)
+        if value is not None:
+            return value
+    return slot_type.parse(text, ctx)
+
+
 # --- parsers -----------------------------------------------------------------------------------
 
 
@@ -109,8 +129,24 @@ def _text(text: str, ctx: SlotContext) -> str | None:
     return clean or None
 
 
+def stated(text: str, ctx: SlotContext) -> bool | None:
+    """What a statement says of a yes/no slot, by its declared phrases ("it came, but it's
+    cracked": arrived, not in good condition); the last phrase said wins, a longer one over a
+    shorter one inside it ("no damage" over "damage"). None when none is said."""
+    clean = f" {understanding.normalize(text)} "
+    found: list[tuple[int, int, bool]] = []
+    for value, phrases in ((True, ctx.yes_when), (False, ctx.no_when)):
+        for phrase in phrases:
+            words = understanding.normalize(phrase)
+            for m in re.finditer(rf"(?<= ){re.escape(words)}(?= )", clean):
+                found.append((m.start(), m.end(), value))
+    kept = [f for f in found if not any(o != f and o[0] <= f[0] and f[1] <= o[1] for o in found)]
+    return max(kept)[2] if kept else None
+
+
 def _yes_no(text: str, ctx: SlotContext) -> bool | None:
-    return understanding.parse_yes_no(text)
+    said = stated(text, ctx)
+    return said if said is not None else understanding.parse_yes_no(text)
 
 
 def _yes_no_keys(digits: str, ctx: SlotContext) -> bool | None:
@@ -126,10 +162,10 @@ def _order_number_keys(digits: str, ctx: SlotContext) -> str | None:
     return digits or None
 
 
-def named_item(text: str, names: Sequence[str]) -> int | None:
+def named_item(text: str, names: Sequence[str], *, positions: bool = True) -> int | None:
     """Which of `names` the caller named, also when speech-to-text split or joined a word
-    ("ear buds" for "earbuds"); None when unclear."""
-    found = understanding.match_item(text, names)
+    ("ear buds" for "earbuds"); None when unclear. `positions` lets "the first one" count."""
+    found = understanding.match_item(text, names, positions=positions)
     if found is not None:
         return found
     said = re.sub(r"[^a-z]", "", text.lower())
@@ -138,7 +174,24 @@ def named_item(text: str, names: Sequence[str]) -> int | None:
         for i, name in enumerate(names)
         if any(w.rstrip("s") in said for w in re.findall(r"[a-z]{4,}", name.lower()))
     ]
+    if not hits:
+        hits = [i for i, name in enumerate(names) if _sounds_like(text, name)]
     return hits[0] if len(hits) == 1 else None
+
+
+def _sounds_like(text: str, name: str) -> bool:
+    """A product word heard slightly wrong ("ear bug" for "earbuds"): a word, or two said
+    together, close to one of the name's longer words."""
+    words = re.findall(r"[a-z]+", text.lower())
+    heard = words + [a + b for a, b in itertools.pairwise(words)]
+    for target in re.findall(r"[a-z]{5,}", name.lower()):
+        target = target.rstrip("s")
+        for word in heard:
+            if abs(len(word) - len(target)) <= 2 and (
+                difflib.SequenceMatcher(None, word, target).ratio() >= 0.8
+            ):
+                return True
+    return False
 
 
 def _choices(ctx: SlotContext) -> list[Order]:
@@ -286,27 +339,67 @@ def _choice_speak(value: Any, ctx: SlotContext) -> str:
 
 
 _SIZE_WORDS = sorted(((v, k) for k, v in SIZE_NAMES.items()), key=lambda p: -len(p[0]))
+SIZE_NAMES_BY_WORDS = {v: k for k, v in SIZE_NAMES.items()}
+_OWN_SIZE = re.compile(
+    r"\b(my|instead of|from|than|current|currently|its a|its an|is a)( a| an| the)? $"
+)
 _LETTER_NAMES = {"ex": "X", "x": "X", "s": "S", "m": "M", "l": "L"}
 
 
-def _size(text: str, ctx: SlotContext) -> str | None:
-    """A size ("large", "an L", "extra large", "size 9"); only those on offer when known."""
-    clean = " ".join(_tokens(text))
-    found: str | None = None
-    for words, code in _SIZE_WORDS:
-        if re.search(rf"\b{words}\b", clean):
-            found = code
-            break
-    if found is None:
-        for token in _tokens(text):
+def _absolute_size(text: str) -> str | None:
+    """A size named outright ("large", "an L", "size 9"), not "too small" or "a bigger one"."""
+    clean = understanding.relative_phrases_removed(text)
+    said: list[tuple[int, str]] = []  # (where, size), the longest name at each place
+    for words, _code in _SIZE_WORDS:
+        for m in re.finditer(rf"\b{words}\b", clean):
+            if not any(at <= m.start() < at + len(w) for at, w in said):
+                said.append((m.start(), words))
+    found = [(at, SIZE_NAMES_BY_WORDS[w]) for at, w in sorted(said)]
+    if not found:
+        for m in re.finditer(r"\b[a-z]+\b", clean):
+            token = m.group()
             upper = _LETTER_NAMES.get(token, token).upper()
             if upper in SIZE_NAMES and (len(token) > 1 or token in ("s", "m", "l")):
-                found = upper
-                break
-    if found is None and (m := re.search(r"\bsize (\d{1,2})\b", clean)):
-        found = m.group(1)
+                found.append((m.start(), upper))
+    # "a large instead of my medium": the size they have is not the one they want.
+    wanted = [code for at, code in found if not _OWN_SIZE.search(clean[max(0, at - 16) : at])]
+    if wanted or found:
+        return (wanted or found)[-1]
+    if m := re.search(r"\bsize (\d{1,2})\b", clean):
+        return m.group(1)
+    return None
+
+
+def resolve_size(steps: int, current: str | None, in_stock: Sequence[str]) -> str | None:
+    """The size `steps` away from `current` that is in stock: one step means the nearest size
+    that way, two exactly two sizes along. None when there is none (or no current size)."""
+    if not current or current.upper() not in SIZE_NAMES:
+        return None
+    ladder = list(SIZE_NAMES)
+    here = ladder.index(current.upper())
+    stocked = {s.upper() for s in in_stock}
+    if abs(steps) >= 2:
+        target = here + steps
+        return ladder[target] if 0 <= target < len(ladder) and ladder[target] in stocked else None
+    way = range(here + 1, len(ladder)) if steps > 0 else range(here - 1, -1, -1)
+    return next((ladder[i] for i in way if ladder[i] in stocked), None)
+
+
+def _size(text: str, ctx: SlotContext) -> str | None:
+    """A size ("large", "an L", "extra large", "size 9"), or one relative to the item's own
+    ("too small" → the next size up in stock); only those on offer when known. Before the
+    item's size is known a relative answer is kept as "+1"/"-1", for the return to resolve."""
+    found = _absolute_size(text)
     offered = ctx.values.get("size_options")
-    if found is not None and offered and found not in offered:
+    if found is None:
+        steps = understanding.relative_size(text)
+        if steps is None:
+            return None
+        current = ctx.values.get("current_size")
+        if current is None or offered is None:
+            return f"{steps:+d}"
+        return resolve_size(steps, str(current), [*offered, str(current)])
+    if offered and found not in offered:
         return None
     return found
 
@@ -314,6 +407,18 @@ def _size(text: str, ctx: SlotContext) -> str | None:
 def _sizes_speak(value: Any, ctx: SlotContext) -> str:
     sizes = value if isinstance(value, list | tuple) else [value]
     return say_list([say_size(str(s)) for s in sizes])
+
+
+_COLOURS = re.compile(
+    r"\b(black|white|grey|gray|blue|navy|red|green|yellow|orange|pink|purple|brown|beige"
+    r"|cream|ivory|tan|olive|teal|maroon|burgundy|silver|gold|charcoal)\b"
+)
+
+
+def _colour(text: str, ctx: SlotContext) -> str | None:
+    """A colour the caller asks for ("the same in blue")."""
+    m = _COLOURS.search(understanding.normalize(text))
+    return m.group(1) if m else None
 
 
 def _rating(text: str, ctx: SlotContext) -> int | None:
@@ -370,11 +475,27 @@ def _day(text: str, ctx: SlotContext) -> date | None:
     return understanding.parse_date(text, ctx.today)
 
 
+_STREET = re.compile(
+    r"\b(\d+[A-Za-z]?(?: [A-Za-z][A-Za-z.']*){1,5}?(?: (?:street|st|avenue|ave|road|rd|lane|ln"
+    r"|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|circle|parkway|highway|square"
+    r"|row|close))\b\.?(?: (?:apt|apartment|unit|suite|number|#) ?\w+)?)",
+    re.IGNORECASE,
+)
+
+
 def _street(text: str, ctx: SlotContext) -> str | None:
-    """A street line: a house number and a street name ("25 Elm Street")."""
+    """A street line: a house number and a street name ("25 Elm Street"). After a correction
+    ("no, it's 52 Elm Street") the street said last."""
+    found = _STREET.findall(text)
+    if found:
+        street = found[-1].strip().rstrip(".")
+        return street.title() if street.islower() else street
     clean = text.strip().rstrip(".")
     clean = re.sub(
-        r"^(it'?s|its|the address is|my address is|new address is)\s+", "", clean, flags=re.I
+        r"^(no,? )?(it'?s|its|the address is|my address is|new address is)\s+",
+        "",
+        clean,
+        flags=re.I,
     )
     if re.search(r"\d", clean) and re.search(r"[A-Za-z]{2,}", clean):
         return clean
@@ -396,6 +517,12 @@ _STATES = {
     "wyoming": "WY", "district of columbia": "DC",
 }  # fmt: skip
 _STATE_NAMES = {v: k for k, v in _STATES.items()}
+# How callers shorten state names ("Cambridge, Mass").
+_STATES.update({
+    "mass": "MA", "calif": "CA", "cali": "CA", "penn": "PA", "fla": "FL", "minn": "MN",
+    "mich": "MI", "wisc": "WI", "ariz": "AZ", "colo": "CO", "conn": "CT", "tenn": "TN",
+    "okla": "OK", "ore": "OR", "nev": "NV", "ill": "IL", "wash": "WA", "jersey": "NJ",
+})  # fmt: skip
 
 
 def _city(text: str, ctx: SlotContext) -> tuple[str, str] | None:
@@ -513,6 +640,7 @@ SLOT_TYPES: dict[str, SlotType] = {
             needs_options=True,
         ),
         SlotType("size", _size, _sizes_speak, hint="size"),
+        SlotType("colour", _colour),
         SlotType("rating", _rating, _number_speak, _rating_keys, hint="rating"),
         SlotType(
             "coupon_code",

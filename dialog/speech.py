@@ -20,6 +20,7 @@ __all__ = [
     "StatusKind",
     "StatusReport",
     "describe_order",
+    "describe_stage",
     "items_are_plural",
     "product_name",
     "say_age",
@@ -569,6 +570,54 @@ def _shipped(
         ShipmentStatus.RETURN_TO_SENDER: _problem,
     }
     return handlers.get(status, _in_transit)(shipment, s)
+
+
+_STAGES = {
+    StatusKind.NOT_SHIPPED: "prepared",
+    StatusKind.PRE_TRANSIT: "prepared",
+    StatusKind.IN_TRANSIT: "moving",
+    StatusKind.NO_TRACKING: "moving",
+    StatusKind.OUT_FOR_DELIVERY: "moving",
+    StatusKind.DELIVERED: "delivered",
+    StatusKind.FAILED_ATTEMPT: "delayed",
+    StatusKind.DELAYED: "delayed",
+    StatusKind.LOST: "delayed",
+    StatusKind.PROBLEM: "delayed",
+}
+
+
+def describe_stage(
+    order: Order, kind: StatusKind, shipment: Shipment | None, now: datetime, *, tz: tzinfo = UTC
+) -> str:
+    """What anyone may hear of an order before they are identified: that it exists, its stage
+    (being prepared, on its way, delayed, delivered) and the delivery day; never what is in it,
+    who carries it or what it cost."""
+    today = _local(now, tz).date()
+    said = f"Order {say_order_number(order.number)}"
+    eta = shipment.eta if shipment is not None and shipment.eta is not None else None
+    eta = eta if eta is not None and eta >= today else None
+    stage = _STAGES.get(kind)
+    if stage == "prepared":
+        return f"{said} is being prepared and hasn't shipped yet."
+    if stage == "moving":
+        if kind == StatusKind.OUT_FOR_DELIVERY:
+            return f"{said} is out for delivery and should arrive today."
+        return f"{said} is on its way" + (
+            f" and should arrive {say_date(eta, today)}." if eta else "."
+        )
+    if stage == "delayed":
+        return f"{said} is delayed" + (
+            f", and should now arrive {say_date(eta, today)}." if eta else "."
+        )
+    if stage == "delivered":
+        at = order.delivered_at
+        if at is None and shipment is not None:
+            scan = _latest(shipment, ShipmentStatus.DELIVERED)
+            at = scan.at if scan else None
+        return f"{said} was delivered" + (
+            f" {say_date(_local(at, tz).date(), today)}." if at else "."
+        )
+    return f"{said} is closed."
 
 
 def describe_order(

@@ -9,6 +9,7 @@ matched exactly. The pieces live in `dialog.nlu`; this module is the one the age
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,21 @@ from dialog.nlu.dates import parse_date
 from dialog.nlu.intents import INTENTS, TASKS, score_intents
 from dialog.nlu.numbers import ORDER_DIGITS, parse_order_number
 from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
+from dialog.nlu.repair import (
+    asks_about,
+    corrected_part,
+    denies_and_continues,
+    is_cancel,
+    is_greeting,
+    is_question,
+    is_unavailable,
+    refers_back,
+    refers_to_other,
+    relative_phrases_removed,
+    relative_size,
+    speaks_other_language,
+    wants_both,
+)
 from dialog.nlu.text import normalize
 from dialog.sentiment import escalation_phrases, is_distressed, sentiment
 
@@ -28,10 +44,17 @@ __all__ = [
     "RETURN_REASONS",
     "TASKS",
     "Understanding",
+    "asks_about",
     "classify",
+    "corrected_part",
+    "denies_and_continues",
     "escalation_phrases",
+    "is_cancel",
     "is_correction",
     "is_distressed",
+    "is_greeting",
+    "is_question",
+    "is_unavailable",
     "match_item",
     "normalize",
     "parse_coupon_code",
@@ -43,7 +66,13 @@ __all__ = [
     "parse_return_reason",
     "parse_yes_no",
     "parse_zip",
+    "refers_back",
+    "refers_to_other",
+    "relative_phrases_removed",
+    "relative_size",
     "sentiment",
+    "speaks_other_language",
+    "wants_both",
 ]
 
 
@@ -53,7 +82,8 @@ class Understanding:
 
     `intent` is the one to act on (a request for a person wins, then the first request
     said), `score` how sure we are (0-1), `intents` every intent found in the order said
-    ("where is my order and also I want to return the shoes" → order_status, return_request).
+    ("where is my order and also I want to return the shoes" → order_status, return_request),
+    and `requests` each with its own words when there are several.
     Slots are None when not said. `correction` says the caller is correcting something
     ("no, I said 1003"). `return_reason` is only read from returns, exchanges, refunds and
     damage reports, and `rating` only from an utterance that is no request.
@@ -70,6 +100,7 @@ class Understanding:
     return_reason: str | None = None
     rating: int | None = None
     correction: bool = False
+    requests: tuple[tuple[str, str], ...] = ()
 
 
 _REASON_INTENTS = {"return_request", "exchange_request", "damaged_item", "refund_request"}
@@ -77,7 +108,9 @@ _REASON_INTENTS = {"return_request", "exchange_request", "damaged_item", "refund
 
 def classify(text: str) -> Understanding:
     """The caller's intents in one utterance, with every slot value it carries."""
-    number = parse_order_number(text)
+    part = corrected_part(text)
+    corrected = parse_order_number(part) if part else None
+    number = corrected or parse_order_number(text)
     found = score_intents(text, has_number=number is not None)
     intent = found.intent
     # Only a yes/no answer is read whole; elsewhere a "yes" counts where it opens the sentence.
@@ -98,6 +131,8 @@ def classify(text: str) -> Understanding:
         return_reason=reason,
         rating=rating,
         correction=is_correction(text),
+        # "check ten oh eight, actually make that ten oh seven" asks about one order
+        requests=() if corrected else found.requests,
     )
 
 
@@ -112,14 +147,18 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def match_item(text: str, names: Sequence[str]) -> int | None:
-    """Which of `names` the caller means ("the shirt", "the second one"), or None if unclear."""
+def match_item(text: str, names: Sequence[str], *, positions: bool = True) -> int | None:
+    """Which of `names` the caller means ("the shirt", "the second one"), or None if unclear.
+    Without `positions`, only by name ("quick question first" names nothing)."""
     tokens = normalize(text).split()
-    for token in tokens:
+    for token in tokens if positions else ():
         if token in _ORDINALS and _ORDINALS[token] < len(names):
             return _ORDINALS[token]
-    if "last" in tokens and names:
-        return len(names) - 1
+    if positions and (
+        re.search(r"\b(the|that) last\b|\blast (one|order|item|thing)\b", " ".join(tokens))
+        and names
+    ):
+        return len(names) - 1  # "the last one", not "I moved last week"
     said = {_stem(t) for t in tokens}
     scores = []
     for name in names:

@@ -45,7 +45,16 @@ class Engines:
 
 # The fields of flow steps and of conversation.yaml that the agent says aloud.
 _SPOKEN_FIELDS = frozenset(
-    {"say", "ask", "reprompt", "empathetic", "say_first", *Conversation.model_fields}
+    {
+        "say",
+        "ask",
+        "reprompt",
+        "empathetic",
+        "say_first",
+        "confirm",
+        "answer",
+        *Conversation.model_fields,
+    }
 )
 
 
@@ -74,6 +83,7 @@ def _fixed_phrases(settings: Settings) -> tuple[str, ...]:
     for flow in flows.flows.values():
         collect([step.model_dump() for step in flow.steps])
     collect(flows.conversation.model_dump())
+    collect([entry.model_dump() for entry in flows.faq])
     phrases = []
     for line in lines:
         sentences = speech_chunks(line.replace("{shop}", settings.shop_name))

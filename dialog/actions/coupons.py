@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+from dialog import understanding
+from dialog.actions.orders import customer_orders
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
+from dialog.slots import named_item
 from dialog.speech import say_code, say_list, say_money, say_number
 from integrations.models import Coupon, Customer, Order
 
@@ -30,8 +33,21 @@ def describe_coupon(coupon: Coupon) -> str:
 
 
 async def _order_said(ctx: ActionContext) -> Order | None:
+    """The order the code is for: a number said, one of the caller's items named ("on my
+    lamp order"), or the order being discussed when they point at it ("does it work on it?")."""
     number = ctx.slots.get("order_number")
     if not number:
+        try:
+            mine = await customer_orders(ctx)
+        except ServiceUnavailable:
+            mine = []
+        names = [o.lines[0].name if o.lines else "" for o in mine]
+        named = named_item(ctx.heard, names) if ctx.heard and mine else None
+        if named is not None:
+            ctx.slots["order"] = mine[named]
+            return mine[named]
+        if ctx.heard and understanding.refers_back(ctx.heard):
+            return ctx.order
         return None
     order = await ctx.fetch(ctx.services.orders.order(str(number)))
     if order is not None:

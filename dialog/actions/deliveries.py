@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.actions.returns import target_line
@@ -34,27 +34,43 @@ async def check_reschedule(ctx: ActionContext) -> None:
     )
 
 
+def _day_problem(ctx: ActionContext, day: date) -> str | None:
+    """Why policy refuses `day` for a new delivery ("too_soon", "too_late", "weekend")."""
+    policy = ctx.policy.reschedule
+    if day <= ctx.today:
+        return "too_soon"
+    if day > ctx.today + timedelta(days=policy.max_days_ahead):
+        return "too_late"
+    if policy.weekdays_only and day.weekday() >= 5:
+        return "weekend"
+    return None
+
+
+@ACTIONS.action("check_delivery_day", sets={"reschedule_problem": "text"})
+async def check_delivery_day(ctx: ActionContext) -> None:
+    """Whether policy allows the day the caller chose, before they are asked to confirm it."""
+    day = ctx.slots.get("delivery_day")
+    problem = _day_problem(ctx, day) if isinstance(day, date) else "invalid_date"
+    ctx.slots["reschedule_problem"] = problem
+    if problem is not None:
+        ctx.slots["delivery_day"] = None
+
+
 @ACTIONS.action(
     "reschedule_delivery",
-    sets={"rescheduled": "bool", "reschedule_problem": "text"},
+    sets={"rescheduled": "bool", "reschedule_problem": "text", "reschedule_texted": "bool"},
+    changes_world=True,
 )
 async def reschedule_delivery(ctx: ActionContext) -> None:
     """Ask the carrier for the day the caller chose, if policy allows it."""
     order = ctx.order
     day = ctx.slots.get("delivery_day")
-    ctx.slots.update(rescheduled=False, reschedule_problem=None)
+    ctx.slots.update(rescheduled=False, reschedule_problem=None, reschedule_texted=False)
     deliveries = ctx.services.deliveries
     if order is None or day is None or deliveries is None:
         ctx.slots["reschedule_problem"] = "unavailable"
         return
-    policy = ctx.policy.reschedule
-    problem = None
-    if day <= ctx.today:
-        problem = "too_soon"
-    elif day > ctx.today + timedelta(days=policy.max_days_ahead):
-        problem = "too_late"
-    elif policy.weekdays_only and day.weekday() >= 5:
-        problem = "weekend"
+    problem = _day_problem(ctx, day)
     if problem is None:
         try:
             day = await ctx.fetch(
@@ -70,14 +86,16 @@ async def reschedule_delivery(ctx: ActionContext) -> None:
     ctx.slots.update(rescheduled=True, delivery_day=day)
     ctx.memo.get("shipments", {}).pop(order.number, None)  # tracking now tells the new day
     await ctx.record("delivery.rescheduled", day=day.isoformat())
-    await text_customer(
-        ctx,
-        "rescheduled",
-        purpose="rescheduled",
-        order=order.number,
-        item=say_items(order),
-        carrier=ctx.slots.get("carrier") or "The carrier",
-        day=say_date(day, ctx.today).removeprefix("on "),
+    ctx.slots["reschedule_texted"] = bool(
+        await text_customer(
+            ctx,
+            "rescheduled",
+            purpose="rescheduled",
+            order=order.number,
+            item=say_items(order),
+            carrier=ctx.slots.get("carrier") or "The carrier",
+            day=say_date(day, ctx.today).removeprefix("on "),
+        )
     )
 
 
@@ -110,12 +128,16 @@ def _address(ctx: ActionContext) -> Address | None:
     return Address(line1=str(street), city=city[0], region=city[1], postal_code=str(zip_code))
 
 
-@ACTIONS.action("change_address", sets={"address_changed": "bool", "address_problem": "text"})
+@ACTIONS.action(
+    "change_address",
+    sets={"address_changed": "bool", "address_problem": "text", "address_texted": "bool"},
+    changes_world=True,
+)
 async def change_address(ctx: ActionContext) -> None:
     """Change where an unshipped order goes, or ask the carrier to redirect a shipped one."""
     order = ctx.order
     address = _address(ctx)
-    ctx.slots.update(address_changed=False, address_problem=None)
+    ctx.slots.update(address_changed=False, address_problem=None, address_texted=False)
     if order is None or address is None:
         ctx.slots["address_problem"] = "incomplete"
         return
@@ -140,17 +162,19 @@ async def change_address(ctx: ActionContext) -> None:
         return
     ctx.slots["address_changed"] = True
     await ctx.record(event, postal_code=address.postal_code, city=address.city, **data)
-    await text_customer(
-        ctx,
-        "address_changed",
-        purpose="address_changed",
-        order=order.number,
-        item=say_items(order),
-        address=f"{address.line1}, {address.city}, {address.region} {address.postal_code}",
+    ctx.slots["address_texted"] = bool(
+        await text_customer(
+            ctx,
+            "address_changed",
+            purpose="address_changed",
+            order=order.number,
+            item=say_items(order),
+            address=f"{address.line1}, {address.city}, {address.region} {address.postal_code}",
+        )
     )
 
 
-@ACTIONS.action("open_claim", sets={"claim_id": "reference"})
+@ACTIONS.action("open_claim", sets={"claim_id": "reference"}, changes_world=True)
 async def open_claim(ctx: ActionContext) -> None:
     """Open a carrier claim (`claim_kind`: lost or damaged) when the policy says to."""
     order = ctx.order
@@ -173,6 +197,7 @@ async def open_claim(ctx: ActionContext) -> None:
         await ctx.record("claim.refused", kind=kind, reason=exc.code)
         return
     ctx.slots["claim_id"] = claim
+    ctx.memo.setdefault("claimed", set()).add(order.number)
     await ctx.record("claim.opened", claim_id=claim, kind=kind)
 
 
@@ -208,12 +233,16 @@ async def check_damage_window(ctx: ActionContext) -> None:
         await ctx.record("replacement.denied", reason="window", days_since_delivery=days)
 
 
-@ACTIONS.action("create_replacement", sets={"replacement_created": "bool", "rma": "reference"})
+@ACTIONS.action(
+    "create_replacement",
+    sets={"replacement_created": "bool", "rma": "reference", "replacement_texted": "bool"},
+    changes_world=True,
+)
 async def create_replacement(ctx: ActionContext) -> None:
     """Send the same item again for a damaged one (recorded as an exchange for the same size)."""
     order = ctx.order
     line = target_line(ctx, order) if order else None
-    ctx.slots["replacement_created"] = False
+    ctx.slots.update(replacement_created=False, replacement_texted=False)
     if order is None or line is None or ctx.services.returns is None:
         raise ServiceUnavailable("no returns service")
     reason = str(ctx.slots.get("claim_kind") or "damaged")
@@ -233,13 +262,15 @@ async def create_replacement(ctx: ActionContext) -> None:
         return
     ctx.slots.update(replacement_created=True, rma=ra.rma)
     await ctx.record("replacement.created", rma=ra.rma, line_id=line.line_id, reason=reason)
-    await text_customer(
-        ctx,
-        "replacement",
-        purpose="replacement",
-        order=order.number,
-        item=say_items(order),
-        rma=ra.rma,
+    ctx.slots["replacement_texted"] = bool(
+        await text_customer(
+            ctx,
+            "replacement",
+            purpose="replacement",
+            order=order.number,
+            item=say_items(order),
+            rma=ra.rma,
+        )
     )
 
 

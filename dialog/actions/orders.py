@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from dialog import understanding
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.actions.texts import caller_can_text, text_customer
 from dialog.slots import Factor, named_item
-from dialog.speech import StatusKind, describe_order, product_name, say_age, say_items
+from dialog.speech import (
+    StatusKind,
+    describe_order,
+    describe_stage,
+    product_name,
+    say_age,
+    say_items,
+)
 from integrations.models import Customer, Order, Shipment, ShipmentStatus
 
 __all__ = ["customer_orders", "fits", "track"]
@@ -55,12 +63,15 @@ async def fits(ctx: ActionContext, order: Order, kind: str) -> bool:
             return order.fulfillment == "fulfilled" and delivered
         case "refund":
             return await _has_returns(ctx, order)
+        case "claimed":
+            return order.number in ctx.memo.get("claimed", ())
         case _:
             return True
 
 
 async def _looked_up(ctx: ActionContext, order: Order, via: str) -> None:
     ctx.slots["order"] = order
+    ctx.memo["order_turn"] = ctx.memo.get("turn")
     ctx.slots["lookup_misses"] = 0
     await ctx.record("order.looked_up", order=order.number, found=True, via=via)
 
@@ -133,18 +144,35 @@ async def find_order(ctx: ActionContext) -> None:
     except ServiceUnavailable:
         mine = []
     current = ctx.order
-    if mine and ctx.heard:
-        named = named_item(ctx.heard, [o.lines[0].name if o.lines else "" for o in mine])
+    heard = ctx.heard
+    if current is not None and ctx.memo.get("order_turn") == ctx.memo.get("turn"):
+        return  # found for these very words a moment ago (a flow called by another)
+    if mine and heard:
+        # An item the caller names is the order they mean, whatever state it is in: the
+        # procedure then says what can be done with it ("it hasn't been delivered yet").
+        named = named_item(heard, [o.lines[0].name if o.lines else "" for o in mine])
         chosen = mine[named] if named is not None else None
-        if chosen is not None and chosen != current and await _fits_any(ctx, chosen, kinds):
+        if chosen is not None and chosen != current:
             await _looked_up(ctx, chosen, "item")
             return
-    if current is not None and await _fits_any(ctx, current, kinds):
-        return
+        if current is not None and understanding.refers_to_other(heard):
+            others = [o for o in mine if o.number != current.number]
+            if others:
+                await _looked_up(ctx, others[0], "reference")
+                return
+    if current is not None and (
+        await _fits_any(ctx, current, kinds) or (heard and understanding.refers_back(heard))
+    ):
+        return  # "can I return it?": the order being discussed
     ctx.slots["order"] = None
     for kind in kinds:
         fitting = [o for o in mine if await fits(ctx, o, kind)]
         if len(fitting) == 1:
+            await _looked_up(ctx, fitting[0], "caller_id")
+            return
+        if len(fitting) > 1 and heard and understanding.wants_both(heard):
+            # "where are both my orders?": one now, the others after it, one by one.
+            ctx.memo["more_orders"] = [o.number for o in fitting[1:]]
             await _looked_up(ctx, fitting[0], "caller_id")
             return
         if len(fitting) > 1:
@@ -205,6 +233,10 @@ async def load_call_order(ctx: ActionContext) -> None:
     order = await ctx.fetch(ctx.services.orders.order(ref), announce=False)
     await ctx.record("order.looked_up", order=ref, found=order is not None, via="outbound")
     ctx.slots["order"] = order
+    if order is not None and ctx.call.direction == "outbound":
+        # We dialled the number on this order about this order: the call itself identifies
+        # the callee for it, so the damaged path asks for no ZIP code.
+        ctx.slots.update(verified_customer=order.customer_id, verified_by="outbound_call")
 
 
 def _matches(factor: Factor, customer: Customer, order: Order | None) -> bool:
@@ -314,8 +346,14 @@ async def track_order(ctx: ActionContext) -> None:
     report = describe_order(order, shipment, ctx.now, tz=ctx.tz, lost_after_days=lost_after)
     ctx.memo.setdefault("reports", {})[order.number] = report
     texted = ctx.memo.get("texted", set())
+    identified = bool(ctx.slots.get("owns_order") or ctx.slots.get("verified"))
+    said = (
+        report.text + _staleness(shipment, ctx.now)
+        if identified
+        else describe_stage(order, report.kind, shipment, ctx.now, tz=ctx.tz)
+    )
     ctx.slots.update(
-        status_text=report.text + _staleness(shipment, ctx.now),
+        status_text=said,
         status_kind=report.kind.value,
         days_without_scan=report.days_without_scan,
         eta=shipment.eta if shipment else None,
@@ -326,7 +364,7 @@ async def track_order(ctx: ActionContext) -> None:
             and order.number not in texted
             and caller_can_text(ctx)
             # Someone else's tracking link never goes to this phone.
-            and bool(ctx.slots.get("owns_order") or ctx.slots.get("verified"))
+            and identified
         ),
     )
     last = shipment.last_scan if shipment else None

@@ -133,6 +133,7 @@ async def _approval_ticket(ctx: ActionContext, order: Order, amount: int, reason
         "ticket_id": "reference",
         "refund_timing": "text",
     },
+    changes_world=True,
 )
 async def refund_line(ctx: ActionContext) -> None:
     """Refund the line under discussion to the original payment method, once ever; above the

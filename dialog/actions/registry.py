@@ -145,6 +145,7 @@ class ActionSpec:
     run: ActionFn
     sets: Mapping[str, str]
     doc: str
+    changes_world: bool = False
 
 
 class ActionRegistry:
@@ -154,15 +155,19 @@ class ActionRegistry:
         self._specs: dict[str, ActionSpec] = {}
 
     def action(
-        self, name: str, *, sets: Mapping[str, str] | None = None
+        self, name: str, *, sets: Mapping[str, str] | None = None, changes_world: bool = False
     ) -> Callable[[ActionFn], ActionFn]:
-        """Register `fn` as action `name`, setting the slots in `sets` (name → slot type)."""
+        """Register `fn` as action `name`, setting the slots in `sets` (name → slot type).
+
+        `changes_world` marks an action a caller must confirm first (a return, a refund, a
+        new delivery day, an address, a claim): the loader refuses a flow that runs it
+        unconfirmed."""
 
         def register(fn: ActionFn) -> ActionFn:
             if name in self._specs:
                 raise ValueError(f"action {name!r} registered twice")
             doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-            self._specs[name] = ActionSpec(name, fn, dict(sets or {}), doc)
+            self._specs[name] = ActionSpec(name, fn, dict(sets or {}), doc, changes_world)
             return fn
 
         return register

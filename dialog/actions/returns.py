@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dialog.actions.registry import ACTIONS, ActionContext
 from dialog.actions.texts import text_customer, written_money
-from dialog.speech import say_items, say_number, size_order
+from dialog.slots import resolve_size
+from dialog.speech import say_items, say_number, say_size, size_order
 from integrations.models import Order, OrderLine
 from integrations.protocols import ProviderError
 
@@ -94,6 +95,7 @@ async def check_return_eligibility(ctx: ActionContext) -> None:
         "refund_amount": "money",
         "needs_approval": "bool",
         "refund_timing": "text",
+        "missing_size": "text",
     },
 )
 async def plan_return_offer(ctx: ActionContext) -> None:
@@ -126,7 +128,29 @@ async def plan_return_offer(ctx: ActionContext) -> None:
         refund_amount=amount,
         needs_approval=amount > policy.refunds.approval_line_cents,
         refund_timing=f"{say_number(low)} to {say_number(high)} business days",
+        missing_size=None,
     )
+    _settle_size(ctx, line.variant, sizes if offer_exchange else [])
+
+
+def _settle_size(ctx: ActionContext, current: str | None, in_stock: list[str]) -> None:
+    """The size asked for, against the item's own and what is in stock: "too small" becomes
+    the next size up that we have; a size we do not have is dropped, and said (`missing_size`),
+    so the caller is asked for one we do have."""
+    wanted = ctx.slots.get("new_size")
+    if not isinstance(wanted, str) or not wanted:
+        return
+    if wanted[:1] in "+-" and wanted[1:].isdigit():
+        steps = int(wanted)
+        resolved = resolve_size(steps, current, in_stock)
+        ctx.slots["new_size"] = resolved
+        if resolved is None:
+            ctx.slots["missing_size"] = "a bigger size" if steps > 0 else "a smaller size"
+        return
+    if wanted not in in_stock:
+        ctx.slots["new_size"] = None
+        if wanted != current:
+            ctx.slots["missing_size"] = f"size {say_size(wanted)}"
 
 
 _RESOLUTIONS = {
@@ -140,6 +164,7 @@ _RESOLUTIONS = {
 @ACTIONS.action(
     "create_return",
     sets={"rma": "reference", "return_created": "bool", "return_problem": "text"},
+    changes_world=True,
 )
 async def create_return(ctx: ActionContext) -> None:
     """Authorize the return with its reason code and resolution, and get its label."""

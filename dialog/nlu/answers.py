@@ -96,6 +96,7 @@ _NOT_A_RATING = {"oh", "o", "to", "too", "for", "won", "ate"}
 _AFTER_A_RATING = {
     "i", "please", "thanks", "thank", "maybe", "probably", "overall", "i guess", "then",
     "definitely", "for", "honestly", "really", "is", "id", "would", "because", "since", "but",
+    "it", "its", "that", "though", "as",
 }  # fmt: skip
 
 

@@ -104,7 +104,8 @@ _NOT_THERE = (
     r" stole|stolen|wrong house|neighbou?rs?)\b"
 )
 _DAMAGE = (
-    r"\b(damaged|damage|broken|broke|cracked|crack|shattered|smashed|crushed|dented|scratched"
+    r"\b(damaged|damage|broken|broke|cracked|crack|cracks|chip|chips|shattered|smashed|crushed"
+    r"|dented|dent|scratched"
     r"|scratch|torn|ripped|a hole|holes|in pieces|stained|leaking|chipped|busted|defective"
     r"|faulty|stopped working|stop working|stops working|doesnt work|does not work|not working"
     r"|dont work|do not work|arent working|isnt working"
@@ -154,6 +155,21 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
             0.5,
         ),
         (_p(r"\b(check|checking) (on|up on|about) (my|the|an|order)\b"), 0.5),
+        (_p(r"\b(whats|what is) (going on|happening|up) with\b"), 0.6),
+        (
+            _p(
+                r"\b(did|has|have|were|was|is) (my|the|it|they|this|that)( \w+){0,3} (get|been"
+                r"|got|gotten)? ?delivered\b"
+            ),
+            0.7,
+        ),
+        (
+            _p(
+                r"\b(has|have|did|is) (that|it|they|this|that one|it all) (arrive|arrived|come"
+                r"|came|shipped|ship|been delivered|here)\b"
+            ),
+            0.7,
+        ),
     ],
     "return_request": [
         (_p(r"\breturn(s|ing)?\b"), 0.9),
@@ -189,6 +205,32 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         ),
         (_p(r"\breplace (it|them|this) with\b"), 0.4),
         (_p(r"\binstead\b"), 0.1),
+        (
+            _p(
+                r"\b(same|it|one)( \w+)? in (another|a different|black|white|grey|gray|blue|navy"
+                r"|red|green"
+                r"|pink|brown|beige)\b"
+            ),
+            0.5,
+        ),
+        (
+            _p(
+                r"\b(need|needs|like|want|get) (a|an|the)? ?(small|medium|large|xl|extra large"
+                r"|bigger|smaller)\b|\bsizes? (bigger|smaller|up|down)\b"
+            ),
+            0.6,
+        ),
+    ],
+    # A fit complaint alone asks for another size; said with "return", it is the return's
+    # reason (`score_intents` reads it only when nothing else was asked).
+    "size_complaint": [
+        (
+            _p(
+                r"\b(too (small|big|large|tight|loose|short|long|snug|baggy)|(doesnt|dont|does not"
+                r"|do not|didnt) fit|a size (up|down)|one size (up|down)|size (up|down))\b"
+            ),
+            0.5,
+        ),
     ],
     "refund_status": [
         (_p(rf"\b(where|wheres|status|how long|when|did|has)\b (\w+ ){{0,6}}{_REFUND}"), 1.0),
@@ -217,7 +259,8 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         ),
         (_p(rf"\b(said|promised|told me) (\w+ ){{0,5}}{_REFUND}"), 0.6),
         (_p(r"\bnothing(s)? (has )?(happened|happening)\b"), 0.4),
-        (_p(r"\b(returned|sent (it|them|\w+ \w+) back)\b"), 0.5),
+        (_p(r"\b(returned|sent (it|them|\w+ \w+) back|sent back|send back)\b"), 0.5),
+        (_p(r"\b(when|how long|how soon)\b.*\b(my money|the money|money back|reimbursed)\b"), 0.6),
         (_p(r"\b(got|received|receive|get|processed|process) (my|the) return\b"), 1.0),
         (_p(r"\b(my|the) return (been |was |is )?(processed|received)\b"), 1.0),
     ],
@@ -260,6 +303,13 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
             0.2,
         ),
         (_p(r"\bcheckout\b|\binvalid\b"), 0.2),
+        (
+            _p(
+                r"\b(is|does|will|can i use|could i use) (the )?(code )?[a-z]+ \d{1,3} (still )?"
+                r"(good|valid|work|working|active|ok|okay)\b"
+            ),
+            0.9,
+        ),
     ],
     "reschedule_delivery": [
         (_p(r"\breschedul\w*|\bredeliver\w*|\bre deliver\w*|\bre ?book\w*|\bre ?arrange\w*"), 1.0),
@@ -306,6 +356,13 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         ),
         (_p(rf"\b(to|until|on|for) (next |this )?{_WEEKDAY}\b"), 0.3),
         (_p(r"\bschedule (a |the )?(new )?delivery\b"), 0.9),
+        (
+            _p(
+                r"\b(delivery (failed|attempt failed|didnt (go through|happen|work))|failed"
+                r" delivery|failed to deliver)\b"
+            ),
+            0.9,
+        ),
     ],
     "lost_package": [
         (_p(r"\blost\b"), 0.9),
@@ -426,6 +483,13 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
             0.9,
         ),
         (_p(r"\bhave a (nice|good|great|lovely) (day|one|evening|night|weekend)\b"), 0.9),
+        (
+            _p(
+                r"\b(i have to go|i gotta go|i got to go|have to run|gotta run"
+                r"|cant talk (right )?now|i need to go)\b"
+            ),
+            0.9,
+        ),
         (_p(r"\b(thanks|thank you|cheers)\b"), 0.5),
     ],
 }
@@ -454,11 +518,14 @@ _ABSORBS = {
 
 @dataclass(frozen=True)
 class IntentScores:
-    """The intents found in one utterance: the best one, its score, all of them in order."""
+    """The intents found in one utterance: the best one, its score, all of them in order, and
+    the requests in it: (intent, the words that ask for it), one per procedure asked for or
+    per order named ("the status of ten oh three and ten oh four" is two)."""
 
     intent: str
     score: float
     intents: tuple[str, ...]
+    requests: tuple[tuple[str, str], ...] = ()
 
 
 def _scores(clean: str) -> dict[str, float]:
@@ -478,7 +545,9 @@ def _whole(text: str, clean: str, has_number: bool) -> dict[str, float]:
     """Scores of the whole utterance, with its order number and yes/no weighed in."""
     scores = _scores(clean)
     task_found = any(scores[t] >= MIN_SCORE for t in TASKS) or scores["human"] >= MIN_SCORE
-    other_task = any(scores[t] >= MIN_SCORE for t in TASKS if t != "order_status")
+    other_task = any(
+        scores[t] >= MIN_SCORE for t in (*TASKS, "size_complaint") if t != "order_status"
+    )
     if has_number and not other_task and scores["human"] < MIN_SCORE:
         scores["order_status"] = round(min(1.0, scores["order_status"] + _NUMBER_WEIGHT), 2)
     lead = leading_yes_no(text)
@@ -493,10 +562,18 @@ def _whole(text: str, clean: str, has_number: bool) -> dict[str, float]:
     return scores
 
 
+# Sentence ends, and a comma that starts another question ("can I return the jacket, is the
+# code still good, and …"); not every comma ("the code doesn't work, oh wait, sorry, …").
+_SENTENCES = re.compile(
+    r"[.?!;:]+|,(?=\s*(?:is|are|does|do|did|can|could|will|where|when|what|how|has|have)\b)",
+    re.IGNORECASE,
+)
+
+
 def _parts(text: str) -> list[str]:
     """The utterance cut at sentence ends and connectives, each part normalised."""
     parts = []
-    for sentence in re.split(r"[.?!;]+", text):
+    for sentence in _SENTENCES.split(text):
         clean = canonical(sentence)
         parts += [p.strip() for p in _SPLIT.split(clean) if p.strip()]
     return parts
@@ -520,16 +597,44 @@ _ANSWER_THEN_MORE = re.compile(
 )
 
 
+def _requests(parts: list[str], tasks: list[str]) -> tuple[tuple[str, str], ...]:
+    """Each request with its own words: a part carrying an intent starts one, a part naming
+    only another order asks the same again for that order, other parts add to the request
+    before them (an absorbed intent's words go to the one that absorbed it)."""
+    found: list[list[str]] = []  # [intent, words]
+    for part in parts:
+        intent, _ = _best(_scores(part))
+        numbered = bool(digit_runs(part.split()))
+        if intent in TASKS:
+            owner = next((r for r in found if intent in _ABSORBS.get(r[0], ())), None)
+            if owner is not None:
+                owner[1] += " " + part
+                continue
+            found.append([intent, part])  # the same again may be about another item
+        elif numbered and found and digit_runs(found[-1][1].split()):
+            found.append([found[-1][0], part])
+        elif found:
+            found[-1][1] += " " + part
+    kept = [(i, w) for i, w in found if i in tasks]
+    return tuple(kept) if len(kept) > 1 else ()
+
+
 def score_intents(text: str, *, has_number: bool = False) -> IntentScores:
     """Score `text`; `has_number` says an order number was said (a bare number asks status)."""
     clean = canonical(text)
-    whole_intent, whole_score = _best(_whole(text, clean, has_number))
+    whole = _whole(text, clean, has_number)
+    whole_intent, whole_score = _best(whole)
+    if whole_intent in ("unknown", "no") and whole.get("size_complaint", 0) >= MIN_SCORE:
+        # "the sweater is too small": another size; "no, it's too small" is no bare no
+        whole_intent, whole_score = "exchange_request", whole["size_complaint"]
     found = []
-    for part in _parts(text):
+    parts = _parts(text)
+    for part in parts:
         intent, _ = _best(_scores(part))
         if intent in TASKS or intent == "human":
             found.append(intent)
     tasks = _merge(found)
+    requests = _requests(parts, tasks)
     answer = _ANSWER_THEN_MORE.match(clean)
     if answer and tasks:
         # "yes, and also where's my refund": an answer, then a new request
@@ -537,7 +642,9 @@ def score_intents(text: str, *, has_number: bool = False) -> IntentScores:
         intents = ("yes" if said_yes else "no", *tasks)
     elif len(set(found)) >= 2:
         intents = tuple(tasks)
+    elif requests:  # one procedure for two orders
+        return IntentScores(whole_intent, whole_score, (whole_intent,), requests)
     else:
         return IntentScores(whole_intent, whole_score, (whole_intent,))
     best = "human" if "human" in tasks else tasks[0]
-    return IntentScores(best, _scores(clean).get(best, 0.0) or whole_score, intents)
+    return IntentScores(best, _scores(clean).get(best, 0.0) or whole_score, intents, requests)

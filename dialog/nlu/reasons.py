@@ -27,8 +27,10 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
         "wrong_size",
         re.compile(
             r"\b((?<!took )(?<!taking )(?<!takes )too (small|big|large|tight|loose|short|long"
-            r"|narrow|wide|snug|baggy)"
+            r"|narrow|wide|snug|baggy)|(a bit|a little|way|kind of|bit) (tight|loose|small|big"
+            r"|snug|baggy)"
             r"|(doesnt|dont|does not|do not|didnt|did not|wont|will not) fit"
+            r"|(keep|keeps|kept) falling out|fall out of my|falls out of my"
             r"|(wrong|different|another|bigger|smaller|the right|a larger|a smaller|other) size"
             r"|size (up|down|bigger|smaller)|runs (small|big|large)|fits (weird|badly|poorly)"
             r"|(doesnt|dont) fit( me)? right)\b"
@@ -37,7 +39,7 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     (
         "damaged",
         re.compile(
-            r"\b(damaged|damage|broken|broke|cracked|crack|shattered|smashed|crushed|dented"
+            r"\b(damaged|damage|broken|broke|cracked|crack|chip|chips|shattered|smashed|crushed|dented"
             r"|scratched|scratch|torn|ripped|a hole|holes|in pieces|stained|leaking|leaked"
             r"|bent|chipped|busted)\b"
         ),
@@ -49,7 +51,8 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
             r"|dont work|do not work|not working|isnt working|wont (turn|switch|power|charge"
             r"|connect|work)|doesnt (turn|switch|power|charge|connect)|dead on arrival"
             r"|malfunction\w*|keeps (crashing|disconnecting|turning off)|no sound|wont pair"
-            r"|doesnt pair)\b"
+            r"|doesnt pair|stopped (charging|turning on|connecting|pairing|holding a charge)"
+            r"|wont stay (on|charged)|battery (died|dies|is dead))\b"
         ),
     ),
     (
@@ -67,6 +70,9 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
             r"\b(nothing like|not like the (picture|photo|description)"
             r"|doesnt look like|does not look like|didnt look like|not as described"
             r"|not what (i expected|it said|was described|was advertised)|different from the"
+            r"|quality is (bad|poor|terrible|awful|not good)"
+            r"|(sound|sounds|audio) (is |are )?(kind of |a bit |really |very |pretty )?(bad"
+            r"|terrible|awful|tinny|poor|muffled|quiet)"
             r"|(cheap|poor|bad|low) quality|misleading|looks (cheap|different)"
             r"|not as (pictured|advertised|shown))\b"
         ),
@@ -84,7 +90,8 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(
             r"\b(changed my mind|change of heart|dont (need|want|like) (it|them|this|these)"
             r"|do not (need|want) (it|them)|no longer (need|want)|dont need it anymore"
-            r"|(found|saw) it cheaper|ordered (it )?by (mistake|accident)"
+            r"|(found|saw) (it|them|one|this|these) cheaper|cheaper (elsewhere|somewhere)"
+            r"|ordered (it )?by (mistake|accident)|not (really )?my style|not for me"
             r"|(didnt|did not|dont) like (it|them|the))\b"
         ),
     ),

@@ -94,10 +94,14 @@ def test_a_replayed_call_shows_its_transcript_events_and_return(
     caller = transcript.locator(".turn.caller")
     expect(agent.first).to_be_visible()
     said = " ".join(agent.all_inner_texts()).lower()
-    for words in ("zip code", "store credit of eighty-nine dollars", "texted you the return label"):
+    for words in (
+        "zip code",
+        "store credit of eighty-nine dollars",
+        "texted you the prepaid return label",
+    ):
         assert words in said, (words, said)
     heard = [t.lower() for t in caller.all_inner_texts()]
-    assert len(heard) == 5 and "i want to return my ear buds" in heard[0], heard
+    assert len(heard) == 6 and "i want to return my ear buds" in heard[0], heard
     assert transcript.locator(".turn .meta").count() == agent.count() + caller.count()
 
     events = page.locator("table#events")

@@ -157,7 +157,7 @@ async def test_real_calls_show_up_in_the_figures(client):
         "CA-return",
         JAMES,
         ["I want to return my earbuds", "1 0 0 0 1", "they stopped working", "refund please",
-         "no that's all"],
+         "yes", "no that's all"],
     )  # fmt: skip
     figures = client.get("/api/metrics", headers=BEARER).json()
     assert figures["deflection"] == {"part": 2, "whole": 2, "value": 1.0}

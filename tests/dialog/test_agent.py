@@ -132,8 +132,9 @@ async def test_spoken_number_path():
     )
     assert hints(events) == [Hints(slot="order_number", prompt="Order number:", expect_dtmf=True)]
     events = await c.hear("It's order one zero zero three.")
+    # A caller from an unknown number hears the stage and the day, not what is in it.
     assert said(events) == (
-        "Let me look that up. Your wireless earbuds were delivered on Tuesday the 10th. "
+        "Let me look that up. Order ten oh three was delivered on Tuesday the 10th. "
         "Is there anything else I can help with?"
     )
     events = await c.hear("no thanks")
@@ -145,9 +146,8 @@ async def test_utterance_with_a_number_goes_straight_to_the_status():
     c = call()
     await c.start()
     events = await c.hear("where is order 1010")
-    assert "Your yoga mat hasn't shipped yet. Orders usually ship within two business days." in (
-        said(events)
-    )
+    assert "Order ten ten is being prepared and hasn't shipped yet." in said(events)
+    assert "yoga mat" not in said(events)
     assert "text you" not in said(events)  # nothing to track yet
     assert c.agent.intents == ["order_status"]
 
@@ -157,9 +157,8 @@ async def test_keypad_path():
     await c.start()
     await c.hear("I want to track my order")
     events = await c.keypad("1006")
-    assert "FedEx tried to deliver your desk lamp yesterday, but nobody was available" in said(
-        events
-    )
+    assert "Order ten oh six is delayed, and should now arrive tomorrow." in said(events)
+    assert "FedEx" not in said(events) and "lamp" not in said(events)
     assert c.events.of("order.looked_up")[-1] == {
         "type": "order.looked_up",
         "order": "1006",
@@ -307,9 +306,9 @@ async def test_correction_after_a_status():
     c = call()
     await c.start()
     events = await c.hear("where is order 1001")
-    assert "linen shirt" in said(events)
+    assert "Order ten oh one is on its way" in said(events)
     events = await c.hear("no, I said 1003")
-    assert "Your wireless earbuds were delivered" in said(events)
+    assert "Order ten oh three was delivered" in said(events)
     assert [e["order"] for e in c.events.of("order.looked_up")] == ["1001", "1003"]
 
 
@@ -319,7 +318,7 @@ async def test_correction_after_a_miss():
     await c.hear("where is my order")
     await c.hear("ten ninety nine")
     events = await c.hear("no, I said ten oh three")
-    assert "Your wireless earbuds were delivered" in said(events)
+    assert "Order ten oh three was delivered" in said(events)
     assert c.agent.handoff is False
 
 
@@ -348,7 +347,7 @@ async def test_asking_for_a_person():
 async def test_not_understood_twice_hands_off():
     c = call()
     await c.start()
-    events = await c.hear("what's the weather like")
+    events = await c.hear("purple monkey")
     assert said(events) == (
         "I can tell you where an order is, and help with returns, exchanges, refunds, coupons "
         "and delivery problems. What would you like to do?"
@@ -515,8 +514,8 @@ async def test_someone_elses_tracking_link_is_never_offered():
     c = call(MARIA)
     await c.start()
     events = await c.hear("where is order ten oh eight")
-    assert "held at customs" in said(events)
-    assert "text you" not in said(events)
+    assert "Order ten oh eight is delayed." in said(events)  # Tom's order: no details
+    assert "customs" not in said(events) and "text you" not in said(events)
     c = call(TOM)
     await c.start()
     events = await c.hear("where is order ten oh eight")

@@ -36,7 +36,7 @@ async def test_keypad_silence_and_end_of_input():
     lines = io.StringIO("where is my order\n#1010#\n/silence\n")
     summary = await run_chat(factory(shop), "+14155550999", input=lines, output=out)
     text = out.getvalue()
-    assert "Your yoga mat hasn't shipped yet." in text
+    assert "Order ten ten is being prepared and hasn't shipped yet." in text
     assert "agent> Are you still there? Is there anything else I can help with?" in text
     assert "call ended (caller_hangup)" in text
     assert "Outcome: caller_hangup" in summary

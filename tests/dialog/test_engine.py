@@ -237,7 +237,7 @@ async def test_the_filler_comes_before_the_slow_lookup_once_per_turn(flows):
     assert "order 1001" not in shop.orders.calls
     rest = [e async for e in stream]
     assert "order 1001" in shop.orders.calls
-    assert said(rest) == "Your linen shirt shipped with UPS and should arrive tomorrow."
+    assert said(rest) == "Order ten oh one is on its way and should arrive tomorrow."
 
 
 async def test_a_failing_service_apologises_and_hands_over(flows):

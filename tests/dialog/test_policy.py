@@ -131,6 +131,11 @@ async def test_damaged_refund_below_the_line_is_refunded_once():
     await c.start()
     await c.say("my vase arrived damaged", "zero two one three nine")
     events = await c.hear("a refund please")
+    assert "So I'll refund fifty-five dollars to your Discover ending in one one one seven" in (
+        said(events)
+    )
+    assert c.shop.refunds.ledger[1:] == []  # not before the caller says yes
+    events = await c.hear("yes")
     assert "I've refunded fifty-five dollars to your Discover ending in one one one seven" in (
         said(events)
     )
@@ -150,7 +155,8 @@ async def test_damaged_refund_above_the_line_waits_for_a_person(tmp_path):
     orders["1007"] = replace(orders["1007"], delivered_at=NOW)  # arrived, but broken
     await c.start()
     await c.say("my espresso machine arrived damaged", "seven three three zero one")
-    events = await c.hear("I want a refund")
+    await c.hear("I want a refund")
+    events = await c.hear("yes")
     assert "need a quick approval from our team" in said(events)
     assert c.shop.refunds.ledger[1:] == []
     assert c.events.of("refund.pending_approval")[0]["amount_cents"] == 49900
@@ -197,4 +203,6 @@ async def test_damaged_with_refunds_only_skips_the_replacement(tmp_path):
     await c.start()
     events = await c.say("my vase arrived damaged", "zero two one three nine")
     assert "replacement" not in said(events)
+    assert "So I'll refund fifty-five dollars" in said(events)
+    events = await c.hear("yes")
     assert "I've refunded fifty-five dollars" in said(events)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dialog.loader import load_flows
-from dialog.schema import CollectStep, SayStep
+from dialog.schema import ActionStep, CollectStep, SayStep
 from dialog.speech import items_are_plural, say_code, say_list, say_reference, say_size
 from integrations.demo import DemoShop
 from tests.dialog.fake_shop import orders
@@ -45,9 +45,16 @@ def test_every_template_is_short_enough_to_follow():
                 texts = [step.say, step.empathetic or ""]
             elif isinstance(step, CollectStep):
                 texts = [step.ask, step.reprompt or "", step.empathetic or ""]
+            elif isinstance(step, ActionStep):
+                texts = [step.confirm or "", step.say_first or ""]
             for text in texts:
                 for sentence in _sentences(text):
                     assert len(sentence.split()) <= _MAX_WORDS - 8, (flow.name, sentence)
+    words = [entry.answer for entry in flows.faq]
+    words += [t for t in flows.conversation.model_dump().values() if isinstance(t, str)]
+    for text in words:
+        for sentence in _sentences(text):
+            assert len(sentence.split()) <= _MAX_WORDS - 4, sentence
 
 
 def test_codes_references_sizes_and_lists_for_the_ear():
