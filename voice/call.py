@@ -262,6 +262,7 @@ class CallSession:
             quick_end_of_turn_ms=s.vad_quick_end_of_turn_ms,
             end_of_turn_ms=s.vad_end_of_turn_ms,
             long_answer_end_of_turn_ms=s.vad_long_answer_end_of_turn_ms,
+            unfinished_end_of_turn_ms=s.vad_unfinished_end_of_turn_ms,
         )
         # The segmenter only ends the longest turn; `turns` ends the others (_on_frame).
         self.segmenter = Segmenter(

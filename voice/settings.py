@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="Silence that ends the turn when the agent asked for something read out "
         "in pieces (order number, email, phone, ZIP code).",
     )
+    vad_unfinished_end_of_turn_ms: int = Field(
+        default=1500,
+        ge=0,
+        description="Silence that ends a turn whose transcript so far trails off (\"I'd like "
+        'to return the…", "and also…", "um"): callers pause mid-sentence (0: never held).',
+    )
     vad_max_utterance_s: float = 30.0
     silence_reprompt_s: float = 5.0
     dtmf_timeout_s: float = 3.0

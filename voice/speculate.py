@@ -15,6 +15,11 @@ finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain 
 (README "Latency and capacity"). When the agent expects a long answer (an order number,
 an email, a ZIP code, …) callers reading it out pause between groups, so those turns get
 `long_answer_end_of_turn_ms`.
+
+The other way round, a turn whose transcript trails off ("I'd like to return the…", "and
+also…", "um") is not over when the usual silence has passed: callers pause mid-sentence to
+think, and answering each half on its own is worse than waiting. Such a turn is held up to
+`unfinished_end_of_turn_ms` for the caller to go on.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ SHORT_ANSWERS = frozenset({"yes_no", "rating", "size", "choice"})
 _DANGLING = frozenset(
     [
         "a",
+        "about",
+        "also",
         "an",
         "and",
         "any",
@@ -82,6 +89,11 @@ _DANGLING = frozenset(
         "to",
         "uh",
         "um",
+        "er",
+        "erm",
+        "if",
+        "in",
+        "like",
         "was",
         "we",
         "were",
@@ -112,17 +124,22 @@ class TurnOptions:
             transcript is ready and sounds finished (0 or >= end_of_turn_ms: never early).
         end_of_turn_ms: silence that ends a turn.
         long_answer_end_of_turn_ms: silence that ends a turn when a long answer is expected.
+        unfinished_end_of_turn_ms: silence that ends a turn whose transcript trails off
+            (0 or no more than the others: never held).
     """
 
     pause_ms: int = 240
     quick_end_of_turn_ms: int = 480
     end_of_turn_ms: int = 600
     long_answer_end_of_turn_ms: int = 800
+    unfinished_end_of_turn_ms: int = 1500
 
     @property
     def longest_ms(self) -> int:
         """The most silence any turn waits for (the segmenter's own end of turn)."""
-        return max(self.end_of_turn_ms, self.long_answer_end_of_turn_ms)
+        return max(
+            self.end_of_turn_ms, self.long_answer_end_of_turn_ms, self.unfinished_end_of_turn_ms
+        )
 
 
 Transcribe = Callable[[np.ndarray, Hints | None], Awaitable[Transcript]]
@@ -134,6 +151,7 @@ class _Guess:
     samples: int
     speech_end_ms: int
     hints: Hints | None
+    held: bool = False
 
 
 class TurnTaker:
@@ -146,6 +164,7 @@ class TurnTaker:
         self.started = 0  # speculative transcriptions started
         self.dropped = 0  # ... dropped because the caller went on
         self.used = 0  # ... that became the turn's transcript
+        self.held = 0  # turns held past the usual silence because they trailed off
 
     def paused(self, pause: Pause, hints: Hints | None) -> None:
         """The caller paused: transcribe what they said so far, in the background."""
@@ -171,13 +190,30 @@ class TurnTaker:
 
     def turn_over(self, silent_ms: int, hints: Hints | None) -> bool:
         """After `silent_ms` of silence inside an utterance: is the caller's turn over?"""
-        if silent_ms >= self.end_of_turn_ms(hints):
-            return True
+        usual = self.end_of_turn_ms(hints)
+        if silent_ms >= usual:
+            return not self._unfinished(silent_ms, usual)
         quick = self.options.quick_end_of_turn_ms
         if not quick or silent_ms < quick or hints is None or hints.slot not in SHORT_ANSWERS:
             return False
         ready = self.ready()
         return ready is not None and sounds_finished(ready.text)
+
+    def _unfinished(self, silent_ms: int, usual: int) -> bool:
+        """Whether to wait on past the usual end of turn: the transcript of what was said so
+        far is ready and trails off, and the longer wait has not run out. (A transcript not
+        ready yet is not waited for: under load that would slow every turn.)"""
+        longest = self.options.unfinished_end_of_turn_ms
+        guess = self._guess
+        if longest <= usual or silent_ms >= longest or guess is None:
+            return False
+        ready = self.ready()
+        if ready is None or not ready.text.strip() or sounds_finished(ready.text):
+            return False  # nothing heard (a cough) is nothing to wait for
+        if not guess.held:
+            guess.held = True
+            self.held += 1
+        return True
 
     def ready(self) -> Transcript | None:
         """The speculative transcript, if it has finished well."""

@@ -117,11 +117,34 @@ async def test_a_finished_short_answer_ends_the_turn_early_once_transcribed():
 
 async def test_an_unfinished_answer_waits_for_the_full_silence():
     ears = Ears("No, but")
-    turns = TurnTaker(TurnOptions(quick_end_of_turn_ms=480, end_of_turn_ms=600), ears.transcribe)
+    options = TurnOptions(quick_end_of_turn_ms=480, end_of_turn_ms=600, unfinished_end_of_turn_ms=0)
+    turns = TurnTaker(options, ears.transcribe)
     turns.paused(pause(16000), YES_NO)
     await until(lambda: turns.ready() is not None)
     assert not turns.turn_over(580, YES_NO)
     assert turns.turn_over(600, YES_NO)
+
+
+@pytest.mark.parametrize("text", ["I'd like to return the", "Where is my order, and also", "um"])
+async def test_a_sentence_that_trails_off_is_given_time_to_go_on(text):
+    """A caller pausing mid-sentence ("I'd like to return the… wool sweater") is one turn."""
+    ears = Ears(text)
+    options = TurnOptions(end_of_turn_ms=600, unfinished_end_of_turn_ms=1500)
+    turns = TurnTaker(options, ears.transcribe)
+    turns.paused(pause(16000), None)
+    await until(lambda: turns.ready() is not None)
+    assert not turns.turn_over(600, None) and not turns.turn_over(1480, None)
+    assert turns.turn_over(1500, None)
+    assert turns.held == 1
+    assert options.longest_ms == 1500  # the segmenter itself waits that long
+
+
+async def test_a_finished_sentence_is_not_held():
+    ears = Ears("Where is my order?")
+    turns = TurnTaker(TurnOptions(end_of_turn_ms=600), ears.transcribe)
+    turns.paused(pause(16000), None)
+    await until(lambda: turns.ready() is not None)
+    assert turns.turn_over(600, None) and turns.held == 0
 
 
 async def test_an_open_question_is_never_answered_early():
