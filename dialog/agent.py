@@ -393,7 +393,10 @@ class Agent:
             async for event in events:
                 yield event
             return
-        self._escalate_next = self._notice_mood(text)
+        # A complaint about the item, asked why it goes back, is a reason, not anger.
+        self._escalate_next = self._notice_mood(
+            text, phrases_only=engine.waiting_type == "return_reason"
+        )
         if heard.intent == "human" and not self._faq_first(text, heard):
             await self._note("human", heard)
             self._escalate_next = False  # they asked for a person: no need to offer one
@@ -428,10 +431,12 @@ class Agent:
         yield Say(self._engine.render(self.flows.conversation.unavailable))
         yield EndCall("callee_unavailable")
 
-    def _notice_mood(self, text: str) -> bool:
-        """Whether this utterance should open the escalation flow."""
+    def _notice_mood(self, text: str, *, phrases_only: bool = False) -> bool:
+        """Whether this utterance should open the escalation flow (`phrases_only`: only for
+        the shop's escalation phrases, not for a sad-sounding sentence)."""
         esc = self.policy.escalation
-        mood = read_mood(text, threshold=esc.sentiment_below, phrases=esc.phrases)
+        threshold = -1.01 if phrases_only else esc.sentiment_below
+        mood = read_mood(text, threshold=threshold, phrases=esc.phrases)
         if not mood.upset:
             return False
         self._engine.slots["upset"] = True
@@ -476,7 +481,7 @@ class Agent:
             # when asked why): the slot it fills is changed or kept for later.
             changes = revisions(engine, text, new_values=value is None)
             if changes:
-                async for event in self._revise(changes[0]):
+                async for event in self._revise(changes):
                     yield event
                 return
         if value is None and understanding.is_cancel(text):
@@ -531,12 +536,24 @@ class Agent:
         async for event in engine.missed(lead):
             yield event
 
-    async def _revise(self, change: Revision) -> AsyncIterator[Event]:
-        """A correction: the slot takes its new value and the procedure goes on from where it
-        was answered (asking its confirmation again); said done already, a person follows up."""
+    async def _revise(self, changes: list[Revision]) -> AsyncIterator[Event]:
+        """A correction: each slot it gives takes its new value ("no, it's 40 Prospect Street,
+        Somerville, 02143" is three), and the procedure goes on from just after the earliest
+        (asking its confirmation again); said done already, a person follows up."""
         engine = self._engine
-        outcome = engine.revise(change.frame, change.slot, change.value)
-        await self._record("slot.corrected", slot=change.slot, outcome=outcome)
+        frame = changes[0].frame
+        mine = [c for c in changes if c.frame is frame]
+        # Latest first: each revision goes back to its own answer, the earliest last.
+        mine.sort(key=lambda c: frame.filled_at.get(c.slot, 10**6), reverse=True)
+        outcomes = []
+        for change in mine:
+            outcomes.append(engine.revise(frame, change.slot, change.value))
+            await self._record("slot.corrected", slot=change.slot, outcome=outcomes[-1])
+        outcome = (
+            "too_late"
+            if "too_late" in outcomes
+            else ("revised" if "revised" in outcomes else "set")
+        )
         if outcome == "too_late":
             ticket, _texted = await self._leave_ticket("change_after_action")
             yield Say(engine.render(self.flows.conversation.too_late_to_change))
@@ -727,10 +744,19 @@ class Agent:
             last = str(engine.slots.get("trigger_intent") or "")
             if self.flows.for_intent(last) is not None:
                 intent = last  # "what about the other one?": the same again, for that one
+            elif self._requests.names_an_order(text):
+                intent = "order_status"  # "what about my espresso machine?", nothing before
         if self._faq_first(text, heard):
-            async for event in self._faq(text):
-                yield event
-            return
+            tasks = [i for i in heard.intents if self.flows.for_intent(i) is not None]
+            if not tasks or len(heard.requests) + len(set(heard.intents)) < 3:
+                async for event in self._faq(text):
+                    yield event
+                return
+            # "did my refund go through, and what are your hours?": both, the answer first
+            for entry in match_faqs(text, self.flows.faq):
+                await self._record("faq.answered", faq=entry.id)
+                yield Say(engine.render(entry.answer))
+            intent = tasks[0]
         if heard.order_number is not None and intent in ("unknown", "yes", "no"):
             intent = "order_status"
         flow = self.flows.for_intent(intent)
@@ -785,8 +811,11 @@ class Agent:
         text = self._engine.heard
         if last is None or self._engine.stack:
             return False
-        if not (heard.correction or understanding.corrected_part(text) is not None):
-            return False
+        question = last[0].flow.steps[last[0].pc]
+        asked = set(re.findall(r"[a-z]{4,}", getattr(question, "ask", "").lower())) - {"would"}
+        echoes = len(asked & set(re.findall(r"[a-z]{4,}", text.lower()))) >= 2
+        if not (heard.correction or understanding.corrected_part(text) is not None or echoes):
+            return False  # "can you text me the tracking link then" says it again
         if heard.intent not in _OPEN_INTENTS_NOT_FLOWS:
             flow = self.flows.for_intent(heard.intent)
             if flow is None or flow.name != last[0].flow.name:

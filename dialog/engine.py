@@ -297,6 +297,7 @@ class Engine:
                 found = self.hear_also(frame.flow, other, self.heard)
                 if found is not None:
                     self.slots[other] = found
+                    frame.prefilled.add(other)  # said already: not asked, even `ask_always`
         frame.waiting = False
         frame.attempts = 0
         self._goto(frame, self._next(frame, step))
@@ -467,6 +468,7 @@ class Engine:
                 if value is not None and (
                     not step.ask_always or frame.replaying or step.collect in frame.prefilled
                 ):
+                    frame.prefilled.discard(step.collect)  # taken once; asked if we come back
                     frame.filled_at[step.collect] = frame.pc
                     self._goto(frame, self._next(frame, step))
                     return
@@ -497,7 +499,9 @@ class Engine:
                 self._goto(frame, self._next(frame, step))
             case CallStep():
                 frame.in_call = True
-                child = Frame(self.flows[step.call], heard=frame.heard)
+                # The words of the request; in a flow begun without any (a call we placed),
+                # the answer it was called on ("it arrived in pieces, I want my money back").
+                child = Frame(self.flows[step.call], heard=frame.heard or self.heard)
                 self.stack.append(child)
                 self._start(child)
             case EndStep():

@@ -44,8 +44,8 @@ class Requests:
         merged: list[Request] = []
         for intent, words in base:
             if merged and merged[-1][0] == intent:
-                thing = self.thing(intent, words)
-                if thing is None or thing == self.thing(intent, merged[-1][1]):
+                thing, before = self.thing(intent, words), self.thing(intent, merged[-1][1])
+                if thing is None or before is None or thing == before:
                     # "FedEx missed me, can they come Monday": one request, said in two goes
                     merged[-1] = (intent, f"{merged[-1][1]} {words}")
                     continue

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from dialog import understanding
+from dialog.nlu.places import state_of_zip
 from dialog.speech import (
     SIZE_NAMES,
     product_name,
@@ -118,7 +119,18 @@ def hear(slot_type: SlotType, text: str, ctx: SlotContext) -> Any:
         value = slot_type.parse(part, ctx)
         if value is not None:
             return value
+    # "Friday, um, no, Monday's better actually": two values, the later one meant.
+    said = [
+        value
+        for piece in _RETHINK.split(text)
+        if piece and piece.strip() and (value := slot_type.parse(piece, ctx)) is not None
+    ]
+    if len(said) >= 2 and said[-1] != said[0]:
+        return said[-1]
     return slot_type.parse(text, ctx)
+
+
+_RETHINK = re.compile(r"\bno\b|\bsorry\b|\bactually\b|\bwait\b|\bor rather\b", re.I)
 
 
 # --- parsers -----------------------------------------------------------------------------------
@@ -238,6 +250,18 @@ def _zip_keys(digits: str, ctx: SlotContext) -> str | None:
 
 
 def _email(text: str, ctx: SlotContext) -> str | None:
+    """An email address; a part said again replaces what it corrects ("… example dot org, no
+    sorry, dot com" is example.com)."""
+    part = understanding.corrected_part(text)
+    if part is not None and understanding.parse_email(part) is None:
+        head = text.lower()[: text.lower().rfind(part.split()[0])] if part.split() else ""
+        first = part.split()[0] if part.split() else ""
+        cut = head.rstrip(" ,.").lower()
+        at = cut.rfind(first) if first in ("dot", "at") else -1
+        if at > 0:
+            fixed = understanding.parse_email(f"{cut[:at]} {part}")
+            if fixed:
+                return fixed
     return understanding.parse_email(text)
 
 
@@ -254,7 +278,7 @@ def _phone_keys(digits: str, ctx: SlotContext) -> str | None:
 
 def _factor(text: str, ctx: SlotContext) -> Factor | None:
     if "@" in text or re.search(r"\bat\b.*\bdot\b", text.lower()):
-        email = understanding.parse_email(text)
+        email = _email(text, ctx)
         if email:
             return Factor("email", email)
     phone = understanding.parse_phone(text)
@@ -527,17 +551,34 @@ _STATES.update({
 
 def _city(text: str, ctx: SlotContext) -> tuple[str, str] | None:
     """A city and state ("Cambridge, Massachusetts", "Austin TX"), as (city, state code)."""
+    street = _STREET.search(text)
+    if street is not None:  # "12 Oak Avenue, Cambridge, MA 02140": what follows the street
+        text = text[street.end() :]
     clean = re.sub(r"[^A-Za-z ,]+", " ", text).strip().strip(",")
+    clean = re.sub(r"^(?:(?:it'?s|its|in|the city is|city is|and)\s+)+", "", clean, flags=re.I)
     lower = clean.lower()
     for name in sorted(_STATES, key=len, reverse=True):
         m = re.search(rf"\b{name}\b", lower)
         if m:
-            city = clean[: m.start()].strip(" ,")
+            before = [p for p in clean[: m.start()].split(",") if p.strip()]
+            city = before[-1].strip() if before else ""
             return (city.title(), _STATES[name]) if city else None
     m = re.search(r"^(.*?)[ ,]+([A-Za-z]{2})$", clean)
     if m and m.group(2).upper() in _STATE_NAMES:
         return m.group(1).strip(" ,").title(), m.group(2).upper()
+    # "Boston, 02116": no state said, the ZIP code (said now, or asked before) tells it.
+    zip_code = understanding.parse_zip(text) or str(ctx.values.get("new_zip") or "")
+    state = state_of_zip(zip_code) if zip_code else None
+    words = [w for w in re.findall(r"[A-Za-z]+", clean.split(",")[0]) if w]
+    if state and 1 <= len(words) <= 3 and not _NOT_A_CITY & {w.lower() for w in words}:
+        return " ".join(words).title(), state
     return None
+
+
+_NOT_A_CITY = {
+    "yes", "yeah", "no", "nope", "okay", "ok", "sure", "right", "correct", "thanks", "please",
+    "sorry", "um", "uh", "what", "hello", "street", "avenue", "road", "zip", "code", "the",
+}  # fmt: skip
 
 
 def _city_speak(value: Any, ctx: SlotContext) -> str:

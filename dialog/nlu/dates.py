@@ -15,6 +15,8 @@ _WEEKDAYS = {
     "thursday": 3, "thurs": 3, "thu": 3, "friday": 4, "fri": 4, "saturday": 5, "sat": 5,
     "sunday": 6, "sun": 6,
 }  # fmt: skip
+# "Monday's better", "Fridays work": the day, not every one of them.
+_WEEKDAYS |= {f"{name}s": day for name, day in _WEEKDAYS.items() if name.endswith("day")}
 _MONTHS = {
     "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4,
     "apr": 4, "may": 5, "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8,

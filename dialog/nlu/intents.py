@@ -305,6 +305,13 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         (_p(r"\bcheckout\b|\binvalid\b"), 0.2),
         (
             _p(
+                r"\b[a-z]{3,} ?\d{1,3}\b (\w+ ){0,5}(work|working|apply|applied|valid|accepted)\b"
+                r"|\b(wont|doesnt|didnt|isnt|cant|not) [a-z]{3,} ?\d{1,3} (work|apply)\b"
+            ),
+            0.9,
+        ),
+        (
+            _p(
                 r"\b(is|does|will|can i use|could i use) (the )?(code )?[a-z]+ \d{1,3} (still )?"
                 r"(good|valid|work|working|active|ok|okay)\b"
             ),
@@ -356,6 +363,18 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         ),
         (_p(rf"\b(to|until|on|for) (next |this )?{_WEEKDAY}\b"), 0.3),
         (_p(r"\bschedule (a |the )?(new )?delivery\b"), 0.9),
+        (
+            _p(
+                r"\b(bring|deliver|drop|come|redeliver)\w* (\w+ ){0,4}(tomorrow|day after"
+                r"|next week|this week|on \w+day|\w+day)\b"
+            ),
+            0.6,
+        ),
+        (_p(r"\b(try again|try it again|come again|another attempt|deliver it again)\b"), 0.6),
+        (
+            _p(r"\bdelivery (\w+ ){0,4}(didnt|did not|never) (happen|go through|work|come)\b"),
+            0.7,
+        ),
         (
             _p(
                 r"\b(delivery (failed|attempt failed|didnt (go through|happen|work))|failed"

@@ -72,11 +72,20 @@ _GREETING_WORDS = {"hello", "hi", "hey", "hiya", "yes", "yeah", "yep", "speaking
 _GREETING_CORE = {"hello", "hi", "hey", "hiya", "who", "whos", "pardon", "speaking"}
 
 
+_WHO = re.compile(
+    r"\b(who is this|whos this|who is calling|whos calling|who am i (speaking|talking) (to|with)"
+    r"|who are you|whats this about|what is this about|what is this call about)\b"
+)
+
+
 def is_greeting(text: str) -> bool:
     """A pick-up or a "who is this?": words that answer no question ("hello?", "yes, hello?",
-    "sorry, who is calling?")."""
-    words = normalize(text).split()
-    return bool(words) and set(words) <= _GREETING_WORDS and bool(set(words) & _GREETING_CORE)
+    "sorry, the line cut out, who is calling?")."""
+    clean = normalize(text)
+    words = clean.split()
+    if words and set(words) <= _GREETING_WORDS and set(words) & _GREETING_CORE:
+        return True
+    return bool(_WHO.search(clean))
 
 
 _QUESTION_START = {
@@ -181,12 +190,13 @@ _DOWN = re.compile(
     r"|next size down|runs (big|large)|down a size|a bit big|little big|loose|baggy)\b"
 )
 _TWO = re.compile(r"\b(two|2) sizes\b")
+_NOT_SIZE = re.compile(r"\b(not|no|dont want a|never) (a |one )?(too )?\w+(er|est)?\b")
 
 
 def relative_size(text: str) -> int | None:
     """How many sizes up (+) or down (-) the caller wants ("too small" → +1, "two sizes
     smaller" → -2); None when they name no direction."""
-    clean = normalize(text)
+    clean = _NOT_SIZE.sub(" ", normalize(text))  # "bigger, not smaller": not smaller
     up, down = _UP.search(clean), _DOWN.search(clean)
     if up and down:  # "it's too big, I need a smaller one": the last said wins
         direction = 1 if up.start() > down.start() else -1
