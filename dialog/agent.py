@@ -325,6 +325,7 @@ class Agent:
             intent, said = self._queued.pop(0)
             flow = self.flows.for_intent(intent)
             if flow is not None:
+                await self._note(intent, classify(said))
                 engine.slots["trigger_intent"] = intent
                 engine.slots["next_topic"] = self._requests.topic(intent, said)
                 yield Say(engine.render(self.flows.conversation.next_request))

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 SILENCE_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-TRAILING_SILENCE_S = 1.0  # after each clip, so the server's end-of-turn timer can run out
+TRAILING_SILENCE_S = 2.0  # after each clip: the server may hold a turn that trails off 1.5 s
 REPLY_TIMEOUT_S = 45.0
 BARGE_IN_DELAY_MS = 1000
 SILENT_PICKUP_S = 2.0  # more than the agent waits (voice.call.OPENING_SILENCE_S) before greeting
@@ -585,7 +585,9 @@ async def call_scenario(
     async with httpx.AsyncClient(timeout=30) as client:
         params = await _open_call(client, target, scenario)
         async with _connect(target) as ws:
-            call = FakeTwilio(ws, params, realtime)
+            # A scenario about timing (a pause mid-sentence) is only itself at the speed of
+            # speech.
+            call = FakeTwilio(ws, params, realtime or scenario.realtime)
             await call.start()
             try:
                 await (drive or _drive_turns)(call, scenario)

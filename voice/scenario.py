@@ -76,6 +76,7 @@ class Scenario(BaseModel):
     order: str | None = None
     turns: list[Turn] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
+    realtime: bool = False  # always played at the speed of speech (its point is timing)
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -384,15 +384,27 @@ class FaultyHelpdesk:
 
 
 class ScriptedTranscriber(Transcriber):
-    """Hears what the soak's caller said it would say (the clip's transcript), instantly."""
+    """Hears what the soak's caller said it would say (the clip's transcript), instantly.
+
+    One script per utterance: a transcription started at a pause and the turn's own are of
+    the same utterance (the same opening audio) and hear the same words, however often the
+    turn taker asks."""
 
     def __init__(self, book: FaultBook) -> None:
         self.book = book
+        self._last: dict[str, tuple[bytes, str]] = {}  # call → (opening audio, its words)
 
     async def transcribe(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
-        """The next scripted words of the current call."""
+        """The scripted words of the utterance this audio opens."""
         tag = CURRENT_CALL.get()
-        text = self.book.pop_script(tag.call_sid if tag else None)
+        sid = tag.call_sid if tag else ""
+        opening = pcm[:800].tobytes()
+        last = self._last.get(sid)
+        if last is not None and last[0] == opening:
+            text = last[1]
+        else:
+            text = self.book.pop_script(sid or None)
+            self._last[sid] = (opening, text)
         audio_ms = len(pcm) * 1000 // SAMPLE_RATE
         return Transcript(text, 0.9 if text else 0.0, audio_ms, 1)
 
@@ -604,10 +616,12 @@ def _caused_by_injection(record: logging.LogRecord) -> bool:
 
 
 def inbound_scenarios(directory: Path) -> list[Scenario]:
-    """The inbound scenarios of a directory (outbound calls need a callee's pick-up first)."""
+    """The inbound scenarios of a directory (outbound calls need a callee's pick-up first;
+    scenarios about timing, played at the speed of speech, would not be "as fast as the server
+    answers")."""
     paths = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
     scenarios = [load_scenario(p) for p in paths]
-    return [s for s in scenarios if s.direction == "inbound" and s.turns]
+    return [s for s in scenarios if s.direction == "inbound" and s.turns and not s.realtime]
 
 
 def _engines(book: FaultBook, fake: bool) -> Any:

@@ -77,6 +77,7 @@ _DANGLING = frozenset(
         "is",
         "it's",
         "my",
+        "number",
         "of",
         "on",
         "or",
@@ -201,12 +202,15 @@ class TurnTaker:
 
     def _unfinished(self, silent_ms: int, usual: int) -> bool:
         """Whether to wait on past the usual end of turn: the transcript of what was said so
-        far is ready and trails off, and the longer wait has not run out. (A transcript not
-        ready yet is not waited for: under load that would slow every turn.)"""
+        far trails off, or is still being made, and the longer wait has not run out. Waiting
+        for that transcript costs the reply nothing: it is the turn's own, which the reply
+        would wait for anyway."""
         longest = self.options.unfinished_end_of_turn_ms
         guess = self._guess
         if longest <= usual or silent_ms >= longest or guess is None:
             return False
+        if not guess.task.done():
+            return True
         ready = self.ready()
         if ready is None or not ready.text.strip() or sounds_finished(ready.text):
             return False  # nothing heard (a cough) is nothing to wait for

@@ -139,6 +139,20 @@ async def test_a_sentence_that_trails_off_is_given_time_to_go_on(text):
     assert options.longest_ms == 1500  # the segmenter itself waits that long
 
 
+async def test_the_turn_waits_for_a_transcript_still_being_made():
+    """Ending the turn sooner would gain nothing: the reply needs this very transcript."""
+    ears = Ears("My order number is", held=True)
+    turns = TurnTaker(
+        TurnOptions(end_of_turn_ms=600, unfinished_end_of_turn_ms=1500), ears.transcribe
+    )
+    turns.paused(pause(16000), None)
+    assert not turns.turn_over(600, None)  # still transcribing
+    ears.release.set()
+    await until(lambda: turns.ready() is not None)
+    assert not turns.turn_over(620, None)  # it trails off: wait on
+    assert turns.turn_over(1500, None)
+
+
 async def test_a_finished_sentence_is_not_held():
     ears = Ears("Where is my order?")
     turns = TurnTaker(TurnOptions(end_of_turn_ms=600), ears.transcribe)
