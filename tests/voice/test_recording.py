@@ -215,3 +215,42 @@ def test_gaps_are_silence_repeats_are_dropped_and_agent_audio_queues(tmp_path):
     assert params.nframes == 1600
     assert np.count_nonzero(left) == 320 and not left[160:800].any()
     assert np.all(right[:800] == 2000) and np.all(right[800:1600] == 3000)
+
+
+def test_timestamps_that_run_ahead_of_the_clock_do_not_inflate_the_file(tmp_path):
+    """40 frames stamped 59 s apart once made a 2,301-second, 74 MB file."""
+    now = [0.0]
+    recorder = CallRecorder.open(tmp_path, "CA10", clock=lambda: now[0])
+    frame = np.full(160, 1000, np.int16)
+    for i in range(40):
+        recorder.caller(i * 59_000, frame)
+        now[0] += 0.02
+    recording = recorder.close()
+    assert recording.duration_s < 2
+    assert recording.path.stat().st_size < 100_000
+
+
+def test_a_real_pause_in_the_callers_audio_is_still_silence(tmp_path):
+    now = [0.0]
+    recorder = CallRecorder.open(tmp_path, "CA11", clock=lambda: now[0])
+    frame = np.full(160, 1000, np.int16)
+    recorder.caller(0, frame)
+    now[0] += 3.0  # the network held Twilio's frames for three seconds
+    recorder.caller(3000, frame)
+    assert recorder.close().frames == 3000 * RATE // 1000 + 160
+
+
+async def test_a_recorded_call_fed_far_apart_timestamps_stays_the_length_of_the_call(tmp_path):
+    deps = echo_deps(tmp_path, recording=True, recordings_dir=tmp_path / "rec")
+    line = Line(deps)
+    line.start()
+    await until(lambda: reply_marks(line))
+    frame = mulaw_encode(np.full(160, 1000, np.int16))
+    for i in range(40):
+        line.put(json.dumps({"event": "media", "media": {
+            "track": "inbound", "chunk": str(i), "timestamp": str(i * 59_000),
+            "payload": base64.b64encode(frame).decode()}}))  # fmt: skip
+    record = await line.hang_up()
+    (saved,) = events_of(record, "recording.saved")
+    assert saved["data"]["duration_s"] < 60
+    assert (tmp_path / "rec" / "CA1.wav").stat().st_size < 5_000_000
