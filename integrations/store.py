@@ -50,7 +50,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
 
+from integrations.accounts import metadata as accounts_metadata
 from integrations.outbox import Outbox, OutboxEntry, OutboxItem, enqueue, outbox
 from integrations.outbox import metadata as outbox_metadata
 
@@ -89,6 +91,9 @@ calls = Table(
     Column("transfer_to", String(32)),
     Column("summary", Text),
     Column("duration_s", Integer),
+    # "voice" (a phone or browser call) or "typed" (`postvoice chat`): metrics count both and
+    # can leave typed ones out.
+    Column("channel", String(16), nullable=False, default="voice", server_default="voice"),
 )
 
 turns = Table(
@@ -145,8 +150,19 @@ refund_approvals = Table(
 )
 
 
-migrated_metadata = (metadata, outbox_metadata)
-"""Every table the migrations own: the call store's and the outbox's."""
+stream_claims = Table(
+    "stream_claims",
+    metadata,
+    # One media stream per call, ever: the first `start` with a valid token claims the call;
+    # a replayed token, a second socket, or a start after the call ended finds the row taken.
+    Column("call_sid", String(64), primary_key=True),
+    Column("stream_sid", String(64), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+migrated_metadata = (metadata, outbox_metadata, accounts_metadata)
+"""Every table the migrations own: the call store's, the outbox's and the accounts'."""
 
 # PostgreSQL advisory lock held while migrating, so instances starting together take turns.
 _MIGRATION_LOCK = zlib.crc32(b"postvoice:migrate")
@@ -208,6 +224,22 @@ FAILED_END_REASONS = ("error", "busy")
 
 _NOT_CONNECTED = ("failed", "busy", "no-answer")
 _ENDED_STATUSES = ("completed", "transferred", "canceled", *_NOT_CONNECTED)
+# How far along a call's status is; a status never moves to a lower rank (a replayed or late
+# webhook cannot make a finished call ring again). Statuses not listed rank lowest.
+_STATUS_RANK = {
+    "queued": 1,
+    "initiated": 1,
+    "ringing": 2,
+    "in-progress": 3,
+    "answered": 3,
+    **{status: 4 for status in _ENDED_STATUSES},
+}
+
+
+def _forward_status(status: str) -> ColumnElement[str]:
+    """SQL for the call's status after `status` arrives: it, unless the call is further on."""
+    current = case(_STATUS_RANK, value=calls.c.status, else_=0)
+    return case((current <= _STATUS_RANK.get(status, 0), status), else_=calls.c.status)
 
 
 def call_outcome() -> ColumnElement[str]:
@@ -383,16 +415,44 @@ class Store:
         self.migrate()
 
     def upsert_call(self, call_sid: str, **fields: Any) -> None:
-        """Create the call row, or update the given fields of an existing one."""
+        """Create the call row, or update the given fields of an existing one. A `status`
+        only ever moves forward (ringing → in-progress → an end), never back."""
         with self.engine.begin() as conn:
             exists = conn.execute(
                 select(calls.c.call_sid).where(calls.c.call_sid == call_sid)
             ).first()
             if exists:
                 if fields:
-                    conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(**fields))
+                    values = dict(fields)
+                    if isinstance(values.get("status"), str):
+                        values["status"] = _forward_status(values["status"])
+                    conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(**values))
             else:
                 conn.execute(insert(calls).values(call_sid=call_sid, created_at=_now(), **fields))
+
+    def call_ended(self, call_sid: str) -> bool:
+        """Whether the call has finished (by our record or Twilio's final status)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(calls.c.status, calls.c.ended_at).where(calls.c.call_sid == call_sid)
+            ).first()
+        return row is not None and (row.ended_at is not None or row.status in _ENDED_STATUSES)
+
+    def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
+        """Claim the call's one media stream; False when it was claimed before (a replayed
+        token, a second socket for a live call, a start after the call ended)."""
+        if self.call_ended(call_sid):
+            return False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(stream_claims).values(
+                        call_sid=call_sid, stream_sid=stream_sid, claimed_at=_now()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
 
     def record_status(self, call_sid: str, status: str, payload: dict[str, str]) -> None:
         """Store one Twilio status callback and move the call's status on."""
@@ -403,8 +463,9 @@ class Store:
                 )
             )
         fields: dict[str, Any] = {"status": status}
-        if payload.get("CallDuration", "").isdigit():
-            fields["duration_s"] = int(payload["CallDuration"])
+        duration = payload.get("CallDuration", "")
+        if status in _ENDED_STATUSES and duration.isascii() and duration.isdigit():
+            fields["duration_s"] = min(int(duration[:9]), 10**8)
         self.upsert_call(call_sid, **fields)
 
     def add_turn(

@@ -408,6 +408,13 @@ class CallSession:
             log.warning("media socket for %s refused: bad or missing stream token", start.call_sid)
             await self.socket.close(1008)
             return False
+        # A token opens one stream, once: not again after the call, not on a second socket.
+        if not await asyncio.to_thread(
+            self.deps.store.claim_stream, start.call_sid, start.stream_sid
+        ):
+            log.warning("media socket for %s refused: the call has its stream", start.call_sid)
+            await self.socket.close(1008)
+            return False
         if start.encoding != "audio/x-mulaw" or start.sample_rate != SAMPLE_RATE:
             self._bad("media_format", f"{start.encoding}@{start.sample_rate} (expected µ-law 8k)")
         direction = "outbound" if params.get("direction", "").startswith("outbound") else "inbound"

@@ -217,6 +217,10 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         call_sid = form.get("CallSid", "")
         if not call_sid:
             raise HTTPException(status_code=400, detail="CallSid missing")
+        if await asyncio.to_thread(store.call_ended, call_sid):
+            # A replayed webhook for a finished call: no new stream, no status change.
+            log.warning("voice webhook for finished call %s: answered with a hang-up", call_sid)
+            return Response(content=twilio.hangup_twiml(), media_type="application/xml")
         direction = form.get("Direction", "inbound")
         params = {
             "from": form.get("From", ""),
@@ -225,7 +229,9 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             "purpose": request.query_params.get("purpose", ""),
             "order": request.query_params.get("order", ""),
         }
-        params["token"] = twilio.make_stream_token(settings.secret(), call_sid, params)
+        params["token"] = twilio.make_stream_token(
+            settings.secret(), call_sid, params, ttl_s=settings.stream_token_ttl_s
+        )
         await asyncio.to_thread(
             store.upsert_call,
             call_sid,

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         alias="POSTVOICE_LABEL_SECRET",
         description="Signs return-label links; defaults to one derived from the stream secret.",
     )
+    stream_token_ttl_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a stream token waits for its socket (each is used once).",
+    )
     dev: bool = False
     stream_signature_required: bool = Field(
         default=True, description="Also check X-Twilio-Signature on the media socket's handshake."

@@ -15,6 +15,7 @@ import hmac
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from twilio.twiml.voice_response import Connect, Hangup, Parameter, Stream, Voic
 
 __all__ = [
     "MAX_STREAM_MS",
+    "STREAM_TOKEN_TTL_S",
     "Clear",
     "Connected",
     "Dtmf",
@@ -418,19 +420,43 @@ def _token_material(call_sid: str, params: Mapping[str, str]) -> bytes:
     return "\x1f".join(parts).encode()
 
 
-def make_stream_token(secret: bytes, call_sid: str, params: Mapping[str, str]) -> str:
-    """A token binding the media socket to this CallSid and the call facts we passed along.
+STREAM_TOKEN_TTL_S = 300
+"""How long a stream token may wait for its socket: Twilio connects within a second or two."""
 
-    It is an HMAC, so any instance holding the same secret verifies it without shared state.
+
+def _token_mac(secret: bytes, call_sid: str, params: Mapping[str, str], expires: int) -> str:
+    material = _token_material(call_sid, params) + b"\x1f" + str(expires).encode()
+    return hmac.new(secret, material, hashlib.sha256).hexdigest()[:40]
+
+
+def make_stream_token(
+    secret: bytes,
+    call_sid: str,
+    params: Mapping[str, str],
+    *,
+    now: float | None = None,
+    ttl_s: float = STREAM_TOKEN_TTL_S,
+) -> str:
+    """A token binding the media socket to this CallSid and the call facts we passed along,
+    valid for `ttl_s`: `<expires>.<mac>`.
+
+    It is an HMAC over the facts and the expiry, so any instance holding the same secret
+    verifies it without shared state; that it is used once is the store's to enforce
+    (`Store.claim_stream`).
     """
-    digest = hmac.new(secret, _token_material(call_sid, params), hashlib.sha256).hexdigest()
-    return digest[:40]
+    expires = int((time.time() if now is None else now) + ttl_s)
+    return f"{expires}.{_token_mac(secret, call_sid, params, expires)}"
 
 
-def verify_stream_token(secret: bytes, call_sid: str, params: Mapping[str, str]) -> bool:
-    """True when `params['token']` was issued by us for this CallSid and these parameters."""
-    token = params.get("token", "")
-    return hmac.compare_digest(token, make_stream_token(secret, call_sid, params))
+def verify_stream_token(
+    secret: bytes, call_sid: str, params: Mapping[str, str], *, now: float | None = None
+) -> bool:
+    """True when `params['token']` was issued by us for this CallSid and these parameters,
+    and has not expired."""
+    expires, _, mac = params.get("token", "").partition(".")
+    if not _DIGITS.match(expires) or int(expires) < (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(mac, _token_mac(secret, call_sid, params, int(expires)))
 
 
 # --- Webhook signatures -----------------------------------------------------------------------
