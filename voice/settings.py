@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a stream token waits for its socket (each is used once).",
     )
+    stream_start_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A media socket that sends no `start` this long after opening is closed.",
+    )
     dev: bool = False
     stream_signature_required: bool = Field(
         default=True, description="Also check X-Twilio-Signature on the media socket's handshake."
