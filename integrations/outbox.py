@@ -588,7 +588,10 @@ class OutboxHelpdesk(_Queueing):
             tags=tags,
         )
         if entry.status == "delivered" and entry.result:
-            return _ticket(entry.result)
+            # One ticket, one id: the reference the caller was first given (the helpdesk's
+            # ticket carries it), not the helpdesk's own id on a repeat.
+            delivered = _ticket(entry.result)
+            return Ticket(id=reference, subject=subject, status=delivered.status, url=delivered.url)
         return Ticket(id=reference, subject=subject, status="queued")
 
 

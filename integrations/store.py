@@ -179,10 +179,12 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Decision:
     """What `Store.record_decision` wrote: the event's id (None when every item was already
-    queued, so nothing new was decided) and the outbox rows, new or existing."""
+    queued, so nothing new was decided) and the outbox rows, new or existing; for a repeat,
+    `earlier` is the event that recorded the decision the first time."""
 
     event_id: int | None
     entries: list[OutboxEntry]
+    earlier: int | None = None
 
 
 # --- how a call went (the dashboard's list and filters) ---------------------------------------
@@ -509,8 +511,30 @@ class Store:
     def add_event(
         self, call_sid: str | None, type: str, order: str | None, data: dict, at_ms: int | None
     ) -> int:
-        """Append one event; its id."""
+        """Append one event; its id. An order line has one `refund.pending_approval`: asked
+        again, the id of the one it has."""
         with self.engine.begin() as conn:
+            if type in _ONE_PER_LINE and order and data.get("line_id"):
+                line = events.c.data["line_id"].as_string()
+                found = conn.execute(
+                    select(events.c.id)
+                    .where(
+                        events.c.type == type,
+                        events.c.order_ref == order,
+                        line == str(data["line_id"]),
+                    )
+                    .order_by(events.c.id)
+                    .limit(1)
+                ).scalar()
+                if found is not None:
+                    log.info(
+                        "%s for %s line %s exists already (#%s)",
+                        type,
+                        order,
+                        data["line_id"],
+                        found,
+                    )
+                    return int(found)
             return _insert_event(conn, call_sid, type, order, data, at_ms)
 
     def merge_event(self, event_id: int, order: str | None, data: dict[str, Any]) -> None:
@@ -548,7 +572,7 @@ class Store:
             queued = [enqueue(conn, item, call_sid=call_sid) for item in outbox_items]
             entries = [entry for entry, _created in queued]
             if queued and not any(created for _entry, created in queued):
-                return Decision(None, entries)
+                return Decision(None, entries, _event_of(conn, event_type, entries[0].ref))
             refs = [entry.ref for entry in entries]
             event_id = _insert_event(
                 conn, call_sid, event_type, order, {**data, "outbox": refs}, at_ms
@@ -883,6 +907,25 @@ def _insert_event(
     return int(result.inserted_primary_key[0])
 
 
+def _event_of(conn: Connection, event_type: str, ref: str) -> int | None:
+    """The event of `event_type` that queued outbox row `ref` (its data lists the ref)."""
+    found = conn.execute(
+        select(events.c.id)
+        .where(
+            events.c.type == event_type,
+            func.cast(events.c.data, Text).like(f'%"{ref}"%'),
+        )
+        .order_by(events.c.id)
+        .limit(1)
+    ).scalar()
+    return int(found) if found is not None else None
+
+
+# Event types of which an order line has at most one: a second (the same return received
+# twice, two desks at once) is the first one again.
+_ONE_PER_LINE = frozenset({"refund.pending_approval"})
+
+
 def _lock_schema(conn: Connection) -> None:
     """Begin the migration's transaction holding the database's schema lock."""
     if conn.dialect.name == "postgresql":
@@ -947,10 +990,19 @@ class CallEvents:
         )
         refs = [entry.ref for entry in decision.entries]
         log.info("decision %s %s order=%s %s queued %s", self.call_sid, type, order, data, refs)
-        if decision.event_id is not None:
+        event_id = decision.event_id or decision.earlier
+        if event_id is not None:
             self.recorded.append(
                 {"type": type, "order": order, "at_ms": at_ms, **data, "outbox": refs}
             )
-            for ref in [*refs, *aliases]:
-                self._decided[(type, ref)] = (decision.event_id, len(self.recorded) - 1)
+            # A repeat of a decision made before: what the dialog records about it (with the
+            # id the provider gave, once delivered) is merged into that first event.
+            delivered = [
+                str(entry.result[k])
+                for entry in decision.entries
+                for k in ("message_id", "id")
+                if entry.result and entry.result.get(k)
+            ]
+            for ref in [*refs, *aliases, *delivered]:
+                self._decided[(type, ref)] = (event_id, len(self.recorded) - 1)
         return decision.entries

@@ -18,19 +18,20 @@ from starlette.websockets import WebSocketDisconnect
 
 from dialog.loader import load_flows
 from dialog.schema import Conversation
+from integrations.accounts import Accounts
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
 from voice import dashboard, twilio
 from voice.call import CallDeps, CallSession
-from voice.dashboard import AdminGate
+from voice.dashboard import Gate, Principal
 from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
 from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, speech_chunks
 
-__all__ = ["Engines", "create_app", "default_engines"]
+__all__ = ["MAX_WEBHOOK_BYTES", "Engines", "bounded_body", "create_app", "default_engines"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,25 @@ def default_engines(settings: Settings) -> Engines:
     )
 
 
+MAX_WEBHOOK_BYTES = 1024 * 1024
+"""The largest webhook body read: Stripe's events are a few kilobytes."""
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is longer than `limit` (by its
+    Content-Length, or while it streams in), so nothing reads a huge body into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
+        raise HTTPException(status_code=413, detail="request body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail="request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class StarletteSocket:
     """Adapts Starlette's WebSocket to the session's `Socket`."""
 
@@ -143,9 +163,16 @@ class StarletteSocket:
             await self.ws.close(code)
 
 
-def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engines: Engines | None = None,
+    *,
+    calls: Any = None,
+    oidc_transport: Any = None,
+) -> FastAPI:
     """Build the app. Models are loaded and warmed at start-up, not on the first call.
-    `calls` replaces the Twilio Calls client outbound calls are placed with (tests)."""
+    `calls` replaces the Twilio Calls client outbound calls are placed with, and
+    `oidc_transport` the HTTP transport of OpenID Connect sign-in (tests)."""
     shop = build_shop(settings)
     dialer = dialer_for(shop, calls=calls)
     store, engine, providers, labels = shop.store, shop.engine, shop.providers, shop.labels
@@ -179,7 +206,11 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             await dialer.calls.aclose()
         await shop.close()
 
-    app = FastAPI(title="postvoice", lifespan=lifespan)
+    # No /docs, /redoc or /openapi.json: the API is documented in the README, and its map is
+    # not for strangers.
+    app = FastAPI(
+        title="postvoice", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.shop = shop.demo
@@ -205,11 +236,19 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
 
     TwilioForm = Annotated[dict[str, str], Depends(twilio_form)]
 
-    gate = AdminGate(settings)
-    require_admin = gate.require_api
-    dashboard.mount(
-        app, dashboard.Dashboard(settings=settings, store=store, gate=gate, shop=shop, deps=deps)
+    gate = Gate(settings, Accounts(store.engine))
+    board = dashboard.Dashboard(
+        settings=settings,
+        store=store,
+        gate=gate,
+        shop=shop,
+        deps=deps,
+        extra={"oidc_transport": oidc_transport},
     )
+    dashboard.mount(app, board)
+    Viewer = Annotated[Principal, Depends(gate.require("viewer"))]
+    Agent = Annotated[Principal, Depends(gate.require("agent"))]
+    Approver = Annotated[Principal, Depends(gate.require("approver"))]
 
     @app.post("/twilio/voice")
     async def voice_webhook(form: TwilioForm, request: Request) -> Response:
@@ -273,10 +312,12 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         attempt = await dialer.on_amd(call_sid, answered_by) if call_sid else None
         return {"status": attempt.status if attempt else "unknown call"}
 
-    @app.post("/calls/outbound", dependencies=[Depends(require_admin)])
-    async def place_outbound(request: Request) -> dict[str, Any]:
+    @app.post("/calls/outbound")
+    async def place_outbound(request: Request, who: Agent) -> dict[str, Any]:
         """Place delivery-confirmation calls: `{"order": "1009"}` or
-        `{"delivered_since": "2d"}`; each attempt says whether it rang, and if not, why."""
+        `{"delivered_since": "2d"}`; each attempt says whether it rang, and if not, why.
+        With the login cookie, the `X-CSRF-Token` header is needed too."""
+        gate.check_csrf(request, request.headers.get("X-CSRF-Token"))
         try:
             body = await request.json()
         except ValueError:
@@ -303,9 +344,13 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         attempts = []
         for number in numbers:
             try:
-                attempts.append((await dialer.request(number, purpose)).as_dict())
+                attempt = (await dialer.request(number, purpose)).as_dict()
             except ValueError as exc:
                 raise HTTPException(status_code=404, detail=str(exc)) from exc
+            attempts.append(attempt)
+            await board.audit(
+                who, "call.outbound", number, purpose=purpose, status=attempt.get("status")
+            )
         return {"attempts": attempts}
 
     def handshake_signed(ws: WebSocket) -> bool:
@@ -355,7 +400,7 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             raise HTTPException(status_code=404, detail="Stripe webhooks are not configured")
         refunds = providers["refunds"]
         outcome = await handle_stripe_event(
-            await request.body(),
+            await bounded_body(request, MAX_WEBHOOK_BYTES),
             request.headers.get("Stripe-Signature", ""),
             secret.get_secret_value(),
             SqlSeenEvents(engine),
@@ -363,18 +408,21 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         )
         return Response(status_code=outcome.http_status)
 
-    @app.get("/api/outbox", dependencies=[Depends(require_admin)])
+    @app.get("/api/outbox", dependencies=[Depends(gate.require("viewer"))])
     async def outbox_items(status: str | None = None) -> dict[str, Any]:
         """What waits to leave the machine, what was delivered, and what is dead."""
         items = await asyncio.to_thread(store.outbox_items, status)
         counts = await asyncio.to_thread(store.outbox.counts)
         return {"counts": counts, "items": items}
 
-    @app.post("/api/outbox/{item_id}/retry", dependencies=[Depends(require_admin)])
-    async def outbox_retry(item_id: int) -> dict[str, Any]:
-        """Put a dead item back in the queue (after fixing what killed it)."""
+    @app.post("/api/outbox/{item_id}/retry")
+    async def outbox_retry(request: Request, item_id: int, who: Approver) -> dict[str, Any]:
+        """Put a dead item back in the queue (after fixing what killed it): it may send a
+        refund again, so it needs an approver. With the login cookie, `X-CSRF-Token` too."""
+        gate.check_csrf(request, request.headers.get("X-CSRF-Token"))
         if not await asyncio.to_thread(store.outbox.retry_dead, item_id):
             raise HTTPException(status_code=404, detail="no dead outbox item with that id")
+        await board.audit(who, "outbox.retry", item_id)
         shop.wake_worker()
         return {"status": "requeued", "id": item_id}
 
@@ -384,8 +432,8 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         await asyncio.to_thread(store.call, "__healthz__")
         return {"status": "ok"}
 
-    @app.get("/api/calls/{call_sid}", dependencies=[Depends(require_admin)])
-    async def call_record(call_sid: str) -> dict[str, Any]:
+    @app.get("/api/calls/{call_sid}")
+    async def call_record(call_sid: str, _who: Viewer) -> dict[str, Any]:
         """One call with its transcript and events (used by replay and the dashboard)."""
         call = await asyncio.to_thread(store.call, call_sid)
         if call is None:
