@@ -6,6 +6,7 @@ defined inside `create_app` from real annotations.
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
 from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, speech_chunks
 
-__all__ = ["MAX_WEBHOOK_BYTES", "Engines", "bounded_body", "create_app", "default_engines"]
+__all__ = [
+    "MAX_WEBHOOK_BYTES",
+    "Engines",
+    "SecretQueryFilter",
+    "bounded_body",
+    "create_app",
+    "default_engines",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +117,27 @@ def default_engines(settings: Settings) -> Engines:
     )
 
 
+class SecretQueryFilter(logging.Filter):
+    """Keeps signed links out of the access log: a return label's `?expires=…&sig=…` is a
+    30-day key to the customer's name and address, so the query of such a path is dropped."""
+
+    _SECRET = re.compile(r"(?i)(?:^|[?&])(?:sig|signature|token|code|state)=")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's path arguments without their secret query."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        return True
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str) and "?" in value and self._SECRET.search(value):
+            return value.split("?", 1)[0] + "?[redacted]"
+        return value
+
+
+_ACCESS_FILTER = SecretQueryFilter()
+
+
 MAX_WEBHOOK_BYTES = 1024 * 1024
 """The largest webhook body read: Stripe's events are a few kilobytes."""
 
@@ -173,6 +202,9 @@ def create_app(
     """Build the app. Models are loaded and warmed at start-up, not on the first call.
     `calls` replaces the Twilio Calls client outbound calls are placed with, and
     `oidc_transport` the HTTP transport of OpenID Connect sign-in (tests)."""
+    access_log = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access_log.filters:
+        access_log.addFilter(_ACCESS_FILTER)
     shop = build_shop(settings)
     dialer = dialer_for(shop, calls=calls)
     store, engine, providers, labels = shop.store, shop.engine, shop.providers, shop.labels

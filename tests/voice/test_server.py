@@ -304,3 +304,39 @@ def test_status_moves_only_forward():
         store.record_status("CA5", status, {"CallStatus": status})
     assert store.call("CA5")["status"] == "completed"
     assert len(store.status_updates("CA5")) == 6  # every callback is still kept as it came
+
+
+def test_a_huge_stripe_webhook_is_refused_before_it_is_read(stripe_client):
+    """A 300 MB body was once read whole (+550 MB of memory) before any check."""
+    from voice.server import MAX_WEBHOOK_BYTES
+
+    declared = stripe_client.post(
+        "/stripe/webhook",
+        content=b"{}",
+        headers={"Content-Length": str(300 * 1024 * 1024), "Stripe-Signature": "t=1,v1=x"},
+    )
+    assert declared.status_code == 413
+    sent: list[int] = []
+
+    def body():  # chunked, no length given: refused once it passes the limit
+        for _ in range(64):
+            sent.append(1)
+            yield b"x" * (64 * 1024)
+
+    streamed = stripe_client.post(
+        "/stripe/webhook", content=body(), headers={"Stripe-Signature": "t=1,v1=x"}
+    )
+    assert streamed.status_code == 413
+    assert MAX_WEBHOOK_BYTES < 64 * 64 * 1024
+
+
+def test_signed_label_links_never_reach_the_access_log(client, caplog):
+    import logging
+
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        path = "/labels/RMA-50012.pdf?expires=1767225600&sig=deadbeefcafe"
+        access.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:5000", "GET", path, "1.1", 200)
+        access.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:5000", "GET", "/healthz", "1.1", 200)
+    assert "deadbeefcafe" not in caplog.text and "expires=" not in caplog.text
+    assert "/labels/RMA-50012.pdf?[redacted]" in caplog.text and "/healthz" in caplog.text
