@@ -61,6 +61,7 @@ from integrations.protocols import (
     Refunds,
     Returns,
 )
+from integrations.redact import redact_data
 
 if TYPE_CHECKING:
     from integrations.models import ReturnAuthorization
@@ -260,7 +261,8 @@ def enqueue(
         {
             "kind": item.kind,
             "idempotency_key": item.idempotency_key,
-            "payload": _plain(item.payload),
+            # What leaves the machine (a ticket's body, a text) carries no card number.
+            "payload": redact_data(_plain(item.payload)),
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": at,

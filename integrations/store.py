@@ -55,6 +55,7 @@ from sqlalchemy.exc import IntegrityError
 from integrations.accounts import metadata as accounts_metadata
 from integrations.outbox import Outbox, OutboxEntry, OutboxItem, enqueue, outbox
 from integrations.outbox import metadata as outbox_metadata
+from integrations.redact import redact_card_numbers, redact_data
 
 __all__ = [
     "OUTCOMES",
@@ -173,7 +174,9 @@ def _now() -> datetime:
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(data, default=str))
+    """`data` as JSON stores it, with no card number in any of its text (the last guard: the
+    voice and dialog layers redact what callers say before anyone sees it)."""
+    return redact_data(json.loads(json.dumps(data, default=str)))
 
 
 @dataclass(frozen=True)
@@ -423,6 +426,8 @@ class Store:
             exists = conn.execute(
                 select(calls.c.call_sid).where(calls.c.call_sid == call_sid)
             ).first()
+            if isinstance(fields.get("summary"), str):
+                fields = {**fields, "summary": redact_card_numbers(fields["summary"])}
             if exists:
                 if fields:
                     values = dict(fields)
@@ -483,14 +488,14 @@ class Store:
         confidence: float | None = None,
         timing: dict[str, Any] | None = None,
     ) -> None:
-        """Append one turn of the transcript."""
+        """Append one turn of the transcript (card numbers removed)."""
         with self.engine.begin() as conn:
             conn.execute(
                 insert(turns).values(
                     call_sid=call_sid,
                     seq=seq,
                     role=role,
-                    text=text,
+                    text=redact_card_numbers(text),
                     start_ms=start_ms,
                     end_ms=end_ms,
                     source=source,

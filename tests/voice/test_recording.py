@@ -10,6 +10,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.fakes import EchoAgent, FakeSynthesizer
 from tests.voice.test_call import until
@@ -186,6 +187,42 @@ async def test_a_card_number_read_out_appears_in_no_log_row_or_event(tmp_path, c
         assert "4242 4242" not in text and "4242424242424242" not in text, place
         assert "four two four two" not in text.lower(), place
     assert "[card number removed]" in stored  # the turns say something was said, not what
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "4242, 4242, 4242, 4242",
+        "4,242,424,242,424,242",
+        "4,24,24,24,24,24,24,242",  # what tiny.en writes for a card read out digit by digit
+        "4242.4242.4242.4242",
+        "4242 - 4242 - 4242 - 4242",
+        "forty two forty two forty two forty two forty two forty two forty two forty two",
+        "4242 four two four two 4242 forty two forty two",
+        "order 1001 4242 4242 4242 4242",
+    ],
+)
+async def test_a_card_in_any_form_reaches_no_transcript_page_or_ticket(tmp_path, heard):
+    """The forms that once slipped through: they reached the transcript, the call page and
+    the helpdesk ticket."""
+    stt = ScriptedTranscriber([heard, "I want to talk to a person"])
+    deps = shop_deps(tmp_path, stt)
+    line = Line(deps)
+    line.start()
+    await until(lambda: reply_marks(line))
+    line.speak()
+    await until(lambda: len(reply_marks(line)) == 2)
+    line.speak()
+    await until(lambda: len(reply_marks(line)) == 3 or line.task.done(), timeout=10)
+    record = await line.ended() if line.task.done() else await line.hang_up()
+    stored = json.dumps(record, default=str) + json.dumps(
+        deps.store.outbox_items(None), default=str
+    )
+    assert "4242" not in stored and "424,242" not in stored and "24,24" not in stored
+    assert "forty two forty two" not in stored and "four two four two" not in stored
+    assert "[card number removed]" in stored
+    tickets = [i for i in deps.store.outbox_items(None) if i["kind"] == "ticket"]
+    assert tickets and all("4242" not in json.dumps(t["payload"]) for t in tickets)
 
 
 # --- the writer on its own ------------------------------------------------------------------
