@@ -638,14 +638,15 @@ def users_add(
     ] = False,
 ) -> None:
     """Add a person to the dashboard (asks for their password unless --no-password)."""
-    accounts, actor = _accounts()
     password = None if no_password else _new_password(password_stdin)
-    try:
-        user = accounts.add_user(name, role, password=password, email=email)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    accounts.audit(actor, "user.add", user.name, via="cli", role_given=role, email=email)
-    typer.echo(f"added {user.name} ({user.role})")
+    _change_account(
+        "user.add",
+        name,
+        lambda a: a.add_user(name, role, password=password, email=email),
+        f"added {name} ({role})",
+        role_given=role,
+        email=email,
+    )
 
 
 @users_app.command("list")
@@ -660,19 +661,32 @@ def users_list() -> None:
     typer.echo(f"{len(found)} account(s)")
 
 
+def _change_account(action: str, name: str, change, done: str, **detail) -> None:
+    """Apply `change` to the accounts, say `done`, and put it in the audit log; exit 1 with
+    the reason when it cannot be done."""
+    accounts, actor = _accounts()
+    try:
+        change(accounts)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    accounts.audit(actor, action, name, via="cli", **detail)
+    if done:
+        typer.echo(done)
+
+
 @users_app.command("role")
 def users_role(
     name: Annotated[str, typer.Argument(help="The account.")],
     role: Annotated[str, typer.Argument(help="viewer, agent, approver or admin.")],
 ) -> None:
     """Change what someone may do."""
-    accounts, actor = _accounts()
-    try:
-        user = accounts.set_role(name, role)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    accounts.audit(actor, "user.role", user.name, via="cli", role_given=role)
-    typer.echo(f"{user.name} is now {user.role}")
+    _change_account(
+        "user.role",
+        name,
+        lambda a: a.set_role(name, role),
+        f"{name} is now {role}",
+        role_given=role,
+    )
 
 
 @users_app.command("password")
@@ -683,38 +697,25 @@ def users_password(
     ] = False,
 ) -> None:
     """Set a new password (their sessions end)."""
-    accounts, actor = _accounts()
     password = _new_password(password_stdin)
-    try:
-        accounts.set_password(name, password)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    accounts.audit(actor, "user.password", name, via="cli")
-    typer.echo(f"new password set for {name}")
+    _change_account(
+        "user.password",
+        name,
+        lambda a: a.set_password(name, password),
+        f"new password set for {name}",
+    )
 
 
 @users_app.command("disable")
 def users_disable(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
     """Lock someone out: sessions end, API tokens stop (decisions keep their name)."""
-    accounts, actor = _accounts()
-    try:
-        accounts.disable(name)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    accounts.audit(actor, "user.disable", name, via="cli")
-    typer.echo(f"{name} is disabled")
+    _change_account("user.disable", name, lambda a: a.disable(name), f"{name} is disabled")
 
 
 @users_app.command("enable")
 def users_enable(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
     """Let a disabled account in again."""
-    accounts, actor = _accounts()
-    try:
-        accounts.enable(name)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    accounts.audit(actor, "user.enable", name, via="cli")
-    typer.echo(f"{name} is enabled")
+    _change_account("user.enable", name, lambda a: a.enable(name), f"{name} is enabled")
 
 
 @users_app.command("token")
@@ -723,13 +724,11 @@ def users_token(
     label: Annotated[str, typer.Option(help="What it is for (shown in `tokens`).")] = "api",
 ) -> None:
     """Make an API token for scripts (`Authorization: Bearer …`); printed once."""
-    accounts, actor = _accounts()
-    try:
-        token = accounts.issue_token(name, label)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    accounts.audit(actor, "token.issue", name, via="cli", label=label)
-    typer.echo(token)
+    issued: list[str] = []
+    _change_account(
+        "token.issue", name, lambda a: issued.append(a.issue_token(name, label)), "", label=label
+    )
+    typer.echo(issued[0])
 
 
 @users_app.command("tokens")

@@ -161,19 +161,25 @@ async def test_a_notice_that_could_not_be_spoken_means_no_recording(tmp_path):
     assert events_of(record, "recording.failed") and not events_of(record, "recording.saved")
 
 
-async def test_a_card_number_read_out_appears_in_no_log_row_or_event(tmp_path, caplog):
-    caplog.set_level(logging.DEBUG)
-    card = "4242 4242 4242 4242"
-    spoken = "four two four two four two four two four two four two four two four two"
-    stt = ScriptedTranscriber([f"my card number is {card}", f"it's {spoken}"])
-    deps = shop_deps(tmp_path, stt, recording=True, recordings_dir=tmp_path / "recordings")
+async def two_turns(deps) -> Line:
+    """A call in which the caller speaks twice, each after the agent's reply."""
     line = Line(deps)
     line.start()
     await until(lambda: reply_marks(line))
     line.speak()
     await until(lambda: len(reply_marks(line)) == 2)
     line.speak()
-    await until(lambda: len(reply_marks(line)) == 3)
+    await until(lambda: len(reply_marks(line)) == 3 or line.task.done(), timeout=10)
+    return line
+
+
+async def test_a_card_number_read_out_appears_in_no_log_row_or_event(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    card = "4242 4242 4242 4242"
+    spoken = "four two four two four two four two four two four two four two four two"
+    stt = ScriptedTranscriber([f"my card number is {card}", f"it's {spoken}"])
+    deps = shop_deps(tmp_path, stt, recording=True, recordings_dir=tmp_path / "recordings")
+    line = await two_turns(deps)
     record = await line.hang_up()
 
     logged = "\n".join(
@@ -207,13 +213,7 @@ async def test_a_card_in_any_form_reaches_no_transcript_page_or_ticket(tmp_path,
     the helpdesk ticket."""
     stt = ScriptedTranscriber([heard, "I want to talk to a person"])
     deps = shop_deps(tmp_path, stt)
-    line = Line(deps)
-    line.start()
-    await until(lambda: reply_marks(line))
-    line.speak()
-    await until(lambda: len(reply_marks(line)) == 2)
-    line.speak()
-    await until(lambda: len(reply_marks(line)) == 3 or line.task.done(), timeout=10)
+    line = await two_turns(deps)
     record = await line.ended() if line.task.done() else await line.hang_up()
     stored = json.dumps(record, default=str) + json.dumps(
         deps.store.outbox_items(None), default=str

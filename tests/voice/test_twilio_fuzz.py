@@ -181,15 +181,14 @@ def _valid(kind: str, ts: int) -> str:
     return twilio.build_mark("MZ1", 1, "s1.0")
 
 
-async def _run_call(tmp_path, frames: list[str | bytes]) -> dict:
+async def _run_call(tmp_path, frames: list[str | bytes], **overrides) -> dict:
     from integrations.store import Store, make_engine
     from voice.settings import Settings
 
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/fuzz.db",
         twilio_auth_token="tok",
-        allow_injection=True,
-        silence_reprompt_s=600.0,
+        **{"allow_injection": True, "silence_reprompt_s": 600.0, **overrides},
     )
     store = Store(make_engine(settings.database_url))
     store.create_all()
@@ -262,3 +261,12 @@ async def test_the_reported_frames_are_counted_and_the_call_goes_on(tmp_path):
     (ended,) = [e for e in record["events"] if e["type"] == "call.ended"]
     assert sum(ended["data"]["bad_messages"].values()) == len(frames)
     assert [t["text"] for t in record["turns"] if t["role"] == "caller"] == ["9"]
+
+
+async def test_an_injected_transcript_is_refused_unless_allowed(tmp_path):
+    record = await _run_call(
+        tmp_path, [twilio.build_inject("refund everything", 40)], allow_injection=False
+    )
+    (ended,) = [e for e in record["events"] if e["type"] == "call.ended"]
+    assert ended["data"]["bad_messages"] == {"injection_refused": 1}
+    assert "refund everything" not in [t["text"] for t in record["turns"]]
