@@ -1,5 +1,6 @@
 """`postvoice doctor`: what is configured, what works, and what to fix.
 
+Our own server must answer `GET /healthz` at the public URL (links and webhooks point there).
 Each configured provider is checked for credentials, reachability (one cheap authenticated
 read: Shopify `shop { name }`, Stripe `GET /v1/balance`, Twilio `GET /Accounts/{sid}.json`,
 Zendesk `GET /users/me.json`, EasyPost or AfterShip a one-item list) and its webhooks (the
@@ -68,6 +69,7 @@ async def run_doctor(
         *_public_url(config),
     ]
     groups = await asyncio.gather(
+        _server(config, transports.get("server")),
         _shopify(config, transports.get("shopify")),
         _stripe(config, transports.get("stripe")),
         _twilio(config, transports.get("twilio")),
@@ -233,6 +235,37 @@ def _missing(provider: str, needed: Mapping[str, str]) -> list[Check]:
     if unset:
         return [Check(provider, "credentials", FAIL, fix="set " + ", ".join(unset))]
     return []
+
+
+async def _server(config: ProviderConfig, transport) -> list[Check]:
+    """Whether our own server answers at the public URL: links in texts (return labels) and
+    every webhook point there, so "ok" must mean something is listening."""
+    if not config.public_url:
+        return []
+    url = config.public_url.rstrip("/") + "/healthz"
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(3.0), transport=transport) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return [
+            Check(
+                "server",
+                "answers",
+                FAIL,
+                fix=f"nothing answers at {url} ({type(exc).__name__}): start `postvoice serve` "
+                "there, or set POSTVOICE_PUBLIC_URL to the address it serves",
+            )
+        ]
+    if response.status_code != 200:
+        return [
+            Check(
+                "server",
+                "answers",
+                FAIL,
+                fix=f"{url} answered {response.status_code}: is that postvoice?",
+            )
+        ]
+    return [Check("server", "answers", OK, detail=url)]
 
 
 async def _shopify(config: ProviderConfig, transport) -> list[Check]:

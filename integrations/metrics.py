@@ -298,7 +298,7 @@ def _intent_in(names: Sequence[str], since: datetime | None) -> ColumnElement[bo
     return and_(_event_type(since) == "intent", events.c.data["name"].as_string().in_(names))
 
 
-def _flags(dialect: str, since: datetime | None) -> Any:
+def _flags(dialect: str, since: datetime | None, channel: str | None = None) -> Any:
     """One row per call of the window: its direction, day and 0/1 flags.
 
     The events that set a flag are aggregated per call once and joined, rather than looked
@@ -317,7 +317,7 @@ def _flags(dialect: str, since: datetime | None) -> Any:
         func.max(flag(e.type.in_(ESCALATION_EVENTS))).label("escalated"),
         func.max(flag(_intent_in(WISMO_INTENTS, since))).label("wismo"),
     ).where(kind.in_((*PERSON_EVENTS, *ESCALATION_EVENTS, "intent")))
-    marks = _in_window(per_call, events, since).group_by(e.call_sid).subquery("call_marks")
+    marks = _in_window(per_call, events, since, channel).group_by(e.call_sid).subquery("call_marks")
     ended = or_(c.ended_at.is_not(None), c.status.in_(TERMINAL_STATUSES))
     person = or_(marks.c.person == 1, c.transfer_to.is_not(None), c.end_reason == "transfer")
     query = select(
@@ -331,17 +331,25 @@ def _flags(dialect: str, since: datetime | None) -> Any:
     ).select_from(calls.outerjoin(marks, marks.c.call_sid == c.call_sid))
     if since is not None:
         query = query.where(c.created_at >= since)
+    if channel is not None:
+        query = query.where(c.channel == channel)
     return query.subquery("call_flags")
 
 
-def _in_window(query: Select[Any], table: Table, since: datetime | None) -> Select[Any]:
+def _in_window(
+    query: Select[Any], table: Table, since: datetime | None, channel: str | None = None
+) -> Select[Any]:
     """Only the rows of `table` (events or turns) that belong to calls created since `since`:
     the window is always the calls', so that a figure and its reasons count the same calls.
     The rows are found through their index on `call_sid` (see `_event_type`).
     """
-    if since is None:
+    if since is None and channel is None:
         return query.where(table.c.call_sid.is_not(None))
-    window = select(calls.c.call_sid).where(calls.c.created_at >= since)
+    window = select(calls.c.call_sid)
+    if since is not None:
+        window = window.where(calls.c.created_at >= since)
+    if channel is not None:  # "voice" leaves typed calls (`postvoice chat`) out
+        window = window.where(calls.c.channel == channel)
     return query.where(table.c.call_sid.in_(window))
 
 
@@ -363,13 +371,16 @@ class _DayTally:
     latencies: list[float] = field(default_factory=list)
 
 
-def report(engine: Engine, window: str = "7d", *, now: datetime | None = None) -> Report:
-    """Every figure of the metrics page over `window` (a key of `WINDOWS`), ending `now`."""
+def report(
+    engine: Engine, window: str = "7d", *, now: datetime | None = None, channel: str | None = None
+) -> Report:
+    """Every figure of the metrics page over `window` (a key of `WINDOWS`), ending `now`; of
+    every call, typed or spoken, or only those of `channel` ("voice" or "typed")."""
     now = now or datetime.now(UTC)
     since = window_start(window, now)
     with engine.connect() as conn:
         dialect = conn.dialect.name
-        f = _flags(dialect, since)
+        f = _flags(dialect, since, channel)
         done = and_(f.c.ended == 1, f.c.answered == 1)
 
         def total(condition: ColumnElement[bool]) -> Any:
@@ -395,15 +406,26 @@ def report(engine: Engine, window: str = "7d", *, now: datetime | None = None) -
                 .where(turns.c.role == "agent", _latency().is_not(None)),
                 turns,
                 since,
+                channel,
             )
         ).all()
         escalation_reasons = _counts(
-            conn, ESCALATION_EVENTS, "reason", since, by_type=True, default="unspecified"
+            conn,
+            ESCALATION_EVENTS,
+            "reason",
+            since,
+            by_type=True,
+            default="unspecified",
+            channel=channel,
         )
-        return_reasons = _counts(conn, ("return.created",), "reason_code", since, default="other")
-        resolutions = _counts(conn, ("return.created",), "resolution", since, default="refund")
-        csat = _csat(conn, since)
-        returns = _returns(conn, since)
+        return_reasons = _counts(
+            conn, ("return.created",), "reason_code", since, default="other", channel=channel
+        )
+        resolutions = _counts(
+            conn, ("return.created",), "resolution", since, default="refund", channel=channel
+        )
+        csat = _csat(conn, since, channel)
+        returns = _returns(conn, since, channel)
 
     tallies: dict[date, _DayTally] = defaultdict(_DayTally)
     sums: Counter[str] = Counter()
@@ -463,12 +485,13 @@ def _counts(
     *,
     by_type: bool = False,
     default: str,
+    channel: str | None = None,
 ) -> list[Count]:
     """How many events of `types` there are per value of `data[key]`, most frequent first."""
     value = events.c.data[key].as_string().label("value")
     columns = [events.c.type, value] if by_type else [value]
     query = select(*columns, func.count()).where(_event_type(since).in_(types))
-    rows = conn.execute(_in_window(query, events, since).group_by(*columns)).all()
+    rows = conn.execute(_in_window(query, events, since, channel).group_by(*columns)).all()
     merged: Counter[tuple[str, str]] = Counter()
     for row in rows:
         kind, name, n = (row[0], row[1], row[2]) if by_type else ("", row[0], row[1])
@@ -477,10 +500,10 @@ def _counts(
     return [Count(name=name, count=n, kind=kind) for (kind, name), n in ordered]
 
 
-def _csat(conn: Connection, since: datetime | None) -> Csat:
+def _csat(conn: Connection, since: datetime | None, channel: str | None = None) -> Csat:
     score = events.c.data["score"].as_integer().label("score")
     query = select(score, func.count()).where(_event_type(since) == "csat.recorded")
-    rows = conn.execute(_in_window(query, events, since).group_by(score)).all()
+    rows = conn.execute(_in_window(query, events, since, channel).group_by(score)).all()
     scores = {s: 0 for s in range(1, 6)}
     for value, n in rows:
         if value is not None and 1 <= int(value) <= 5:  # a score outside 1-5 is not a CSAT
@@ -493,7 +516,7 @@ def _csat(conn: Connection, since: datetime | None) -> Csat:
 _OUTBOX_REF = re.compile(r"^outbox:(\d+)$")
 
 
-def _returns(conn: Connection, since: datetime | None) -> Returns:
+def _returns(conn: Connection, since: datetime | None, channel: str | None = None) -> Returns:
     """Return initiation times of the calls in the window that created a return."""
     kind = _event_type(since)
     label_sms = and_(kind == "sms.sent", events.c.data["purpose"].as_string() == "return_label")
@@ -517,7 +540,7 @@ def _returns(conn: Connection, since: datetime | None) -> Returns:
         )
         .order_by(events.c.id)
     )
-    rows = conn.execute(_in_window(query, events, since)).all()
+    rows = conn.execute(_in_window(query, events, since, channel)).all()
     per_call: dict[str, dict[str, Any]] = {}
     refs: set[int] = set()
     for row in rows:

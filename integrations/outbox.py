@@ -61,6 +61,7 @@ from integrations.protocols import (
     Refunds,
     Returns,
 )
+from integrations.redact import redact_data
 
 if TYPE_CHECKING:
     from integrations.models import ReturnAuthorization
@@ -260,7 +261,8 @@ def enqueue(
         {
             "kind": item.kind,
             "idempotency_key": item.idempotency_key,
-            "payload": _plain(item.payload),
+            # What leaves the machine (a ticket's body, a text) carries no card number.
+            "payload": redact_data(_plain(item.payload)),
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": at,
@@ -588,7 +590,10 @@ class OutboxHelpdesk(_Queueing):
             tags=tags,
         )
         if entry.status == "delivered" and entry.result:
-            return _ticket(entry.result)
+            # One ticket, one id: the reference the caller was first given (the helpdesk's
+            # ticket carries it), not the helpdesk's own id on a repeat.
+            delivered = _ticket(entry.result)
+            return Ticket(id=reference, subject=subject, status=delivered.status, url=delivered.url)
         return Ticket(id=reference, subject=subject, status="queued")
 
 

@@ -50,9 +50,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
 
+from integrations.accounts import metadata as accounts_metadata
 from integrations.outbox import Outbox, OutboxEntry, OutboxItem, enqueue, outbox
 from integrations.outbox import metadata as outbox_metadata
+from integrations.redact import redact_card_numbers, redact_data
 
 __all__ = [
     "OUTCOMES",
@@ -89,6 +92,9 @@ calls = Table(
     Column("transfer_to", String(32)),
     Column("summary", Text),
     Column("duration_s", Integer),
+    # "voice" (a phone or browser call) or "typed" (`postvoice chat`): metrics count both and
+    # can leave typed ones out.
+    Column("channel", String(16), nullable=False, default="voice", server_default="voice"),
 )
 
 turns = Table(
@@ -145,8 +151,19 @@ refund_approvals = Table(
 )
 
 
-migrated_metadata = (metadata, outbox_metadata)
-"""Every table the migrations own: the call store's and the outbox's."""
+stream_claims = Table(
+    "stream_claims",
+    metadata,
+    # One media stream per call, ever: the first `start` with a valid token claims the call;
+    # a replayed token, a second socket, or a start after the call ended finds the row taken.
+    Column("call_sid", String(64), primary_key=True),
+    Column("stream_sid", String(64), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+migrated_metadata = (metadata, outbox_metadata, accounts_metadata)
+"""Every table the migrations own: the call store's, the outbox's and the accounts'."""
 
 # PostgreSQL advisory lock held while migrating, so instances starting together take turns.
 _MIGRATION_LOCK = zlib.crc32(b"postvoice:migrate")
@@ -157,16 +174,20 @@ def _now() -> datetime:
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(data, default=str))
+    """`data` as JSON stores it, with no card number in any of its text (the last guard: the
+    voice and dialog layers redact what callers say before anyone sees it)."""
+    return redact_data(json.loads(json.dumps(data, default=str)))
 
 
 @dataclass(frozen=True)
 class Decision:
     """What `Store.record_decision` wrote: the event's id (None when every item was already
-    queued, so nothing new was decided) and the outbox rows, new or existing."""
+    queued, so nothing new was decided) and the outbox rows, new or existing; for a repeat,
+    `earlier` is the event that recorded the decision the first time."""
 
     event_id: int | None
     entries: list[OutboxEntry]
+    earlier: int | None = None
 
 
 # --- how a call went (the dashboard's list and filters) ---------------------------------------
@@ -208,6 +229,22 @@ FAILED_END_REASONS = ("error", "busy")
 
 _NOT_CONNECTED = ("failed", "busy", "no-answer")
 _ENDED_STATUSES = ("completed", "transferred", "canceled", *_NOT_CONNECTED)
+# How far along a call's status is; a status never moves to a lower rank (a replayed or late
+# webhook cannot make a finished call ring again). Statuses not listed rank lowest.
+_STATUS_RANK = {
+    "queued": 1,
+    "initiated": 1,
+    "ringing": 2,
+    "in-progress": 3,
+    "answered": 3,
+    **{status: 4 for status in _ENDED_STATUSES},
+}
+
+
+def _forward_status(status: str) -> ColumnElement[str]:
+    """SQL for the call's status after `status` arrives: it, unless the call is further on."""
+    current = case(_STATUS_RANK, value=calls.c.status, else_=0)
+    return case((current <= _STATUS_RANK.get(status, 0), status), else_=calls.c.status)
 
 
 def call_outcome() -> ColumnElement[str]:
@@ -383,16 +420,46 @@ class Store:
         self.migrate()
 
     def upsert_call(self, call_sid: str, **fields: Any) -> None:
-        """Create the call row, or update the given fields of an existing one."""
+        """Create the call row, or update the given fields of an existing one. A `status`
+        only ever moves forward (ringing → in-progress → an end), never back."""
         with self.engine.begin() as conn:
             exists = conn.execute(
                 select(calls.c.call_sid).where(calls.c.call_sid == call_sid)
             ).first()
+            if isinstance(fields.get("summary"), str):
+                fields = {**fields, "summary": redact_card_numbers(fields["summary"])}
             if exists:
                 if fields:
-                    conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(**fields))
+                    values = dict(fields)
+                    if isinstance(values.get("status"), str):
+                        values["status"] = _forward_status(values["status"])
+                    conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(**values))
             else:
                 conn.execute(insert(calls).values(call_sid=call_sid, created_at=_now(), **fields))
+
+    def call_ended(self, call_sid: str) -> bool:
+        """Whether the call has finished (by our record or Twilio's final status)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(calls.c.status, calls.c.ended_at).where(calls.c.call_sid == call_sid)
+            ).first()
+        return row is not None and (row.ended_at is not None or row.status in _ENDED_STATUSES)
+
+    def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
+        """Claim the call's one media stream; False when it was claimed before (a replayed
+        token, a second socket for a live call, a start after the call ended)."""
+        if self.call_ended(call_sid):
+            return False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(stream_claims).values(
+                        call_sid=call_sid, stream_sid=stream_sid, claimed_at=_now()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
 
     def record_status(self, call_sid: str, status: str, payload: dict[str, str]) -> None:
         """Store one Twilio status callback and move the call's status on."""
@@ -403,8 +470,9 @@ class Store:
                 )
             )
         fields: dict[str, Any] = {"status": status}
-        if payload.get("CallDuration", "").isdigit():
-            fields["duration_s"] = int(payload["CallDuration"])
+        duration = payload.get("CallDuration", "")
+        if status in _ENDED_STATUSES and duration.isascii() and duration.isdigit():
+            fields["duration_s"] = min(int(duration[:9]), 10**8)
         self.upsert_call(call_sid, **fields)
 
     def add_turn(
@@ -420,14 +488,14 @@ class Store:
         confidence: float | None = None,
         timing: dict[str, Any] | None = None,
     ) -> None:
-        """Append one turn of the transcript."""
+        """Append one turn of the transcript (card numbers removed)."""
         with self.engine.begin() as conn:
             conn.execute(
                 insert(turns).values(
                     call_sid=call_sid,
                     seq=seq,
                     role=role,
-                    text=text,
+                    text=redact_card_numbers(text),
                     start_ms=start_ms,
                     end_ms=end_ms,
                     source=source,
@@ -448,8 +516,30 @@ class Store:
     def add_event(
         self, call_sid: str | None, type: str, order: str | None, data: dict, at_ms: int | None
     ) -> int:
-        """Append one event; its id."""
+        """Append one event; its id. An order line has one `refund.pending_approval`: asked
+        again, the id of the one it has."""
         with self.engine.begin() as conn:
+            if type in _ONE_PER_LINE and order and data.get("line_id"):
+                line = events.c.data["line_id"].as_string()
+                found = conn.execute(
+                    select(events.c.id)
+                    .where(
+                        events.c.type == type,
+                        events.c.order_ref == order,
+                        line == str(data["line_id"]),
+                    )
+                    .order_by(events.c.id)
+                    .limit(1)
+                ).scalar()
+                if found is not None:
+                    log.info(
+                        "%s for %s line %s exists already (#%s)",
+                        type,
+                        order,
+                        data["line_id"],
+                        found,
+                    )
+                    return int(found)
             return _insert_event(conn, call_sid, type, order, data, at_ms)
 
     def merge_event(self, event_id: int, order: str | None, data: dict[str, Any]) -> None:
@@ -487,7 +577,7 @@ class Store:
             queued = [enqueue(conn, item, call_sid=call_sid) for item in outbox_items]
             entries = [entry for entry, _created in queued]
             if queued and not any(created for _entry, created in queued):
-                return Decision(None, entries)
+                return Decision(None, entries, _event_of(conn, event_type, entries[0].ref))
             refs = [entry.ref for entry in entries]
             event_id = _insert_event(
                 conn, call_sid, event_type, order, {**data, "outbox": refs}, at_ms
@@ -822,6 +912,25 @@ def _insert_event(
     return int(result.inserted_primary_key[0])
 
 
+def _event_of(conn: Connection, event_type: str, ref: str) -> int | None:
+    """The event of `event_type` that queued outbox row `ref` (its data lists the ref)."""
+    found = conn.execute(
+        select(events.c.id)
+        .where(
+            events.c.type == event_type,
+            func.cast(events.c.data, Text).like(f'%"{ref}"%'),
+        )
+        .order_by(events.c.id)
+        .limit(1)
+    ).scalar()
+    return int(found) if found is not None else None
+
+
+# Event types of which an order line has at most one: a second (the same return received
+# twice, two desks at once) is the first one again.
+_ONE_PER_LINE = frozenset({"refund.pending_approval"})
+
+
 def _lock_schema(conn: Connection) -> None:
     """Begin the migration's transaction holding the database's schema lock."""
     if conn.dialect.name == "postgresql":
@@ -886,10 +995,19 @@ class CallEvents:
         )
         refs = [entry.ref for entry in decision.entries]
         log.info("decision %s %s order=%s %s queued %s", self.call_sid, type, order, data, refs)
-        if decision.event_id is not None:
+        event_id = decision.event_id or decision.earlier
+        if event_id is not None:
             self.recorded.append(
                 {"type": type, "order": order, "at_ms": at_ms, **data, "outbox": refs}
             )
-            for ref in [*refs, *aliases]:
-                self._decided[(type, ref)] = (decision.event_id, len(self.recorded) - 1)
+            # A repeat of a decision made before: what the dialog records about it (with the
+            # id the provider gave, once delivered) is merged into that first event.
+            delivered = [
+                str(entry.result[k])
+                for entry in decision.entries
+                for k in ("message_id", "id")
+                if entry.result and entry.result.get(k)
+            ]
+            for ref in [*refs, *aliases, *delivered]:
+                self._decided[(type, ref)] = (event_id, len(self.recorded) - 1)
         return decision.entries

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 CHUNK_SAMPLES = SAMPLE_RATE // 10  # agent audio goes out in 100 ms media messages
+_SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 MIN_UTTERANCE_VOICED_MS = 120
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
 APOLOGY = "Sorry, something went wrong on my side."
@@ -65,6 +66,10 @@ WRAP_UP = (
 WRAP_UP_GRACE_S = 60.0  # after the wrap-up was due, a call still going is ended regardless
 CLIP_ECHO_GRACE_S = 3.0  # how much longer than a clip lasts we wait for its mark
 SHUTDOWN_WAIT_S = 5.0  # for the call's tasks to stop once cancelled
+# Twilio streams caller audio without pause (silence too); a stream quiet this long is heard
+# as silence, at most this many frames at a time.
+MEDIA_GAP_S = 1.0
+MAX_SILENT_FRAMES = 500
 # More late than this, the next part of a reply already playing leaves a gap the caller hears
 # (one 20 ms frame plus 40 ms of network jitter; as `postvoice bench` counts underruns).
 AUDIO_GAP_ALLOWANCE_MS = 60
@@ -316,6 +321,8 @@ class CallSession:
         self._opening: asyncio.Future[int] | None = None
         self._opening_frames = 0
         self._media_seen = False
+        self._injected = False  # a transcript was injected (replay's text turns): no audio comes
+        self._refused = False  # closed before `start`
 
     # --- clock ---------------------------------------------------------------------------------
 
@@ -328,22 +335,30 @@ class CallSession:
     async def run(self) -> None:
         """Serve the socket until the call ends. Never raises on bad input."""
         done_wait = asyncio.ensure_future(self._done.wait())
+        receive: asyncio.Future | None = None
         try:
             while not self._done.is_set():
-                receive = asyncio.ensure_future(self.socket.receive())
-                await asyncio.wait({receive, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+                receive = receive or asyncio.ensure_future(self.socket.receive())
+                await asyncio.wait(
+                    {receive, done_wait},
+                    timeout=self._quiet_limit(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if not receive.done():
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await receive
-                    break
-                raw = receive.result()
+                    if self._done.is_set() or not self._quiet():
+                        break
+                    continue
+                raw, receive = receive.result(), None
                 if raw is None:
                     self.end_reason = self.end_reason or "caller_hangup"
                     break
                 if not await self._handle(raw):
                     break
         finally:
+            if receive is not None and not receive.done():
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receive
             done_wait.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await done_wait
@@ -355,6 +370,35 @@ class CallSession:
                 self._close_recording()
                 if self.admission is not None:
                     self.admission.release()
+
+    def _quiet_limit(self) -> float | None:
+        """How long the socket may stay quiet before `_quiet` is asked what that means."""
+        now = time.monotonic()
+        if self.info is None:
+            return max(0.0, self._t0 + self.settings.stream_start_timeout_s - now)
+        if self._turned_away or self._injected:
+            return None  # injected transcripts stand in for audio: no audio comes between them
+        return max(0.05, self._last_ts_wall + MEDIA_GAP_S - now)
+
+    def _quiet(self) -> bool:
+        """Nothing came for a while; False ends the read loop. A socket that never starts is
+        closed (it must not hold a connection); a started one that sends no audio is heard
+        as silence, as Twilio's own silent frames would be, so the agent reprompts and then
+        says goodbye instead of holding a place until the maximum call length."""
+        if self.info is None:
+            log.warning(
+                "media socket closed: no start in %.0f s", self.settings.stream_start_timeout_s
+            )
+            self._refused = True
+            return False
+        gap_ms = int((time.monotonic() - self._last_ts_wall) * 1000)
+        if gap_ms < MEDIA_GAP_S * 1000:
+            return True
+        frames = min(gap_ms // FRAME_MS, MAX_SILENT_FRAMES)
+        self._last_ts, self._last_ts_wall = self.now_ms(), time.monotonic()
+        for i in range(frames):
+            self._on_frame(_SILENT_FRAME, self._last_ts - (frames - i) * FRAME_MS)
+        return True
 
     def _bad(self, kind: str, detail: str) -> None:
         """Log each kind of protocol error once per call; count every occurrence."""
@@ -407,6 +451,13 @@ class CallSession:
         params = start.custom_parameters
         if not twilio.verify_stream_token(self.settings.secret(), start.call_sid, params):
             log.warning("media socket for %s refused: bad or missing stream token", start.call_sid)
+            await self.socket.close(1008)
+            return False
+        # A token opens one stream, once: not again after the call, not on a second socket.
+        if not await asyncio.to_thread(
+            self.deps.store.claim_stream, start.call_sid, start.stream_sid
+        ):
+            log.warning("media socket for %s refused: the call has its stream", start.call_sid)
             await self.socket.close(1008)
             return False
         if start.encoding != "audio/x-mulaw" or start.sample_rate != SAMPLE_RATE:
@@ -629,9 +680,11 @@ class CallSession:
 
     def _audible(self) -> bool:
         """The agent is speaking: audio sent and not yet played, or a sentence on its way."""
-        return self._speaking_job is not None or any(
-            not p.end_of_reply for p in self._pending.values()
-        )
+        if self._speaking_job is not None:
+            return True
+        if time.monotonic() > self._play_end_wall + CLIP_ECHO_GRACE_S:
+            return False  # long played out: a mark never echoed must not keep us "speaking"
+        return any(not p.end_of_reply for p in self._pending.values())
 
     def _barge_in(self, at_ms: int) -> None:
         job = self._speaking_job
@@ -697,6 +750,7 @@ class CallSession:
             self._bad("injection_refused", "injected transcript while injection is off")
             return
         at_ms = msg.timestamp if msg.timestamp is not None else self.now_ms()
+        self._injected = True
         self._idle_frames = 0
         if self._awaiting_opening():
             self._end_opening(at_ms)
@@ -1154,6 +1208,9 @@ class CallSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dtmf_task
         if self.info is None:
+            if self._refused:
+                with contextlib.suppress(Exception):
+                    await self.socket.close(1008)
             return
         reason = self.end_reason or "caller_hangup"
         summary = None

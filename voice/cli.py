@@ -480,11 +480,13 @@ def chat(
     import uuid
 
     from integrations.store import CallEvents
-    from voice.chat import run_chat
+    from voice.chat import StoredChat, run_chat
     from voice.services import build_shop
 
     settings = Settings()
     setup_logging("WARNING")
+    _warn_if_nothing_serves(settings)
+    call_sid = f"CHAT{uuid.uuid4().hex[:28]}"
 
     async def talk() -> None:
         shop = build_shop(settings)
@@ -492,14 +494,6 @@ def chat(
         try:
 
             def make(info):
-                call_sid = f"CHAT{uuid.uuid4().hex[:28]}"
-                shop.store.upsert_call(
-                    call_sid,
-                    from_number=info.from_number,
-                    to_number=info.to_number,
-                    direction=info.direction,
-                    status="in-progress",
-                )
                 events = CallEvents(shop.store, call_sid)
                 return shop.agent(dataclasses.replace(info, call_sid=call_sid), events)
 
@@ -510,11 +504,31 @@ def chat(
                 direction="outbound" if outbound_order else "inbound",
                 purpose="delivery_confirmation" if outbound_order else None,
                 order_ref=outbound_order,
+                record=StoredChat(shop.store, call_sid),
             )
         finally:
             await shop.close()
 
     asyncio.run(talk())
+
+
+def _warn_if_nothing_serves(settings: Settings) -> None:
+    """Texts carry links (return labels) to the public URL: say so when nothing serves there,
+    rather than send links that point nowhere."""
+    import httpx
+
+    url = settings.public_url.rstrip("/")
+    try:
+        answered = httpx.get(url + "/healthz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        answered = False
+    if not answered:
+        guessed = "" if settings.public_url_given else " (POSTVOICE_PUBLIC_URL is not set)"
+        typer.echo(
+            f"warning: nothing answers at {url}{guessed}, so links in texts (return labels) "
+            "would point nowhere; set POSTVOICE_PUBLIC_URL to your running server's address",
+            err=True,
+        )
 
 
 @app.command()
@@ -524,8 +538,11 @@ def receive(
     """The warehouse has a return: mark it received and settle its refund by policy
     (above the approval line: a ticket for a person, never a refund)."""
     import asyncio
+    import getpass
 
     from dialog.receipt import refund_on_receipt
+    from integrations.accounts import Accounts, User
+    from integrations.protocols import ProviderError
     from integrations.store import CallEvents
     from voice.services import build_shop
 
@@ -537,19 +554,203 @@ def receive(
         shop.start_worker()
         try:
             services = shop.services(CallEvents(shop.store, None))
+            if services.returns is None:
+                return None, "no returns provider is configured"
+            try:  # an RMA the returns provider does not know is an answer, not a ticket
+                await services.returns.receive(rma)
+            except ProviderError as exc:
+                return None, str(exc)
             outcome = await refund_on_receipt(rma, services, flows=shop.flows, policy=shop.policy)
+            actor = User(None, f"cli:{getpass.getuser()}"[:64], "admin")
+            await asyncio.to_thread(
+                Accounts(shop.store.engine).audit,
+                actor,
+                "return.receive",
+                rma,
+                via="cli",
+                outcome=outcome.outcome,
+                ticket=outcome.ticket_id,
+            )
             await asyncio.sleep(0)  # let the worker pick up what was queued
-            return outcome
+            return outcome, None
         finally:
             await shop.close()
 
-    outcome = asyncio.run(settle())
+    outcome, refused = asyncio.run(settle())
+    if outcome is None:
+        raise _fail(f"{rma} cannot be received: {refused}")
     typer.echo(
         f"{outcome.rma} (order {outcome.order}): {outcome.outcome}"
         + (f", {outcome.amount_cents / 100:.2f}" if outcome.amount_cents else "")
         + (f", ticket {outcome.ticket_id}" if outcome.ticket_id else "")
         + (f" — {outcome.reason}" if outcome.reason else "")
     )
+
+
+users_app = typer.Typer(
+    help="Dashboard accounts: named people with roles (viewer, agent, approver, admin).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+
+
+def _accounts():
+    """The accounts of the configured database (migrated first), and who runs the command."""
+    import getpass
+
+    from integrations.accounts import Accounts, User
+    from integrations.store import Store, make_engine
+
+    engine = make_engine(Settings().database_url)
+    Store(engine).migrate()
+    # Whoever can run this command holds the database: they act as an admin, by their login.
+    actor = User(None, f"cli:{getpass.getuser()}"[:64], "admin")
+    return Accounts(engine), actor
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise _fail("a password needs at least 10 characters")
+    return password
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The name they log in with (and decisions show).")],
+    role: Annotated[str, typer.Option(help="viewer, agent, approver or admin.")] = "viewer",
+    email: Annotated[
+        str | None, typer.Option(help="Their email: OpenID Connect sign-in finds them by it.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    no_password: Annotated[
+        bool, typer.Option("--no-password", help="No password: they sign in through OIDC only.")
+    ] = False,
+) -> None:
+    """Add a person to the dashboard (asks for their password unless --no-password)."""
+    password = None if no_password else _new_password(password_stdin)
+    _change_account(
+        "user.add",
+        name,
+        lambda a: a.add_user(name, role, password=password, email=email),
+        f"added {name} ({role})",
+        role_given=role,
+        email=email,
+    )
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every account, its role and how it signs in."""
+    accounts, _ = _accounts()
+    found = accounts.users()
+    for u in found:
+        ways = [w for w, ok in (("password", u.has_password), ("oidc", u.oidc_subject)) if ok]
+        state = " (disabled)" if u.disabled else ""
+        typer.echo(f"{u.name:24} {u.role:9} {','.join(ways) or '-':16} {u.email or ''}{state}")
+    typer.echo(f"{len(found)} account(s)")
+
+
+def _change_account(action: str, name: str, change, done: str, **detail) -> None:
+    """Apply `change` to the accounts, say `done`, and put it in the audit log; exit 1 with
+    the reason when it cannot be done."""
+    accounts, actor = _accounts()
+    try:
+        change(accounts)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    accounts.audit(actor, action, name, via="cli", **detail)
+    if done:
+        typer.echo(done)
+
+
+@users_app.command("role")
+def users_role(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    role: Annotated[str, typer.Argument(help="viewer, agent, approver or admin.")],
+) -> None:
+    """Change what someone may do."""
+    _change_account(
+        "user.role",
+        name,
+        lambda a: a.set_role(name, role),
+        f"{name} is now {role}",
+        role_given=role,
+    )
+
+
+@users_app.command("password")
+def users_password(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a new password (their sessions end)."""
+    password = _new_password(password_stdin)
+    _change_account(
+        "user.password",
+        name,
+        lambda a: a.set_password(name, password),
+        f"new password set for {name}",
+    )
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+    """Lock someone out: sessions end, API tokens stop (decisions keep their name)."""
+    _change_account("user.disable", name, lambda a: a.disable(name), f"{name} is disabled")
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+    """Let a disabled account in again."""
+    _change_account("user.enable", name, lambda a: a.enable(name), f"{name} is enabled")
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="The account the token acts as.")],
+    label: Annotated[str, typer.Option(help="What it is for (shown in `tokens`).")] = "api",
+) -> None:
+    """Make an API token for scripts (`Authorization: Bearer …`); printed once."""
+    issued: list[str] = []
+    _change_account(
+        "token.issue", name, lambda a: issued.append(a.issue_token(name, label)), "", label=label
+    )
+    typer.echo(issued[0])
+
+
+@users_app.command("tokens")
+def users_tokens(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+    """An account's API tokens (ids, labels, last use; never the tokens)."""
+    accounts, _ = _accounts()
+    for t in accounts.tokens(name):
+        used = f"{t['last_used_at']:%Y-%m-%d %H:%M}" if t["last_used_at"] else "never used"
+        state = " revoked" if t["revoked_at"] else ""
+        typer.echo(f"#{t['id']} {t['label']} {used}{state}")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (`tokens`).")],
+) -> None:
+    """Stop an API token working."""
+    accounts, actor = _accounts()
+    if not accounts.revoke_token(token_id):
+        raise _fail(f"no live token #{token_id}")
+    accounts.audit(actor, "token.revoke", f"#{token_id}", via="cli")
+    typer.echo(f"token #{token_id} revoked")
 
 
 nlu_app = typer.Typer(help="Understanding: the labelled caller utterances.", no_args_is_help=True)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 import wave
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 FLUSH_FRAMES = SAMPLE_RATE  # write in one-second blocks
 MAX_AGENT_AHEAD_S = 60.0  # agent audio this far ahead of the caller's clock is written anyway
 MAX_GAP_S = 60.0  # a larger jump in the caller's timestamps is a discontinuity, not silence
+# A jump in the caller's timestamps is silence only as far as time really passed (plus network
+# jitter): timestamps that run ahead of the clock cannot make the file longer than the call.
+GAP_JITTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,10 @@ class Recording:
 class CallRecorder:
     """Streams one call's audio to `<directory>/<CallSid>.wav`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self._clock = clock
+        self._caller_wall = clock()  # when the caller's audio last moved the file on
         self._wav: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 - lives as long as the call
         self._wav.setnchannels(2)
         self._wav.setsampwidth(2)
@@ -63,11 +70,13 @@ class CallRecorder:
         self.failed: str | None = None
 
     @classmethod
-    def open(cls, directory: Path, call_sid: str) -> CallRecorder:
+    def open(
+        cls, directory: Path, call_sid: str, clock: Callable[[], float] = time.monotonic
+    ) -> CallRecorder:
         """A recorder for `call_sid` in `directory` (created if missing)."""
         directory.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_-]", "_", call_sid) or "call"
-        return cls(directory / f"{name}.wav")
+        return cls(directory / f"{name}.wav", clock)
 
     # --- what the session feeds ---------------------------------------------------------------
 
@@ -76,7 +85,10 @@ class CallRecorder:
         if self._wav is None or not len(pcm):
             return
         start = self._frame(at_ms)
-        if start - self._written > MAX_GAP_S * SAMPLE_RATE:
+        now = self._clock()
+        passed_s = min(MAX_GAP_S, now - self._caller_wall + GAP_JITTER_S)
+        self._caller_wall = now
+        if start - self._written > passed_s * SAMPLE_RATE:
             self._shift += start - self._written
             start = self._written
         if start + len(pcm) <= self._written:

@@ -6,6 +6,7 @@ defined inside `create_app` from real annotations.
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -18,19 +19,27 @@ from starlette.websockets import WebSocketDisconnect
 
 from dialog.loader import load_flows
 from dialog.schema import Conversation
+from integrations.accounts import Accounts
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
 from voice import dashboard, twilio
 from voice.call import CallDeps, CallSession
-from voice.dashboard import AdminGate
+from voice.dashboard import Gate, Principal
 from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
 from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, speech_chunks
 
-__all__ = ["Engines", "create_app", "default_engines"]
+__all__ = [
+    "MAX_WEBHOOK_BYTES",
+    "Engines",
+    "SecretQueryFilter",
+    "bounded_body",
+    "create_app",
+    "default_engines",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +127,46 @@ def default_engines(settings: Settings) -> Engines:
     )
 
 
+class SecretQueryFilter(logging.Filter):
+    """Keeps signed links out of the access log: a return label's `?expires=…&sig=…` is a
+    30-day key to the customer's name and address, so the query of such a path is dropped."""
+
+    _SECRET = re.compile(r"(?i)(?:^|[?&])(?:sig|signature|token|code|state)=")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's path arguments without their secret query."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        return True
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str) and "?" in value and self._SECRET.search(value):
+            return value.split("?", 1)[0] + "?[redacted]"
+        return value
+
+
+_ACCESS_FILTER = SecretQueryFilter()
+
+
+MAX_WEBHOOK_BYTES = 1024 * 1024
+"""The largest webhook body read: Stripe's events are a few kilobytes."""
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is longer than `limit` (by its
+    Content-Length, or while it streams in), so nothing reads a huge body into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
+        raise HTTPException(status_code=413, detail="request body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail="request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class StarletteSocket:
     """Adapts Starlette's WebSocket to the session's `Socket`."""
 
@@ -153,9 +202,19 @@ class StarletteSocket:
             await self.ws.close(code)
 
 
-def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engines: Engines | None = None,
+    *,
+    calls: Any = None,
+    oidc_transport: Any = None,
+) -> FastAPI:
     """Build the app. Models are loaded and warmed at start-up, not on the first call.
-    `calls` replaces the Twilio Calls client outbound calls are placed with (tests)."""
+    `calls` replaces the Twilio Calls client outbound calls are placed with, and
+    `oidc_transport` the HTTP transport of OpenID Connect sign-in (tests)."""
+    access_log = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access_log.filters:
+        access_log.addFilter(_ACCESS_FILTER)
     shop = build_shop(settings)
     dialer = dialer_for(shop, calls=calls)
     store, engine, providers, labels = shop.store, shop.engine, shop.providers, shop.labels
@@ -189,7 +248,11 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             await dialer.calls.aclose()
         await shop.close()
 
-    app = FastAPI(title="postvoice", lifespan=lifespan)
+    # No /docs, /redoc or /openapi.json: the API is documented in the README, and its map is
+    # not for strangers.
+    app = FastAPI(
+        title="postvoice", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.shop = shop.demo
@@ -215,11 +278,19 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
 
     TwilioForm = Annotated[dict[str, str], Depends(twilio_form)]
 
-    gate = AdminGate(settings)
-    require_admin = gate.require_api
-    dashboard.mount(
-        app, dashboard.Dashboard(settings=settings, store=store, gate=gate, shop=shop, deps=deps)
+    gate = Gate(settings, Accounts(store.engine))
+    board = dashboard.Dashboard(
+        settings=settings,
+        store=store,
+        gate=gate,
+        shop=shop,
+        deps=deps,
+        extra={"oidc_transport": oidc_transport},
     )
+    dashboard.mount(app, board)
+    Viewer = Annotated[Principal, Depends(gate.require("viewer"))]
+    Agent = Annotated[Principal, Depends(gate.require("agent"))]
+    Approver = Annotated[Principal, Depends(gate.require("approver"))]
 
     @app.post("/twilio/voice")
     async def voice_webhook(form: TwilioForm, request: Request) -> Response:
@@ -227,6 +298,10 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         call_sid = form.get("CallSid", "")
         if not call_sid:
             raise HTTPException(status_code=400, detail="CallSid missing")
+        if await asyncio.to_thread(store.call_ended, call_sid):
+            # A replayed webhook for a finished call: no new stream, no status change.
+            log.warning("voice webhook for finished call %s: answered with a hang-up", call_sid)
+            return Response(content=twilio.hangup_twiml(), media_type="application/xml")
         direction = form.get("Direction", "inbound")
         params = {
             "from": form.get("From", ""),
@@ -235,7 +310,9 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             "purpose": request.query_params.get("purpose", ""),
             "order": request.query_params.get("order", ""),
         }
-        params["token"] = twilio.make_stream_token(settings.secret(), call_sid, params)
+        params["token"] = twilio.make_stream_token(
+            settings.secret(), call_sid, params, ttl_s=settings.stream_token_ttl_s
+        )
         await asyncio.to_thread(
             store.upsert_call,
             call_sid,
@@ -277,10 +354,12 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         attempt = await dialer.on_amd(call_sid, answered_by) if call_sid else None
         return {"status": attempt.status if attempt else "unknown call"}
 
-    @app.post("/calls/outbound", dependencies=[Depends(require_admin)])
-    async def place_outbound(request: Request) -> dict[str, Any]:
+    @app.post("/calls/outbound")
+    async def place_outbound(request: Request, who: Agent) -> dict[str, Any]:
         """Place delivery-confirmation calls: `{"order": "1009"}` or
-        `{"delivered_since": "2d"}`; each attempt says whether it rang, and if not, why."""
+        `{"delivered_since": "2d"}`; each attempt says whether it rang, and if not, why.
+        With the login cookie, the `X-CSRF-Token` header is needed too."""
+        gate.check_csrf(request, request.headers.get("X-CSRF-Token"))
         try:
             body = await request.json()
         except ValueError:
@@ -307,9 +386,13 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         attempts = []
         for number in numbers:
             try:
-                attempts.append((await dialer.request(number, purpose)).as_dict())
+                attempt = (await dialer.request(number, purpose)).as_dict()
             except ValueError as exc:
                 raise HTTPException(status_code=404, detail=str(exc)) from exc
+            attempts.append(attempt)
+            await board.audit(
+                who, "call.outbound", number, purpose=purpose, status=attempt.get("status")
+            )
         return {"attempts": attempts}
 
     def handshake_signed(ws: WebSocket) -> bool:
@@ -359,7 +442,7 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
             raise HTTPException(status_code=404, detail="Stripe webhooks are not configured")
         refunds = providers["refunds"]
         outcome = await handle_stripe_event(
-            await request.body(),
+            await bounded_body(request, MAX_WEBHOOK_BYTES),
             request.headers.get("Stripe-Signature", ""),
             secret.get_secret_value(),
             SqlSeenEvents(engine),
@@ -367,18 +450,21 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         )
         return Response(status_code=outcome.http_status)
 
-    @app.get("/api/outbox", dependencies=[Depends(require_admin)])
+    @app.get("/api/outbox", dependencies=[Depends(gate.require("viewer"))])
     async def outbox_items(status: str | None = None) -> dict[str, Any]:
         """What waits to leave the machine, what was delivered, and what is dead."""
         items = await asyncio.to_thread(store.outbox_items, status)
         counts = await asyncio.to_thread(store.outbox.counts)
         return {"counts": counts, "items": items}
 
-    @app.post("/api/outbox/{item_id}/retry", dependencies=[Depends(require_admin)])
-    async def outbox_retry(item_id: int) -> dict[str, Any]:
-        """Put a dead item back in the queue (after fixing what killed it)."""
+    @app.post("/api/outbox/{item_id}/retry")
+    async def outbox_retry(request: Request, item_id: int, who: Approver) -> dict[str, Any]:
+        """Put a dead item back in the queue (after fixing what killed it): it may send a
+        refund again, so it needs an approver. With the login cookie, `X-CSRF-Token` too."""
+        gate.check_csrf(request, request.headers.get("X-CSRF-Token"))
         if not await asyncio.to_thread(store.outbox.retry_dead, item_id):
             raise HTTPException(status_code=404, detail="no dead outbox item with that id")
+        await board.audit(who, "outbox.retry", item_id)
         shop.wake_worker()
         return {"status": "requeued", "id": item_id}
 
@@ -388,8 +474,8 @@ def create_app(settings: Settings, engines: Engines | None = None, *, calls: Any
         await asyncio.to_thread(store.call, "__healthz__")
         return {"status": "ok"}
 
-    @app.get("/api/calls/{call_sid}", dependencies=[Depends(require_admin)])
-    async def call_record(call_sid: str) -> dict[str, Any]:
+    @app.get("/api/calls/{call_sid}")
+    async def call_record(call_sid: str, _who: Viewer) -> dict[str, Any]:
         """One call with its transcript and events (used by replay and the dashboard)."""
         call = await asyncio.to_thread(store.call, call_sid)
         if call is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     """Everything a merchant configures. Each field is `POSTVOICE_<NAME>` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="POSTVOICE_", env_file=".env", extra="ignore")
+    _public_url_given: bool = PrivateAttr(default=False)
 
     # Telephony
     twilio_auth_token: SecretStr | None = None
@@ -34,6 +35,16 @@ class Settings(BaseSettings):
         default=None,
         alias="POSTVOICE_LABEL_SECRET",
         description="Signs return-label links; defaults to one derived from the stream secret.",
+    )
+    stream_token_ttl_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a stream token waits for its socket (each is used once).",
+    )
+    stream_start_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A media socket that sends no `start` this long after opening is closed.",
     )
     dev: bool = False
     stream_signature_required: bool = Field(
@@ -102,7 +113,26 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     database_url: str = "sqlite:///var/postvoice.db"
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="The bootstrap admin: logs in (and is a Bearer token) as `admin-token`. "
+        "Named accounts come from `postvoice users`.",
+    )
+    oidc_issuer: str = Field(
+        default="",
+        description="An OpenID Connect issuer (its /.well-known/openid-configuration is read); "
+        "empty: no single sign-on.",
+    )
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_display_name: str = Field(default="single sign-on", description="On the login button.")
+    oidc_new_user_role: str = Field(
+        default="",
+        pattern="^(|viewer|agent|approver|admin)$",
+        description="Role of an account made at first sign-in; empty: only existing accounts "
+        "(matched by subject or verified email) may sign in.",
+    )
 
     # The shop
     flows_dir: Path | None = Field(
@@ -223,8 +253,14 @@ class Settings(BaseSettings):
         description="A synthesis taking longer counts as failed (a recorded apology plays).",
     )
 
+    @property
+    def public_url_given(self) -> bool:
+        """Whether POSTVOICE_PUBLIC_URL was set (else it is a guess from host and port)."""
+        return self._public_url_given
+
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
+        self._public_url_given = bool(self.public_url)
         if not self.public_url:
             host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
             self.public_url = f"http://{host}:{self.port}"

@@ -13,6 +13,9 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,8 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Hangup, Parameter, Stream, VoiceResponse
 
 __all__ = [
+    "MAX_STREAM_MS",
+    "STREAM_TOKEN_TTL_S",
     "Clear",
     "Connected",
     "Dtmf",
@@ -136,6 +141,14 @@ Message = Connected | Start | Media | Dtmf | Mark | Stop | Clear | Inject
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
+# Stream time fits every integer column of the call record (SQLite and PostgreSQL's int4)
+# with room to spare: a day, where Twilio ends a call after four hours at most.
+MAX_STREAM_MS = 24 * 3600 * 1000
+_MAX_COUNT = 2**31 - 1  # chunk numbers, sample rates and channel counts
+_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DIGITS = re.compile(r"^[0-9]{1,12}$")
+
+
 def _require(obj: Any, key: str, kind: type, where: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
         raise ProtocolError("missing_field", f"{where} has no '{key}'")
@@ -145,11 +158,54 @@ def _require(obj: Any, key: str, kind: type, where: str) -> Any:
     return value
 
 
-def _int(value: Any, where: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ProtocolError("bad_field", f"{where} is not a number") from None
+def _int(value: Any, where: str, high: int = MAX_STREAM_MS) -> int:
+    """A whole number in [0, high], sent as a JSON number or a string of ASCII digits.
+
+    Anything else (1e400 and Infinity parse to float infinities, 10**19 overflows a database
+    column, "²³" passes `str.isdigit`) is a `bad_field`, never an exception of another kind.
+    """
+    if isinstance(value, bool):
+        raise ProtocolError("bad_field", f"{where} is not a number")
+    if isinstance(value, str):
+        if not _DIGITS.match(value):
+            raise ProtocolError("bad_field", f"{where} is not a number")
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    else:
+        raise ProtocolError("bad_field", f"{where} is not a number")
+    if not 0 <= number <= high:
+        raise ProtocolError("bad_field", f"{where} is out of range")
+    return number
+
+
+def _str(obj: dict[str, Any], key: str, where: str, default: str = "") -> str:
+    """An optional text field: absent or null gives `default`; any other type is a
+    `bad_field` (never `str()` of a nested value, which can recurse without end)."""
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ProtocolError("bad_field", f"{where}.{key} is not text")
+    return value
+
+
+def _sid(obj: dict[str, Any], key: str, where: str) -> str:
+    """A Twilio sid: it names rows and files, so only letters, digits, _ and -."""
+    value = _require(obj, key, str, where)
+    if not _SID.match(value):
+        raise ProtocolError("bad_field", f"{where}.{key} is not a sid")
+    return value
+
+
+def _texts(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ProtocolError("bad_field", f"{where} is not a map of text")
+    return dict(value)
 
 
 def _decode_payload(media: dict[str, Any]) -> bytes:
@@ -170,14 +226,21 @@ def parse_message(text: str | bytes, *, max_bytes: int = 64 * 1024) -> Message:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError("invalid_json", str(exc)) from None
+    except RecursionError:  # ~60 KB of brackets fits under max_bytes and nests too deep
+        raise ProtocolError("invalid_json", "nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("invalid_json", "message is not a JSON object")
+    return _typed(data)
+
+
+def _typed(data: dict[str, Any]) -> Message:
+    """The message of one decoded JSON object."""
     event = data.get("event")
     if event == "media":
         media = _require(data, "media", dict, "message")
         return Media(
-            track=str(media.get("track", "inbound")),
-            chunk=_int(media.get("chunk", 0), "media.chunk"),
+            track=_str(media, "track", "media", "inbound"),
+            chunk=_int(media.get("chunk", 0), "media.chunk", _MAX_COUNT),
             timestamp=_int(media.get("timestamp", 0), "media.timestamp"),
             payload=_decode_payload(media),
         )
@@ -188,40 +251,49 @@ def parse_message(text: str | bytes, *, max_bytes: int = 64 * 1024) -> Message:
         dtmf = _require(data, "dtmf", dict, "message")
         digit = _require(dtmf, "digit", str, "dtmf")
         if digit not in _DTMF_DIGITS:
-            raise ProtocolError("bad_field", f"dtmf.digit {digit!r} is not a keypad digit")
+            raise ProtocolError("bad_field", f"dtmf.digit {digit[:10]!r} is not a keypad digit")
         return Dtmf(digit=digit)
     if event == "start":
-        start = _require(data, "start", dict, "message")
-        fmt = start.get("mediaFormat") or {}
-        params = start.get("customParameters") or {}
-        if not isinstance(params, dict) or not isinstance(fmt, dict):
-            raise ProtocolError("bad_field", "start.customParameters/mediaFormat malformed")
-        return Start(
-            stream_sid=_require(start, "streamSid", str, "start"),
-            call_sid=_require(start, "callSid", str, "start"),
-            account_sid=str(start.get("accountSid", "")),
-            tracks=tuple(str(t) for t in start.get("tracks") or ("inbound",)),
-            custom_parameters={str(k): str(v) for k, v in params.items()},
-            encoding=str(fmt.get("encoding", "audio/x-mulaw")),
-            sample_rate=_int(fmt.get("sampleRate", 8000), "start.mediaFormat.sampleRate"),
-            channels=_int(fmt.get("channels", 1), "start.mediaFormat.channels"),
-        )
+        return _start(_require(data, "start", dict, "message"))
     if event == "stop":
         stop = data.get("stop") or {}
-        return Stop(call_sid=str(stop.get("callSid", "")) if isinstance(stop, dict) else "")
+        if not isinstance(stop, dict):
+            raise ProtocolError("bad_field", "stop is not an object")
+        return Stop(call_sid=_str(stop, "callSid", "stop"))
     if event == "connected":
         return Connected(
-            protocol=str(data.get("protocol", "")), version=str(data.get("version", ""))
+            protocol=_str(data, "protocol", "message"), version=_str(data, "version", "message")
         )
     if event == "clear":
-        return Clear(stream_sid=str(data.get("streamSid", "")))
+        return Clear(stream_sid=_str(data, "streamSid", "message"))
     if event == "postvoice.inject":
         text_value = _require(data, "text", str, "message")
         ts = data.get("timestamp")
         return Inject(text=text_value, timestamp=None if ts is None else _int(ts, "timestamp"))
     if event is None:
         raise ProtocolError("missing_field", "message has no 'event'")
-    raise ProtocolError("unknown_event", f"unknown event {str(event)[:40]!r}")
+    if not isinstance(event, str):
+        raise ProtocolError("bad_field", "event is not text")
+    raise ProtocolError("unknown_event", f"unknown event {event[:40]!r}")
+
+
+def _start(start: dict[str, Any]) -> Start:
+    fmt = start.get("mediaFormat") or {}
+    if not isinstance(fmt, dict):
+        raise ProtocolError("bad_field", "start.mediaFormat is not an object")
+    tracks = start.get("tracks") or ["inbound"]
+    if not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):
+        raise ProtocolError("bad_field", "start.tracks is not a list of text")
+    return Start(
+        stream_sid=_sid(start, "streamSid", "start"),
+        call_sid=_sid(start, "callSid", "start"),
+        account_sid=_str(start, "accountSid", "start"),
+        tracks=tuple(tracks),
+        custom_parameters=_texts(start.get("customParameters"), "start.customParameters"),
+        encoding=_str(fmt, "encoding", "start.mediaFormat", "audio/x-mulaw"),
+        sample_rate=_int(fmt.get("sampleRate", 8000), "start.mediaFormat.sampleRate", _MAX_COUNT),
+        channels=_int(fmt.get("channels", 1), "start.mediaFormat.channels", _MAX_COUNT),
+    )
 
 
 # --- What we send to Twilio -------------------------------------------------------------------
@@ -348,19 +420,43 @@ def _token_material(call_sid: str, params: Mapping[str, str]) -> bytes:
     return "\x1f".join(parts).encode()
 
 
-def make_stream_token(secret: bytes, call_sid: str, params: Mapping[str, str]) -> str:
-    """A token binding the media socket to this CallSid and the call facts we passed along.
+STREAM_TOKEN_TTL_S = 300
+"""How long a stream token may wait for its socket: Twilio connects within a second or two."""
 
-    It is an HMAC, so any instance holding the same secret verifies it without shared state.
+
+def _token_mac(secret: bytes, call_sid: str, params: Mapping[str, str], expires: int) -> str:
+    material = _token_material(call_sid, params) + b"\x1f" + str(expires).encode()
+    return hmac.new(secret, material, hashlib.sha256).hexdigest()[:40]
+
+
+def make_stream_token(
+    secret: bytes,
+    call_sid: str,
+    params: Mapping[str, str],
+    *,
+    now: float | None = None,
+    ttl_s: float = STREAM_TOKEN_TTL_S,
+) -> str:
+    """A token binding the media socket to this CallSid and the call facts we passed along,
+    valid for `ttl_s`: `<expires>.<mac>`.
+
+    It is an HMAC over the facts and the expiry, so any instance holding the same secret
+    verifies it without shared state; that it is used once is the store's to enforce
+    (`Store.claim_stream`).
     """
-    digest = hmac.new(secret, _token_material(call_sid, params), hashlib.sha256).hexdigest()
-    return digest[:40]
+    expires = int((time.time() if now is None else now) + ttl_s)
+    return f"{expires}.{_token_mac(secret, call_sid, params, expires)}"
 
 
-def verify_stream_token(secret: bytes, call_sid: str, params: Mapping[str, str]) -> bool:
-    """True when `params['token']` was issued by us for this CallSid and these parameters."""
-    token = params.get("token", "")
-    return hmac.compare_digest(token, make_stream_token(secret, call_sid, params))
+def verify_stream_token(
+    secret: bytes, call_sid: str, params: Mapping[str, str], *, now: float | None = None
+) -> bool:
+    """True when `params['token']` was issued by us for this CallSid and these parameters,
+    and has not expired."""
+    expires, _, mac = params.get("token", "").partition(".")
+    if not _DIGITS.match(expires) or int(expires) < (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(mac, _token_mac(secret, call_sid, params, int(expires)))
 
 
 # --- Webhook signatures -----------------------------------------------------------------------

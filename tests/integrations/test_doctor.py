@@ -74,9 +74,17 @@ def full_config(**changes) -> ProviderConfig:
     return config
 
 
+def our_server(request: httpx.Request) -> httpx.Response:
+    """Our own server, answering its health check."""
+    if request.url.path == "/healthz":
+        return httpx.Response(200, json={"status": "ok"})
+    return httpx.Response(404)
+
+
 def transports(twilio: FakeTwilio | None = None, stripe=None) -> dict:
     easypost = httpx.MockTransport(FakeEasyPost())
     return {
+        "server": httpx.MockTransport(our_server),
         "shopify": httpx.MockTransport(FakeShopify.with_demo_data()),
         "stripe": stripe or stripe_fake(),
         "twilio": httpx.MockTransport(twilio or FakeTwilio()),
@@ -122,7 +130,11 @@ async def test_everything_configured_and_working(machine):
 
 
 async def test_nothing_configured_is_the_demo_shop(machine):
-    checks = await run_doctor(ProviderConfig(public_url="http://localhost:8080"), **machine)
+    checks = await run_doctor(
+        ProviderConfig(public_url="http://localhost:8080"),
+        transports={"server": httpx.MockTransport(our_server)},
+        **machine,
+    )
     assert [c for c in checks if c.status == FAIL] == []
     assert status_of(checks, "Shopify", "configured") == SKIPPED
     assert status_of(checks, "carrier", "configured") == SKIPPED
@@ -217,3 +229,26 @@ async def test_providers_are_real_where_configured_and_the_demo_shops_elsewhere(
     assert maria.name == "Maria Lopez"
     await close_providers(real)
     assert "sk_test_ok" not in repr(full_config())
+
+
+async def test_a_public_url_where_nothing_listens_is_not_ok(machine):
+    """`doctor` once said "public URL ok" while no server listened there."""
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    checks = await run_doctor(
+        ProviderConfig(public_url="http://localhost:8080"),
+        transports={"server": httpx.MockTransport(refused)},
+        **machine,
+    )
+    (answers,) = [c for c in checks if c.provider == "server" and c.check == "answers"]
+    assert (
+        answers.status == FAIL and "nothing answers at http://localhost:8080/healthz" in answers.fix
+    )
+    wrong = await run_doctor(
+        ProviderConfig(public_url="http://localhost:8080"),
+        transports={"server": httpx.MockTransport(lambda r: httpx.Response(404))},
+        **machine,
+    )
+    assert status_of(wrong, "server", "answers") == FAIL

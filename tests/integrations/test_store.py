@@ -165,7 +165,7 @@ def test_migrations_build_the_schema_the_code_declares_and_rerun_harmlessly(db_u
     store.migrate()  # every start-up runs it again
 
     assert _schema_drift(engine) == []
-    assert _version(engine) == "0004_created_at_indexes"
+    assert _version(engine) == "0005_trust"
     assert store.call("CA6")["from_number"] == MARIA
     engine.dispose()
 
@@ -205,6 +205,6 @@ def test_instances_starting_together_migrate_once_without_error(db_url: str):
         thread.join(timeout=60)
 
     assert errors == []
-    assert _version(engines[0]) == "0004_created_at_indexes"
+    assert _version(engines[0]) == "0005_trust"
     for engine in engines:
         engine.dispose()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from tests.fakes import EchoAgent
+from tests.fakes import EchoAgent, FakeSynthesizer
 from tests.voice.test_call import until
-from tests.voice.test_call_faults import Line, ScriptedTranscriber, echo_deps, events_of
+from tests.voice.test_call_faults import Line, ScriptedTranscriber, echo_deps, events_of, shop_deps
 from voice import twilio
 from voice.call import busy_text
 from voice.capacity import CallLimiter, caller_key
@@ -175,3 +176,60 @@ async def test_no_place_leaks_however_calls_end(tmp_path):
     assert deps.limiter.active == 0
     assert deps.limiter.snapshot()["callers_on_the_line"] == 0
     assert deps.limiter.turned_away > 0  # the caps did refuse some of them
+
+
+# --- sockets that hold a place without a caller ---------------------------------------------
+
+
+class QuickSynthesizer(FakeSynthesizer):
+    """A 100 ms tone per sentence: the agent's lines play out quickly."""
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        self.spoken.append(text)
+        return np.full(800, 1000, np.int16)
+
+
+async def test_a_socket_that_never_starts_is_closed_after_a_few_seconds(tmp_path):
+    deps = echo_deps(tmp_path, stream_start_timeout_s=0.3)
+    silent, chatty = Line(deps, "CA1"), Line(deps, "CA2")
+    silent.put(twilio.build_connected())
+    silent.task = asyncio.create_task(silent.session.run())
+    chatty.task = asyncio.create_task(chatty.session.run())
+    for _ in range(20):  # junk, but never a start: it must not keep the socket open
+        chatty.put(twilio.build_media("MZ", 1, 1, 0, b"\xff" * 160))
+    await asyncio.wait_for(asyncio.gather(silent.task, chatty.task), 3)
+    assert silent.socket.closed_with == chatty.socket.closed_with == 1008
+    assert deps.limiter.active == 0
+    assert deps.store.call("CA1") is None  # nothing was recorded for a call that never began
+
+
+async def test_silence_after_start_reprompts_then_says_goodbye_and_frees_the_place(tmp_path):
+    """A socket that sends `start` and then nothing at all: no audio, no mark echoes."""
+    deps = shop_deps(tmp_path, tts=QuickSynthesizer(), silence_reprompt_s=0.4, max_calls=1)
+    line = Line(deps, "CA1", MARIA)
+    line.socket.echo_marks = False
+    line.start()
+    await until(lambda: deps.limiter.active == 1)
+    record = await line.ended(timeout=20)
+    assert deps.limiter.active == 0
+    assert record["end_reason"] == "silence"
+    said = [t["text"] for t in record["turns"] if t["role"] == "agent"]
+    assert len(said) >= 3  # the greeting, a reprompt, the goodbye
+    # The place is free for a real caller, who gets the agent and not the busy message.
+    caller = Line(deps, "CA2", JAMES)
+    caller.start()
+    await until(lambda: deps.limiter.active == 1)
+    assert not events_of(await caller.hang_up(), "call.rejected")
+
+
+async def test_twelve_silent_sockets_do_not_make_a_real_caller_hear_busy(tmp_path):
+    deps = echo_deps(tmp_path, stream_start_timeout_s=0.3, max_calls=12)
+    lurkers = [Line(deps, f"CA{n}", f"+1415555{n:04d}") for n in range(12)]
+    for line in lurkers:
+        line.put(twilio.build_connected())  # and never a start
+        line.task = asyncio.create_task(line.session.run())
+    await asyncio.wait_for(asyncio.gather(*(line.task for line in lurkers)), 3)
+    caller = Line(deps, "CA99", MARIA)
+    caller.start()
+    await until(lambda: deps.limiter.active == 1)
+    assert not events_of(await caller.hang_up(), "call.rejected")

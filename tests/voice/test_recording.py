@@ -10,6 +10,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.fakes import EchoAgent, FakeSynthesizer
 from tests.voice.test_call import until
@@ -160,19 +161,25 @@ async def test_a_notice_that_could_not_be_spoken_means_no_recording(tmp_path):
     assert events_of(record, "recording.failed") and not events_of(record, "recording.saved")
 
 
-async def test_a_card_number_read_out_appears_in_no_log_row_or_event(tmp_path, caplog):
-    caplog.set_level(logging.DEBUG)
-    card = "4242 4242 4242 4242"
-    spoken = "four two four two four two four two four two four two four two four two"
-    stt = ScriptedTranscriber([f"my card number is {card}", f"it's {spoken}"])
-    deps = shop_deps(tmp_path, stt, recording=True, recordings_dir=tmp_path / "recordings")
+async def two_turns(deps) -> Line:
+    """A call in which the caller speaks twice, each after the agent's reply."""
     line = Line(deps)
     line.start()
     await until(lambda: reply_marks(line))
     line.speak()
     await until(lambda: len(reply_marks(line)) == 2)
     line.speak()
-    await until(lambda: len(reply_marks(line)) == 3)
+    await until(lambda: len(reply_marks(line)) == 3 or line.task.done(), timeout=10)
+    return line
+
+
+async def test_a_card_number_read_out_appears_in_no_log_row_or_event(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    card = "4242 4242 4242 4242"
+    spoken = "four two four two four two four two four two four two four two four two"
+    stt = ScriptedTranscriber([f"my card number is {card}", f"it's {spoken}"])
+    deps = shop_deps(tmp_path, stt, recording=True, recordings_dir=tmp_path / "recordings")
+    line = await two_turns(deps)
     record = await line.hang_up()
 
     logged = "\n".join(
@@ -186,6 +193,36 @@ async def test_a_card_number_read_out_appears_in_no_log_row_or_event(tmp_path, c
         assert "4242 4242" not in text and "4242424242424242" not in text, place
         assert "four two four two" not in text.lower(), place
     assert "[card number removed]" in stored  # the turns say something was said, not what
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "4242, 4242, 4242, 4242",
+        "4,242,424,242,424,242",
+        "4,24,24,24,24,24,24,242",  # what tiny.en writes for a card read out digit by digit
+        "4242.4242.4242.4242",
+        "4242 - 4242 - 4242 - 4242",
+        "forty two forty two forty two forty two forty two forty two forty two forty two",
+        "4242 four two four two 4242 forty two forty two",
+        "order 1001 4242 4242 4242 4242",
+    ],
+)
+async def test_a_card_in_any_form_reaches_no_transcript_page_or_ticket(tmp_path, heard):
+    """The forms that once slipped through: they reached the transcript, the call page and
+    the helpdesk ticket."""
+    stt = ScriptedTranscriber([heard, "I want to talk to a person"])
+    deps = shop_deps(tmp_path, stt)
+    line = await two_turns(deps)
+    record = await line.ended() if line.task.done() else await line.hang_up()
+    stored = json.dumps(record, default=str) + json.dumps(
+        deps.store.outbox_items(None), default=str
+    )
+    assert "4242" not in stored and "424,242" not in stored and "24,24" not in stored
+    assert "forty two forty two" not in stored and "four two four two" not in stored
+    assert "[card number removed]" in stored
+    tickets = [i for i in deps.store.outbox_items(None) if i["kind"] == "ticket"]
+    assert tickets and all("4242" not in json.dumps(t["payload"]) for t in tickets)
 
 
 # --- the writer on its own ------------------------------------------------------------------
@@ -215,3 +252,42 @@ def test_gaps_are_silence_repeats_are_dropped_and_agent_audio_queues(tmp_path):
     assert params.nframes == 1600
     assert np.count_nonzero(left) == 320 and not left[160:800].any()
     assert np.all(right[:800] == 2000) and np.all(right[800:1600] == 3000)
+
+
+def test_timestamps_that_run_ahead_of_the_clock_do_not_inflate_the_file(tmp_path):
+    """40 frames stamped 59 s apart once made a 2,301-second, 74 MB file."""
+    now = [0.0]
+    recorder = CallRecorder.open(tmp_path, "CA10", clock=lambda: now[0])
+    frame = np.full(160, 1000, np.int16)
+    for i in range(40):
+        recorder.caller(i * 59_000, frame)
+        now[0] += 0.02
+    recording = recorder.close()
+    assert recording.duration_s < 2
+    assert recording.path.stat().st_size < 100_000
+
+
+def test_a_real_pause_in_the_callers_audio_is_still_silence(tmp_path):
+    now = [0.0]
+    recorder = CallRecorder.open(tmp_path, "CA11", clock=lambda: now[0])
+    frame = np.full(160, 1000, np.int16)
+    recorder.caller(0, frame)
+    now[0] += 3.0  # the network held Twilio's frames for three seconds
+    recorder.caller(3000, frame)
+    assert recorder.close().frames == 3000 * RATE // 1000 + 160
+
+
+async def test_a_recorded_call_fed_far_apart_timestamps_stays_the_length_of_the_call(tmp_path):
+    deps = echo_deps(tmp_path, recording=True, recordings_dir=tmp_path / "rec")
+    line = Line(deps)
+    line.start()
+    await until(lambda: reply_marks(line))
+    frame = mulaw_encode(np.full(160, 1000, np.int16))
+    for i in range(40):
+        line.put(json.dumps({"event": "media", "media": {
+            "track": "inbound", "chunk": str(i), "timestamp": str(i * 59_000),
+            "payload": base64.b64encode(frame).decode()}}))  # fmt: skip
+    record = await line.hang_up()
+    (saved,) = events_of(record, "recording.saved")
+    assert saved["data"]["duration_s"] < 60
+    assert (tmp_path / "rec" / "CA1.wav").stat().st_size < 5_000_000

@@ -190,3 +190,153 @@ def test_sms_status_callbacks_are_signed_and_recorded(client):
 
         rows = conn.execute(text("select message_sid, status from twilio_sms_status")).all()
     assert [tuple(r) for r in rows] == [("SM1", "delivered")]
+
+
+# --- stream tokens and replayed webhooks ------------------------------------------------------
+
+
+def _media_headers() -> dict:
+    ws_url = PUBLIC.replace("https://", "wss://") + "/twilio/media"
+    return {"X-Twilio-Signature": twilio.compute_signature("secret-token", ws_url, {})}
+
+
+def _answered(client) -> twilio.StreamParams:
+    response = client.post("/twilio/voice", data=FORM, headers=signed("/twilio/voice", FORM))
+    _url, params = twilio.parse_stream_twiml(response.text)
+    return twilio.StreamParams("CA123", "MZ1", "AC1", params)
+
+
+def _greeted(ws) -> None:
+    """Read until the agent's greeting audio arrives."""
+    import json
+
+    while json.loads(ws.receive_text())["event"] != "media":
+        pass
+
+
+def _ended(store, call_sid: str) -> dict:
+    """The call's record once its session has written the end (it finishes after the socket)."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while (record := store.call(call_sid))["ended_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return record
+
+
+def _one_call(client, stream: twilio.StreamParams) -> dict:
+    with client.websocket_connect("/twilio/media", headers=_media_headers()) as ws:
+        ws.send_text(twilio.build_connected())
+        ws.send_text(twilio.build_start(stream))
+        _greeted(ws)
+        ws.send_text(twilio.build_stop(stream, 9))
+        while ws.receive()["type"] != "websocket.close":  # the session closes once recorded
+            pass
+    return _ended(client.app.state.store, stream.call_sid)
+
+
+def test_a_stream_token_opens_one_session_only(client):
+    stream = _answered(client)
+    _one_call(client, stream)
+    # The same start again, after the call ended: refused, no second session.
+    with client.websocket_connect("/twilio/media", headers=_media_headers()) as ws:
+        ws.send_text(twilio.build_connected())
+        ws.send_text(twilio.build_start(stream))
+        message = ws.receive()
+    assert message["type"] == "websocket.close" and message["code"] == 1008
+    record = client.app.state.store.call("CA123")
+    assert [e["type"] for e in record["events"]].count("call.started") == 1
+    assert record["status"] == "completed"
+
+
+def test_a_second_socket_for_a_live_call_is_refused(client):
+    stream = _answered(client)
+    with client.websocket_connect("/twilio/media", headers=_media_headers()) as first:
+        first.send_text(twilio.build_connected())
+        first.send_text(twilio.build_start(stream))
+        _greeted(first)
+        with client.websocket_connect("/twilio/media", headers=_media_headers()) as second:
+            second.send_text(twilio.build_connected())
+            second.send_text(twilio.build_start(stream))
+            message = second.receive()
+        assert message["type"] == "websocket.close" and message["code"] == 1008
+        first.send_text(twilio.build_stop(stream, 9))
+    record = client.app.state.store.call("CA123")
+    assert [e["type"] for e in record["events"]].count("call.started") == 1
+
+
+def test_an_expired_stream_token_is_refused():
+    secret, params = b"s3cret", {"from": "+14155550101", "direction": "inbound"}
+    token = twilio.make_stream_token(secret, "CA1", params, now=1000.0, ttl_s=60)
+    assert twilio.verify_stream_token(secret, "CA1", {**params, "token": token}, now=1059.0)
+    assert not twilio.verify_stream_token(secret, "CA1", {**params, "token": token}, now=1061.0)
+    # The expiry is signed: moving it on breaks the token.
+    expires, mac = token.split(".")
+    moved = f"{int(expires) + 3600}.{mac}"
+    assert not twilio.verify_stream_token(secret, "CA1", {**params, "token": moved}, now=1061.0)
+    for junk in ("", ".", "x.y", "²³.abc", "9" * 5000 + ".abc"):
+        assert not twilio.verify_stream_token(secret, "CA1", {**params, "token": junk})
+
+
+def test_replayed_webhooks_never_move_a_finished_call_back(client):
+    _one_call(client, _answered(client))
+    store = client.app.state.store
+    done = {**FORM, "CallStatus": "completed", "CallDuration": "12"}
+    client.post("/twilio/status", data=done, headers=signed("/twilio/status", done))
+    assert store.call("CA123")["status"] == "completed"
+
+    # A captured, validly signed voice webhook and status callback, played again.
+    replayed = client.post("/twilio/voice", data=FORM, headers=signed("/twilio/voice", FORM))
+    assert replayed.status_code == 200 and "<Stream" not in replayed.text
+    assert "<Hangup" in replayed.text
+    live = {**FORM, "CallStatus": "in-progress"}
+    client.post("/twilio/status", data=live, headers=signed("/twilio/status", live))
+    assert store.call("CA123")["status"] == "completed"
+    assert store.call("CA123")["duration_s"] == 12
+
+
+def test_status_moves_only_forward():
+    from integrations.store import Store, make_engine
+
+    store = Store(make_engine("sqlite://"))
+    store.migrate()
+    for status in ("ringing", "in-progress", "ringing", "completed", "in-progress", "queued"):
+        store.record_status("CA5", status, {"CallStatus": status})
+    assert store.call("CA5")["status"] == "completed"
+    assert len(store.status_updates("CA5")) == 6  # every callback is still kept as it came
+
+
+def test_a_huge_stripe_webhook_is_refused_before_it_is_read(stripe_client):
+    """A 300 MB body was once read whole (+550 MB of memory) before any check."""
+    from voice.server import MAX_WEBHOOK_BYTES
+
+    declared = stripe_client.post(
+        "/stripe/webhook",
+        content=b"{}",
+        headers={"Content-Length": str(300 * 1024 * 1024), "Stripe-Signature": "t=1,v1=x"},
+    )
+    assert declared.status_code == 413
+    sent: list[int] = []
+
+    def body():  # chunked, no length given: refused once it passes the limit
+        for _ in range(64):
+            sent.append(1)
+            yield b"x" * (64 * 1024)
+
+    streamed = stripe_client.post(
+        "/stripe/webhook", content=body(), headers={"Stripe-Signature": "t=1,v1=x"}
+    )
+    assert streamed.status_code == 413
+    assert MAX_WEBHOOK_BYTES < 64 * 64 * 1024
+
+
+def test_signed_label_links_never_reach_the_access_log(client, caplog):
+    import logging
+
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        path = "/labels/RMA-50012.pdf?expires=1767225600&sig=deadbeefcafe"
+        access.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:5000", "GET", path, "1.1", 200)
+        access.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:5000", "GET", "/healthz", "1.1", 200)
+    assert "deadbeefcafe" not in caplog.text and "expires=" not in caplog.text
+    assert "/labels/RMA-50012.pdf?[redacted]" in caplog.text and "/healthz" in caplog.text

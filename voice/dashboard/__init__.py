@@ -1,6 +1,6 @@
-"""The operations dashboard: server-rendered pages behind the admin token, /metrics, /try."""
+"""The operations dashboard: server-rendered pages behind a login, /metrics, /try."""
 
-from voice.dashboard.auth import AdminGate
+from voice.dashboard.auth import Gate, Principal
 from voice.dashboard.web import Dashboard, mount
 
-__all__ = ["AdminGate", "Dashboard", "mount"]
+__all__ = ["Dashboard", "Gate", "Principal", "mount"]

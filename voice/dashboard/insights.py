@@ -327,11 +327,15 @@ def router(dash: Dashboard) -> APIRouter:
     api = APIRouter()
 
     @api.get("/dashboard/metrics", response_class=HTMLResponse, dependencies=[dash.page()])
-    async def metrics_page(request: Request, window: str = DEFAULT_WINDOW) -> Response:
-        """Deflection, WISMO automation, returns, escalations, CSAT and latency, with charts."""
+    async def metrics_page(
+        request: Request, window: str = DEFAULT_WINDOW, typed: str = "include"
+    ) -> Response:
+        """Deflection, WISMO automation, returns, escalations, CSAT and latency, with charts;
+        `typed=exclude` leaves out typed calls (`postvoice chat`)."""
         if window not in WINDOWS:
             window = DEFAULT_WINDOW
-        report = await asyncio.to_thread(metrics.report, dash.store.engine, window)
+        channel = "voice" if typed == "exclude" else None
+        report = await asyncio.to_thread(metrics.report, dash.store.engine, window, channel=channel)
         return render(
             dash,
             request,
@@ -343,14 +347,18 @@ def router(dash: Dashboard) -> APIRouter:
             windows=WINDOWS,
             csat_flows=_csat_flows(dash),
             duration=_duration,
+            typed="exclude" if channel else "include",
         )
 
     @api.get("/api/metrics", dependencies=[dash.api()])
-    async def metrics_json(window: str = DEFAULT_WINDOW) -> dict[str, Any]:
-        """The metrics page's figures as JSON."""
+    async def metrics_json(window: str = DEFAULT_WINDOW, typed: str = "include") -> dict[str, Any]:
+        """The metrics page's figures as JSON (`typed=exclude`: spoken calls only)."""
         if window not in WINDOWS:
             raise HTTPException(status_code=422, detail=f"window is one of {', '.join(WINDOWS)}")
-        report = await asyncio.to_thread(metrics.report, dash.store.engine, window)
+        if typed not in ("include", "exclude"):
+            raise HTTPException(status_code=422, detail="typed is include or exclude")
+        channel = "voice" if typed == "exclude" else None
+        report = await asyncio.to_thread(metrics.report, dash.store.engine, window, channel=channel)
         return _as_json(report)
 
     @api.get("/metrics", dependencies=[dash.api()], include_in_schema=False)

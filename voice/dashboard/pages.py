@@ -1,7 +1,8 @@
-"""The operations pages: calls, one call, tickets, returns and refund approvals.
+"""The operations pages: calls, one call, tickets, returns, refund approvals and the audit.
 
-Server-rendered from `templates/`, no front-end build. Every page needs the admin login (a
-browser without one is sent to /login), every change the form's CSRF token or a Bearer header.
+Server-rendered from `templates/`, no front-end build. Every page needs a login (a browser
+without one is sent to /login), every change the right role and the form's CSRF token (or a
+valid Bearer token); each decision names the person who made it and is in the audit log.
 Transcripts were redacted of card numbers when written; everything else shown from events and
 outbox rows passes through the redactor again here, in case a provider or a note carried one.
 
@@ -15,7 +16,7 @@ import logging
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -33,6 +34,7 @@ from integrations.approvals import (
 from integrations.outbox import OutboxEntry
 from integrations.redact import redact_card_numbers
 from integrations.store import OUTCOMES, TICKET_STATES, CallFilter
+from voice.dashboard.auth import Principal
 from voice.dashboard.web import Dashboard, render
 from voice.outbound import parse_since
 
@@ -405,7 +407,8 @@ def router(dash: Dashboard) -> APIRouter:
             fmt=fmt,
         )
 
-    @api.get("/dashboard/calls/{call_sid}/recording.wav", dependencies=[dash.api()])
+    # What was said, card numbers included: not for every viewer.
+    @api.get("/dashboard/calls/{call_sid}/recording.wav", dependencies=[dash.api("agent")])
     async def recording(call_sid: str) -> Response:
         """The call's stereo recording (caller left, agent right), when there is one."""
         path = _recording(dash, call_sid)
@@ -485,10 +488,28 @@ def router(dash: Dashboard) -> APIRouter:
             fmt=fmt,
         )
 
-    @api.post("/dashboard/approvals/{event_id}", dependencies=[dash.api()])
+    async def decided(who: Principal, event_id: int, decision: str, note: str) -> Any:
+        """Decide as `who` (the approval names them) and put the decision in the audit log."""
+        done = await desk.decide(event_id, decision, decided_by=who.name, note=note)
+        if done.status != "already_decided":
+            approval = done.approval
+            await dash.audit(
+                who,
+                f"refund.{decision}",
+                event_id,
+                order=approval.order_ref,
+                line=approval.line_id,
+                amount_cents=approval.amount_cents,
+                outcome=done.status,
+                note=note or None,
+            )
+        return done
+
+    @api.post("/dashboard/approvals/{event_id}")
     async def decide_form(
         request: Request,
         event_id: int,
+        who: Annotated[Principal, dash.api("approver")],
         decision: str = Form(""),
         note: str = Form(""),
         csrf: str = Form(""),
@@ -496,7 +517,7 @@ def router(dash: Dashboard) -> APIRouter:
         """A person's click on Approve or Deny; back to the list, which says what happened."""
         dash.gate.check_csrf(request, csrf)
         try:
-            done = await desk.decide(event_id, decision, decided_by="dashboard", note=note)
+            done = await decided(who, event_id, decision, note)
         except NotPending as exc:
             return await _approvals_view(request, error=str(exc), status=404)
         except ValueError as exc:
@@ -515,14 +536,18 @@ def router(dash: Dashboard) -> APIRouter:
             "decided": [_approval_json(a) for a in decided],
         }
 
-    @api.post("/api/approvals/{event_id}", dependencies=[dash.api()])
-    async def decide_json(request: Request, event_id: int, body: DecisionIn) -> Response:
+    @api.post("/api/approvals/{event_id}")
+    async def decide_json(
+        request: Request,
+        event_id: int,
+        body: DecisionIn,
+        who: Annotated[Principal, dash.api("approver")],
+    ) -> Response:
         """`{"decision": "approve"|"deny", "note": "…"}`: 200 when decided now, 409 when it
         was decided before (nothing more is done), 404 for an unknown id."""
         dash.gate.check_csrf(request, request.headers.get("X-CSRF-Token"))
-        by = "api"
         try:
-            done = await desk.decide(event_id, body.decision, decided_by=by, note=body.note)
+            done = await decided(who, event_id, body.decision, body.note)
         except NotPending as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
         except ValueError as exc:
@@ -533,5 +558,34 @@ def router(dash: Dashboard) -> APIRouter:
             "approval": _approval_json(done.approval),
         }
         return JSONResponse(content, status_code=409 if done.status == "already_decided" else 200)
+
+    @api.get("/dashboard/audit", dependencies=[dash.page()])
+    async def audit_page(request: Request, page: str = "1") -> Response:
+        """Every decision a person made, newest first, with who made it."""
+        number = _page_number(page)
+        entries, total = await asyncio.to_thread(
+            dash.gate.accounts.audit_entries, page=number, per_page=PER_PAGE
+        )
+        pages = max(1, -(-total // PER_PAGE))
+        return render(
+            dash,
+            request,
+            "audit.html",
+            active="audit",
+            entries=entries,
+            total=total,
+            page=number,
+            pages=pages,
+            links=_links("/dashboard/audit", {}, number, pages),
+            fmt=fmt,
+        )
+
+    @api.get("/api/audit", dependencies=[dash.api()])
+    async def audit_json(page: str = "1") -> dict[str, Any]:
+        """The audit log as JSON, 50 a page, newest first."""
+        entries, total = await asyncio.to_thread(
+            dash.gate.accounts.audit_entries, page=_page_number(page), per_page=PER_PAGE
+        )
+        return {"total": total, "entries": jsonable_encoder([asdict(e) for e in entries])}
 
     return api

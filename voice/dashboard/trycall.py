@@ -25,6 +25,7 @@ from sqlalchemy import select
 from integrations.demo import normalize_phone, shop_customers, shop_orders
 from voice import twilio
 from voice.call import CallSession
+from voice.dashboard.auth import Principal
 from voice.dashboard.web import Dashboard, render
 from voice.server import StarletteSocket
 
@@ -142,7 +143,7 @@ def router(dash: Dashboard) -> APIRouter:
                     end_reason="browser_not_connected",
                 )
 
-    @api.get("/try", response_class=HTMLResponse, dependencies=[dash.page()])
+    @api.get("/try", response_class=HTMLResponse, dependencies=[dash.page("agent")])
     async def try_page(request: Request) -> HTMLResponse:
         """Talk to the agent with the microphone."""
         demo, source = order_source()
@@ -160,9 +161,11 @@ def router(dash: Dashboard) -> APIRouter:
             anonymous=ANONYMOUS,
         )
 
-    @api.post("/try/session", dependencies=[dash.api()])
+    @api.post("/try/session")
     async def new_session(
-        request: Request, body: Annotated[TrySessionRequest, Body()]
+        request: Request,
+        body: Annotated[TrySessionRequest, Body()],
+        who: Annotated[Principal, dash.api("agent")],
     ) -> dict[str, Any]:
         """Create a call as the voice webhook would, and the token its socket must present."""
         dash.gate.check_csrf(request, body.csrf or request.headers.get("X-CSRF-Token"))
@@ -176,7 +179,9 @@ def router(dash: Dashboard) -> APIRouter:
             "purpose": "",
             "order": "",
         }
-        params["token"] = twilio.make_stream_token(settings.secret(), call_sid, params)
+        params["token"] = twilio.make_stream_token(
+            settings.secret(), call_sid, params, ttl_s=settings.stream_token_ttl_s
+        )
         await asyncio.to_thread(
             dash.store.upsert_call,
             call_sid,
@@ -188,7 +193,8 @@ def router(dash: Dashboard) -> APIRouter:
             status="ringing",
         )
         created[call_sid] = time.monotonic()
-        log.info("try: browser call %s from %s", call_sid, caller)
+        await dash.audit(who, "try.call", call_sid, caller=caller)
+        log.info("try: browser call %s from %s by %s", call_sid, caller, who.name)
         return {
             "call_sid": call_sid,
             "stream_sid": "MZtry" + secrets.token_hex(14),
@@ -199,8 +205,9 @@ def router(dash: Dashboard) -> APIRouter:
     @api.websocket("/try/media")
     async def media(ws: WebSocket) -> None:
         """The browser's Media Stream: the session checks the stream token in `start`."""
-        if not dash.gate.allowed(ws):  # type: ignore[arg-type] # a WebSocket has the same headers and cookies
-            log.warning("try: refused media socket without a dashboard login")
+        who = dash.gate.principal(ws)  # a WebSocket has the same headers and cookies
+        if who is None or not who.user.may("agent"):
+            log.warning("try: refused media socket without a dashboard login (agent role)")
             await ws.close(code=1008)  # before accept: the browser gets HTTP 403
             return
         if not _same_origin(ws, settings.public_url):
