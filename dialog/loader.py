@@ -245,14 +245,22 @@ class _Read:
     errors: list[str] = field(default_factory=list)
 
 
-def _read_conversation(path: Path, read: _Read) -> None:
+def _read_mapping(path: Path, key: str, what: str, read: _Read) -> LineDict | None:
+    """A YAML file that must be a mapping starting with `key:`; its mistakes go to `read`."""
     try:
         data = load_yaml(path)
     except YamlError as exc:
         read.errors.append(f"{path}:{exc.line}: {exc}")
-        return
-    if not isinstance(data, LineDict) or "conversation" not in data:
-        read.errors.append(f"{path}:1: the conversation file starts with `conversation:`")
+        return None
+    if not isinstance(data, LineDict) or key not in data:
+        read.errors.append(f"{path}:1: the {what} file starts with `{key}:`")
+        return None
+    return data
+
+
+def _read_conversation(path: Path, read: _Read) -> None:
+    data = _read_mapping(path, "conversation", "conversation", read)
+    if data is None:
         return
     sms = data.pop("sms", None)
     if isinstance(sms, LineDict):
@@ -274,13 +282,8 @@ def _read_conversation(path: Path, read: _Read) -> None:
 
 
 def _read_faq(path: Path, read: _Read) -> None:
-    try:
-        data = load_yaml(path)
-    except YamlError as exc:
-        read.errors.append(f"{path}:{exc.line}: {exc}")
-        return
-    if not isinstance(data, LineDict) or "faq" not in data:
-        read.errors.append(f"{path}:1: the FAQ file starts with `faq:`")
+    data = _read_mapping(path, "faq", "FAQ", read)
+    if data is None:
         return
     _mark_lines(data)
     entries = data.get("faq")

@@ -50,6 +50,7 @@ __all__ = [
     "Conversation",
     "ConversationFile",
     "Outcome",
+    "demo_services",
     "format_results",
     "load_conversations",
     "run_conversation",
@@ -169,6 +170,22 @@ class _Events:
         self.recorded.append(item)
 
 
+def demo_services(shop: DemoShop, events: Any) -> Services:
+    """Every service of the embedded demo shop, recording events to `events`."""
+    return Services(
+        orders=shop.orders,
+        tracking=shop.tracking,
+        messenger=shop.messenger,
+        events=events,
+        shop_name="Northwind Goods",
+        coupons=shop.coupons,
+        returns=shop.returns,
+        refunds=shop.refunds,
+        helpdesk=shop.helpdesk,
+        deliveries=shop.deliveries,
+    )
+
+
 @dataclass
 class Outcome:
     """One conversation's result: whether it passed, why not, and the call as it went."""
@@ -213,18 +230,7 @@ async def run_conversation(
     now = datetime.combine(today, _NOON, tzinfo=UTC)
     shop = DemoShop.in_memory(today=today, clock=lambda: now)
     events = _Events()
-    services = Services(
-        orders=shop.orders,
-        tracking=shop.tracking,
-        messenger=shop.messenger,
-        events=events,
-        shop_name="Northwind Goods",
-        coupons=shop.coupons,
-        returns=shop.returns,
-        refunds=shop.refunds,
-        helpdesk=shop.helpdesk,
-        deliveries=shop.deliveries,
-    )
+    services = demo_services(shop, events)
     if conv.direction == "outbound":
         info = CallInfo(
             f"CA-{conv.name}", conv.to, conv.from_, "outbound", conv.purpose, conv.order

@@ -15,7 +15,7 @@ import pytest
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Say, Transfer
 from integrations.demo import DemoShop
-from integrations.protocols import Services
+from voice.conversations import demo_services
 from voice.replay import check_expectations
 from voice.scenario import Scenario, load_scenario
 
@@ -44,18 +44,7 @@ class Events:
 async def play(scenario: Scenario, shop: DemoShop) -> dict[str, Any]:
     """Run the scenario's turns against a fresh agent; return replay's report fields."""
     events = Events()
-    services = Services(
-        orders=shop.orders,
-        tracking=shop.tracking,
-        messenger=shop.messenger,
-        events=events,
-        shop_name="Northwind Goods",
-        coupons=shop.coupons,
-        returns=shop.returns,
-        refunds=shop.refunds,
-        helpdesk=shop.helpdesk,
-        deliveries=shop.deliveries,
-    )
+    services = demo_services(shop, events)
     info = CallInfo(
         f"CA-{scenario.name}",
         scenario.from_,
