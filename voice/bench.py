@@ -537,7 +537,8 @@ def default_scenarios(directory: Path = DEFAULT_SCENARIOS) -> list[Scenario]:
     for scenario in load_scenarios(directory):
         kinds = {t.kind for t in scenario.turns}
         spoken = kinds & {"say", "barge_in"} and "text" not in kinds
-        repeatable = not LASTING_CHANGES & set(scenario.expect.actions)
+        expected = {*scenario.expect.actions, *(e.get("type") for e in scenario.expect.events)}
+        repeatable = not LASTING_CHANGES & expected
         if scenario.direction == "inbound" and spoken and repeatable:
             chosen.append(scenario)
     return chosen

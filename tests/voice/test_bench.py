@@ -236,6 +236,8 @@ def test_the_default_scenarios_are_the_spoken_inbound_ones_that_can_repeat():
     assert {"wismo_caller_id", "audio_handoff", "barge_in"} <= names
     assert "text_wismo" not in names  # a text: turn skips speech to text
     assert "audio_return_earbuds" not in names  # the second run finds the return made
+    assert "audio_exchange_too_small" not in names  # its exchange is expected as an event
+    assert "audio_pause_mid_sentence" in names  # a caller pausing mid-sentence is measured
     assert not any(n.startswith("outbound") for n in names)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import wave
 from pathlib import Path
 
@@ -218,6 +219,9 @@ async def test_a_card_in_any_form_reaches_no_transcript_page_or_ticket(tmp_path,
     stored = json.dumps(record, default=str) + json.dumps(
         deps.store.outbox_items(None), default=str
     )
+    # the clock may write 4242 too ("23:58:43.942427"): look at what was said, not when
+    stored = re.sub(r"\d{4}-\d\d-\d\d[ T][\d:.+]+", "<time>", stored)
+    stored = re.sub(r'"(at_ms|duration_ms|[a-z_]*_ms)": \d+', '"ms": 0', stored)
     assert "4242" not in stored and "424,242" not in stored and "24,24" not in stored
     assert "forty two forty two" not in stored and "four two four two" not in stored
     assert "[card number removed]" in stored
