@@ -763,11 +763,61 @@ def nlu_eval(
         Path | None, typer.Option("--set", help="A labelled set (default: the shipped one).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="List every miss.")] = False,
+    voices: Annotated[
+        bool,
+        typer.Option(
+            "--voices", help="Score what callers in other voices were heard saying, per voice."
+        ),
+    ] = False,
+    heard: Annotated[
+        Path | None,
+        typer.Option("--heard", help="With --voices: a directory of heard files."),
+    ] = None,
 ) -> None:
-    """Intent and slot accuracy of the understanding on a labelled set."""
+    """Intent and slot accuracy of the understanding on a labelled set, or per caller voice."""
+    if voices or heard is not None:
+        from dialog.nlu.heard import DEFAULT_HEARD, format_voices, score_voices
+
+        typer.echo(format_voices(score_voices(heard or DEFAULT_HEARD), verbose=verbose))
+        return
     from dialog.nlu.evaluate import evaluate, format_report
 
     typer.echo(format_report(evaluate(set_path), verbose=verbose))
+
+
+@nlu_app.command("hear")
+def nlu_hear(
+    voice: Annotated[
+        list[str] | None, typer.Option("--voice", help="A caller voice (default: every one).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the heard files.")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="A decoding option name=value (WhisperOptions field)."),
+    ] = None,
+    noise: Annotated[
+        str | None, typer.Option("--noise", help="One noise level for every line.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Voices decoded at once.")] = 2,
+) -> None:
+    """Have every caller voice say the labelled lines over a phone line and write what tiny.en
+    heard (needs sox, espeak-ng, flite and festival: `make voices`)."""
+    from dialog.nlu.heard import DEFAULT_HEARD
+    from voice.callers import VOICES, missing_tools, voice_named
+    from voice.heard import main_hear, parse_options
+
+    try:
+        chosen = [voice_named(name) for name in voice] if voice else list(VOICES)
+        options = parse_options(option or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    if missing := missing_tools(chosen):
+        raise _fail(f"missing {', '.join(missing)}: make voices")
+    setup_logging("ERROR")
+    for path in main_hear([v.name for v in chosen], out or DEFAULT_HEARD, options, workers, noise):
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

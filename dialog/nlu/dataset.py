@@ -89,8 +89,10 @@ def _line(entry: Entry) -> str:
     return "- {" + ", ".join(parts) + "}"
 
 
-def dump_set(entries: list[Entry], path: str | Path | None = None) -> None:
-    """Write entries back, one per line, in the order given."""
+def dump_set(
+    entries: list[Entry], path: str | Path | None = None, *, header: str = _HEADER
+) -> None:
+    """Write entries back, one per line, in the order given, under `header` (comment lines)."""
     path = Path(path) if path else DEFAULT_SET
     body = "\n".join(_line(entry) for entry in entries)
-    path.write_text(_HEADER + body + "\n", encoding="utf-8")
+    path.write_text(header + body + "\n", encoding="utf-8")
