@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from dialog import understanding
+from dialog.nlu.numbers import digit_runs
 from dialog.nlu.places import state_of_zip
 from dialog.speech import (
     SIZE_NAMES,
@@ -277,6 +278,8 @@ def _phone_keys(digits: str, ctx: SlotContext) -> str | None:
 
 
 def _factor(text: str, ctx: SlotContext) -> Factor | None:
+    """The ZIP code, email address or phone number the caller gave to prove who they are:
+    exactly as heard (never corrected toward anything), or None."""
     if "@" in text or re.search(r"\bat\b.*\bdot\b", text.lower()):
         email = _email(text, ctx)
         if email:
@@ -287,13 +290,21 @@ def _factor(text: str, ctx: SlotContext) -> Factor | None:
     zip_code = understanding.parse_zip(text)
     if zip_code:
         return Factor("zip", zip_code)
+    for run in digit_runs(understanding.normalize(text).split()):
+        if len(run.digits) == 9:  # a ZIP+4 without its dash: "nine four one one zero one two…"
+            return Factor("zip", f"{run.digits[:5]}-{run.digits[5:]}")
     email = understanding.parse_email(text)
     return Factor("email", email) if email else None
 
 
 def _factor_keys(digits: str, ctx: SlotContext) -> Factor | None:
+    """Typed while verifying: five digits are a ZIP code, nine a ZIP+4, ten or eleven (with
+    the leading 1) the phone number on the order; anything else is not understood."""
     if (zip_code := _zip_keys(digits, ctx)) is not None:
         return Factor("zip", zip_code)
+    typed = "".join(c for c in digits if c.isdigit())
+    if len(typed) == 9:
+        return Factor("zip", f"{typed[:5]}-{typed[5:]}")
     phone = _phone_keys(digits, ctx)
     return Factor("phone", phone) if phone else None
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+
+import phonenumbers
 
 from dialog import understanding
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
@@ -239,15 +242,57 @@ async def load_call_order(ctx: ActionContext) -> None:
         ctx.slots.update(verified_customer=order.customer_id, verified_by="outbound_call")
 
 
+_ZIP = re.compile(r"(\d{5})(?:[-\s]?\d{4})?", re.ASCII)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _zip5(value: str | None) -> str | None:
+    """The five-digit ZIP of a ZIP or ZIP+4 ("94110", "94110-1234", "941101234"), else None:
+    never the first five digits of something longer or shorter ("941105", "9411")."""
+    found = _ZIP.fullmatch((value or "").strip())
+    return found.group(1) if found else None
+
+
+def _email_key(value: str | None) -> str | None:
+    """An email address as compared: no case, no surrounding spaces, no trailing dot."""
+    email = (value or "").strip().lower().rstrip(".").strip()
+    return email if _EMAIL.fullmatch(email) else None
+
+
+def _e164(value: str | None) -> str | None:
+    """A phone number in E.164, however it is written ("(415) 555-0101", "+1 415 555 0101",
+    "14155550101"); None if it is not a valid number."""
+    text = (value or "").strip()
+    digits = re.sub(r"\D", "", text)
+    if not 10 <= len(digits) <= 15:
+        return None
+    try:
+        number = phonenumbers.parse(("+" if text.startswith("+") else "") + digits, "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def _matches(factor: Factor, customer: Customer, order: Order | None) -> bool:
+    """Whether the factor is exactly the customer's (or, for a ZIP, the order's shipping
+    address's): both sides normalised the same way, nothing fuzzy, and an empty or malformed
+    value on either side never matches."""
     if factor.kind == "email":
-        return factor.value.strip().lower() == customer.email.strip().lower()
+        said = _email_key(factor.value)
+        return said is not None and said == _email_key(customer.email)
     if factor.kind == "phone":
-        return factor.value == customer.phone
-    zips = {customer.zip[:5]}
+        said = _e164(factor.value)
+        return said is not None and said == _e164(customer.phone)
+    if factor.kind != "zip":
+        return False
+    said = _zip5(factor.value)
+    zips = {_zip5(customer.zip)}
     if order is not None and order.shipping_address is not None:
-        zips.add(order.shipping_address.postal_code[:5])
-    return factor.value[:5] in zips
+        zips.add(_zip5(order.shipping_address.postal_code))
+    zips.discard(None)
+    return said is not None and said in zips
 
 
 @ACTIONS.action(
