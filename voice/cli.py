@@ -94,12 +94,42 @@ def replay(
     from_number: Annotated[
         str, typer.Option("--from", help="Caller ID for a plain WAV replay.")
     ] = "+14155550101",
+    caller_voice: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--caller-voice",
+            help="Say every clip in this caller voice (voice.callers) and replay (repeatable).",
+        ),
+    ] = None,
+    caller_voices: Annotated[
+        list[str] | None,
+        typer.Option("--caller-voices", help="Every caller voice of a split: test, tuning or all."),
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="With --caller-voice(s): write every result here as JSON."),
+    ] = None,
 ) -> None:
     """Play Twilio's part: stream a scenario's caller audio to the agent and check what it says."""
+    from voice.caller_clips import choose_voices
     from voice.replay import run_target
 
+    try:
+        voices = choose_voices(caller_voice or [], caller_voices or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if json_path is not None and not voices:
+        raise typer.BadParameter("--json goes with --caller-voice or --caller-voices")
     setup_logging("WARNING")
-    code = run_target(target, url=url, out=out, realtime=realtime, from_number=from_number)
+    code = run_target(
+        target,
+        url=url,
+        out=out,
+        realtime=realtime,
+        from_number=from_number,
+        caller_voices=voices,
+        json_path=json_path,
+    )
     raise typer.Exit(code)
 
 

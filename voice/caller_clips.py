@@ -1,0 +1,199 @@
+"""Scenario clips said again by a caller voice that is not the one the agent was tuned on.
+
+`audio_fixtures/clips/` holds each clip as `audio_fixtures/make_clips.sh` made it from
+`audio_fixtures/clips.tsv` (name, espeak-ng voice, wpm, text). Here the same text is said by a
+`voice.callers` voice instead, at the speed and noise level `voice.callers.speak` picks for it:
+a " | " in the text is a one-second pause mid-sentence, so the parts are spoken alone (at the
+clip's noise level) and joined with one second from the end of one part's speech to the start
+of the next, as `make_clips.sh` joins them. `postvoice replay --caller-voice NAME` replays the
+scenarios with these clips in place of the committed ones:
+
+    texts = read_clip_texts()
+    clips = render_clips(scenarios, voice_named("flite-awb"), Path(tmp), texts)
+    scenario = with_clips(scenario, clips)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voice.audio import SAMPLE_RATE, write_wav
+from voice.callers import (
+    VOICES,
+    CallerVoice,
+    render,
+    speak,
+    test_voices,
+    tuning_voices,
+    voice_named,
+)
+from voice.scenario import Scenario
+
+__all__ = [
+    "CLIPS_TSV",
+    "PAUSE",
+    "PAUSE_S",
+    "MissingClipError",
+    "choose_voices",
+    "clip_text",
+    "clips_used",
+    "is_spoken",
+    "join_parts",
+    "read_clip_texts",
+    "render_clips",
+    "renderings",
+    "say_clip",
+    "with_clips",
+]
+
+CLIPS_TSV = Path(__file__).resolve().parents[1] / "audio_fixtures" / "clips.tsv"
+PAUSE = " | "
+PAUSE_S = 1.0
+# What `voice.callers` puts around each utterance (its `pad 0.3 0.5`); the line noise is there too.
+LEAD_PAD_S, TRAIL_PAD_S = 0.3, 0.5
+AUDIO_TURNS = ("say", "barge_in")
+
+Speak = Callable[..., np.ndarray]
+
+
+class MissingClipError(ValueError):
+    """A scenario's clip has no line in clips.tsv, so no other voice can say it."""
+
+
+def read_clip_texts(path: Path = CLIPS_TSV) -> dict[str, str]:
+    """Each clip's text by name, from a clips.tsv (name, voice, wpm, text; # comments)."""
+    texts: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 4 or not fields[3].strip():
+            raise ValueError(f"{path}:{number}: expected name, voice, wpm, text (tab-separated)")
+        texts[fields[0]] = fields[3].strip()
+    return texts
+
+
+def clip_text(clip: Path, texts: dict[str, str]) -> str:
+    """The text a clip says (looked up by its file name without `.wav`)."""
+    try:
+        return texts[clip.stem]
+    except KeyError:
+        raise MissingClipError(
+            f"clip {clip.name} has no line in clips.tsv: no other voice can say it"
+        ) from None
+
+
+def clips_used(scenarios: Iterable[Scenario]) -> list[Path]:
+    """Every clip the scenarios' `say:`/`barge_in:` turns play, each once, in order of use."""
+    seen: dict[Path, None] = {}
+    for scenario in scenarios:
+        for turn in scenario.turns:
+            for attr in AUDIO_TURNS:
+                clip = getattr(turn, attr)
+                if clip is not None:
+                    seen.setdefault(Path(clip), None)
+    return list(seen)
+
+
+def is_spoken(scenario: Scenario) -> bool:
+    """Whether the caller speaks in it (a `say:` or `barge_in:` turn): otherwise it is the same
+    whichever voice the caller has."""
+    return bool(clips_used([scenario]))
+
+
+def join_parts(
+    parts: Sequence[np.ndarray],
+    pause_s: float = PAUSE_S,
+    lead_pad_s: float = LEAD_PAD_S,
+    trail_pad_s: float = TRAIL_PAD_S,
+) -> np.ndarray:
+    """Utterances as `voice.callers.speak` returns them (`lead_pad_s` before the speech,
+    `trail_pad_s` after) joined into one, `pause_s` from the end of one's speech to the start
+    of the next's: the padding on either side of the pause is kept (it carries the line
+    noise) and silence makes up the rest."""
+    if not parts:
+        return np.zeros(0, dtype=np.int16)
+    lead, trail = round(lead_pad_s * SAMPLE_RATE), round(trail_pad_s * SAMPLE_RATE)
+    pause = round(pause_s * SAMPLE_RATE)
+    if lead + trail > pause:
+        raise ValueError(f"the padding ({lead_pad_s + trail_pad_s} s) is longer than the pause")
+    gap = np.zeros(pause - lead - trail, dtype=np.int16)
+    pieces: list[np.ndarray] = []
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(gap)
+        pieces.append(np.asarray(part, dtype=np.int16))
+    return np.concatenate(pieces)
+
+
+def say_clip(voice: CallerVoice, text: str, speak: Speak = speak) -> np.ndarray:
+    """A clip's text said by `voice` through a phone line, its " | " pauses a second long. The
+    whole clip has the noise level `speak` would pick for its text."""
+    noise = render(voice, text).noise
+    return join_parts([speak(voice, part, noise=noise) for part in text.split(PAUSE)])
+
+
+def renderings(voice: CallerVoice, text: str) -> dict[str, Any]:
+    """How `say_clip` says a clip: its noise level and each part's speed."""
+    noise = render(voice, text).noise
+    return {
+        "text": text,
+        "noise": noise,
+        "speeds": [render(voice, part, noise).speed for part in text.split(PAUSE)],
+    }
+
+
+def render_clips(
+    scenarios: Iterable[Scenario],
+    voice: CallerVoice,
+    into: Path,
+    texts: dict[str, str],
+    speak: Speak = speak,
+) -> dict[Path, Path]:
+    """Every clip the scenarios play, said by `voice`, as WAVs in `into`; the committed clip's
+    path → the new one. Every clip is looked up before any is spoken (MissingClipError)."""
+    wanted = {clip: clip_text(clip, texts) for clip in clips_used(scenarios)}
+    into.mkdir(parents=True, exist_ok=True)
+    made: dict[Path, Path] = {}
+    for clip, text in wanted.items():
+        path = into / f"{clip.stem}.wav"
+        write_wav(path, say_clip(voice, text, speak))
+        made[clip] = path
+    return made
+
+
+def with_clips(scenario: Scenario, clips: dict[Path, Path]) -> Scenario:
+    """A copy of the scenario whose `say:`/`barge_in:` turns play the new clips instead."""
+    copy = scenario.model_copy(deep=True)
+    for turn in copy.turns:
+        for attr in AUDIO_TURNS:
+            clip = getattr(turn, attr)
+            if clip is not None:
+                try:
+                    setattr(turn, attr, clips[Path(clip)])
+                except KeyError:
+                    raise MissingClipError(f"no new clip for {Path(clip).name}") from None
+    return copy
+
+
+def choose_voices(names: Sequence[str] = (), groups: Sequence[str] = ()) -> list[CallerVoice]:
+    """The voices named, then every voice of each group (`test`, `tuning`, `all`), each once;
+    ValueError for a name or group nobody knows."""
+    chosen: list[CallerVoice] = [voice_named(name) for name in names]
+    for group in groups:
+        if group == "test":
+            chosen += test_voices()
+        elif group == "tuning":
+            chosen += tuning_voices()
+        elif group == "all":
+            chosen += list(VOICES)
+        else:
+            raise ValueError(f"no group of caller voices {group!r}: test, tuning or all")
+    unique: dict[str, CallerVoice] = {}
+    for voice in chosen:
+        unique.setdefault(voice.name, voice)
+    return list(unique.values())
