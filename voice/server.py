@@ -29,7 +29,7 @@ from voice.dashboard import Gate, Principal
 from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
-from voice.stt import Transcriber, WhisperOptions, WhisperTranscriber
+from voice.stt import Transcriber, WhisperTranscriber
 from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, speech_chunks
 
 __all__ = [
@@ -104,17 +104,7 @@ def _fixed_phrases(settings: Settings) -> tuple[str, ...]:
 def default_engines(settings: Settings) -> Engines:
     """faster-whisper and piper, configured from settings."""
     return Engines(
-        transcriber=WhisperTranscriber(
-            WhisperOptions(
-                model_dir=settings.stt_model_dir,
-                compute_type=settings.stt_compute_type,
-                cpu_threads=settings.stt_threads,
-                workers=settings.stt_workers,
-                beam_size=settings.stt_beam_size,
-                windows_s=tuple(int(w) for w in settings.stt_windows_s.split(",")),
-                nice=settings.stt_nice,
-            )
-        ),
+        transcriber=WhisperTranscriber(settings.whisper_options()),
         synthesizer=PiperSynthesizer(
             PiperOptions(
                 model=settings.tts_model,

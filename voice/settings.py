@@ -174,6 +174,26 @@ class Settings(BaseSettings):
         description="Encoder windows (seconds) an utterance is padded to, the shortest that "
         "fits; 30 is Whisper's own (slowest, every utterance padded to 30 s).",
     )
+    stt_hypotheses: int = Field(
+        default=1,
+        ge=1,
+        description="Hypotheses kept from the beam (at most its width); above 1 the one that "
+        "fits what the dialog asked for wins (dialog.nlu.rescore). 5 changed no transcript of "
+        "the fixture clips or the labelled order numbers, so 1.",
+    )
+    stt_second_model_dir: str = Field(
+        default="",
+        description="A larger model that decodes again an utterance the first is unsure of; "
+        "`auto`: the Whisper base `make install` assembles; empty: none. Off: on the fixture "
+        "clips base heard digits worse than tiny.en, for ~290 MB more memory.",
+    )
+    stt_second_below: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="With a second model: the first transcript's confidence under which it "
+        "decodes again (the more confident transcript is kept).",
+    )
 
     # Text to speech
     tts_model: Path | None = Field(
@@ -280,6 +300,23 @@ class Settings(BaseSettings):
         if self.label_secret_key is not None:
             return self.label_secret_key.get_secret_value().encode()
         return hashlib.sha256(b"postvoice-labels:" + self.secret()).digest()
+
+    def whisper_options(self):
+        """The speech-to-text settings as `voice.stt.WhisperOptions`."""
+        from voice.stt import WhisperOptions, resolve_second_model
+
+        return WhisperOptions(
+            model_dir=self.stt_model_dir,
+            compute_type=self.stt_compute_type,
+            cpu_threads=self.stt_threads,
+            workers=self.stt_workers,
+            beam_size=self.stt_beam_size,
+            windows_s=tuple(int(w) for w in self.stt_windows_s.split(",")),
+            nice=self.stt_nice,
+            hypotheses=self.stt_hypotheses,
+            second_model_dir=resolve_second_model(self.stt_second_model_dir),
+            second_below=self.stt_second_below,
+        )
 
     def provider_config(self):
         """The provider settings as the plain object `integrations.providers` takes."""

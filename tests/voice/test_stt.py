@@ -1,8 +1,10 @@
-"""Speech to text: the encoder window chosen per utterance, and what tiny.en hears in it."""
+"""Speech to text: the encoder window chosen per utterance, what tiny.en hears in it, the
+dialog's pick among the beam's hypotheses, and a second model for what the first is unsure of."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from pathlib import Path
 
@@ -10,9 +12,19 @@ import numpy as np
 import pytest
 
 from dialog.events import Hints
+from voice import stt as stt_module
 from voice.audio import mulaw_decode, mulaw_encode, read_wav
 from voice.pool import on_behalf_of
-from voice.stt import WhisperOptions, WhisperTranscriber, _compression_ratio
+from voice.settings import Settings
+from voice.stt import (
+    WhisperOptions,
+    WhisperTranscriber,
+    _compression_ratio,
+    assemble_second_model,
+    resolve_second_model,
+    second_model_dir,
+    word_errors,
+)
 from voice.vad import Segmenter, Utterance
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
@@ -40,6 +52,272 @@ async def test_line_silence_is_nothing_without_waking_the_model():
     stt = WhisperTranscriber(WhisperOptions(model_dir=Path("/nonexistent-model")))
     result = await stt.transcribe(np.zeros(8000, dtype=np.int16))
     assert result.text == "" and result.audio_ms == 1000
+
+
+# --- several hypotheses and a second model, with fake engines --------------------------------
+
+
+class FakeResult:
+    """What CTranslate2's Whisper.generate returns for one utterance."""
+
+    def __init__(self, sequences_ids, scores, no_speech_prob=0.01):
+        self.sequences_ids, self.scores, self.no_speech_prob = sequences_ids, scores, no_speech_prob
+
+
+class FakeEngine:
+    """A model whose beam search ends in the given (text, mean log-probability per token)
+    hypotheses, best first; it records each call to generate."""
+
+    def __init__(self, hypotheses: list[tuple[str, float]], tokens: int = 4):
+        self.calls: list[dict] = []
+        self.texts: dict[tuple[int, ...], str] = {}
+        sequences, scores = [], []
+        for k, (text, avg_logprob) in enumerate(hypotheses):
+            ids = [100 * (k + 1) + j for j in range(tokens)]
+            self.texts[tuple(ids)] = text
+            sequences.append(ids)
+            # CTranslate2 scores by length; faster-whisper's mean counts the end token too.
+            scores.append(avg_logprob * (tokens + 1) / tokens)
+        engine = self
+
+        class Model:  # the CTranslate2 model inside faster-whisper's WhisperModel
+            def encode(self, features, to_cpu=False):
+                return features
+
+            def generate(self, encoded, prompts, **options):
+                engine.calls.append(options)
+                n = options["num_hypotheses"]
+                return [FakeResult(sequences[:n], scores[:n])]
+
+        class WhisperModel:
+            model = Model()
+            max_length = 448
+
+            def feature_extractor(self, audio):
+                return np.zeros((80, len(audio) // 160 + 1), dtype=np.float32)
+
+        class Tokenizer:
+            def decode(self, tokens):
+                return engine.texts[tuple(tokens)]
+
+        self.model, self.tokenizer, self.suppress = WhisperModel(), Tokenizer(), []
+
+    def prompt_tokens(self, prompt, hotwords):
+        return (50257, 50362)
+
+
+def with_engines(options: WhisperOptions, first: FakeEngine, second: FakeEngine | None = None):
+    transcriber = WhisperTranscriber(options)
+    transcriber._engines = {"first": first} | ({"second": second} if second else {})
+    return transcriber
+
+
+def speech(dbfs: float = -20.0, seconds: float = 2.0) -> np.ndarray:
+    """A tone as loud as a caller (8 kHz int16)."""
+    t = np.arange(int(8000 * seconds)) / 8000
+    amplitude = 32768 * 10 ** (dbfs / 20) * math.sqrt(2)
+    return (amplitude * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+
+
+ORDER = Hints(slot="order_number", prompt="Order number:")
+BEAM = [("Tend to five.", -0.41), ("1025", -0.52), ("Ten to five", -0.6)]
+
+
+def test_one_hypothesis_by_default_and_no_rescoring(monkeypatch):
+    from dialog.nlu import rescore
+
+    monkeypatch.setattr(rescore, "choose", lambda *_: pytest.fail("rescored one hypothesis"))
+    engine = FakeEngine(BEAM)
+    result = with_engines(WhisperOptions(), engine).transcribe_blocking(speech(), ORDER)
+    assert engine.calls[0]["num_hypotheses"] == 1 and engine.calls[0]["beam_size"] == 5
+    assert result.text == "Tend to five."
+    assert result.confidence == pytest.approx(math.exp(-0.41), abs=1e-3)
+
+
+def test_several_hypotheses_and_the_dialog_picks_the_one_that_fits():
+    engine = FakeEngine(BEAM)
+    stt = with_engines(WhisperOptions(hypotheses=3), engine)
+    result = stt.transcribe_blocking(speech(), ORDER)
+    assert engine.calls[0]["num_hypotheses"] == 3 and engine.calls[0]["return_scores"]
+    assert result.text == "1025"  # a number, nearly as likely as the best
+    assert result.confidence == pytest.approx(math.exp(-0.52), abs=1e-3)
+    assert stt.rescored == 1
+    # Without hints the decoder's own ranking stands.
+    assert stt.transcribe_blocking(speech()).text == "Tend to five."
+
+
+def test_the_rescorer_gets_every_hypothesis_best_first_and_its_pick_is_kept(monkeypatch):
+    from dialog.nlu import rescore
+
+    seen = []
+
+    def choose(hypotheses, hints):
+        seen.append((list(hypotheses), hints))
+        return 2
+
+    monkeypatch.setattr(rescore, "choose", choose)
+    stt = with_engines(WhisperOptions(hypotheses=5, beam_size=3), FakeEngine(BEAM))
+    result = stt.transcribe_blocking(speech(), ORDER)
+    ((hypotheses, hints),) = seen
+    assert hints is ORDER
+    assert [text for text, _ in hypotheses] == [text for text, _ in BEAM]  # capped at the beam
+    assert [score for _, score in hypotheses] == pytest.approx([s for _, s in BEAM])
+    assert result.text == "Ten to five"
+    assert result.confidence == pytest.approx(math.exp(-0.6), abs=1e-3)
+
+
+def unsure_options(**kwargs) -> WhisperOptions:
+    return WhisperOptions(second_model_dir=Path("/second-model"), second_below=0.5, **kwargs)
+
+
+def test_the_second_model_is_left_alone_when_the_first_is_sure():
+    first, second = FakeEngine([("Where is my order?", -0.2)]), FakeEngine([("x", -0.1)])
+    stt = with_engines(unsure_options(), first, second)
+    result = stt.transcribe_blocking(speech())
+    assert result.text == "Where is my order?" and second.calls == []
+    assert stt.second_decodes == 0
+
+
+def test_an_unsure_first_decode_is_decoded_again_and_the_more_confident_kept():
+    first = FakeEngine([("My package arrived.", -0.84)])  # 0.43
+    second = FakeEngine([("My package arrived damaged.", -0.3)])  # 0.74
+    stt = with_engines(unsure_options(), first, second)
+    result = stt.transcribe_blocking(speech())
+    assert result.text == "My package arrived damaged."
+    assert result.confidence == pytest.approx(math.exp(-0.3), abs=1e-3)
+    assert len(second.calls) == 1 and (stt.second_decodes, stt.second_kept) == (1, 1)
+
+
+def test_a_less_confident_second_decode_is_dropped():
+    first = FakeEngine([("A replacement, please.", -0.73)])  # 0.48
+    second = FakeEngine([("I will play, so I'm going to sleep.", -0.87)])  # 0.42
+    stt = with_engines(unsure_options(), first, second)
+    result = stt.transcribe_blocking(speech())
+    assert result.text == "A replacement, please."
+    assert (stt.second_decodes, stt.second_kept) == (1, 0)
+
+
+def test_nothing_heard_in_loud_audio_is_decoded_again_but_not_in_faint_audio():
+    first = FakeEngine([("", -0.1)])
+    second = FakeEngine([("Yes.", -0.4)])
+    stt = with_engines(unsure_options(), first, second)
+    assert stt.transcribe_blocking(speech(-20.0)).text == "Yes."
+    assert stt.second_decodes == 1
+    # Above the floor that wakes the model at all (-50 dBFS), below the one for a second look.
+    assert stt.transcribe_blocking(speech(-45.0)).text == ""
+    assert stt.second_decodes == 1
+
+
+def test_no_second_model_no_second_decode():
+    first = FakeEngine([("Hmm, maybe.", -2.0)])
+    stt = with_engines(WhisperOptions(), first, FakeEngine([("x", -0.1)]))
+    assert stt.transcribe_blocking(speech()).text == "Hmm, maybe."
+    assert stt.second_decodes == 0
+
+
+def test_the_second_model_is_loaded_once_from_its_own_directory(monkeypatch):
+    loaded = []
+
+    def load(options, model_dir=None):
+        loaded.append(model_dir)
+        return object()
+
+    monkeypatch.setattr(stt_module, "_load_model", load)
+    monkeypatch.setattr(stt_module, "_Engine", lambda model: FakeEngine([("ok", -0.1)]))
+    stt = WhisperTranscriber(unsure_options())
+    assert stt._engine(second=True) is stt._engine(second=True)
+    assert stt._engine() is not stt._engine(second=True)
+    assert loaded == [Path("/second-model"), None]
+
+
+# --- finding the second model ---------------------------------------------------------------
+
+
+@pytest.fixture
+def packages(tmp_path, monkeypatch):
+    """The two packages' data folders, as pip installs them, with small stand-in files."""
+    one, two = tmp_path / "one" / "data", tmp_path / "two" / "data"
+    one.mkdir(parents=True), two.mkdir(parents=True)
+    (one / "model.bin.part1").write_bytes(b"A" * 1000)
+    (two / "model.bin.part2").write_bytes(b"B" * 500)
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        (two / name).write_text(f'{{"{name}": 1}}')
+    monkeypatch.setattr(stt_module, "_second_model_data", lambda: [one, two])
+    home = tmp_path / "venv" / "share" / "postvoice" / "whisper-base"
+    monkeypatch.setattr(stt_module, "second_model_home", lambda: home)
+    return home
+
+
+def test_the_second_model_is_assembled_once_and_then_found(packages):
+    assert second_model_dir() is None
+    with pytest.raises(FileNotFoundError, match="make install"):
+        resolve_second_model("auto")
+    assert assemble_second_model() == packages
+    assert (packages / "model.bin").read_bytes() == b"A" * 1000 + b"B" * 500
+    assert (packages / "tokenizer.json").read_text() == '{"tokenizer.json": 1}'
+    assert second_model_dir() == packages == resolve_second_model("auto")
+    written = (packages / "model.bin").stat().st_mtime_ns
+    assert assemble_second_model() == packages  # again: nothing to do
+    assert (packages / "model.bin").stat().st_mtime_ns == written
+
+
+def test_a_half_written_model_is_not_a_model(packages):
+    packages.mkdir(parents=True)
+    (packages / "model.bin.partial").write_bytes(b"A" * 1000)
+    assert second_model_dir() is None
+    (packages / "model.bin").write_bytes(b"A" * 1000)  # cut short: assembled again
+    assemble_second_model()
+    assert (packages / "model.bin").stat().st_size == 1500
+
+
+def test_no_packages_no_second_model(monkeypatch):
+    monkeypatch.setattr(stt_module, "_second_model_data", lambda: None)
+    with pytest.raises(FileNotFoundError, match="--no-deps"):
+        assemble_second_model(Path("/nonexistent"))
+
+
+def test_the_second_model_lives_in_the_environment():
+    import sys
+
+    assert stt_module.second_model_home().is_relative_to(Path(sys.prefix))
+    assert resolve_second_model("") is None and resolve_second_model(None) is None
+    assert resolve_second_model("/models/base") == Path("/models/base")
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_settings_become_whisper_options(monkeypatch):
+    defaults = Settings(_env_file=None).whisper_options()
+    assert defaults.hypotheses == 1 and defaults.second_model_dir is None
+    monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "5")
+    monkeypatch.setenv("POSTVOICE_STT_SECOND_MODEL_DIR", "/models/base")
+    monkeypatch.setenv("POSTVOICE_STT_SECOND_BELOW", "0.6")
+    monkeypatch.setenv("POSTVOICE_STT_BEAM_SIZE", "4")
+    options = Settings(_env_file=None).whisper_options()
+    assert options.hypotheses == 5 and options.beam_size == 4
+    assert options.second_model_dir == Path("/models/base") and options.second_below == 0.6
+    assert options.windows_s == (15, 20, 30) and options.nice == 5
+
+
+def test_the_server_decodes_with_the_settings(monkeypatch):
+    from voice.server import default_engines
+
+    monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "3")
+    settings = Settings(_env_file=None)
+    transcriber = default_engines(settings).transcriber
+    assert transcriber.options == settings.whisper_options()
+    assert transcriber.options.hypotheses == 3
+
+
+# --- word error rate --------------------------------------------------------------------------
+
+
+def test_word_errors_count_digits_as_words_and_ignore_punctuation():
+    assert word_errors("It's order one, zero, zero, three.", "It's Order 1, 0, 0, 3") == (0, 6)
+    assert word_errors("My order number is | one, zero.", "my order number is 1-0") == (0, 6)
+    assert word_errors("My package arrived damaged.", "My package arrived.") == (1, 4)
+    assert word_errors("Hi, where is my order?", "Where is my order? Thanks.") == (2, 5)
 
 
 # --- the real model -----------------------------------------------------------------------------
@@ -134,3 +412,32 @@ async def test_calls_transcribing_at_once_each_get_their_own_words(stt):
         hear("CA1", "talk_to_person"), hear("CA2", "return_earbuds"), hear("CA1", "yes_please")
     )
     assert "real person" in texts[0] and "return my ear" in texts[1] and "yes" in texts[2]
+
+
+@pytest.mark.slow
+async def test_several_hypotheses_keep_one_of_the_decoders_own(monkeypatch):
+    from dialog.nlu import rescore
+
+    seen, choose = [], rescore.choose
+
+    def spy(hypotheses, hints):
+        seen.append([text for text, _ in hypotheses])
+        return choose(hypotheses, hints)
+
+    monkeypatch.setattr(rescore, "choose", spy)
+    transcriber = WhisperTranscriber(WhisperOptions(hypotheses=5))
+    result = await transcriber.transcribe(as_the_server_hears("order_1003_spoken"), ORDER)
+    assert len(seen) == 1 and len(seen[0]) == 5
+    assert result.text in seen[0] and digits(result.text) == "1003"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(second_model_dir() is None, reason="make install assembles the base model")
+async def test_the_base_model_decodes_in_the_short_window_with_its_own_prompt():
+    transcriber = WhisperTranscriber(
+        WhisperOptions(second_model_dir=second_model_dir(), second_below=1.0)
+    )
+    result = await transcriber.transcribe(as_the_server_hears("talk_to_person"), ORDER)
+    assert transcriber.second_decodes == 1
+    assert transcriber._engine(second=True).tokenizer.language_code == "en"
+    assert "real person" in result.text.lower(), result.text
