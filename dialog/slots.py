@@ -12,12 +12,12 @@ import difflib
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from dialog import understanding
-from dialog.nlu.numbers import digit_runs
+from dialog.nlu.numbers import digit_runs, repair_digits
 from dialog.nlu.places import state_of_zip
 from dialog.speech import (
     SIZE_NAMES,
@@ -722,3 +722,22 @@ SLOT_TYPES: dict[str, SlotType] = {
     )
 }
 """Every slot type a flow may name."""
+
+
+def _digits_repaired(parse: Parser) -> Parser:
+    """`parse`, and when it finds nothing, `parse` again with look-alike words read as the
+    digits they stand for ("nine four one one year" → 94110): for questions that want digits.
+    The value must still match what is on file exactly; this only reads what was said."""
+
+    def parse_repaired(text: str, ctx: SlotContext) -> Any:
+        value = parse(text, ctx)
+        if value is None and (fixed := repair_digits(text)) != understanding.normalize(text):
+            value = parse(fixed, ctx)
+        return value
+
+    return parse_repaired
+
+
+for _name in ("order_number", "zip", "phone", "second_factor"):
+    _type = SLOT_TYPES[_name]
+    SLOT_TYPES[_name] = replace(_type, parse=_digits_repaired(_type.parse))  # type: ignore[arg-type]

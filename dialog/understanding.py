@@ -9,6 +9,7 @@ matched exactly. The pieces live in `dialog.nlu`; this module is the one the age
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dialog.nlu.answers import is_correction, leading_yes_no, parse_rating, pars
 from dialog.nlu.contacts import parse_email, parse_phone, parse_zip
 from dialog.nlu.coupons import parse_coupon_code
 from dialog.nlu.dates import parse_date
-from dialog.nlu.intents import INTENTS, TASKS, score_intents
+from dialog.nlu.intents import INTENTS, TASKS, IntentScores, canonical, score_intents
 from dialog.nlu.numbers import ORDER_DIGITS, parse_order_number
 from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
 from dialog.nlu.repair import (
@@ -35,6 +36,7 @@ from dialog.nlu.repair import (
     speaks_other_language,
     wants_both,
 )
+from dialog.nlu.sounds_like import respell
 from dialog.nlu.text import normalize
 from dialog.sentiment import escalation_phrases, is_distressed, sentiment
 
@@ -112,6 +114,7 @@ def classify(text: str) -> Understanding:
     corrected = parse_order_number(part) if part else None
     number = corrected or parse_order_number(text)
     found = score_intents(text, has_number=number is not None)
+    found = _sounds_like(text, found, has_number=number is not None)
     intent = found.intent
     # Only a yes/no answer is read whole; elsewhere a "yes" counts where it opens the sentence.
     yes_no = parse_yes_no(text) if intent in ("yes", "no") else leading_yes_no(text)
@@ -134,6 +137,28 @@ def classify(text: str) -> Understanding:
         # "check ten oh eight, actually make that ten oh seven" asks about one order
         requests=() if corrected else found.requests,
     )
+
+
+def _sounds_like(text: str, found: IntentScores, *, has_number: bool) -> IntentScores:
+    """The intents of the words with misheard key words put back ("can you just refine me"),
+    a little less sure, when they say more than the words as heard: a request where nothing
+    was understood, or a telling one where only a generic one was ("the status of my
+    reference" is about a refund); else what was found."""
+    if parse_email(text) or parse_zip(text) or parse_phone(text):
+        return found
+    respelled = respell(text)
+    if respelled == canonical(text):
+        return found
+    again = score_intents(respelled, has_number=has_number)
+    if again.intent == "unknown" or again.intent == found.intent:
+        return found
+    if found.intent != "unknown" and again.score < found.score + SOUNDS_LIKE_MARGIN:
+        return found
+    return dataclasses.replace(again, score=round(again.score * 0.8, 3))
+
+
+SOUNDS_LIKE_MARGIN = 0.2
+"""How much surer the respelled words must be to replace an intent the heard words gave."""
 
 
 # --- which item ------------------------------------------------------------------------------

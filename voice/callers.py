@@ -115,6 +115,9 @@ def test_voices() -> list[CallerVoice]:
     return [v for v in VOICES if v.split == "test"]
 
 
+test_voices.__test__ = False  # type: ignore[attr-defined]  # a list, not a pytest test
+
+
 def tuning_voices() -> list[CallerVoice]:
     """The voices understanding may be tuned against."""
     return [v for v in VOICES if v.split == "tuning"]

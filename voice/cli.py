@@ -803,12 +803,21 @@ def nlu_eval(
         Path | None,
         typer.Option("--heard", help="With --voices: a directory of heard files."),
     ] = None,
+    off: Annotated[
+        list[str] | None,
+        typer.Option("--without", help="With --voices: score without this technique."),
+    ] = None,
 ) -> None:
     """Intent and slot accuracy of the understanding on a labelled set, or per caller voice."""
     if voices or heard is not None:
-        from dialog.nlu.heard import DEFAULT_HEARD, format_voices, score_voices
+        from dialog.nlu.heard import DEFAULT_HEARD, format_voices, score_voices, without
 
-        typer.echo(format_voices(score_voices(heard or DEFAULT_HEARD), verbose=verbose))
+        try:
+            with without(off or []):
+                scores = score_voices(heard or DEFAULT_HEARD)
+        except ValueError as exc:
+            raise _fail(str(exc)) from exc
+        typer.echo(format_voices(scores, verbose=verbose))
         return
     from dialog.nlu.evaluate import evaluate, format_report
 

@@ -18,8 +18,10 @@ tuning voices were looked at while the understanding was adjusted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,12 +36,14 @@ __all__ = [
     "HEADER",
     "SPOKEN_SET",
     "TARGETS",
+    "TECHNIQUES",
     "Heard",
     "HeardSet",
     "VoiceScore",
     "format_voices",
     "load_heard",
     "score_voices",
+    "without",
 ]
 
 SPOKEN_SET = Path(__file__).with_name("spoken.yaml")
@@ -57,6 +61,35 @@ TARGETS = {"intent": 0.92, "order_number": 0.95, "zip": 0.90, "email": 0.80}
 """What understanding must reach on the test voices, per utterance."""
 
 SCORED = ("intent", "order_number", "zip", "email", "phone")
+
+
+def _switch_off(name: str) -> tuple[object, str, object]:
+    """(module, attribute, stand-in) that turns technique `name` off."""
+    from dialog import slots, understanding
+
+    if name == "digit_repair":  # the slot parsers re-read nothing
+        return slots, "repair_digits", understanding.normalize
+    if name == "sounds_like":  # misheard key words stay as heard
+        return understanding, "respell", understanding.canonical
+    raise ValueError(f"no technique {name!r}; known: {', '.join(TECHNIQUES)}")
+
+
+TECHNIQUES = ("digit_repair", "sounds_like")
+"""Understanding techniques `without` can turn off, to measure what each one brings."""
+
+
+@contextlib.contextmanager
+def without(names: Sequence[str]) -> Iterator[None]:
+    """Score as if the techniques `names` were not there (for measuring, never serving)."""
+    patches = [_switch_off(name) for name in names]
+    saved = [(module, attr, getattr(module, attr)) for module, attr, _ in patches]
+    try:
+        for module, attr, stand_in in patches:
+            setattr(module, attr, stand_in)
+        yield
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
 
 
 @dataclass(frozen=True)
@@ -131,11 +164,15 @@ class VoiceScore:
 
 def _understood(entry: Entry, text: str) -> Understanding:
     """What the agent makes of `text` at the question `entry` answers."""
-    understood = classify(text)
-    if entry.hints == "verification":
-        from dialog.slots import SLOT_TYPES, SlotContext
+    from dialog.slots import SLOT_TYPES, SlotContext
 
-        factor = SLOT_TYPES["second_factor"].parse(text, SlotContext(today=date.today()))
+    understood = classify(text)
+    ctx = SlotContext(today=date.today())
+    if entry.hints == "order_number":
+        number = SLOT_TYPES["order_number"].parse(text, ctx)
+        understood = dataclasses.replace(understood, order_number=number)
+    if entry.hints == "verification":
+        factor = SLOT_TYPES["second_factor"].parse(text, ctx)
         kind, value = (factor.kind, factor.value) if factor else (None, None)
         understood = dataclasses.replace(
             understood,

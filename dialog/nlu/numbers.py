@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from dialog.nlu.text import normalize
 
-__all__ = ["ORDER_DIGITS", "DigitRun", "digit_runs", "number_value", "parse_order_number"]
+__all__ = [
+    "ORDER_DIGITS",
+    "DigitRun",
+    "digit_runs",
+    "number_value",
+    "parse_order_number",
+    "repair_digits",
+]
 
 ORDER_DIGITS = 4
 """Our order numbers have this many digits."""
@@ -291,3 +298,58 @@ def parse_order_number(text: str, *, digits: int = ORDER_DIGITS) -> str | None:
         if not negated:
             return number
     return found[0][1] if found else None
+
+
+# --- digits heard as other words -------------------------------------------------------------
+
+LOOKALIKES = {
+    "near": "zero",
+    "nero": "zero",
+    "hero": "zero",
+    "mirror": "zero",
+    "year": "zero",
+    "won": "one",
+    "tu": "two",
+    "free": "three",
+    "tree": "three",
+    "or": "four",
+    "fore": "four",
+    "far": "four",
+    "fife": "five",
+    "sex": "six",
+    "sicks": "six",
+    "big": "six",
+    "thick": "six",
+    "aid": "eight",
+    "ate": "eight",
+    "high": "nine",
+    "nein": "nine",
+    "eyes": "nine",
+    "eye": "nine",
+}
+"""Words speech-to-text writes for a digit said in a voice it does not know ("one near zero",
+"nine four one one year", "oh two one three eyes"); read as the digit only next to numbers,
+and only where the agent asked for one."""
+
+
+def repair_digits(text: str) -> str:
+    """`text` normalised, with look-alike words read as the digits they stand for where they
+    sit next to a number and the stretch holds at least three numbers ("time for 1 1 year" →
+    "time four 1 1 zero"); unchanged elsewhere. For answers to a question that wants digits."""
+    tokens = normalize(text).split()
+    number = [t.isdigit() or t in _STRONG or t in _ZERO_LETTERS for t in tokens]
+    changed = True
+    while changed:
+        changed = False
+        for i, tok in enumerate(tokens):
+            if number[i] or tok not in LOOKALIKES:
+                continue
+            if (i > 0 and number[i - 1]) or (i + 1 < len(tokens) and number[i + 1]):
+                tokens[i], number[i], changed = LOOKALIKES[tok], True, True
+    runs, length = [], 0
+    for flag in number:
+        length = length + 1 if flag else 0
+        runs.append(length)
+    if max(runs, default=0) < 3:
+        return normalize(text)
+    return " ".join(tokens)
