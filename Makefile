@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 
-.PHONY: install run serve seed test test-deps lint format fixtures clean
+.PHONY: install run serve seed test test-deps voices lint format fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,16 @@ test-deps:
 	@command -v chromium >/dev/null 2>&1 || \
 	  (apt-get update && apt-get install -y chromium fonts-dejavu-core)
 
-test: install test-deps
+# The caller voices that are not the agent's (voice/callers.py): espeak-ng, flite, festival
+# and its US voices, with sox for the phone line. The suite speaks with each of them once.
+voices:
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && command -v flite >/dev/null \
+	  && test -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts \
+	  && test -d /usr/share/festival/voices/english/ked_diphone || \
+	  (apt-get update && apt-get install -y espeak-ng sox flite festival festvox-kallpc16k \
+	    festvox-kdlpc16k festvox-us-slt-hts)
+
+test: install test-deps voices
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
