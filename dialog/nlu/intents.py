@@ -71,7 +71,8 @@ _SLIPS = [
     (r"\bq ?pon\b|\bcoo pon\b|\bcupon\b|\bcoupan\b", "coupon"),
     (r"\bpack age\b", "package"),
     (r"\bde liver\b", "deliver"),
-    (r"\bzip code\b|\bpostal code\b|\bpost code\b|\bzipcode\b|\barea code\b", "zipcode"),
+    (r"\b(zip|sip|lip|zips) code\b|\bpostal code\b|\bpost code\b|\bzipcode\b", "zipcode"),
+    (r"\barea code\b", "zipcode"),
     (r"\be mail\b", "email"),
 ]
 _SLIPS_COMPILED = [(re.compile(p), r) for p, r in _SLIPS]

@@ -64,6 +64,8 @@ _PHRASES = [
     (re.compile(r"\bthe active\b"), "defective"),
     (re.compile(r"\b(riff|rif|rip|ref) ?(on|and|at|with|in|it|fund)\b|\briffing\b"), "refund"),
     (re.compile(r"\bred deliver\b"), "redeliver"),
+    (re.compile(r"\bthe liver(ed)?\b"), "delivered"),
+    (re.compile(r"\breef ?(and|end|fund|on)\b"), "refund"),
     (re.compile(r"\bgroup ?on\b"), "coupon"),
 ]  # fmt: skip
 
@@ -75,6 +77,7 @@ _NEIGHBOURS = {
     "version": "person",
     "persona": "person",
     "rhythm": "refund",
+    "effective": "defective",
 }
 """Words tiny.en writes for a key word that share too little spelling to be found by sound."""
 
