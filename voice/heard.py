@@ -54,7 +54,11 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
         if not sep or name not in types:
             raise ValueError(f"--option {pair!r}: expected name=value, name one of {list(types)}")
         kind = str(types[name])
-        if "Path" in kind:
+        if name == "second_model_dir":
+            from voice.stt import resolve_second_model
+
+            options[name] = resolve_second_model(value)
+        elif "Path" in kind:
             options[name] = Path(value) if value else None
         elif "tuple" in kind:
             options[name] = tuple(int(v) for v in value.split(","))
