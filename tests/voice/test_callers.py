@@ -80,3 +80,36 @@ def test_every_voice_speaks_through_a_phone_line(name):
     assert 0.8 < seconds < 4.0
     assert np.abs(pcm).max() > 3000  # normalised speech, not silence
     assert np.array_equal(speak(name, "Ten oh five.", "quiet"), pcm)  # the same every time
+
+
+def test_decoding_options_are_read_as_their_fields_types():
+    from voice.heard import parse_options
+
+    options = parse_options(["hypotheses=5", "second_below=0.6", "windows_s=15,30"])
+    assert options == {"hypotheses": 5, "second_below": 0.6, "windows_s": (15, 30)}
+    with pytest.raises(ValueError, match="name=value"):
+        parse_options(["hypotheses"])
+    with pytest.raises(ValueError, match="hypotheses"):
+        parse_options(["loudness=11"])
+
+
+def test_the_hints_of_each_answer_are_the_agents():
+    from dialog.nlu.dataset import Entry
+    from voice.heard import hints_for
+
+    assert hints_for(Entry(text="ten oh five", intent="order_status", hints="order_number")).slot
+    factor = hints_for(Entry(text="nine four one one oh", intent="unknown", hints="verification"))
+    assert factor.slot == "verification" and factor.prompt == "ZIP code:"
+    assert hints_for(Entry(text="where is it", intent="order_status")) is None
+
+
+def test_the_hints_follow_the_flows_that_ask():
+    import yaml
+
+    from dialog.slots import SLOT_TYPES
+    from voice.heard import HINTS
+
+    verify = yaml.safe_load(open("dialog/flows/verify_caller.yaml", encoding="utf-8"))
+    asked = {step.get("hint") for step in verify["steps"] if step.get("collect") == "factor"}
+    assert asked == {HINTS["verification"].prompt}
+    assert HINTS["order_number"].prompt == SLOT_TYPES["order_number"].prompt
