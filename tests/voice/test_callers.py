@@ -4,6 +4,7 @@ through a phone line at a noise level picked from the voice and the text alone."
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,7 +110,7 @@ def test_the_hints_follow_the_flows_that_ask():
     from dialog.slots import SLOT_TYPES
     from voice.heard import HINTS
 
-    verify = yaml.safe_load(open("dialog/flows/verify_caller.yaml", encoding="utf-8"))
+    verify = yaml.safe_load(Path("dialog/flows/verify_caller.yaml").read_text(encoding="utf-8"))
     asked = {step.get("hint") for step in verify["steps"] if step.get("collect") == "factor"}
     assert asked == {HINTS["verification"].prompt}
     assert HINTS["order_number"].prompt == SLOT_TYPES["order_number"].prompt
