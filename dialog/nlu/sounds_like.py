@@ -67,6 +67,15 @@ _PHRASES = [
     (re.compile(r"\bthe liver(ed)?\b"), "delivered"),
     (re.compile(r"\breef ?(and|end|fund|on)\b"), "refund"),
     (re.compile(r"\bgroup ?on\b"), "coupon"),
+    # "where is my order" in voices tiny.en does not know: "I wear it with my order",
+    # "wherever it's my order", "I went with my order", "we are in my order"
+    (
+        re.compile(
+            r"\b(wear|wearing|wherever|were|went|we are|when) "
+            r"(it |its |is |it is |in |with |it with )*(my|the) (order|package|parcel)\b"
+        ),
+        r"where is \3 \4",
+    ),
 ]  # fmt: skip
 
 _NEIGHBOURS = {
