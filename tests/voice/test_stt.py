@@ -250,7 +250,7 @@ def packages(tmp_path, monkeypatch):
 
 def test_the_second_model_is_assembled_once_and_then_found(packages):
     assert second_model_dir() is None
-    with pytest.raises(FileNotFoundError, match="make install"):
+    with pytest.raises(FileNotFoundError, match="make second-model"):
         resolve_second_model("auto")
     assert assemble_second_model() == packages
     assert (packages / "model.bin").read_bytes() == b"A" * 1000 + b"B" * 500
@@ -432,7 +432,7 @@ async def test_several_hypotheses_keep_one_of_the_decoders_own(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(second_model_dir() is None, reason="make install assembles the base model")
+@pytest.mark.skipif(second_model_dir() is None, reason="make second-model assembles the base model")
 async def test_the_base_model_decodes_in_the_short_window_with_its_own_prompt():
     transcriber = WhisperTranscriber(
         WhisperOptions(second_model_dir=second_model_dir(), second_below=1.0)
