@@ -10,7 +10,7 @@ answer. One file per voice, `dialog/nlu/heard/<voice>.yaml`, a line per utteranc
 `postvoice nlu eval --voices` scores them per voice; `postvoice nlu hear` remakes them:
 
     postvoice nlu hear                               # every voice, the server's decoding
-    postvoice nlu hear --voice flite-awb --option hypotheses=5 --out /tmp/heard-nbest
+    postvoice nlu hear --voice flite-awb --option hypotheses=1 --out out/heard-one
 
 Decoding is the server's (`POSTVOICE_STT_*` settings); `--option name=value` (a
 `WhisperOptions` field) changes one, to write a technique's files elsewhere and compare them
