@@ -25,6 +25,7 @@ from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
 from dialog.faq import answers_over_request, match_faqs
 from dialog.loader import Flows, load_flows
 from dialog.mood import read_mood
+from dialog.nlu.intents import score_intents
 from dialog.policy import Policy, load_policy
 from dialog.repair import Interruption, Revision, revisions
 from dialog.requests import NOT_PROCEDURES, Requests
@@ -46,6 +47,7 @@ _LOW_CONFIDENCE = 0.4
 _MAX_ESCALATIONS = 2  # then the caller keeps the empathetic wording (and can ask for a person)
 # Answers that an order number in the same breath overrides ("no, I said 1003").
 _SWITCHABLE = {"yes_no", "choice", "text", "size", "return_reason", "coupon_code", "rating"}
+_DIGIT_ANSWERS = {"second_factor", "zip", "phone"}
 _OPEN_INTENTS_NOT_FLOWS = NOT_PROCEDURES
 _LEADING_NO = re.compile(r"^\W*(?:(?:oh|um|uh|well|so)\W+)*(?:no|nope|nah)\b\W*", re.IGNORECASE)
 
@@ -518,6 +520,8 @@ class Agent:
                 yield event
             return
         flow = self.flows.for_intent(heard.intent)
+        if flow is not None and self._misheard_digits(heard, text):
+            flow = None  # "nine four one one" at the ZIP question: a short ZIP, not an order
         if flow is not None and not self._related(flow.name):
             await self._note(heard.intent, heard)
             self._step_away()
@@ -536,6 +540,14 @@ class Agent:
         lead = self.flows.conversation.didnt_catch
         async for event in engine.missed(lead):
             yield event
+
+    def _misheard_digits(self, heard: Understanding, text: str) -> bool:
+        """Whether digits said at a question that wants digits (a ZIP, a phone number, a second
+        factor) were taken for an order number only because they are a number: nothing else
+        in the words asks about an order."""
+        if self._engine.waiting_type not in _DIGIT_ANSWERS or heard.order_number is None:
+            return False
+        return score_intents(text, has_number=False).intent == "unknown"
 
     async def _revise(self, changes: list[Revision]) -> AsyncIterator[Event]:
         """A correction: each slot it gives takes its new value ("no, it's 40 Prospect Street,

@@ -140,8 +140,12 @@ def parse_email(text: str) -> str | None:
 def parse_phone(text: str, default_region: str = "US") -> str | None:
     """A phone number in E.164 ("+14155550101"), typed or spoken digit by digit."""
     plus = "+" if re.search(r"\+\s*\d|\bplus\b", text.lower()) else ""
-    for run in digit_runs(normalize(text).split()):
-        digits = run.digits
+    runs = [run.digits for run in digit_runs(normalize(text).split())]
+    # "area code four one five, then five five five, zero one zero five": one number in parts
+    together = "".join(runs)
+    if len(runs) > 1 and len(together) in (10, 11):
+        runs.append(together)
+    for digits in runs:
         if len(digits) < 7:
             continue
         for candidate in (plus + digits, digits):

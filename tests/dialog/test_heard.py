@@ -210,3 +210,12 @@ def test_naming_an_expected_word_counts_less_than_the_expected_value():
     assert fits("the wool sweater", hints) == 1
     assert fits("hello", hints) == 0
     assert choose([("the wool sweater", -0.3), ("9 4 1 1 0", -0.4)], hints) == 1
+
+
+def test_a_phone_number_said_in_parts_with_words_between_is_one_number():
+    from dialog.understanding import parse_phone
+
+    said = "Area code four one five, then five five five, zero one zero five."
+    assert parse_phone(said) == "+14155550105"
+    assert parse_phone("order 1001 and zip 94110") is None  # nine digits of two things
+    assert parse_phone("my number is 415 555 0101") == "+14155550101"
