@@ -1,1 +1,1 @@
-"""The brain: text in, text out (DESIGN.md)."""
+"""The brain: text in, text out (docs/DESIGN.md)."""

@@ -1,4 +1,4 @@
-"""The agent: one call's dialog, run by the SOP flows in `dialog/flows/` (DESIGN.md contract).
+"""The agent: one call's dialog, run by the SOP flows in `dialog/flows/` (docs/DESIGN.md contract).
 
 `Agent(flows, services, call_info)` greets, hears, and answers through the flow engine. It
 decides what each caller turn is: an answer to the question the flow asked, a new request

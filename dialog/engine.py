@@ -602,7 +602,7 @@ class Engine:
         self.slots.update(order_number=order.number, order_delivered=order.delivered_at is not None)
         if not private:
             # Before a second factor the caller hears of "order ten oh six", never what is in
-            # it, who carries it or what it cost (DESIGN.md, what a caller may hear).
+            # it, who carries it or what it cost (docs/DESIGN.md, what a caller may hear).
             self.slots.update(_SINGULAR)
             self.slots.update(
                 item=f"order {say_order_number(order.number)}",

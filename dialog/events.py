@@ -1,6 +1,6 @@
 """What the agent tells the voice layer, and what the voice layer tells the agent about the call.
 
-These dataclasses are the whole contract between `voice/` and `dialog/` (see DESIGN.md).
+These dataclasses are the whole contract between `voice/` and `dialog/` (see docs/DESIGN.md).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
-"""The policy shipped with postvoice (the demo shop's, DESIGN.md)."""
+"""The policy shipped with postvoice (the demo shop's, docs/DESIGN.md)."""
 
 
 class _Strict(BaseModel):

@@ -2,7 +2,7 @@
 
 Everything the agent needs to run without any provider: SQLAlchemy Core tables on their own
 `metadata` (names prefixed `shop_`, portable to SQLite and PostgreSQL), `seed()` which writes the
-demo data of DESIGN.md ("The demo shop") with dates relative to the day it runs, and classes
+demo data of docs/DESIGN.md ("The demo shop") with dates relative to the day it runs, and classes
 implementing the protocols over a sync `Engine`: orders, tracking, deliveries, coupons, returns,
 refunds, SMS and helpdesk tickets. Each async method runs its queries in a worker thread so the
 event loop keeps streaming audio.
@@ -1893,7 +1893,7 @@ class DemoShop:
 
 
 # --------------------------------------------------------------------------------------------
-# Demo data (DESIGN.md, "The demo shop"); days are relative to the seeding day
+# Demo data (docs/DESIGN.md, "The demo shop"); days are relative to the seeding day
 # --------------------------------------------------------------------------------------------
 
 _WAREHOUSE = "Reno, NV, US"
@@ -2297,7 +2297,7 @@ _PLACED_AT = "15:00"
 def seed(engine: Engine, today: date | None = None) -> None:
     """Create the demo shop's tables if missing and (re)write its data relative to `today`.
 
-    `today` defaults to the current UTC date. Reseeding puts the shop back as DESIGN.md
+    `today` defaults to the current UTC date. Reseeding puts the shop back as docs/DESIGN.md
     describes it, in one transaction: customers, orders, stock, coupons and their uses, and every
     return, refund, address change and delivery request, calls' included, are replaced by the
     designed ones (1011 returned and refunded, 1012's return on its way back), so each demo

@@ -1,4 +1,4 @@
-"""One `typing.Protocol` per capability the agent uses (DESIGN.md, "dialog and integrations").
+"""One `typing.Protocol` per capability the agent uses (docs/DESIGN.md, "dialog and integrations").
 
 The embedded demo shop implements every one; real provider clients implement the ones their
 provider covers. `dialog/` depends only on these. Every method that changes the world takes an
@@ -181,7 +181,7 @@ class Helpdesk(Protocol):
 
 @runtime_checkable
 class EventSink(Protocol):
-    """Where the agent records what it decided and did (event names in DESIGN.md)."""
+    """Where the agent records what it decided and did (event names in docs/DESIGN.md)."""
 
     async def record(self, type: str, *, order: str | None = None, **data: Any) -> None: ...
 

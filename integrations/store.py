@@ -960,7 +960,7 @@ class CallEvents:
         self._decided: dict[tuple[str, str], tuple[int, int]] = {}
 
     async def record(self, type: str, *, order: str | None = None, **data: Any) -> None:
-        """Record an event (DESIGN.md names) for this call."""
+        """Record an event (docs/DESIGN.md names) for this call."""
         at_ms = self.clock_ms()
         log.info("event %s %s order=%s %s", self.call_sid, type, order, data)
         for value in data.values():

@@ -89,7 +89,7 @@ class Socket(Protocol):
 
 
 class AgentLike(Protocol):
-    """What the session needs of `dialog.Agent` (DESIGN.md contract)."""
+    """What the session needs of `dialog.Agent` (docs/DESIGN.md contract)."""
 
     def start(self) -> AsyncIterator[Any]: ...
     def hear(self, text: str, confidence: float) -> AsyncIterator[Any]: ...

@@ -66,7 +66,7 @@ def seed(
         str | None, typer.Option(help="Seed as if today were this date (YYYY-MM-DD).")
     ] = None,
 ) -> None:
-    """(Re)create the embedded demo shop of DESIGN.md in the configured database."""
+    """(Re)create the embedded demo shop of docs/DESIGN.md in the configured database."""
     from datetime import date
 
     from integrations.demo import seed as seed_shop

@@ -12,7 +12,7 @@ A conversation file (YAML) holds one category of calls:
           - dtmf: "1003#"
           - silence: 5
           - hangup: true
-        expect:                          # the scenario expectations of DESIGN.md, and:
+        expect:                          # the scenario expectations of docs/DESIGN.md, and:
           events: [{type: order.looked_up, order: "1003"}]
           not_events: [{type: exchange.created}]
 

@@ -563,7 +563,7 @@ async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = Fal
 class CallResult:
     """One call as the replayer saw it, and as the server recorded it."""
 
-    report: dict[str, Any]  # the report of DESIGN.md
+    report: dict[str, Any]  # the report of docs/DESIGN.md
     record: dict[str, Any]  # the server's call record (GET /api/calls/{sid}), timings included
     state: _CallState  # what was heard and when (segments, latencies, arrival times)
 

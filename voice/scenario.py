@@ -1,4 +1,4 @@
-"""The scenario format of DESIGN.md: one call, seen from the caller's side."""
+"""The scenario format of docs/DESIGN.md: one call, seen from the caller's side."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 SCENARIOS = ROOT / "audio_fixtures" / "scenarios"
 JAMES = "+14155550102"
 OMAR = "+14155550106"
-RETURN_1012 = "RMA-50012"  # Omar's studio headphones ($250), on their way back (DESIGN.md)
+RETURN_1012 = "RMA-50012"  # Omar's studio headphones ($250), on their way back (docs/DESIGN.md)
 DELIVERY_TIMEOUT_S = 30
 
 

@@ -11,7 +11,7 @@ from integrations.worker import Worker, deliverers_from
 from tests.dashboard.callmaker import ADMIN, BEARER, OMAR, record_call, running
 from tests.dashboard.dom import parse
 
-RETURN_1012 = "RMA-50012"  # Omar's studio headphones ($250), on their way back (DESIGN.md)
+RETURN_1012 = "RMA-50012"  # Omar's studio headphones ($250), on their way back (docs/DESIGN.md)
 
 
 @pytest.fixture

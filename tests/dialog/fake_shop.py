@@ -1,6 +1,6 @@
 """A small shop behind the integration protocols, on a fixed clock, for dialog unit tests.
 
-The demo shop's customers and orders (DESIGN.md), held in memory: every protocol the agent
+The demo shop's customers and orders (docs/DESIGN.md), held in memory: every protocol the agent
 reaches (orders, tracking, coupons, returns, refunds, SMS, helpdesk, deliveries, events), each
 recording what it was asked and able to fail on demand. No code of ours is faked.
 """

@@ -1,4 +1,4 @@
-"""The embedded demo shop holds the data DESIGN.md promises and answers like a real shop."""
+"""The embedded demo shop holds the data docs/DESIGN.md promises and answers like a real shop."""
 
 from __future__ import annotations
 
