@@ -113,8 +113,10 @@ def classify(text: str) -> Understanding:
     part = corrected_part(text)
     corrected = parse_order_number(part) if part else None
     number = corrected or parse_order_number(text)
+    email, phone, zip_code = parse_email(text), parse_phone(text), parse_zip(text)
     found = score_intents(text, has_number=number is not None)
-    found = _sounds_like(text, found, has_number=number is not None)
+    if not (email or zip_code or phone):  # a contact detail is read as said, never respelled
+        found = _sounds_like(text, found, has_number=number is not None)
     intent = found.intent
     # Only a yes/no answer is read whole; elsewhere a "yes" counts where it opens the sentence.
     yes_no = parse_yes_no(text) if intent in ("yes", "no") else leading_yes_no(text)
@@ -128,9 +130,9 @@ def classify(text: str) -> Understanding:
         order_number=number,
         yes_no=yes_no,
         intents=found.intents,
-        email=parse_email(text),
-        phone=parse_phone(text),
-        zip=parse_zip(text) if number is None else None,
+        email=email,
+        phone=phone,
+        zip=zip_code if number is None else None,
         return_reason=reason,
         rating=rating,
         correction=is_correction(text),
@@ -144,8 +146,6 @@ def _sounds_like(text: str, found: IntentScores, *, has_number: bool) -> IntentS
     a little less sure, when they say more than the words as heard: a request where nothing
     was understood, or a telling one where only a generic one was ("the status of my
     reference" is about a refund); else what was found."""
-    if parse_email(text) or parse_zip(text) or parse_phone(text):
-        return found
     respelled = respell(text)
     if respelled == canonical(text):
         return found
