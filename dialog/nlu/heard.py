@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -243,11 +243,12 @@ def score_voices(
     return sorted(scores, key=lambda s: (s.split != "test", s.voice))
 
 
-def _total(scores: list[VoiceScore], slot: str) -> Tally:
+def _total(tallies: Iterable[Tally]) -> Tally:
+    """The tallies added up."""
     total = Tally()
-    for score in scores:
-        total.right += score.slots[slot].right
-        total.total += score.slots[slot].total
+    for tally in tallies:
+        total.right += tally.right
+        total.total += tally.total
     return total
 
 
@@ -266,24 +267,20 @@ def format_voices(scores: list[VoiceScore], *, verbose: bool = False) -> str:
         lines += ["", f"test voices together ({len(test)} voices):"]
         for slot in SCORED:
             target = TARGETS.get(slot)
-            total = _total(test, slot)
+            total = _total(score.slots[slot] for score in test)
             mark = ""
             if target is not None:
                 mark = f"   target {target:.0%}: " + ("met" if total.share >= target else "MISSED")
             lines.append(f"  {slot:<14} {total!s:>17}{mark}")
-        calls = Tally()
-        for score in test:
-            calls.right += score.second_factor_calls.right
-            calls.total += score.second_factor_calls.total
+        calls = _total(score.second_factor_calls for score in test)
         lines.append(
             f"  {'2nd factor in 2':<14} {calls!s:>17}   target 97%: "
             + ("met" if calls.share >= 0.97 else "MISSED")
         )
-        by_noise: dict[str, Tally] = defaultdict(Tally)
-        for score in test:
-            for noise, tally in score.intent_by_noise.items():
-                by_noise[noise].right += tally.right
-                by_noise[noise].total += tally.total
+        noises = sorted({noise for score in test for noise in score.intent_by_noise})
+        by_noise = {
+            n: _total(s.intent_by_noise[n] for s in test if n in s.intent_by_noise) for n in noises
+        }
         lines.append(
             "  intent by noise: "
             + ", ".join(f"{noise} {tally.share:.1%}" for noise, tally in sorted(by_noise.items()))
