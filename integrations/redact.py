@@ -94,7 +94,7 @@ def _runs(text: str) -> Iterator[list[_Number]]:
         if run and not joined:
             yield run
             run = []
-        if word[0].isdigit():
+        if word[0].isdecimal():  # what `\d` matched; "²" is a digit but no decimal
             glued = (piece.start() > 0 and text[piece.start() - 1].isalpha()) or (
                 piece.end() < len(text) and text[piece.end()].isalpha()
             )
