@@ -24,7 +24,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,6 +34,7 @@ from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents, Store
 from voice import twilio
 from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode
+from voice.call_log import CallLog, Hearing, InputClock
 from voice.capacity import Admission, CallLimiter
 from voice.pool import on_behalf_of
 from voice.recorder import CallRecorder, Recording
@@ -227,7 +227,7 @@ class _SayJob:
     reply: int
     seq: int
     say: Say
-    timing: dict[str, Any] | None = None
+    clock: InputClock | None = None
     said_wall: float = 0.0
 
 
@@ -282,6 +282,7 @@ class CallSession:
         )
         self.turns = TurnTaker(turn_options, self._transcribe_early)
         self.stats = _Stats()
+        self.log = CallLog(deps.store)
         self.stream_sid = ""
         self.info: CallInfo | None = None
         self.agent: AgentLike | None = None
@@ -306,7 +307,6 @@ class CallSession:
         self._speaking_job: _SayJob | None = None
         self._cut_reply = -1
         self._reply = 0
-        self._seq = 0
         self._play_end_wall = 0.0
         self._playing_reply = -1  # the reply whose audio was sent last
         self._idle_frames = 0
@@ -454,9 +454,7 @@ class CallSession:
             await self.socket.close(1008)
             return False
         # A token opens one stream, once: not again after the call, not on a second socket.
-        if not await asyncio.to_thread(
-            self.deps.store.claim_stream, start.call_sid, start.stream_sid
-        ):
+        if not await self.log.claim_stream(start.call_sid, start.stream_sid):
             log.warning("media socket for %s refused: the call has its stream", start.call_sid)
             await self.socket.close(1008)
             return False
@@ -472,23 +470,12 @@ class CallSession:
             purpose=params.get("purpose") or None,
             order_ref=params.get("order") or None,
         )
-        store = self.deps.store
-        self.events = CallEvents(store, start.call_sid, self.now_ms)
+        self.events = CallEvents(self.deps.store, start.call_sid, self.now_ms)
         assert self.deps.limiter is not None
         self.admission = self.deps.limiter.admit(self.info.caller_number)
         if not self.admission.granted:
             return await self._turn_away(self.admission.reason or "max_calls")
-        await asyncio.to_thread(
-            store.upsert_call,
-            start.call_sid,
-            from_number=self.info.from_number,
-            to_number=self.info.to_number,
-            direction=direction,
-            purpose=self.info.purpose,
-            order_ref=self.info.order_ref,
-            status="in-progress",
-            started_at=datetime.now(UTC),
-        )
+        await self.log.opened(self.info)
         await self.events.record("call.started", direction=direction)
         self.agent = self.deps.make_agent(self.info, self.events)
         self.recorder = self._open_recording()
@@ -510,17 +497,7 @@ class CallSession:
         log.warning(
             "call %s turned away: %s reached (%d calls on the line)", self._sid, cap, limiter.active
         )
-        await asyncio.to_thread(
-            self.deps.store.upsert_call,
-            self._sid,
-            from_number=self.info.from_number,
-            to_number=self.info.to_number,
-            direction=self.info.direction,
-            purpose=self.info.purpose,
-            order_ref=self.info.order_ref,
-            status="in-progress",
-            started_at=datetime.now(UTC),
-        )
+        await self.log.opened(self.info)
         await self.events.record("call.rejected", reason="busy", cap=cap, active=limiter.active)
         self._tasks = [asyncio.create_task(self._say_busy(), name=f"busy-{self._sid}")]
         return True
@@ -532,11 +509,8 @@ class CallSession:
             clip = await self.deps.canned.get(
                 self.deps.synthesizer, text, self.settings.tts_timeout_s
             )
-            seq = self._next_seq()
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    self.deps.store.add_turn, self._sid, seq, "agent", text, source="canned"
-                )
+            seq = self.log.next_seq()
+            await self.log.agent_turn(seq, text, source="canned")
             await self._play_clip(clip, "busy", seq)
             await self._wait_heard("busy", len(clip) / SAMPLE_RATE)
         finally:
@@ -705,11 +679,7 @@ class CallSession:
         if self.events is not None:
             self._spawn(self.events.record("barge_in", interrupted_turns=sorted(cut_seqs)))
         for seq in cut_seqs:
-            self._spawn(asyncio.to_thread(self._mark_interrupted, seq))
-
-    def _mark_interrupted(self, seq: int) -> None:
-        assert self.info is not None
-        self.deps.store.update_turn(self.info.call_sid, seq, interrupted=1)
+            self._spawn(self.log.interrupted(seq))
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -759,10 +729,6 @@ class CallSession:
 
     # --- the brain -----------------------------------------------------------------------------
 
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     async def _run_brain(self) -> None:
         """The brain, with a last resort: should it die, the caller goes to a person."""
         try:
@@ -777,7 +743,7 @@ class CallSession:
         if self.info.direction == "outbound":
             input_ms = await self._await_opening()
         try:
-            await self._reply_with(self._greeting(), input_ms=input_ms, timing=None)
+            await self._reply_with(self._greeting(), input_ms=input_ms, clock=None)
         except Exception as exc:
             await self._recover(None, exc)
         while self.end_reason is None:
@@ -857,9 +823,7 @@ class CallSession:
         self.transfer_to = self.settings.human_number
         self.end_reason = "transfer"
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(
-                self.deps.store.upsert_call, self._sid, transfer_to=self.transfer_to
-            )
+            await self.log.transferred(self.transfer_to)
         if self.events is not None:
             with contextlib.suppress(Exception):
                 await self.events.record("escalation", reason="agent_failed")
@@ -877,15 +841,13 @@ class CallSession:
         if isinstance(item, _Heard):
             await self._process_heard(item)
         elif isinstance(item, _Text):
-            timing = {"speech_end_wall": item.wall, "eot_wall": item.wall, "stt_done": item.wall}
             text = redact_card_numbers(item.text)
-            await self._caller_turn(text, item.at_ms, item.at_ms, "text", None, {})
-            await self._reply_with(self.agent.hear(text, 1.0), item.at_ms, timing)
+            await self.log.caller_turn(text, item.at_ms, item.at_ms, "text")
+            await self._reply_with(self.agent.hear(text, 1.0), item.at_ms, InputClock.at(item.wall))
         elif isinstance(item, _Keys):
-            timing = {"speech_end_wall": item.wall, "eot_wall": item.wall, "stt_done": item.wall}
             digits = redact_card_numbers(item.digits)
-            await self._caller_turn(digits, item.at_ms, item.at_ms, "dtmf", None, {})
-            await self._reply_with(self.agent.keypad(digits), item.at_ms, timing)
+            await self.log.caller_turn(digits, item.at_ms, item.at_ms, "dtmf")
+            await self._reply_with(self.agent.keypad(digits), item.at_ms, InputClock.at(item.wall))
         elif isinstance(item, _Silence):
             await self._reply_with(self.agent.silence(item.seconds), item.at_ms, None)
         elif isinstance(item, _Fault):
@@ -901,32 +863,22 @@ class CallSession:
         if transcript is None:
             transcript = await self._transcribe(u.pcm)
         stt_done = time.monotonic()
-        timing = {
-            "speech_end_wall": item.speech_end_wall or item.eot_wall,
-            "eot_wall": item.eot_wall,
-            "stt_done": stt_done,
-        }
-        extra = {
-            "stt_ms": transcript.decode_ms,
-            "audio_ms": transcript.audio_ms,
-            "speculative": speculative,
-        }
+        clock = InputClock(item.speech_end_wall or item.eot_wall, item.eot_wall, stt_done)
+        hearing = Hearing(transcript.decode_ms, transcript.audio_ms, speculative)
         if not transcript.text:
             log.info("call %s: %d ms of speech, nothing recognised", self._sid, u.voiced_ms)
             if u.voiced_ms >= 400:
-                await self._reply_with(_single(Say(DIDNT_CATCH)), u.speech_end_ms, timing)
+                await self._reply_with(_single(Say(DIDNT_CATCH)), u.speech_end_ms, clock)
             else:
                 await self._reply_with(_single(), u.speech_end_ms, None)
             return
         # A caller reading out a card number must leave no trace of it: not in the transcript,
         # not in what the agent keeps (summaries, tickets).
         text = redact_card_numbers(transcript.text)
-        await self._caller_turn(
-            text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, extra
+        await self.log.caller_turn(
+            text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, hearing
         )
-        await self._reply_with(
-            self.agent.hear(text, transcript.confidence), u.speech_end_ms, timing
-        )
+        await self._reply_with(self.agent.hear(text, transcript.confidence), u.speech_end_ms, clock)
 
     async def _transcribe(self, pcm: np.ndarray) -> Transcript:
         """Speech to text with a deadline; any failure becomes `_HearingFailed`."""
@@ -962,31 +914,8 @@ class CallSession:
         except Exception as exc:
             raise _SpeakingFailed(repr(exc)) from exc
 
-    async def _caller_turn(
-        self,
-        text: str,
-        start_ms: int,
-        end_ms: int,
-        source: str,
-        confidence: float | None,
-        timing: dict[str, Any],
-    ) -> None:
-        seq = self._next_seq()
-        await asyncio.to_thread(
-            self.deps.store.add_turn,
-            self._sid,
-            seq,
-            "caller",
-            text,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            source=source,
-            confidence=confidence,
-            timing=timing or None,
-        )
-
     async def _reply_with(
-        self, events: AsyncIterator[Any], input_ms: int, timing: dict[str, Any] | None
+        self, events: AsyncIterator[Any], input_ms: int, clock: InputClock | None
     ) -> None:
         """Drain one agent reply: Says go to the speaker as they come; then the end mark."""
         self._reply += 1
@@ -997,21 +926,11 @@ class CallSession:
         async with contextlib.aclosing(events):
             async for event in events:
                 if isinstance(event, Say):
-                    seq = self._next_seq()
-                    job_timing = dict(timing) if (timing and first) else None
+                    seq = self.log.next_seq()
+                    job_clock = clock if first else None
                     first = False
-                    try:
-                        await asyncio.to_thread(
-                            self.deps.store.add_turn,
-                            self._sid,
-                            seq,
-                            "agent",
-                            event.text,
-                            source="tts",
-                        )
-                    except Exception:  # the transcript loses a line; the caller still hears it
-                        log.exception("call %s: could not store agent turn %d", self._sid, seq)
-                    self._jobs.put_nowait(_SayJob(reply, seq, event, job_timing, time.monotonic()))
+                    await self.log.agent_turn(seq, event.text)
+                    self._jobs.put_nowait(_SayJob(reply, seq, event, job_clock, time.monotonic()))
                 elif isinstance(event, Hints):
                     self.hints = event
                 elif isinstance(event, EndCall):
@@ -1019,9 +938,7 @@ class CallSession:
                 elif isinstance(event, Transfer):
                     self.transfer_to = event.number
                     self.end_reason = "transfer"
-                    await asyncio.to_thread(
-                        self.deps.store.upsert_call, self._sid, transfer_to=event.number
-                    )
+                    await self.log.transferred(event.number)
         self._jobs.put_nowait(_EndOfReply(reply, input_ms))
         self.stats.replies += 1
 
@@ -1067,23 +984,15 @@ class CallSession:
         if there is none); the brain hands the caller to a person. Once per call."""
         log.error("call %s: text to speech failed on turn %d", self._sid, job.seq, exc_info=exc)
         self._cut_reply = max(self._cut_reply, job.reply)
-        self._spawn(asyncio.to_thread(self._mark_interrupted, job.seq))  # never heard
+        self._spawn(self.log.interrupted(job.seq))  # never heard
         if job.say is self._notice:  # without the notice heard, the call must not be recorded
             self._abandon_recording("the recording notice could not be spoken")
         if self._tts_apologised:
             return
         self._tts_apologised = True
         clip = self.deps.canned.ready(TECHNICAL_PROBLEM)
-        seq = self._next_seq()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(
-                self.deps.store.add_turn,
-                self._sid,
-                seq,
-                "agent",
-                TECHNICAL_PROBLEM if clip else "(two beeps)",
-                source="canned",
-            )
+        seq = self.log.next_seq()
+        await self.log.agent_turn(seq, TECHNICAL_PROBLEM if clip else "(two beeps)", "canned")
         await self._play_clip(clip or _tone(), f"s{seq}.0", seq)
         self._inputs.put_nowait(_Fault("tts_failed"))
 
@@ -1131,9 +1040,7 @@ class CallSession:
                     await upcoming
         if started_ms is not None:
             end_ms = started_ms + total_samples * 1000 // SAMPLE_RATE
-            await asyncio.to_thread(
-                self.deps.store.update_turn, self._sid, job.seq, start_ms=started_ms, end_ms=end_ms
-            )
+            await self.log.spoken(job.seq, started_ms, end_ms)
 
     def _note_gap(self, job: _SayJob, sentence: int) -> None:
         """Count (and log) a gap inside a reply: its audio sent so far has finished playing
@@ -1152,21 +1059,10 @@ class CallSession:
 
     async def _first_audio(self, job: _SayJob, started_ms: int) -> None:
         """Record where the time went between the caller's last word and our first audio."""
-        if not job.timing:
+        if job.clock is None:
             return
-        now = time.monotonic()
-        t = job.timing
-        breakdown = {
-            "latency_ms": round((now - t["speech_end_wall"]) * 1000),
-            "eot_wait_ms": round((t["eot_wall"] - t["speech_end_wall"]) * 1000),
-            "stt_ms": round((t["stt_done"] - t["eot_wall"]) * 1000),
-            "dialog_ms": round((job.said_wall - t["stt_done"]) * 1000),
-            "tts_ms": round((now - job.said_wall) * 1000),
-        }
-        log.info("call %s: reply latency %s", self._sid, breakdown)
-        await asyncio.to_thread(
-            self.deps.store.update_turn, self._sid, job.seq, timing=breakdown, start_ms=started_ms
-        )
+        latency = job.clock.latency(job.said_wall, time.monotonic())
+        await self.log.first_audio(job.seq, started_ms, latency)
 
     async def _send_audio(self, pcm: np.ndarray) -> None:
         await self._send_mulaw(mulaw_encode(pcm))
@@ -1229,14 +1125,7 @@ class CallSession:
                 barge_ins=self.stats.barge_ins,
                 audio_gaps=self.stats.audio_gaps,
             )
-            await asyncio.to_thread(
-                self.deps.store.upsert_call,
-                self._sid,
-                status="completed" if reason != "transfer" else "transferred",
-                ended_at=datetime.now(UTC),
-                end_reason=reason,
-                summary=str(summary) if summary is not None else None,
-            )
+            await self.log.closed(reason, str(summary) if summary is not None else None)
         except Exception:
             log.exception("call %s: could not record the end of the call", self._sid)
         with contextlib.suppress(Exception):

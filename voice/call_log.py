@@ -1,0 +1,176 @@
+"""What is recorded of one call: its turns with their timing, and its row in the store.
+
+The session decides what happens; `CallLog` writes it down. Timings are typed records
+(`InputClock`, `ReplyLatency`, `Hearing`) rather than string-keyed dicts; what reaches the
+store keeps the field names the dashboard, `bench`, `replay` and `soak` read (`latency_ms`,
+`eot_wait_ms`, `stt_ms`, `dialog_ms`, `tts_ms`; `stt_ms`, `audio_ms`, `speculative`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dialog.events import CallInfo
+from integrations.store import Store
+
+__all__ = ["CallLog", "Hearing", "InputClock", "ReplyLatency"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyLatency:
+    """Where the time went between the caller's last word and our first audio (ms)."""
+
+    latency_ms: int
+    eot_wait_ms: int
+    stt_ms: int
+    dialog_ms: int
+    tts_ms: int
+
+    def record(self) -> dict[str, int]:
+        """The turn's `timing` as stored."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class InputClock:
+    """Wall-clock moments (`time.monotonic`) of one caller input on its way to a reply:
+    the end of speech, the end of the turn, and the transcript ready."""
+
+    speech_end_wall: float
+    eot_wall: float
+    stt_done: float
+
+    @classmethod
+    def at(cls, wall: float) -> InputClock:
+        """An input that needs no waiting and no transcribing (typed text, the keypad)."""
+        return cls(wall, wall, wall)
+
+    def latency(self, said_wall: float, audio_wall: float) -> ReplyLatency:
+        """The breakdown, given when the agent said its line and when its audio left."""
+        return ReplyLatency(
+            latency_ms=round((audio_wall - self.speech_end_wall) * 1000),
+            eot_wait_ms=round((self.eot_wall - self.speech_end_wall) * 1000),
+            stt_ms=round((self.stt_done - self.eot_wall) * 1000),
+            dialog_ms=round((said_wall - self.stt_done) * 1000),
+            tts_ms=round((audio_wall - said_wall) * 1000),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hearing:
+    """How a caller's spoken turn was transcribed (stored on the caller's turn)."""
+
+    stt_ms: int
+    audio_ms: int
+    speculative: bool
+
+    def record(self) -> dict[str, Any]:
+        """The turn's `timing` as stored."""
+        return asdict(self)
+
+
+class CallLog:
+    """One call's writes to the store: blocking work off the event loop, in one place."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.call_sid = "?"
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        """The next turn number of this call."""
+        self._seq += 1
+        return self._seq
+
+    async def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
+        """Whether this stream may carry the call (a token opens one stream, once)."""
+        return await asyncio.to_thread(self.store.claim_stream, call_sid, stream_sid)
+
+    async def opened(self, info: CallInfo) -> None:
+        """The call's row, in progress (also for a call turned away)."""
+        self.call_sid = info.call_sid
+        await asyncio.to_thread(
+            self.store.upsert_call,
+            info.call_sid,
+            from_number=info.from_number,
+            to_number=info.to_number,
+            direction=info.direction,
+            purpose=info.purpose,
+            order_ref=info.order_ref,
+            status="in-progress",
+            started_at=datetime.now(UTC),
+        )
+
+    async def caller_turn(
+        self,
+        text: str,
+        start_ms: int,
+        end_ms: int,
+        source: str,
+        confidence: float | None = None,
+        hearing: Hearing | None = None,
+    ) -> None:
+        """What the caller said (or typed)."""
+        await asyncio.to_thread(
+            self.store.add_turn,
+            self.call_sid,
+            self.next_seq(),
+            "caller",
+            text,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            source=source,
+            confidence=confidence,
+            timing=hearing.record() if hearing is not None else None,
+        )
+
+    async def agent_turn(self, seq: int, text: str, source: str = "tts") -> None:
+        """A line the agent says; a failure loses the line from the transcript only."""
+        try:
+            await asyncio.to_thread(
+                self.store.add_turn, self.call_sid, seq, "agent", text, source=source
+            )
+        except Exception:
+            log.exception("call %s: could not store agent turn %d", self.call_sid, seq)
+
+    async def first_audio(self, seq: int, started_ms: int, latency: ReplyLatency) -> None:
+        """A reply's first audio left: when, and how long it took."""
+        log.info("call %s: reply latency %s", self.call_sid, latency.record())
+        await asyncio.to_thread(
+            self.store.update_turn,
+            self.call_sid,
+            seq,
+            timing=latency.record(),
+            start_ms=started_ms,
+        )
+
+    async def spoken(self, seq: int, start_ms: int, end_ms: int) -> None:
+        """The stream time a line's audio spans."""
+        await asyncio.to_thread(
+            self.store.update_turn, self.call_sid, seq, start_ms=start_ms, end_ms=end_ms
+        )
+
+    async def interrupted(self, seq: int) -> None:
+        """A line the caller did not hear to its end (barged in on, or never synthesized)."""
+        await asyncio.to_thread(self.store.update_turn, self.call_sid, seq, interrupted=1)
+
+    async def transferred(self, number: str) -> None:
+        """The call goes to a person at `number`."""
+        await asyncio.to_thread(self.store.upsert_call, self.call_sid, transfer_to=number)
+
+    async def closed(self, reason: str, summary: str | None) -> None:
+        """The call's row, finished."""
+        await asyncio.to_thread(
+            self.store.upsert_call,
+            self.call_sid,
+            status="completed" if reason != "transfer" else "transferred",
+            ended_at=datetime.now(UTC),
+            end_reason=reason,
+            summary=summary,
+        )
