@@ -208,7 +208,7 @@ class Agent:
         self._summary = self._summarize()
         return self._summary
 
-    # --- when the voice layer fails, or the call runs too long (beyond the base contract) -----
+    # --- when the voice layer fails, or the call runs too long -------------------------------
 
     async def offer_person(self, reason: str) -> AsyncIterator[Event]:
         """The caller could not be heard this once (`reason`, e.g. `stt_failed`): apologise

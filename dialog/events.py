@@ -1,14 +1,16 @@
 """What the agent tells the voice layer, and what the voice layer tells the agent about the call.
 
-These dataclasses are the whole contract between `voice/` and `dialog/` (see docs/DESIGN.md).
+These dataclasses and the `CallAgent` protocol are the whole contract between `voice/` and
+`dialog/` (see docs/DESIGN.md): every method voice calls on the agent is on `CallAgent`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["CallInfo", "EndCall", "Event", "Hints", "Say", "Transfer"]
+__all__ = ["CallAgent", "CallInfo", "EndCall", "Event", "Hints", "Say", "Transfer"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,44 @@ class Transfer:
 
 
 Event = Say | Hints | EndCall | Transfer
+
+
+class CallAgent(Protocol):
+    """What a call's voice layer asks of the dialog (`dialog.agent.Agent` implements it).
+
+    Every method but `end` is an async generator of events, each yielded as soon as it is
+    known; after `EndCall` or `Transfer` nothing more is said.
+    """
+
+    def start(self) -> AsyncIterator[Event]:
+        """Greet the caller (on a call we placed, say why we call)."""
+        ...
+
+    def hear(self, text: str, confidence: float) -> AsyncIterator[Event]:
+        """React to one transcribed caller utterance."""
+        ...
+
+    def keypad(self, digits: str) -> AsyncIterator[Event]:
+        """React to digits typed on the keypad (without the closing '#')."""
+        ...
+
+    def silence(self, seconds: float) -> AsyncIterator[Event]:
+        """The caller said nothing for `seconds`: ask again, then say goodbye."""
+        ...
+
+    def offer_person(self, reason: str) -> AsyncIterator[Event]:
+        """The caller could not be heard this once (`stt_failed`): apologise, offer a person."""
+        ...
+
+    def fail(self, reason: str, *, apologised: bool = False) -> AsyncIterator[Event]:
+        """Voice cannot go on (`stt_failed`, `tts_failed`): apologise unless voice already
+        has, and hand over to a person. Yielding no `Transfer` leaves the handover to voice."""
+        ...
+
+    def wrap_up(self, reason: str) -> AsyncIterator[Event]:
+        """The call reached its maximum length (`max_duration`): say so and end it."""
+        ...
+
+    async def end(self, reason: str) -> str:
+        """The call is over (hung up, ended, transferred): persist and return the summary."""
+        ...

@@ -70,7 +70,8 @@ class FakeSynthesizer(Synthesizer):
 
 
 class EchoAgent:
-    """Greets, repeats what it hears, hangs up on 'bye'. Records what reached it."""
+    """Greets, repeats what it hears, hangs up on 'bye'. Records what reached it. Has no
+    handoff of its own (`fail` says nothing), so the session's own hand-over is what runs."""
 
     def __init__(self, greeting: str = "Hello. How can I help?") -> None:
         self.greeting = greeting
@@ -97,6 +98,18 @@ class EchoAgent:
     async def silence(self, seconds: float) -> AsyncIterator:
         self.silences.append(seconds)
         yield Say("Are you still there?")
+
+    async def offer_person(self, reason: str) -> AsyncIterator:
+        yield Say("Sorry, I'm having trouble hearing you right now. Could you say that again?")
+
+    async def fail(self, reason: str, *, apologised: bool = False) -> AsyncIterator:
+        """No handoff of its own: the session hands the caller over."""
+        if False:
+            yield
+
+    async def wrap_up(self, reason: str) -> AsyncIterator:
+        yield Say("We've been talking for quite a while, so I need to end this call now.")
+        yield EndCall(reason)
 
     async def end(self, reason: str) -> str:
         self.ended = reason

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dialog.events import CallInfo, EndCall, Hints, Say, Transfer
+from dialog.events import CallAgent, CallInfo, EndCall, Hints, Say, Transfer
 from integrations.protocols import EventSink
 from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents, Store
@@ -44,7 +44,7 @@ from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer, speech_chunks
 from voice.vad import Pause, Segmenter, SpeechStarted, Utterance, VadOptions
 
-__all__ = ["AgentLike", "CallDeps", "CallSession", "CannedSpeech", "Socket", "busy_text"]
+__all__ = ["CallDeps", "CallSession", "CannedSpeech", "Socket", "busy_text"]
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,8 @@ MIN_UTTERANCE_VOICED_MS = 120
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
 APOLOGY = "Sorry, something went wrong on my side."
 OPENING_SILENCE_S = 1.5  # an outbound callee who picks up and says nothing is greeted after this
-# When the engines fail. (A `dialog.Agent` words its own offer of a person and its handoff;
-# these are for agents that only have the base contract, and for the synthesizer's failure.)
-HEARING_TROUBLE = "Sorry, I'm having trouble hearing you right now. Could you say that again?"
+# When the synthesizer fails or the agent's task is gone (rendered ahead, at start-up).
 TECHNICAL_PROBLEM = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
-WRAP_UP = (
-    "We've been talking for quite a while, so I need to end this call now. "
-    "Thank you for calling. Goodbye."
-)
 WRAP_UP_GRACE_S = 60.0  # after the wrap-up was due, a call still going is ended regardless
 CLIP_ECHO_GRACE_S = 3.0  # how much longer than a clip lasts we wait for its mark
 SHUTDOWN_WAIT_S = 5.0  # for the call's tasks to stop once cancelled
@@ -86,16 +80,6 @@ class Socket(Protocol):
 
     async def close(self, code: int = 1000) -> None:
         """Close the socket."""
-
-
-class AgentLike(Protocol):
-    """What the session needs of `dialog.Agent` (docs/DESIGN.md contract)."""
-
-    def start(self) -> AsyncIterator[Any]: ...
-    def hear(self, text: str, confidence: float) -> AsyncIterator[Any]: ...
-    def keypad(self, digits: str) -> AsyncIterator[Any]: ...
-    def silence(self, seconds: float) -> AsyncIterator[Any]: ...
-    async def end(self, reason: str) -> Any: ...
 
 
 def _tone() -> bytes:
@@ -152,7 +136,7 @@ class CallDeps:
     store: Store
     transcriber: Transcriber
     synthesizer: Synthesizer
-    make_agent: Callable[[CallInfo, EventSink], AgentLike]
+    make_agent: Callable[[CallInfo, EventSink], CallAgent]
     limiter: CallLimiter | None = None  # default: one from settings, shared by every session
     canned: CannedSpeech = field(default_factory=CannedSpeech)
 
@@ -285,7 +269,7 @@ class CallSession:
         self.log = CallLog(deps.store)
         self.stream_sid = ""
         self.info: CallInfo | None = None
-        self.agent: AgentLike | None = None
+        self.agent: CallAgent | None = None
         self.events: CallEvents | None = None
         self.hints: Hints | None = None
         self.end_reason: str | None = None
@@ -786,19 +770,18 @@ class CallSession:
         if self._stt_failures > 1:
             await self._hand_over("stt_failed")
             return
-        offer = getattr(self.agent, "offer_person", None)
-        events = offer("stt_failed") if offer is not None else _single(Say(HEARING_TROUBLE))
-        await self._reply_with(events, self.now_ms(), None)
+        assert self.agent is not None
+        await self._reply_with(self.agent.offer_person("stt_failed"), self.now_ms(), None)
 
     async def _hand_over(self, reason: str, *, apologised: bool = False) -> None:
-        """To a person: through the agent's handoff (ticket, texted number, transfer) when it
-        has one, else straight to the human number."""
-        fail = getattr(self.agent, "fail", None)
-        if fail is not None:
-            try:
-                await self._reply_with(fail(reason, apologised=apologised), self.now_ms(), None)
-            except Exception:
-                log.exception("call %s: the agent could not hand over", self._sid)
+        """To a person: through the agent's handoff (ticket, texted number, transfer); when
+        that does not end the call, straight to the human number."""
+        assert self.agent is not None
+        try:
+            events = self.agent.fail(reason, apologised=apologised)
+            await self._reply_with(events, self.now_ms(), None)
+        except Exception:
+            log.exception("call %s: the agent could not hand over", self._sid)
         if self.end_reason is not None:
             return
         if self.events is not None:
@@ -809,13 +792,8 @@ class CallSession:
         await self._reply_with(_single(*lead, transfer), self.now_ms(), None)
 
     async def _wrap_up(self) -> None:
-        wrap = getattr(self.agent, "wrap_up", None)
-        events = (
-            wrap("max_duration")
-            if wrap is not None
-            else _single(Say(WRAP_UP, barge_in=False), EndCall("max_duration"))
-        )
-        await self._reply_with(events, self.now_ms(), None)
+        assert self.agent is not None
+        await self._reply_with(self.agent.wrap_up("max_duration"), self.now_ms(), None)
         self.end_reason = self.end_reason or "max_duration"
 
     async def _last_resort(self) -> None:

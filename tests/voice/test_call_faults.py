@@ -48,7 +48,7 @@ class ScriptedTranscriber(FakeTranscriber):
 
 
 def echo_deps(tmp_path, stt=None, tts=None, **overrides) -> CallDeps:
-    """Deps with a fresh `EchoAgent` per call (an agent with only the base contract)."""
+    """Deps with a fresh `EchoAgent` per call (an agent with no handoff of its own)."""
     settings = Settings(database_url=f"sqlite:///{tmp_path}/calls.db", **{**BASE, **overrides})
     store = Store(make_engine(settings.database_url))
     store.create_all()
@@ -205,7 +205,7 @@ async def test_yes_to_the_offered_person_hands_over(tmp_path):
     assert len(tickets(deps)) == 1
 
 
-async def test_without_a_handoff_in_the_agent_the_session_transfers_itself(tmp_path):
+async def test_when_the_agent_does_not_hand_over_the_session_transfers_itself(tmp_path):
     stt = ScriptedTranscriber([RuntimeError("one"), RuntimeError("two")])
     deps = echo_deps(tmp_path, stt)
     line = await heard_trouble(deps)
@@ -297,7 +297,7 @@ async def test_an_unfinished_request_at_the_time_limit_leaves_a_ticket(tmp_path)
     assert "where is my order" in json.dumps(ticket["payload"]).lower()
 
 
-async def test_an_agent_without_a_wrap_up_still_ends_the_call_at_the_limit(tmp_path):
+async def test_a_fake_agents_wrap_up_ends_the_call_at_the_limit(tmp_path):
     deps = echo_deps(tmp_path, max_call_s=0.3)
     line = Line(deps)
     line.start()

@@ -11,7 +11,7 @@ import pytest
 
 from dialog.events import Hints, Say
 from integrations.store import Store, make_engine
-from tests.fakes import FakeSocket, FakeSynthesizer
+from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer
 from tests.voice.test_call import until
 from voice import twilio
 from voice.audio import mulaw_encode, read_wav
@@ -192,10 +192,11 @@ async def test_without_speculation_only_silence_ends_a_turn():
 # --- inside a call ------------------------------------------------------------------------------
 
 
-class AskingAgent:
+class AskingAgent(EchoAgent):
     """Greets with a question whose hints are given; records what it hears."""
 
     def __init__(self, hints: Hints | None = None) -> None:
+        super().__init__()
         self.hints = hints
         self.heard: list[str] = []
 
