@@ -51,10 +51,10 @@ import numpy as np
 import psutil
 
 from dialog.events import Hints
+from harness.replay import FakeTwilio, call_scenario, in_process_server, take_turn
+from harness.scenario import Scenario, load_scenario
 from integrations.redact import RedactingFilter, redact_card_numbers
 from voice.audio import SAMPLE_RATE
-from voice.replay import FakeTwilio, call_scenario, in_process_server, take_turn
-from voice.scenario import Scenario, load_scenario
 from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer
 

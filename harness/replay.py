@@ -36,14 +36,14 @@ import httpx
 import numpy as np
 import websockets
 
+from harness.scenario import Scenario, Turn, event_matches, load_scenario
 from voice import twilio
 from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode, read_wav, write_wav
-from voice.scenario import Scenario, Turn, event_matches, load_scenario
 from voice.settings import Settings
 from voice.vad import voiced_frames
 
 if TYPE_CHECKING:
-    from voice.callers import CallerVoice
+    from harness.callers import CallerVoice
 
 __all__ = [
     "CallResult",
@@ -860,7 +860,7 @@ def run_target(
 ) -> int:
     """Replay a scenario, a directory of scenarios, or a WAV; 0 when everything passed. With
     `caller_voices`, the spoken scenarios once per voice, their clips said by that voice
-    (`voice.caller_clips`); `json_path` then gets every result."""
+    (`harness.caller_clips`); `json_path` then gets every result."""
     if caller_voices:
         return asyncio.run(_run_voices(target, list(caller_voices), url, out, realtime, json_path))
     return asyncio.run(_run_target(target, url, out, realtime, from_number))
@@ -1010,7 +1010,7 @@ async def _run_voices(
     from rich.console import Console
     from rich.markup import escape
 
-    from voice.caller_clips import (
+    from harness.caller_clips import (
         MissingClipError,
         clip_text,
         clips_used,
@@ -1018,7 +1018,7 @@ async def _run_voices(
         read_clip_texts,
         renderings,
     )
-    from voice.callers import missing_tools
+    from harness.callers import missing_tools
 
     console = Console(stderr=False, highlight=False)
     if not target.exists():
@@ -1124,7 +1124,7 @@ async def _run_voice(
     out: Path,
     realtime: bool,
 ) -> _VoiceRun:
-    from voice.caller_clips import render_clips, with_clips
+    from harness.caller_clips import render_clips, with_clips
 
     started = time.monotonic()
     reports: list[dict[str, Any]] = []

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fakes import FakeSynthesizer, FakeTranscriber
-from voice.bench import (
+from harness.bench import (
     CallSample,
     Server,
     count_underruns,
@@ -28,9 +27,10 @@ from voice.bench import (
     summarize,
     underrun_gaps,
 )
-from voice.replay import CallResult, in_process_server
-from voice.replay import _CallState as CallState
-from voice.scenario import Scenario
+from harness.replay import CallResult, in_process_server
+from harness.replay import _CallState as CallState
+from harness.scenario import Scenario
+from tests.fakes import FakeSynthesizer, FakeTranscriber
 from voice.server import Engines
 from voice.tts import Synthesizer
 

@@ -14,7 +14,7 @@ What each figure means:
 - **Reply latency** (`p50_ms`, `p95_ms`, `max_ms`): for every agent reply to a caller turn, from
   the end of the caller's last voiced frame (found by the VAD on the caller's side, so clip
   padding does not count) to the first agent `media` message received — what the caller
-  waits, end-of-turn silence included (see `voice.replay`). Percentiles are nearest-rank: the
+  waits, end-of-turn silence included (see `harness.replay`). Percentiles are nearest-rank: the
   p95 is the smallest reply latency that at least 95% of replies do not exceed.
 - **STT / TTS / end-of-turn per reply**: the server's own breakdown of each reply (`timing` on
   the agent turn of the call record): `stt_ms` from the end of the turn to the transcript (the
@@ -63,8 +63,7 @@ from typing import Any
 import httpx
 import psutil
 
-from voice.audio import SAMPLE_RATE
-from voice.replay import (
+from harness.replay import (
     CallResult,
     FakeTwilio,
     ReplayTarget,
@@ -73,7 +72,8 @@ from voice.replay import (
     take_turn,
     target_from_url,
 )
-from voice.scenario import Scenario, Turn, load_scenario
+from harness.scenario import Scenario, Turn, load_scenario
+from voice.audio import SAMPLE_RATE
 
 __all__ = [
     "LEVELS",
