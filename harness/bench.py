@@ -390,7 +390,7 @@ class ProcessMonitor:
 def postvoice_command() -> list[str]:
     """The `postvoice` command of this Python environment (as a module when not installed)."""
     exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
+    return [exe] if exe else [sys.executable, "-m", "postvoice.cli"]
 
 
 @dataclass
