@@ -63,16 +63,10 @@ from typing import Any
 import httpx
 import psutil
 
-from harness.replay import (
-    CallResult,
-    FakeTwilio,
-    ReplayTarget,
-    call_scenario,
-    free_port,
-    take_turn,
-    target_from_url,
-)
-from harness.scenario import Scenario, Turn, load_scenario
+from harness.fake_twilio import FakeTwilio
+from harness.replay import CallResult, call_scenario, take_turn
+from harness.scenario import Scenario, Turn, load_scenarios
+from harness.target import ReplayTarget, free_port, target_from_url
 from voice.audio import SAMPLE_RATE
 
 __all__ = [
@@ -542,12 +536,6 @@ def default_scenarios(directory: Path = DEFAULT_SCENARIOS) -> list[Scenario]:
         if scenario.direction == "inbound" and spoken and repeatable:
             chosen.append(scenario)
     return chosen
-
-
-def load_scenarios(directory: Path) -> list[Scenario]:
-    """Every scenario of a directory, by file name."""
-    paths = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
-    return [load_scenario(p) for p in paths]
 
 
 async def run_calls(

@@ -39,8 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Say, Transfer
 from dialog.loader import Flows, load_flows
-from harness.replay import check_expectations
-from harness.scenario import Expect, Scenario, event_matches
+from harness.scenario import Expect, Scenario, check_expectations, event_matches
 from integrations.demo import DemoShop
 from integrations.protocols import Services
 

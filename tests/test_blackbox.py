@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from harness.bench import postvoice_command
-from harness.replay import free_port
+from harness.target import free_port
 from voice import twilio
 from voice.audio import read_wav, write_wav
 

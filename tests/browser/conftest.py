@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from harness.bench import postvoice_command
-from harness.replay import free_port
+from harness.target import free_port
 
 ROOT = Path(__file__).parents[2]
 SCREENSHOTS = ROOT / "out" / "screenshots"

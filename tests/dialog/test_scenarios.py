@@ -15,8 +15,7 @@ import pytest
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Say, Transfer
 from harness.conversations import demo_services
-from harness.replay import check_expectations
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import Scenario, check_expectations, load_scenario
 from integrations.demo import DemoShop
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "audio_fixtures" / "scenarios"

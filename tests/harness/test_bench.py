@@ -27,9 +27,10 @@ from harness.bench import (
     summarize,
     underrun_gaps,
 )
-from harness.replay import CallResult, in_process_server
-from harness.replay import _CallState as CallState
+from harness.fake_twilio import CallState
+from harness.replay import CallResult
 from harness.scenario import Scenario
+from harness.target import in_process_server
 from tests.fakes import FakeSynthesizer, FakeTranscriber
 from voice.server import Engines
 from voice.tts import Synthesizer

@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import select
 
 from harness.bench import postvoice_command
-from harness.replay import ReplayTarget, free_port, replay_scenario
+from harness.replay import replay_scenario
 from harness.scenario import Scenario
+from harness.target import ReplayTarget, free_port
 from integrations.demo import shop_sms
 from integrations.outbox import OutboxItem
 from integrations.store import Store, make_engine
