@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import websockets
 
-from harness.bench import postvoice_command
+from harness.bench_server import postvoice_command
 from harness.target import free_port
 from voice import twilio
 from voice.audio import read_wav, write_wav

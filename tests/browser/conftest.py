@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.bench import postvoice_command
+from harness.bench_server import postvoice_command
 from harness.target import free_port
 
 ROOT = Path(__file__).parents[2]

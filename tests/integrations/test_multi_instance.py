@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from harness.bench import postvoice_command
+from harness.bench_server import postvoice_command
 from harness.replay import replay_scenario
 from harness.scenario import Scenario
 from harness.target import ReplayTarget, free_port
