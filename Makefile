@@ -47,7 +47,7 @@ test-deps:
 	@command -v chromium >/dev/null 2>&1 || \
 	  (apt-get update && apt-get install -y chromium fonts-dejavu-core)
 
-# The caller voices that are not the agent's (voice/callers.py): espeak-ng, flite, festival
+# The caller voices that are not the agent's (harness/callers.py): espeak-ng, flite, festival
 # and its US voices, with sox for the phone line. The suite speaks with each of them once.
 voices:
 	@command -v espeak-ng >/dev/null && command -v sox >/dev/null && command -v flite >/dev/null \

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voice.replay import free_port
+from harness.target import free_port
 
 __all__ = ["PostgresServer", "PostgresUnavailable", "find_bindir"]
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import websockets
 
+from harness.bench_server import postvoice_command
+from harness.target import free_port
 from voice import twilio
 from voice.audio import read_wav, write_wav
-from voice.bench import postvoice_command
-from voice.replay import free_port
 
 ROOT = Path(__file__).parents[1]
 SCENARIOS = ROOT / "audio_fixtures" / "scenarios"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voice.conversations import SHIPPED, load_conversations, run_conversation
+from harness.conversations import SHIPPED, load_conversations, run_conversation
 
 # Written by others from the rules alone, after the shipped set (see conversations/README.md).
 HELD_OUT = [SHIPPED / "heldout", SHIPPED / "heldout2"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from voice.replay import run_target
+from harness.replay import run_target
 
 SCENARIOS = Path(__file__).parents[1] / "audio_fixtures" / "scenarios"
 pytestmark = pytest.mark.slow

@@ -28,6 +28,7 @@ __all__ = [
     "PiperSynthesizer",
     "Synthesizer",
     "default_voice",
+    "load_voice",
     "speech_chunks",
     "split_sentences",
 ]
@@ -122,7 +123,8 @@ _VOICES_LOCK = threading.Lock()
 _ESPEAK_LOCK = threading.Lock()
 
 
-def _load_voice(model: Path, threads: int = 0):
+def load_voice(model: Path, threads: int = 0):
+    """The piper voice of `model`, loaded once per process (and per thread count) and shared."""
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
@@ -160,7 +162,7 @@ class PiperSynthesizer(Synthesizer):
     def voice(self):
         """The shared PiperVoice, loaded on first use."""
         if self._voice is None:
-            self._voice = _load_voice(self.options.model or default_voice(), self.options.threads)
+            self._voice = load_voice(self.options.model or default_voice(), self.options.threads)
         return self._voice
 
     def warm(self) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from voice.bench import postvoice_command
-from voice.replay import free_port
+from harness.bench_server import postvoice_command
+from harness.target import free_port
 
 ROOT = Path(__file__).parents[2]
 SCREENSHOTS = ROOT / "out" / "screenshots"

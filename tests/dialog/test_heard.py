@@ -114,7 +114,7 @@ def test_a_file_that_is_not_a_heard_file_names_itself(tmp_path):
 
 
 def test_the_shipped_heard_files_cover_every_spoken_line_in_every_voice():
-    from voice.callers import VOICES
+    from harness.callers import VOICES
 
     said = {entry.text for entry in load_set(SPOKEN_SET)}
     files = sorted(DEFAULT_HEARD.glob("*.yaml"))

@@ -26,9 +26,9 @@ from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Event, Say, Transfer
 from dialog.policy import Policy, VerificationPolicy, load_policy
 from dialog.slots import SLOT_TYPES, Factor, SlotContext, hear
+from harness.conversations import TODAY, demo_services
 from integrations.demo import DemoShop
 from integrations.models import Address, Customer, Order
-from voice.conversations import TODAY, demo_services
 
 NOW = datetime(TODAY.year, TODAY.month, TODAY.day, 15, 0, tzinfo=UTC)
 STRANGER = "+14155550999"

@@ -9,10 +9,10 @@ import pytest
 from dialog.loader import load_flows
 from dialog.schema import ActionStep, CollectStep, SayStep
 from dialog.speech import items_are_plural, say_code, say_list, say_reference, say_size
+from harness.scenario import load_scenario
 from integrations.demo import DemoShop
 from tests.dialog.fake_shop import orders
 from tests.dialog.test_scenarios import TEXT_SCENARIOS, play
-from voice.scenario import load_scenario
 
 _URL = re.compile(r"https?://|www\.|\.com\b|\.org\b", re.IGNORECASE)
 _MAX_WORDS = 32  # a sentence longer than this is hard to follow on the phone

@@ -14,10 +14,9 @@ import pytest
 
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Say, Transfer
+from harness.conversations import demo_services
+from harness.scenario import Scenario, check_expectations, load_scenario
 from integrations.demo import DemoShop
-from voice.conversations import demo_services
-from voice.replay import check_expectations
-from voice.scenario import Scenario, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "audio_fixtures" / "scenarios"
 SILENCE_REPROMPT_S = 5.0  # the server's default: a shorter silence draws no reply

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from voice.replay import free_port
+from harness.target import free_port
 
 __all__ = [
     "FakeAfterShip",

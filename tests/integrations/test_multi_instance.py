@@ -16,13 +16,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from harness.bench_server import postvoice_command
+from harness.replay import replay_scenario
+from harness.scenario import Scenario
+from harness.target import ReplayTarget, free_port
 from integrations.demo import shop_sms
 from integrations.outbox import OutboxItem
 from integrations.store import Store, make_engine
 from tests.pg import PostgresServer
-from voice.bench import postvoice_command
-from voice.replay import ReplayTarget, free_port, replay_scenario
-from voice.scenario import Scenario
 
 pytestmark = pytest.mark.slow
 

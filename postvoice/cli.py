@@ -98,7 +98,7 @@ def replay(
         list[str] | None,
         typer.Option(
             "--caller-voice",
-            help="Say every clip in this caller voice (voice.callers) and replay (repeatable).",
+            help="Say every clip in this caller voice (harness.callers) and replay (repeatable).",
         ),
     ] = None,
     caller_voices: Annotated[
@@ -111,8 +111,8 @@ def replay(
     ] = None,
 ) -> None:
     """Play Twilio's part: stream a scenario's caller audio to the agent and check what it says."""
-    from voice.caller_clips import choose_voices
-    from voice.replay import run_target
+    from harness.caller_clips import choose_voices
+    from harness.replay import run_target
 
     try:
         voices = choose_voices(caller_voice or [], caller_voices or [])
@@ -182,7 +182,7 @@ def bench(
 ) -> None:
     """Measure reply latency, STT/TTS time, underruns, CPU and memory of the real server,
     calling it over real WebSockets (in real time unless --fast)."""
-    from voice.bench import BenchOptions, parse_env, run_bench
+    from harness.bench import BenchOptions, parse_env, run_bench
 
     setup_logging("WARNING")
     try:
@@ -233,8 +233,8 @@ def soak(
     """Many calls with faults injected (STT and TTS errors, a hanging carrier, the helpdesk
     down, dropped lines, malformed frames); then check that no call is stuck, no ticket lost,
     no task leaked, and no fault left the caller in dead air. Exits 1 if a check fails."""
+    from harness.soak import SoakOptions, run_soak
     from integrations.redact import RedactingFilter
-    from voice.soak import SoakOptions, run_soak
 
     setup_logging("INFO" if log_file else "WARNING")
     # Injected faults log tracebacks by design: the console shows only what is critical, the
@@ -844,8 +844,8 @@ def nlu_hear(
     """Have every caller voice say the labelled lines over a phone line and write what tiny.en
     heard (needs sox, espeak-ng, flite and festival: `make voices`)."""
     from dialog.nlu.heard import DEFAULT_HEARD
-    from voice.callers import VOICES, missing_tools, voice_named
-    from voice.heard import main_hear, parse_options
+    from harness.callers import VOICES, missing_tools, voice_named
+    from harness.heard import main_hear, parse_options
 
     try:
         chosen = [voice_named(name) for name in voice] if voice else list(VOICES)
@@ -878,7 +878,7 @@ def conversations(
 ) -> None:
     """Run typed conversations against the demo shop and print right outcomes per category;
     exits 1 when any conversation fails."""
-    from voice.conversations import SHIPPED, format_results, results_json, run
+    from harness.conversations import SHIPPED, format_results, results_json, run
 
     setup_logging("ERROR")
     outcomes = run(target or SHIPPED, flows_dir=flows_dir, category=category)

@@ -10,27 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fakes import FakeSynthesizer, FakeTranscriber
-from voice.bench import (
+from harness.bench import default_scenarios, parse_env, run_calls
+from harness.bench_figures import (
     CallSample,
-    Server,
     count_underruns,
     cpu_per_call_minute,
-    default_scenarios,
     level_passes,
-    parse_env,
-    percentile,
-    postvoice_command,
     ramp,
-    run_calls,
     sample_of,
-    server_env,
     summarize,
     underrun_gaps,
 )
-from voice.replay import CallResult, in_process_server
-from voice.replay import _CallState as CallState
-from voice.scenario import Scenario
+from harness.bench_server import Server, postvoice_command, server_env
+from harness.fake_twilio import CallState
+from harness.replay import CallResult
+from harness.scenario import Scenario
+from harness.target import in_process_server
+from integrations.stats import percentile
+from tests.fakes import FakeSynthesizer, FakeTranscriber
 from voice.server import Engines
 from voice.tts import Synthesizer
 

@@ -15,8 +15,8 @@ Two engines speak:
   is not intelligible once band-limited to 8 kHz, so tiny.en often writes something else
   entirely; useful to see how understanding degrades, not a picture of real callers.
 
-    .venv/bin/python -m dialog.nlu.make_transcripts                       # the shipped set
-    .venv/bin/python -m dialog.nlu.make_transcripts --engine espeak \\
+    .venv/bin/python -m harness.make_transcripts                       # the shipped set
+    .venv/bin/python -m harness.make_transcripts --engine espeak \\
         --out dialog/nlu/utterances_espeak.yaml                          # the stress set
 
 Needs sox (and espeak-ng for that engine) on the PATH and the bundled models.
@@ -79,10 +79,10 @@ class _Piper:
     """The project's piper voice, deterministic."""
 
     def __init__(self) -> None:
-        from voice.tts import _load_voice, default_voice
+        from voice.tts import default_voice, load_voice
 
         self.model = default_voice()
-        self.voice = _load_voice(self.model)
+        self.voice = load_voice(self.model)
 
     def pick(self, said: str) -> tuple[str, float]:
         return f"piper {self.model.stem}", PIPER_SPEEDS[_key(said) % len(PIPER_SPEEDS)]

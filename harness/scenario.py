@@ -1,4 +1,5 @@
-"""The scenario format of docs/DESIGN.md: one call, seen from the caller's side."""
+"""The scenario format of docs/DESIGN.md: one call, seen from the caller's side, and the check of
+a report against its expectations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Expect", "Scenario", "Turn", "event_matches", "load_scenario"]
+__all__ = [
+    "Expect",
+    "Scenario",
+    "Turn",
+    "check_expectations",
+    "event_matches",
+    "load_scenario",
+    "load_scenarios",
+    "scenario_files",
+]
 
 
 class Turn(BaseModel):
@@ -97,3 +107,51 @@ def load_scenario(path: Path) -> Scenario:
                     raise ValueError(f"{path}: audio file {clip} not found")
                 setattr(turn, attr, resolved)
     return scenario
+
+
+def scenario_files(directory: Path) -> list[Path]:
+    """The scenario files of a directory, by file name (`*.yaml`, then `*.yml`)."""
+    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+
+
+def load_scenarios(directory: Path) -> list[Scenario]:
+    """Every scenario of a directory, by file name."""
+    return [load_scenario(p) for p in scenario_files(directory)]
+
+
+def check_expectations(scenario: Scenario, report: dict[str, Any]) -> list[str]:
+    """Each failed expectation, in words."""
+    expect = scenario.expect
+    failures: list[str] = []
+    agent_text = [t["text"].lower() for t in report["turns"] if t["role"] == "agent"]
+    types = {e["type"] for e in report["events"]}
+    for intent in expect.intents:
+        if intent not in report["intents"]:
+            failures.append(f"intents: {intent!r} was never recognised (got {report['intents']})")
+    for phrase in expect.agent_says:
+        if not any(phrase.lower() in t for t in agent_text):
+            failures.append(f"agent_says: no agent turn contains {phrase!r}")
+    for phrase in expect.agent_never_says:
+        if any(phrase.lower() in t for t in agent_text):
+            failures.append(f"agent_never_says: an agent turn contains {phrase!r}")
+    for action in expect.actions:
+        if action not in types:
+            failures.append(f"actions: no {action!r} event")
+    for action in expect.not_actions:
+        if action in types:
+            failures.append(f"not_actions: a {action!r} event happened")
+    for wanted in expect.events:
+        if not any(event_matches(e, wanted) for e in report["events"]):
+            failures.append(f"events: no event matching {wanted}")
+    for unwanted in expect.not_events:
+        if any(event_matches(e, unwanted) for e in report["events"]):
+            failures.append(f"not_events: an event matching {unwanted} happened")
+    if expect.handoff is not None and report["handoff"] != expect.handoff:
+        failures.append(f"handoff: expected {expect.handoff}, got {report['handoff']}")
+    if expect.max_latency_ms is not None:
+        slow = [ms for ms in report["latency_ms"] if ms > expect.max_latency_ms]
+        if slow:
+            failures.append(
+                f"max_latency_ms: replies took {slow} ms (limit {expect.max_latency_ms})"
+            )
+    return failures

@@ -14,7 +14,7 @@ What each figure means:
 - **Reply latency** (`p50_ms`, `p95_ms`, `max_ms`): for every agent reply to a caller turn, from
   the end of the caller's last voiced frame (found by the VAD on the caller's side, so clip
   padding does not count) to the first agent `media` message received — what the caller
-  waits, end-of-turn silence included (see `voice.replay`). Percentiles are nearest-rank: the
+  waits, end-of-turn silence included (see `harness.replay`). Percentiles are nearest-rank: the
   p95 is the smallest reply latency that at least 95% of replies do not exceed.
 - **STT / TTS / end-of-turn per reply**: the server's own breakdown of each reply (`timing` on
   the agent turn of the call record): `stt_ms` from the end of the turn to the transcript (the
@@ -43,473 +43,41 @@ could be made) give a non-zero exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import math
-import os
-import platform
-import secrets
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
-
-from voice.audio import SAMPLE_RATE
-from voice.replay import (
-    CallResult,
-    FakeTwilio,
-    ReplayTarget,
-    call_scenario,
-    free_port,
-    take_turn,
-    target_from_url,
+from harness.bench_figures import P95_LIMIT_MS, CallSample, level_passes, ramp, sample_of, summarize
+from harness.bench_server import (
+    InfrastructureError,
+    ProcessMonitor,
+    Server,
+    machine_info,
+    running_server,
+    started_server,
 )
-from voice.scenario import Scenario, Turn, load_scenario
+from harness.fake_twilio import FakeTwilio
+from harness.replay import call_scenario, take_turn
+from harness.scenario import Scenario, Turn, load_scenarios
 
 __all__ = [
-    "LEVELS",
-    "P95_LIMIT_MS",
-    "UNDERRUN_ALLOWANCE_MS",
     "BenchOptions",
-    "CallSample",
-    "InfrastructureError",
-    "ProcessMonitor",
-    "Server",
-    "count_underruns",
-    "cpu_per_call_minute",
     "default_scenarios",
-    "level_passes",
+    "long_call_drive",
+    "long_call_scenario",
     "parse_env",
-    "percentile",
-    "postvoice_command",
-    "ramp",
+    "print_result",
     "run_bench",
     "run_calls",
-    "sample_of",
-    "server_env",
-    "summarize",
-    "underrun_gaps",
 ]
 
-UNDERRUN_ALLOWANCE_MS = 60  # one 20 ms frame plus 40 ms of jitter
-P95_LIMIT_MS = 1500
-LEVELS = (1, 2, 4, 6, 8, 10, 12, 14, 16)  # then on in steps of 2 up to `max_level`
-RSS_SAMPLE_S = 0.2
 CALL_TIMEOUT_S = 900.0
-SERVER_START_TIMEOUT_S = 240.0
 LONG_CALL_CLIPS = ("where_is_my_order.wav", "yes_please.wav")
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIOS = ROOT / "audio_fixtures" / "scenarios"
-
-
-class InfrastructureError(RuntimeError):
-    """The benchmark could not measure: the server did not start, died, or took no call."""
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-def percentile(values: Iterable[float], p: float) -> float | None:
-    """Nearest-rank percentile: the smallest value that at least `p`% of values do not exceed.
-    None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(p * len(ordered) / 100))  # p * n first: exact for whole p
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def underrun_gaps(
-    arrivals: Sequence[tuple[float, int]], allowance_ms: float = UNDERRUN_ALLOWANCE_MS
-) -> list[tuple[float, int]]:
-    """Gaps a caller would hear inside replies, as `(arrival time s, gap ms)`, from
-    `(arrival time s, samples)` per media message (samples 0: the reply ended). See the module
-    docstring for the definition."""
-    gaps: list[tuple[float, int]] = []
-    play_start: float | None = None  # when playback of the reply (re)started, seconds
-    buffered_ms = 0.0  # audio of the reply received so far
-    for at, samples in arrivals:
-        if samples <= 0:
-            play_start = None
-            continue
-        if play_start is None:
-            play_start, buffered_ms = at, 0.0
-        else:
-            late_ms = (at - play_start) * 1000 - buffered_ms
-            if late_ms > allowance_ms:
-                gaps.append((at, round(late_ms)))
-                play_start = at - buffered_ms / 1000  # the player stalled and resumes now
-        buffered_ms += samples * 1000 / SAMPLE_RATE
-    return gaps
-
-
-def count_underruns(
-    arrivals: Sequence[tuple[float, int]], allowance_ms: float = UNDERRUN_ALLOWANCE_MS
-) -> int:
-    """How many gaps a caller would hear inside replies (see `underrun_gaps`)."""
-    return len(underrun_gaps(arrivals, allowance_ms))
-
-
-def cpu_per_call_minute(cpu_s: float | None, call_ms: float) -> float | None:
-    """Server CPU seconds per minute of call; None when either is unknown or zero."""
-    if cpu_s is None or call_ms <= 0:
-        return None
-    return cpu_s / (call_ms / 60_000)
-
-
-@dataclass
-class CallSample:
-    """What the benchmark keeps of one call."""
-
-    scenario: str
-    call_sid: str = ""
-    latencies_ms: list[int] = field(default_factory=list)
-    server_latency_ms: list[int] = field(default_factory=list)
-    stt_ms: list[int] = field(default_factory=list)
-    stt_decode_ms: list[int] = field(default_factory=list)
-    tts_ms: list[int] = field(default_factory=list)
-    eot_wait_ms: list[int] = field(default_factory=list)
-    underruns: int = 0
-    # Each underrun: seconds into the call (from the first agent audio) and the gap, ms
-    underrun_gaps: list[tuple[float, int]] = field(default_factory=list)
-    duration_ms: int = 0
-    failures: list[str] = field(default_factory=list)
-    error: str | None = None  # the call could not be made or did not finish
-
-
-def sample_of(scenario: str, result: CallResult) -> CallSample:
-    """The figures of one replayed call: client latencies and underruns, server timings."""
-    sample = CallSample(
-        scenario=scenario,
-        call_sid=result.report.get("call_sid", ""),
-        latencies_ms=list(result.report.get("latency_ms", [])),
-        underrun_gaps=_gaps_from_start(result.state.arrivals),
-        duration_ms=result.duration_ms,
-        failures=list(result.report.get("failures", [])),
-    )
-    sample.underruns = len(sample.underrun_gaps)
-    source = None
-    for turn in sorted(result.record.get("turns", []), key=lambda t: t.get("seq") or 0):
-        if turn.get("role") == "caller":
-            source = turn.get("source")
-            heard = turn.get("timing")
-            if source == "audio" and isinstance(heard, dict) and heard.get("stt_ms") is not None:
-                sample.stt_decode_ms.append(int(heard["stt_ms"]))
-            continue
-        timing = turn.get("timing")
-        if not isinstance(timing, dict) or "latency_ms" not in timing:
-            continue
-        sample.server_latency_ms.append(int(timing["latency_ms"]))
-        if source == "audio" and timing.get("stt_ms") is not None:
-            sample.stt_ms.append(int(timing["stt_ms"]))
-        if timing.get("tts_ms") is not None:
-            sample.tts_ms.append(int(timing["tts_ms"]))
-        if source == "audio" and timing.get("eot_wait_ms") is not None:
-            sample.eot_wait_ms.append(int(timing["eot_wait_ms"]))
-    return sample
-
-
-def _gaps_from_start(arrivals: Sequence[tuple[float, int]]) -> list[tuple[float, int]]:
-    first = next((at for at, samples in arrivals if samples > 0), 0.0)
-    return [(round(at - first, 2), gap) for at, gap in underrun_gaps(arrivals)]
-
-
-def _ms(value: float | None) -> int | None:
-    return None if value is None else round(value)
-
-
-def summarize(
-    samples: Sequence[CallSample],
-    *,
-    concurrency: int,
-    realtime: bool,
-    cpu_s: float | None = None,
-    rss_start_mb: float | None = None,
-    rss_end_mb: float | None = None,
-    peak_rss_mb: float | None = None,
-    wall_s: float | None = None,
-) -> dict[str, Any]:
-    """The figures of one run of calls (the JSON the benchmark writes, less machine info)."""
-    latencies = [ms for s in samples for ms in s.latencies_ms]
-    stt = [ms for s in samples for ms in s.stt_ms]
-    decode = [ms for s in samples for ms in s.stt_decode_ms]
-    tts = [ms for s in samples for ms in s.tts_ms]
-    eot = [ms for s in samples for ms in s.eot_wait_ms]
-    server = [ms for s in samples for ms in s.server_latency_ms]
-    call_ms = sum(s.duration_ms for s in samples)
-    cpu_min = cpu_per_call_minute(cpu_s, call_ms)
-    failed = [s for s in samples if s.failures or s.error]
-    return {
-        "calls": len(samples),
-        "concurrency": concurrency,
-        "realtime": realtime,
-        "replies": len(latencies),
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p95_ms": _ms(percentile(latencies, 95)),
-        "max_ms": max(latencies) if latencies else None,
-        "server_latency_ms_p50": _ms(percentile(server, 50)),
-        "server_latency_ms_p95": _ms(percentile(server, 95)),
-        "stt_ms_p50": _ms(percentile(stt, 50)),
-        "stt_ms_p95": _ms(percentile(stt, 95)),
-        "stt_decode_ms_p50": _ms(percentile(decode, 50)),
-        "stt_decode_ms_p95": _ms(percentile(decode, 95)),
-        "tts_ms_p50": _ms(percentile(tts, 50)),
-        "tts_ms_p95": _ms(percentile(tts, 95)),
-        "eot_wait_ms_p50": _ms(percentile(eot, 50)),
-        "cpu_s": None if cpu_s is None else round(cpu_s, 2),
-        "call_minutes": round(call_ms / 60_000, 2),
-        "cpu_s_per_call_min": None if cpu_min is None else round(cpu_min, 2),
-        "peak_rss_mb": _round(peak_rss_mb),
-        "rss_start_mb": _round(rss_start_mb),
-        "rss_end_mb": _round(rss_end_mb),
-        "underruns": sum(s.underruns for s in samples),
-        "underrun_calls": [
-            {
-                "scenario": s.scenario,
-                "call_sid": s.call_sid,
-                "gaps": [{"at_s": at, "gap_ms": gap} for at, gap in s.underrun_gaps],
-            }
-            for s in samples
-            if s.underrun_gaps
-        ],
-        "failed_calls": len(failed),
-        "failures": [
-            {
-                "scenario": s.scenario,
-                "call_sid": s.call_sid,
-                "failures": ([f"error: {s.error}"] if s.error else []) + s.failures,
-            }
-            for s in failed
-        ],
-        "wall_s": None if wall_s is None else round(wall_s, 1),
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def level_passes(summary: dict[str, Any]) -> bool:
-    """A concurrency level holds when p95 stays under the limit and nothing underran."""
-    p95 = summary.get("p95_ms")
-    return p95 is not None and p95 < P95_LIMIT_MS and summary.get("underruns", 0) == 0
-
-
-def ramp(max_level: int) -> list[int]:
-    """The concurrency levels `--find-max` tries, up to `max_level`."""
-    levels = [c for c in LEVELS if c <= max_level]
-    c = LEVELS[-1] + 2
-    while c <= max_level:
-        levels.append(c)
-        c += 2
-    return levels
-
-
-# --- the server's process ---------------------------------------------------------------------
-
-
-class ProcessMonitor:
-    """Samples a process's resident memory every 200 ms (its children included) on a thread."""
-
-    def __init__(self, pid: int | None) -> None:
-        self.process = psutil.Process(pid) if pid else None
-        self.samples: list[tuple[float, float]] = []  # (time.monotonic(), rss MB)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def rss_mb(self) -> float | None:
-        """Resident memory now, MB."""
-        if self.process is None:
-            return None
-        try:
-            procs = [self.process, *self.process.children(recursive=True)]
-            total = 0
-            for proc in procs:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    total += proc.memory_info().rss
-            return total / 1e6
-        except psutil.NoSuchProcess:
-            return None
-
-    def cpu_s(self) -> float | None:
-        """CPU seconds used so far (user + system, children included)."""
-        if self.process is None:
-            return None
-        try:
-            times = self.process.cpu_times()
-            total = times.user + times.system + times.children_user + times.children_system
-            for child in self.process.children(recursive=True):
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    t = child.cpu_times()
-                    total += t.user + t.system
-            return total
-        except psutil.NoSuchProcess:
-            return None
-
-    def alive(self) -> bool:
-        """The process is still running."""
-        return self.process is None or (
-            self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
-        )
-
-    def start(self) -> None:
-        """Begin sampling."""
-        if self.process is None or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def peak_since(self, since: float) -> float | None:
-        """The largest sample taken since `since` (time.monotonic())."""
-        values = [mb for at, mb in self.samples if at >= since]
-        return max(values) if values else None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            mb = self.rss_mb()
-            if mb is not None:
-                self.samples.append((time.monotonic(), mb))
-            self._stop.wait(RSS_SAMPLE_S)
-
-
-def postvoice_command() -> list[str]:
-    """The `postvoice` command of this Python environment (as a module when not installed)."""
-    exe = shutil.which("postvoice", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "voice.cli"]
-
-
-@dataclass
-class Server:
-    """The server being measured: how to reach it and which process it is."""
-
-    target: ReplayTarget
-    pid: int | None
-    env: dict[str, str]
-    log_path: Path | None = None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the server's log, when we started it."""
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def server_env(
-    port: int, database_url: str, overrides: dict[str, str], concurrency: int
-) -> dict[str, str]:
-    """The environment `postvoice serve` gets: ours, a throwaway auth and admin token, the
-    temporary database, capacity for the calls we make, then the user's `--env`."""
-    capacity = str(max(12, concurrency + 2))
-    return {
-        **os.environ,
-        "POSTVOICE_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
-        "POSTVOICE_ADMIN_TOKEN": secrets.token_hex(16),
-        "POSTVOICE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "POSTVOICE_DATABASE_URL": database_url,
-        "POSTVOICE_ALLOW_INJECTION": "true",  # text: turns of --scenarios
-        # Bench calls come from the scenarios' few numbers, many at once.
-        "POSTVOICE_MAX_CALLS": capacity,
-        "POSTVOICE_MAX_CALLS_PER_CALLER": capacity,
-        **overrides,
-    }
-
-
-@contextlib.asynccontextmanager
-async def started_server(
-    overrides: dict[str, str],
-    server_args: Sequence[str],
-    concurrency: int,
-    log_file: Path | None = None,
-):
-    """Seed a temporary demo shop and run `postvoice serve` on it; yields the `Server`. Its
-    log goes to `log_file` when given (else into the temporary directory)."""
-    with tempfile.TemporaryDirectory(prefix="postvoice-bench-") as tmp:
-        port = free_port()
-        env = server_env(port, f"sqlite:///{Path(tmp) / 'bench.db'}", overrides, concurrency)
-        seeded = subprocess.run(
-            [*postvoice_command(), "seed"], env=env, capture_output=True, text=True
-        )
-        if seeded.returncode != 0:
-            raise InfrastructureError(f"postvoice seed failed:\n{seeded.stderr[-2000:]}")
-        log_path = log_file or Path(tmp) / "server.log"
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                [*postvoice_command(), "serve", "--port", str(port), *server_args],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            target = ReplayTarget(
-                http_base=f"http://127.0.0.1:{port}",
-                ws_url=f"ws://127.0.0.1:{port}/twilio/media",
-                public_url=env["POSTVOICE_PUBLIC_URL"],
-                auth_token=env["POSTVOICE_TWILIO_AUTH_TOKEN"],
-                admin_token=env["POSTVOICE_ADMIN_TOKEN"],
-            )
-            server = Server(target, proc.pid, env, log_path)
-            try:
-                await _wait_healthy(target, lambda: proc.poll() is None, server)
-                yield server
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-async def _wait_healthy(target: ReplayTarget, alive: Callable[[], bool], server: Server) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(target.http_base + "/healthz")).status_code == 200:
-                    return
-            if not alive():
-                raise InfrastructureError(f"the server exited while starting:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise InfrastructureError(
-                    f"the server was not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n"
-                    + server.log_tail()
-                )
-            await asyncio.sleep(0.3)
-
-
-def _pid_listening_on(port: int) -> int | None:
-    """The process listening on a loopback port, when the OS lets us see it."""
-    with contextlib.suppress(psutil.Error, OSError):
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-                return conn.pid
-    return None
-
-
-@contextlib.asynccontextmanager
-async def running_server(url: str, pid: int | None):
-    """A server someone else started (`--url`); secrets come from the environment."""
-    target = target_from_url(url)
-    server = Server(target, pid, dict(os.environ))
-    await _wait_healthy(target, lambda: True, server)
-    if server.pid is None:  # listening by now
-        port = httpx.URL(target.http_base).port
-        server.pid = _pid_listening_on(port) if port else None
-    yield server
 
 
 # --- scenarios and calls ----------------------------------------------------------------------
@@ -542,12 +110,6 @@ def default_scenarios(directory: Path = DEFAULT_SCENARIOS) -> list[Scenario]:
         if scenario.direction == "inbound" and spoken and repeatable:
             chosen.append(scenario)
     return chosen
-
-
-def load_scenarios(directory: Path) -> list[Scenario]:
-    """Every scenario of a directory, by file name."""
-    paths = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
-    return [load_scenario(p) for p in paths]
 
 
 async def run_calls(
@@ -674,60 +236,6 @@ def parse_env(pairs: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"--env wants KEY=VALUE, got {pair!r}")
         env[key.strip()] = value
     return env
-
-
-def machine_info(env: dict[str, str]) -> dict[str, Any]:
-    """The machine and the settings that move the figures (no paths, no secrets)."""
-    from voice.settings import Settings
-
-    settings: Any = None
-    overrides = {
-        k.removeprefix("POSTVOICE_").lower(): v
-        for k, v in env.items()
-        if k.startswith("POSTVOICE_")
-    }
-    keep = (
-        "stt_threads",
-        "stt_workers",
-        "stt_beam_size",
-        "stt_nice",
-        "stt_compute_type",
-        "tts_workers",
-        "tts_length_scale",
-        "vad_end_of_turn_ms",
-        "vad_aggressiveness",
-        "max_calls",
-        "database_url",
-    )
-    with contextlib.suppress(Exception):
-        settings = Settings(**{k: v for k, v in overrides.items() if k in Settings.model_fields})
-    info: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-    }
-    if settings is not None:
-        info["stt_model"] = _model_name(settings.stt_model_dir, "tiny.en (bundled)")
-        info["tts_voice"] = _model_name(settings.tts_model, "en_US-joe-medium (bundled)")
-        values = {k: getattr(settings, k) for k in keep}
-        values["database_url"] = str(values["database_url"]).split(":", 1)[0]  # the kind only
-        info["settings"] = values
-    return info
-
-
-def _model_name(path: Path | None, default: str) -> str:
-    return default if path is None else Path(path).name
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def run_bench(options: BenchOptions) -> int:

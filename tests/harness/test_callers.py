@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice.audio import SAMPLE_RATE
-from voice.callers import (
+from harness.callers import (
     NOISE_LEVELS,
     VOICES,
     missing_tools,
@@ -20,7 +19,8 @@ from voice.callers import (
     tuning_voices,
     voice_named,
 )
-from voice.callers import _add_noise as add_noise
+from harness.callers import _add_noise as add_noise
+from voice.audio import SAMPLE_RATE
 
 CLIPS_TSV = "audio_fixtures/clips.tsv"
 
@@ -84,7 +84,7 @@ def test_every_voice_speaks_through_a_phone_line(name):
 
 
 def test_decoding_options_are_read_as_their_fields_types():
-    from voice.heard import parse_options
+    from harness.heard import parse_options
 
     options = parse_options(["hypotheses=5", "second_below=0.6", "windows_s=15,30"])
     assert options == {"hypotheses": 5, "second_below": 0.6, "windows_s": (15, 30)}
@@ -96,7 +96,7 @@ def test_decoding_options_are_read_as_their_fields_types():
 
 def test_the_hints_of_each_answer_are_the_agents():
     from dialog.nlu.dataset import Entry
-    from voice.heard import hints_for
+    from harness.heard import hints_for
 
     assert hints_for(Entry(text="ten oh five", intent="order_status", hints="order_number")).slot
     factor = hints_for(Entry(text="nine four one one oh", intent="unknown", hints="verification"))
@@ -108,7 +108,7 @@ def test_the_hints_follow_the_flows_that_ask():
     import yaml
 
     from dialog.slots import SLOT_TYPES
-    from voice.heard import HINTS
+    from harness.heard import HINTS
 
     verify = yaml.safe_load(Path("dialog/flows/verify_caller.yaml").read_text(encoding="utf-8"))
     asked = {step.get("hint") for step in verify["steps"] if step.get("collect") == "factor"}

@@ -1,6 +1,6 @@
 """What tiny.en hears when callers in other voices say the labelled lines.
 
-Every line of `dialog/nlu/spoken.yaml` is said by every caller voice (`voice.callers`), at the
+Every line of `dialog/nlu/spoken.yaml` is said by every caller voice (`harness.callers`), at the
 speed and noise level the voice and the text pick, through a telephone line, and decoded by
 the transcriber exactly as the server runs it, with the hints the agent sends before that
 answer. One file per voice, `dialog/nlu/heard/<voice>.yaml`, a line per utterance:
@@ -87,7 +87,7 @@ def hear_voice(
 ) -> str:
     """Speak every line of the spoken set in one voice, decode it, and write the voice's file;
     returns the file's path. Runs in a worker process of its own."""
-    from voice.callers import render, speak, voice_named
+    from harness.callers import render, speak, voice_named
     from voice.settings import Settings
     from voice.stt import WhisperOptions, WhisperTranscriber
 

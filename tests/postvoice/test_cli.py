@@ -9,7 +9,7 @@ from integrations.accounts import Accounts
 from integrations.demo import seed
 from integrations.metrics import report
 from integrations.store import Store, make_engine
-from voice.cli import app
+from postvoice.cli import app
 
 
 @pytest.fixture

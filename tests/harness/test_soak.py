@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from voice.soak import (
+from harness.soak import (
     CURRENT_CALL,
     DEFAULT_SCENARIOS,
     FAULTS,

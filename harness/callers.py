@@ -160,10 +160,10 @@ class _PiperVoice:
         from piper import SynthesisConfig
 
         from voice.audio import write_wav
-        from voice.tts import _load_voice, default_voice
+        from voice.tts import default_voice, load_voice
 
         if cls._loaded is None:
-            cls._loaded = _load_voice(default_voice())
+            cls._loaded = load_voice(default_voice())
         # piper's own sampling noise, on: the same text comes out a little different each time
         config = SynthesisConfig(length_scale=speed, noise_scale=0.667, noise_w_scale=0.8)
         chunks = list(cls._loaded.synthesize(text, syn_config=config))

@@ -51,10 +51,12 @@ import numpy as np
 import psutil
 
 from dialog.events import Hints
+from harness.fake_twilio import FakeTwilio
+from harness.replay import call_scenario, take_turn
+from harness.scenario import Scenario, load_scenarios
+from harness.target import in_process_server
 from integrations.redact import RedactingFilter, redact_card_numbers
 from voice.audio import SAMPLE_RATE
-from voice.replay import FakeTwilio, call_scenario, in_process_server, take_turn
-from voice.scenario import Scenario, load_scenario
 from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer
 
@@ -619,9 +621,11 @@ def inbound_scenarios(directory: Path) -> list[Scenario]:
     """The inbound scenarios of a directory (outbound calls need a callee's pick-up first;
     scenarios about timing, played at the speed of speech, would not be "as fast as the server
     answers")."""
-    paths = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
-    scenarios = [load_scenario(p) for p in paths]
-    return [s for s in scenarios if s.direction == "inbound" and s.turns and not s.realtime]
+    return [
+        s
+        for s in load_scenarios(directory)
+        if s.direction == "inbound" and s.turns and not s.realtime
+    ]
 
 
 def _engines(book: FaultBook, fake: bool) -> Any:

@@ -39,10 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Say, Transfer
 from dialog.loader import Flows, load_flows
+from harness.scenario import Expect, Scenario, check_expectations, event_matches
 from integrations.demo import DemoShop
 from integrations.protocols import Services
-from voice.replay import check_expectations
-from voice.scenario import Expect, Scenario, event_matches
 
 __all__ = [
     "SHIPPED",

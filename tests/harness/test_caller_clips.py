@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice import callers
-from voice.audio import SAMPLE_RATE, read_wav
-from voice.caller_clips import (
+from harness import callers
+from harness.caller_clips import (
     CLIPS_TSV,
     MissingClipError,
     choose_voices,
@@ -23,9 +22,10 @@ from voice.caller_clips import (
     say_clip,
     with_clips,
 )
-from voice.callers import render, voice_named
-from voice.replay import run_target
-from voice.scenario import Scenario, load_scenario
+from harness.callers import render, voice_named
+from harness.replay import run_target
+from harness.scenario import Scenario, load_scenario
+from voice.audio import SAMPLE_RATE, read_wav
 
 FIXTURES = Path(__file__).parents[2] / "audio_fixtures"
 CLIPS = FIXTURES / "clips"
@@ -34,7 +34,7 @@ LEAD, TRAIL = int(0.3 * SAMPLE_RATE), int(0.5 * SAMPLE_RATE)
 
 
 class FakeSpeak:
-    """`voice.callers.speak` as it pads: 0.3 s before the speech, 0.5 s after; the speech is
+    """`harness.callers.speak` as it pads: 0.3 s before the speech, 0.5 s after; the speech is
     one sample per character of the text, all 1000."""
 
     def __init__(self) -> None:

@@ -2,7 +2,7 @@
 
 `audio_fixtures/clips/` holds each clip as `audio_fixtures/make_clips.sh` made it from
 `audio_fixtures/clips.tsv` (name, espeak-ng voice, wpm, text). Here the same text is said by a
-`voice.callers` voice instead, at the speed and noise level `voice.callers.speak` picks for it:
+`harness.callers` voice instead, at the speed and noise level `harness.callers.speak` picks for it:
 a " | " in the text is a one-second pause mid-sentence, so the parts are spoken alone (at the
 clip's noise level) and joined with one second from the end of one part's speech to the start
 of the next, as `make_clips.sh` joins them. `postvoice replay --caller-voice NAME` replays the
@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from voice.audio import SAMPLE_RATE, write_wav
-from voice.callers import (
+from harness.callers import (
     VOICES,
     CallerVoice,
     render,
@@ -31,7 +30,8 @@ from voice.callers import (
     tuning_voices,
     voice_named,
 )
-from voice.scenario import Scenario
+from harness.scenario import Scenario
+from voice.audio import SAMPLE_RATE, write_wav
 
 __all__ = [
     "CLIPS_TSV",
@@ -53,7 +53,8 @@ __all__ = [
 CLIPS_TSV = Path(__file__).resolve().parents[1] / "audio_fixtures" / "clips.tsv"
 PAUSE = " | "
 PAUSE_S = 1.0
-# What `voice.callers` puts around each utterance (its `pad 0.3 0.5`); the line noise is there too.
+# What `harness.callers` puts around each utterance (its `pad 0.3 0.5`); the line noise is
+# there too.
 LEAD_PAD_S, TRAIL_PAD_S = 0.3, 0.5
 AUDIO_TURNS = ("say", "barge_in")
 
@@ -111,7 +112,7 @@ def join_parts(
     lead_pad_s: float = LEAD_PAD_S,
     trail_pad_s: float = TRAIL_PAD_S,
 ) -> np.ndarray:
-    """Utterances as `voice.callers.speak` returns them (`lead_pad_s` before the speech,
+    """Utterances as `harness.callers.speak` returns them (`lead_pad_s` before the speech,
     `trail_pad_s` after) joined into one, `pause_s` from the end of one's speech to the start
     of the next's: the padding on either side of the pause is kept (it carries the line
     noise) and silence makes up the rest."""
