@@ -34,7 +34,8 @@ from integrations.models import Order, Refund
 from integrations.outbox import OutboxEntry, OutboxItem, enqueue, outbox
 from integrations.protocols import OrderSource, Refunds
 from integrations.redact import redact_card_numbers
-from integrations.store import Store, calls, events, refund_approvals
+from integrations.schema import calls, events, refund_approvals
+from integrations.store import Store
 
 __all__ = [
     "DECISIONS",

@@ -63,7 +63,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from integrations.outbox import outbox
-from integrations.store import calls, events, turns
+from integrations.schema import calls, events, turns
 
 __all__ = [
     "CONTENT_TYPE",

@@ -1,11 +1,13 @@
-"""The durable outbox: side effects that leave the machine, written with the decision, sent later.
+"""The durable outbox, queueing side: side effects that leave the machine, written with the
+decision, sent later.
 
 A decision (text the tracking link, open a ticket, buy a return label, refund a line) is written
 as an outbox row in the same transaction as the event that records it; a worker
-(`integrations.worker`) delivers the row through the real provider, retrying what may succeed
-later and dead-lettering what never will. Because the row commits before anything is sent, a
-crash loses no decision; because every row carries an idempotency key that is both UNIQUE here
-and handed to the provider, a retried decision or a retried delivery acts once.
+(`integrations.worker`, with `integrations.delivery`) delivers the row through the real
+provider, retrying what may succeed later and dead-lettering what never will. Because the row
+commits before anything is sent, a crash loses no decision; because every row carries an
+idempotency key that is both UNIQUE here and handed to the provider, a retried decision or a
+retried delivery acts once.
 
 Row states:
 
@@ -13,22 +15,23 @@ Row states:
        ▲                  │  └─permanent failure, or retries exhausted──► dead ──retry_dead──┐
        └──retryable failure (next_attempt_at = backoff), or lease expired─┘◄─────────────────┘
 
-This module holds the table, the row operations (`enqueue`, `Outbox`), the protocol
-implementations the dialog is handed (`OutboxMessenger`, `OutboxHelpdesk`, `OutboxRefunds`,
-`OutboxReturns`: they queue and return at once), and the deliverers that turn a row back into a
-provider call (`deliverers_for`).
+This module holds the table, its rows (`OutboxItem`, `OutboxEntry`), queueing (`enqueue`,
+`Outbox`: queue, look up, count, an operator's requeue) and the protocol implementations the
+dialog is handed (`OutboxMessenger`, `OutboxHelpdesk`, `OutboxRefunds`, `OutboxReturns`: they
+queue and return at once). They write through a `DecisionLog` (`integrations.store.CallEvents`
+is one), so nothing here imports the store. Claiming, settling and the deliverers that turn a
+row back into a provider call are `integrations.delivery`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -43,34 +46,27 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     func,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
+from integrations.clock import utc_now
 from integrations.models import Label, Refund, Ticket
-from integrations.protocols import (
-    Helpdesk,
-    Messenger,
-    ProviderError,
-    Refunds,
-    Returns,
-)
+from integrations.protocols import Refunds, Returns
 from integrations.redact import redact_data
+from integrations.schema import aware, plain
 
 if TYPE_CHECKING:
     from integrations.models import ReturnAuthorization
-    from integrations.store import CallEvents
 
 __all__ = [
     "KINDS",
     "STATUSES",
-    "Deliverer",
+    "DecisionLog",
     "Outbox",
     "OutboxEntry",
     "OutboxHelpdesk",
@@ -78,7 +74,6 @@ __all__ = [
     "OutboxMessenger",
     "OutboxRefunds",
     "OutboxReturns",
-    "deliverers_for",
     "enqueue",
     "metadata",
     "outbox",
@@ -90,11 +85,6 @@ KINDS = ("sms", "ticket", "label", "refund")
 
 STATUSES = ("pending", "delivering", "delivered", "dead")
 """The states of an outbox row, in the order a row normally passes through them."""
-
-Deliverer = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
-"""Delivers one row: `(payload, idempotency_key) -> result`, the result as JSON-able data.
-
-Raises `ProviderError` on failure; its `retryable` decides between a later retry and dead."""
 
 # --------------------------------------------------------------------------------------------
 # Schema
@@ -136,22 +126,6 @@ outbox = Table(
 )
 
 _KIND = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; every datetime we write is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-able data: what the database will store and hand back."""
-    return json.loads(json.dumps(dict(data), default=str))
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +188,7 @@ class OutboxEntry:
         """From a row of the `outbox` table."""
         data = dict(row)
         for name in ("next_attempt_at", "locked_until", "created_at", "delivered_at", "updated_at"):
-            data[name] = _aware(data[name])
+            data[name] = aware(data[name])
         return cls(**data)
 
 
@@ -255,14 +229,14 @@ def enqueue(
     An item whose key is already queued (a Twilio retry, a caller asking twice, two instances
     deciding at once) writes nothing and returns the existing row with `created` False.
     """
-    at = now or _utc_now()
+    at = now or utc_now()
     created = _insert_ignoring_duplicates(
         conn,
         {
             "kind": item.kind,
             "idempotency_key": item.idempotency_key,
             # What leaves the machine (a ticket's body, a text) carries no card number.
-            "payload": redact_data(_plain(item.payload)),
+            "payload": redact_data(plain(item.payload)),
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": at,
@@ -352,143 +326,13 @@ class Outbox:
             ).all()
         return {status: 0 for status in STATUSES} | {status: n for status, n in rows}
 
-    def claim(
-        self,
-        worker_id: str,
-        kinds: Sequence[str],
-        *,
-        now: datetime,
-        lease_s: float,
-        limit: int = 10,
-        max_attempts: int = 8,
-    ) -> list[OutboxEntry]:
-        """Take up to `limit` due rows of `kinds` for `worker_id` until `now + lease_s`.
-
-        Due: pending rows whose `next_attempt_at` has come, and delivering rows whose lease
-        expired (their worker died mid-delivery). Each claim counts as an attempt; a row whose
-        worker vanished `max_attempts` times goes to dead rather than round again. Two workers
-        never hold the same row: PostgreSQL skips rows another claim has locked
-        (`FOR UPDATE SKIP LOCKED`); SQLite, which has one writer at a time, claims each row
-        with an UPDATE that re-checks it is still due.
-        """
-        if not kinds or limit <= 0:
-            return []
-        until = now + timedelta(seconds=lease_s)
-        expired = and_(outbox.c.status == "delivering", outbox.c.locked_until < now)
-        due = and_(
-            outbox.c.kind.in_(list(kinds)),
-            or_(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now), expired),
-        )
-        claim_values = {
-            "status": "delivering",
-            "locked_by": worker_id,
-            "locked_until": until,
-            "attempts": outbox.c.attempts + 1,
-            "updated_at": now,
-        }
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(expired, outbox.c.attempts >= max_attempts, outbox.c.kind.in_(list(kinds)))
-                .values(
-                    status="dead",
-                    error_code="lease_expired",
-                    last_error=f"the worker delivering it vanished {max_attempts} times",
-                    locked_by=None,
-                    locked_until=None,
-                    updated_at=now,
-                )
-            )
-            candidates = (
-                select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id)
-            )
-            if conn.dialect.name == "postgresql":
-                ids = list(
-                    conn.execute(
-                        candidates.limit(limit).with_for_update(skip_locked=True)
-                    ).scalars()
-                )
-                if ids:
-                    conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(**claim_values))
-            else:
-                ids = []
-                for entry_id in conn.execute(candidates.limit(limit)).scalars().all():
-                    won = conn.execute(
-                        update(outbox).where(outbox.c.id == entry_id, due).values(**claim_values)
-                    )
-                    if won.rowcount == 1:
-                        ids.append(entry_id)
-            if not ids:
-                return []
-            rows = (
-                conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.id))
-                .mappings()
-                .all()
-            )
-        return [OutboxEntry.from_row(r) for r in rows]
-
-    def complete(self, entry_id: int, result: Mapping[str, Any], *, now: datetime) -> bool:
-        """Mark a row delivered with the provider's answer; False if it was settled already."""
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(outbox)
-                .where(outbox.c.id == entry_id, outbox.c.status.in_(["pending", "delivering"]))
-                .values(
-                    status="delivered",
-                    result=_plain(result),
-                    delivered_at=now,
-                    locked_by=None,
-                    locked_until=None,
-                    updated_at=now,
-                )
-            )
-        return done.rowcount == 1
-
-    def fail(
-        self,
-        entry_id: int,
-        worker_id: str,
-        *,
-        error: str,
-        code: str,
-        now: datetime,
-        retry_at: datetime | None,
-    ) -> bool:
-        """Record a failed attempt: pending again at `retry_at`, or dead when it is None.
-
-        Only the worker holding the row may do so; False when another worker has since
-        taken it over (its lease expired) or it was delivered meanwhile.
-        """
-        values: dict[str, Any] = {
-            "last_error": error[:2000],
-            "error_code": code[:64],
-            "locked_by": None,
-            "locked_until": None,
-            "updated_at": now,
-        }
-        if retry_at is None:
-            values["status"] = "dead"
-        else:
-            values.update(status="pending", next_attempt_at=retry_at)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(outbox)
-                .where(
-                    outbox.c.id == entry_id,
-                    outbox.c.status == "delivering",
-                    outbox.c.locked_by == worker_id,
-                )
-                .values(**values)
-            )
-        return done.rowcount == 1
-
     def retry_dead(self, entry_id: int, *, now: datetime | None = None) -> bool:
         """Put a dead row back in the queue, with a fresh budget of attempts (for operators).
 
         The last error stays on the row until the next attempt replaces it. False when the
         row is not dead.
         """
-        at = now or _utc_now()
+        at = now or utc_now()
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(outbox)
@@ -503,10 +347,34 @@ class Outbox:
 # --------------------------------------------------------------------------------------------
 
 
+class DecisionLog(Protocol):
+    """Where the adapters write a call's decisions (`integrations.store.CallEvents` is one)."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox the decisions queue in."""
+        ...
+
+    async def decide(
+        self,
+        type: str,
+        items: Sequence[OutboxItem],
+        *,
+        order: str | None = None,
+        named_by: str | None = None,
+        aliases: Sequence[str] = (),
+        **data: Any,
+    ) -> list[OutboxEntry]:
+        """Write the decision's event once, with `items` queued in the same transaction; the
+        rows. The dialog's own record of the decision names it in the field `named_by`, by a
+        row's ref or one of `aliases`."""
+        ...
+
+
 class _Queueing:
     """Shared by the adapters: write the decision event and the row together, wake the worker."""
 
-    def __init__(self, events: CallEvents, *, wake: Callable[[], None] | None = None) -> None:
+    def __init__(self, events: DecisionLog, *, wake: Callable[[], None] | None = None) -> None:
         self.events = events
         self.wake = wake
 
@@ -516,10 +384,13 @@ class _Queueing:
         item: OutboxItem,
         *,
         order: str | None,
+        named_by: str | None = None,
         aliases: Sequence[str] = (),
         **data: Any,
     ) -> OutboxEntry:
-        entries = await self.events.decide(event_type, [item], order=order, aliases=aliases, **data)
+        entries = await self.events.decide(
+            event_type, [item], order=order, named_by=named_by, aliases=aliases, **data
+        )
         if self.wake is not None:
             self.wake()
         return entries[0]
@@ -537,7 +408,7 @@ class OutboxMessenger(_Queueing):
         if not to.strip() or not body.strip():
             raise ValueError("an SMS needs a number and a body")
         item = OutboxItem("sms", f"sms:{idempotency_key}", {"to": to, "body": body})
-        entry = await self._decide("sms.sent", item, order=None, to=to)
+        entry = await self._decide("sms.sent", item, order=None, named_by="message_id", to=to)
         if entry.status == "delivered" and entry.result:
             return str(entry.result.get("message_id", entry.ref))
         return entry.ref
@@ -583,6 +454,7 @@ class OutboxHelpdesk(_Queueing):
             "ticket.created",
             item,
             order=None,
+            named_by="ticket_id",
             aliases=[reference],
             reference=reference,
             subject=subject,
@@ -613,7 +485,7 @@ class OutboxRefunds(_Queueing):
 
     def __init__(
         self,
-        events: CallEvents,
+        events: DecisionLog,
         provider: Refunds | None = None,
         *,
         wake: Callable[[], None] | None = None,
@@ -649,6 +521,7 @@ class OutboxRefunds(_Queueing):
             "refund.created",
             item,
             order=order_number,
+            named_by="refund_id",
             line_id=line_id,
             amount_cents=amount_cents,
             reason=reason,
@@ -658,7 +531,7 @@ class OutboxRefunds(_Queueing):
     async def refunds_of(self, order_number: str) -> list[Refund]:
         """The provider's refunds of the order, plus those still queued or dead here."""
         entries = await asyncio.to_thread(
-            self.events.store.outbox.items, kind="refund", order_ref=order_number, limit=None
+            self.events.outbox.items, kind="refund", order_ref=order_number, limit=None
         )
         done = await self.provider.refunds_of(order_number) if self.provider else []
         known = {r.line_id for r in done}
@@ -679,7 +552,7 @@ class OutboxReturns(_Queueing):
 
     def __init__(
         self,
-        events: CallEvents,
+        events: DecisionLog,
         provider: Returns,
         *,
         notify_phone: str | None = None,
@@ -753,7 +626,7 @@ def ticket_reference(key: str) -> str:
 def _datetime(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
-    return _aware(datetime.fromisoformat(value)) if isinstance(value, str) else _aware(value)
+    return aware(datetime.fromisoformat(value)) if isinstance(value, str) else aware(value)
 
 
 def _ticket(result: Mapping[str, Any]) -> Ticket:
@@ -799,101 +672,3 @@ def _refund_of(entry: OutboxEntry) -> Refund:
         created_at=entry.created_at,
         failure_reason=(entry.error_code or "failed") if dead else None,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Deliverers: a row back into a provider call
-# --------------------------------------------------------------------------------------------
-
-
-def deliverers_for(
-    *,
-    messenger: Messenger | None = None,
-    helpdesk: Helpdesk | None = None,
-    refunds: Refunds | None = None,
-    returns: Returns | None = None,
-) -> dict[str, Deliverer]:
-    """Deliverers for the kinds these providers can carry out (a label also needs a messenger
-    to text it, when the row names a phone). Kinds without a provider are left to other
-    workers: a worker only claims the kinds it can deliver."""
-    out: dict[str, Deliverer] = {}
-    if messenger is not None:
-        out["sms"] = _sms_deliverer(messenger)
-    if helpdesk is not None:
-        out["ticket"] = _ticket_deliverer(helpdesk)
-    if refunds is not None:
-        out["refund"] = _refund_deliverer(refunds)
-    if returns is not None:
-        out["label"] = _label_deliverer(returns, messenger)
-    return out
-
-
-def _sms_deliverer(messenger: Messenger) -> Deliverer:
-    async def deliver(payload: dict[str, Any], key: str) -> dict[str, Any]:
-        message_id = await messenger.send_sms(payload["to"], payload["body"], idempotency_key=key)
-        return {"message_id": message_id}
-
-    return deliver
-
-
-def _ticket_deliverer(helpdesk: Helpdesk) -> Deliverer:
-    async def deliver(payload: dict[str, Any], key: str) -> dict[str, Any]:
-        reference = payload.get("reference")
-        body, tags = payload["body"], list(payload.get("tags") or [])
-        if reference:  # what the caller was given: support searches for it
-            body = f"{body}\n\nReference given to the caller: {reference}"
-            tags.append(reference.lower())
-        ticket = await helpdesk.create_ticket(
-            payload["subject"],
-            body,
-            requester_phone=payload.get("requester_phone"),
-            requester_email=payload.get("requester_email"),
-            tags=tags,
-            priority=payload.get("priority", "normal"),
-            idempotency_key=key,
-        )
-        return asdict(ticket)
-
-    return deliver
-
-
-def _refund_deliverer(refunds: Refunds) -> Deliverer:
-    async def deliver(payload: dict[str, Any], key: str) -> dict[str, Any]:
-        refund = await refunds.refund(
-            payload["order_number"],
-            payload["line_id"],
-            int(payload["amount_cents"]),
-            idempotency_key=key,
-            reason=payload.get("reason", ""),
-        )
-        if refund.status == "failed":
-            # The provider answered but refused: asking again with the same key gives the same.
-            raise ProviderError(
-                f"refund {refund.id} failed: {refund.failure_reason or 'no reason given'}",
-                code=refund.failure_reason or "refund_failed",
-                retryable=False,
-            )
-        return _plain(asdict(refund))
-
-    return deliver
-
-
-def _label_deliverer(returns: Returns, messenger: Messenger | None) -> Deliverer:
-    async def deliver(payload: dict[str, Any], key: str) -> dict[str, Any]:
-        label = await returns.label(payload["rma"], idempotency_key=key)
-        result = _plain(asdict(label))
-        phone = payload.get("notify_phone")
-        if phone:
-            if messenger is None:
-                raise ProviderError("no messenger to text the label", code="no_messenger")
-            body = (
-                f"{payload.get('shop_name') or 'Your shop'}: your return label for "
-                f"{payload['rma']}: {label.url}"
-            )
-            # Its own key: a retry after the label was bought texts it once, not twice.
-            result["message_id"] = await messenger.send_sms(
-                phone, body, idempotency_key=f"{key}:sms"
-            )
-        return result
-
-    return deliver

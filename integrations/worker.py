@@ -1,6 +1,7 @@
 """The outbox worker: claims due rows, delivers them through the providers, settles them.
 
-Runs inside the server (`start_in_process`, the default) or as its own process
+The loop around `integrations.delivery`, which claims and settles the rows and turns each back
+into a provider call. Runs inside the server (`start_in_process`, the default) or as its own process
 (`postvoice worker`, `main`). Any number of workers may share one database: a row is claimed
 with a lease (`Outbox.claim`), so two workers never deliver it at once, and a row whose worker
 died mid-delivery is taken up again once its lease runs out. Delivery is at least once; the
@@ -11,6 +12,7 @@ A failure the provider calls retryable (or a timeout, or a dropped connection) i
 after a capped exponential backoff with full jitter; a refusal (`ProviderError(retryable=False)`,
 e.g. `charge_already_refunded`) or the last allowed attempt sends the row to dead, where
 operators see it (`Store.outbox_items("dead")`) and may requeue it (`Outbox.retry_dead`).
+`RetryPolicy` and the sorting of failures are `integrations.delivery`'s.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import socket
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
-from integrations.outbox import Deliverer, Outbox, OutboxEntry, deliverers_for
-from integrations.protocols import ProviderError
+from integrations.clock import Clock, utc_now
+from integrations.delivery import Deliverer, OutboxLeases, RetryPolicy, classify, deliverers_for
+from integrations.outbox import Outbox, OutboxEntry
 
 __all__ = [
     "ProviderFactory",
@@ -49,52 +52,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 def default_worker_id() -> str:
     """host:pid, so an operator can tell which process holds a row."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try a failed delivery again, and when to give up.
-
-    Attempt n (1-based) that failed is retried after a delay drawn uniformly from
-    `[0, min(cap_s, base_s * 2 ** (n - 1))]` ("full jitter": workers that failed together do
-    not retry together). After `max_attempts` attempts the row is dead.
-    """
-
-    max_attempts: int = 8
-    base_s: float = 2.0
-    cap_s: float = 300.0
-
-    def delay(self, attempts: int, rng: random.Random) -> float:
-        """Seconds to wait after the `attempts`-th failed attempt."""
-        ceiling = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
-        return rng.uniform(0.0, ceiling)
-
-
-# Errors that say nothing about the request itself: the same request may well succeed later.
-_TRANSIENT = (TimeoutError, ConnectionError, OSError)
-# Errors that say the payload itself is wrong: sending it again cannot help.
-_MALFORMED = (ValueError, TypeError, KeyError)
-
-
-def _classify(error: BaseException) -> tuple[bool, str]:
-    """(retryable, code) of a delivery failure."""
-    if isinstance(error, ProviderError):
-        return error.retryable, error.code
-    if isinstance(error, _TRANSIENT):
-        return True, "timeout" if isinstance(error, TimeoutError) else "connection"
-    if isinstance(error, _MALFORMED):
-        return False, "invalid_payload"
-    return True, type(error).__name__
 
 
 @dataclass
@@ -108,21 +69,23 @@ class Worker:
     outbox: Outbox
     deliverers: Mapping[str, Deliverer]
     worker_id: str = field(default_factory=default_worker_id)
-    clock: Clock = _utc_now
+    clock: Clock = utc_now
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     lease_s: float = 60.0
     timeout_s: float = 20.0
     batch: int = 10
     rng: random.Random = field(default_factory=random.Random)
+    leases: OutboxLeases = field(init=False)
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s:
             raise ValueError("lease_s must be longer than timeout_s")
+        self.leases = OutboxLeases(self.outbox.engine)
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and deliver them; how many were claimed."""
         entries = await asyncio.to_thread(
-            self.outbox.claim,
+            self.leases.claim,
             self.worker_id,
             sorted(self.deliverers),
             now=self.clock(),
@@ -148,7 +111,7 @@ class Worker:
             await self._settle_failure(entry, error)
             return
         done = await asyncio.to_thread(
-            self.outbox.complete, entry.id, result or {}, now=self.clock()
+            self.leases.complete, entry.id, result or {}, now=self.clock()
         )
         if done:
             log.info(
@@ -161,14 +124,14 @@ class Worker:
             )
 
     async def _settle_failure(self, entry: OutboxEntry, error: BaseException) -> None:
-        retryable, code = _classify(error)
+        retryable, code = classify(error)
         message = f"{type(error).__name__}: {error}"
         now = self.clock()
         retry_at = None
         if retryable and entry.attempts < self.policy.max_attempts:
             retry_at = now + timedelta(seconds=self.policy.delay(entry.attempts, self.rng))
         await asyncio.to_thread(
-            self.outbox.fail,
+            self.leases.fail,
             entry.id,
             self.worker_id,
             error=message,

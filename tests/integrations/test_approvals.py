@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from integrations.approvals import Approvals, NotPending
+from integrations.delivery import OutboxLeases
 from integrations.models import Customer, Order, OrderLine, Refund
 from integrations.outbox import OutboxItem, OutboxRefunds
-from integrations.store import CallEvents, Store, make_engine, refund_approvals
+from integrations.schema import refund_approvals
+from integrations.store import CallEvents, Store, make_engine
 
 OMAR = "+14155550106"
 CALLER = "+14155550199"  # Omar calling from another phone
@@ -229,8 +231,8 @@ async def test_approving_again_retries_a_refund_that_died(store):
             {"order_number": "1012", "line_id": "1012-1", "amount_cents": 25000},
         ),
     )
-    (dead,) = store.outbox.claim("w", ["refund"], now=datetime.now(UTC), lease_s=60)
-    store.outbox.fail(
+    (dead,) = OutboxLeases(store.engine).claim("w", ["refund"], now=datetime.now(UTC), lease_s=60)
+    OutboxLeases(store.engine).fail(
         dead.id, "w", error="timeout", code="timeout", now=datetime.now(UTC), retry_at=None
     )
     event_id = pending(store)

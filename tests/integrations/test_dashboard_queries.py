@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from integrations.dashboard_queries import CallFilter
+from integrations.delivery import OutboxLeases
 from integrations.outbox import OutboxHelpdesk, OutboxReturns
-from integrations.store import CallEvents, CallFilter, Store, make_engine
+from integrations.store import CallEvents, Store, make_engine
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 MARIA, JAMES, TOM = "+14155550101", "+14155550102", "+14155550104"
@@ -150,10 +152,11 @@ async def test_tickets_with_their_state_order_and_reason(store: Store):
         await events.record("ticket.created", order=f"100{n}", ticket_id=ticket.id, reason="lost")
         refs.append(ticket.id)
     now = datetime.now(UTC) + timedelta(seconds=5)
-    claimed = store.outbox.claim("w", ["ticket"], now=now, lease_s=60, limit=2)
+    leases = OutboxLeases(store.engine)
+    claimed = leases.claim("w", ["ticket"], now=now, lease_s=60, limit=2)
     first, second = sorted(claimed, key=lambda e: e.id)
-    store.outbox.complete(first.id, {"id": "ZD-77", "url": "https://help.example/77"}, now=now)
-    store.outbox.fail(second.id, "w", error="HTTP 400", code="bad", now=now, retry_at=None)
+    leases.complete(first.id, {"id": "ZD-77", "url": "https://help.example/77"}, now=now)
+    leases.fail(second.id, "w", error="HTTP 400", code="bad", now=now, retry_at=None)
 
     page = store.tickets_page()
     assert [t["reference"] for t in page.items] == refs[::-1]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from integrations import metrics
+from integrations.delivery import OutboxLeases
 from integrations.outbox import OutboxItem
 from integrations.store import Store, make_engine
 
@@ -96,7 +97,8 @@ def shop_day(store: Store) -> Store:
         {"rma": "RMA1", "reason_code": "wrong_size", "resolution": "exchange"}, 20000,
     )  # fmt: skip
     entry = label_text(store, "CA3", 21000)
-    store.outbox.complete(entry.id, {"message_id": "SM1"}, now=STARTED + timedelta(seconds=62))
+    delivered_at = STARTED + timedelta(seconds=62)
+    OutboxLeases(store.engine).complete(entry.id, {"message_id": "SM1"}, now=delivered_at)
     reply(store, "CA3", 1, 800)
     reply(store, "CA3", 3, 1000)
     # CA4: upset but carried on with the agent; a return whose label text is still queued.

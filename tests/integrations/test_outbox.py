@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from integrations.delivery import OutboxLeases, deliverers_for
 from integrations.models import Label, Refund, Ticket
 from integrations.outbox import (
     OutboxHelpdesk,
@@ -22,7 +23,6 @@ from integrations.outbox import (
     OutboxMessenger,
     OutboxRefunds,
     OutboxReturns,
-    deliverers_for,
 )
 from integrations.protocols import ProviderError
 from integrations.store import CallEvents, Store, make_engine
@@ -292,7 +292,8 @@ async def test_a_row_whose_worker_vanished_is_taken_over_once_its_lease_runs_out
 ):
     messenger = FakeMessenger()
     store.outbox.enqueue(OutboxItem("sms", "sms:k", {"to": MARIA, "body": "hi"}), now=clock.now)
-    assert store.outbox.claim("ghost", ["sms"], now=clock.now, lease_s=30)  # then it died
+    leases = OutboxLeases(store.engine)
+    assert leases.claim("ghost", ["sms"], now=clock.now, lease_s=30)  # then it died
     worker = _worker(store, clock, messenger=messenger)
 
     assert await worker.run_once() == 0  # its lease still holds

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from integrations.delivery import OutboxLeases
 from integrations.outbox import OutboxItem, outbox
 from integrations.store import Store, make_engine
 
@@ -78,7 +79,7 @@ async def test_a_claim_skips_rows_another_worker_is_claiming_instead_of_waiting(
         claimer = Store(make_engine(store.engine.url.render_as_string(False)))
         async with asyncio.timeout(20):  # a claim that waited on the lock would never return
             claimed = await asyncio.to_thread(
-                claimer.outbox.claim, "w2", ["sms"], now=datetime.now(UTC), lease_s=30
+                OutboxLeases(claimer.engine).claim, "w2", ["sms"], now=datetime.now(UTC), lease_s=30
             )
         other.rollback()
         claimer.engine.dispose()

@@ -173,7 +173,7 @@ def test_migrations_build_the_schema_the_code_declares_and_rerun_harmlessly(db_u
 def test_a_database_from_before_migrations_is_adopted_with_its_calls(db_url: str):
     engine = make_engine(db_url)
     # What the first version's create_all made: the call tables, no outbox, no version table.
-    from integrations.store import metadata
+    from integrations.schema import metadata
 
     metadata.create_all(engine)
     Store(engine).upsert_call("CA-old", from_number=MARIA)

@@ -116,7 +116,7 @@ def test_a_typed_call_is_a_call_the_dashboard_and_the_metrics_count(db):
 
 
 def store_filter():
-    from integrations.store import CallFilter
+    from integrations.dashboard_queries import CallFilter
 
     return CallFilter()
 

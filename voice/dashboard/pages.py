@@ -31,9 +31,9 @@ from integrations.approvals import (
     describe,
     money,
 )
+from integrations.dashboard_queries import OUTCOMES, TICKET_STATES, CallFilter
 from integrations.outbox import OutboxEntry
 from integrations.redact import redact_card_numbers
-from integrations.store import OUTCOMES, TICKET_STATES, CallFilter
 from voice.dashboard.auth import Principal
 from voice.dashboard.web import Dashboard, render
 from voice.outbound import parse_since
