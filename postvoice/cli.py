@@ -425,9 +425,9 @@ app.add_typer(dnc_app, name="dnc")
 
 
 def _dnc_store():
-    from integrations.demo import normalize_phone
     from integrations.outbound import OutboundStore
     from integrations.outbound import metadata as outbound_metadata
+    from integrations.phones import normalize_phone
     from integrations.store import Store, make_engine
 
     engine = make_engine(Settings().database_url)

@@ -1,6 +1,6 @@
 """Impostors: a second factor that is nearly right never verifies, one that is right does.
 
-Every order of the demo shop (integrations/demo.py) is attacked with near misses of its own
+Every order of the demo shop (integrations/demo/data.py) is attacked with near misses of its own
 customer's ZIP code, email address and phone number: one digit off in every position, two
 adjacent digits swapped, a digit short or over, another customer's value, an email with a
 letter changed, dropped or doubled or at another domain. Each goes through the real path, the

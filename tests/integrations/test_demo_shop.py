@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from integrations.demo import (
     DemoShop,
     ensure_schema,
-    normalize_phone,
     seed,
     shop_address_changes,
     shop_coupon_uses,
@@ -34,6 +33,7 @@ from integrations.demo import (
 )
 from integrations.labels import EmbeddedLabels
 from integrations.models import Address, ShipmentStatus
+from integrations.phones import normalize_phone
 from integrations.protocols import (
     Coupons,
     Deliveries,

@@ -22,7 +22,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from integrations.demo import normalize_phone, shop_customers, shop_orders
+from integrations.demo import shop_customers, shop_orders
+from integrations.phones import normalize_phone
 from voice import twilio
 from voice.call import CallSession
 from voice.dashboard.auth import Principal
