@@ -1,9 +1,9 @@
 """The one clock: what every module that needs the time takes, so tests can hand it another.
 
-    from integrations.clock import Clock, utc_now
+from integrations.clock import Clock, utc_now
 
-    class Labels:
-        def __init__(self, engine, clock: Clock = utc_now): ...
+class Labels:
+    def __init__(self, engine, clock: Clock = utc_now): ...
 """
 
 from __future__ import annotations
