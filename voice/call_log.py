@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from dialog.events import CallInfo
+from integrations.clock import utc_now
 from integrations.store import Store
 
 __all__ = ["CallLog", "Hearing", "InputClock", "ReplyLatency"]
@@ -104,7 +104,7 @@ class CallLog:
             purpose=info.purpose,
             order_ref=info.order_ref,
             status="in-progress",
-            started_at=datetime.now(UTC),
+            started_at=utc_now(),
         )
 
     async def caller_turn(
@@ -170,7 +170,7 @@ class CallLog:
             self.store.upsert_call,
             self.call_sid,
             status="completed" if reason != "transfer" else "transferred",
-            ended_at=datetime.now(UTC),
+            ended_at=utc_now(),
             end_reason=reason,
             summary=summary,
         )
