@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialog.loader import CONVERSATION_FILE, DEFAULT_FLOWS, FAQ_FILE, read_and_check
+from dialog.flow_files import CONVERSATION_FILE, FAQ_FILE
+from dialog.loader import DEFAULT_FLOWS, read_and_check
 from dialog.schema import (
     END,
     ActionStep,
