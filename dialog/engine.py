@@ -37,7 +37,8 @@ from dialog.schema import (
     SetStep,
     Step,
 )
-from dialog.slots import SLOT_TYPES, SlotContext, hear, stated
+from dialog.slots import SLOT_TYPES, SlotContext, hear
+from dialog.slots.choices import stated
 from dialog.speech import items_are_plural, say_carrier, say_order_number
 from dialog.understanding import corrected_part
 from integrations.models import Order

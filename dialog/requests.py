@@ -14,7 +14,8 @@ import re
 from dialog import understanding
 from dialog.engine import Engine
 from dialog.loader import Flows
-from dialog.slots import SLOT_TYPES, SlotContext, named_item
+from dialog.slots import SLOT_TYPES, SlotContext
+from dialog.slots.choices import named_item
 from dialog.speech import say_code, say_items, say_order_number
 from dialog.understanding import Understanding, classify
 from integrations.models import Order

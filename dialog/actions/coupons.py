@@ -7,7 +7,7 @@ import re
 from dialog import understanding
 from dialog.actions.orders import customer_orders
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
-from dialog.slots import named_item
+from dialog.slots.choices import named_item
 from dialog.speech import say_code, say_list, say_money, say_number
 from integrations.models import Coupon, Customer, Order
 

@@ -10,7 +10,8 @@ import phonenumbers
 from dialog import understanding
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.actions.texts import caller_can_text, text_customer
-from dialog.slots import Factor, named_item
+from dialog.slots.choices import named_item
+from dialog.slots.contact import Factor
 from dialog.speech import (
     StatusKind,
     describe_order,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dialog.actions.registry import ACTIONS, ActionContext
 from dialog.actions.texts import text_customer, written_money
-from dialog.slots import resolve_size
+from dialog.slots.sizes import resolve_size
 from dialog.speech import say_items, say_number, say_size, size_order
 from integrations.models import Order, OrderLine
 from integrations.protocols import ProviderError

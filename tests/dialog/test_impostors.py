@@ -25,7 +25,8 @@ from dialog.actions.registry import ActionContext
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Event, Say, Transfer
 from dialog.policy import Policy, VerificationPolicy, load_policy
-from dialog.slots import SLOT_TYPES, Factor, SlotContext, hear
+from dialog.slots import SLOT_TYPES, SlotContext, hear
+from dialog.slots.contact import Factor
 from harness.conversations import TODAY, demo_services
 from integrations.demo import DemoShop
 from integrations.models import Address, Customer, Order
