@@ -14,10 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from dialog.agent import Agent
 from dialog.events import CallInfo, Event, Hints, Say, Transfer
 from harness.conversations import demo_services
-from integrations.demo import DEMO_SHOP, SUPPORT_LINE, DemoShop, ShopSeed
+from integrations.demo import DEMO_SHOP, SUPPORT_LINE, DemoShop, ShopSeed, shop_orders
+from integrations.models import Refund
 from integrations.protocols import EventSink, Services
 
 NOW = datetime(2025, 6, 18, 15, 0, tzinfo=UTC)  # a Wednesday
@@ -52,6 +55,14 @@ class Events:
 
     def of(self, type: str) -> list[dict[str, Any]]:
         return [e for e in self.recorded if e["type"] == type]
+
+
+async def refunds(shop: DemoShop) -> list[Refund]:
+    """Every refund in `shop`, oldest first; the demo shop opens with one, 1011's."""
+    with shop.engine.connect() as conn:
+        numbers = conn.execute(select(shop_orders.c.number)).scalars().all()
+    made = [refund for number in numbers for refund in await shop.refunds.refunds_of(number)]
+    return sorted(made, key=lambda refund: refund.created_at)
 
 
 def services(shop: DemoShop, events: EventSink, **swapped: Any) -> Services:
