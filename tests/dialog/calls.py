@@ -19,7 +19,14 @@ from sqlalchemy import select
 from dialog.agent import Agent
 from dialog.events import CallInfo, Event, Hints, Say, Transfer
 from harness.conversations import demo_services
-from integrations.demo import DEMO_SHOP, SUPPORT_LINE, DemoShop, ShopSeed, shop_orders
+from integrations.demo import (
+    DEMO_SHOP,
+    SUPPORT_LINE,
+    DemoShop,
+    ShopSeed,
+    shop_delivery_requests,
+    shop_orders,
+)
 from integrations.models import Refund
 from integrations.protocols import EventSink, Services
 
@@ -63,6 +70,20 @@ async def refunds(shop: DemoShop) -> list[Refund]:
         numbers = conn.execute(select(shop_orders.c.number)).scalars().all()
     made = [refund for number in numbers for refund in await shop.refunds.refunds_of(number)]
     return sorted(made, key=lambda refund: refund.created_at)
+
+
+def carrier_requests(shop: DemoShop, kind: str) -> list[tuple[str, Any]]:
+    """What `shop` asked of the carriers, one `kind` of request, oldest first, as (order, what):
+    the day of a "reschedule", the new address (JSON) of a "redirect", the kind of a "claim"."""
+    detail = {"reschedule": "day", "redirect": "address", "claim": "claim_kind"}[kind]
+    table = shop_delivery_requests
+    with shop.engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.order_number, table.c[detail])
+            .where(table.c.kind == kind)
+            .order_by(table.c.created_at, table.c.id)
+        ).all()
+    return [tuple(row) for row in rows]
 
 
 def services(shop: DemoShop, events: EventSink, **swapped: Any) -> Services:
