@@ -1,6 +1,6 @@
 """Whole calls with the agent: what the caller hears, and what gets recorded.
 
-The shop is an in-test fake behind the integration protocols (`fake_shop`), on a fixed clock.
+The shop is the embedded demo shop on a fixed clock (`tests.dialog.calls`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Hints, Say, Transfer
+from integrations.demo import DemoTracking
 from integrations.protocols import (
     Coupons,
     Deliveries,
@@ -23,35 +24,39 @@ from integrations.protocols import (
     Returns,
     Tracking,
 )
-from tests.dialog.fake_shop import (
+from tests.dialog.calls import (
     HUMAN,
     LENA,
     MARIA,
+    NOW,
     STRANGER,
     TOM,
-    FakeEvents,
-    Shop,
+    Events,
     call,
+    demo_shop,
     hints,
     said,
+    services,
     transferred,
 )
+from tests.dialog.wrappers import Failing, Recording
 
 
-def test_fakes_honour_the_protocols():
-    shop = Shop()
-    for fake, protocol in [
+def test_the_stand_ins_honour_the_protocols():
+    shop = demo_shop()
+    assert isinstance(Events(), EventSink)
+    for capability, protocol in [
         (shop.orders, OrderSource),
         (shop.tracking, Tracking),
         (shop.messenger, Messenger),
-        (shop.events, EventSink),
         (shop.coupons, Coupons),
         (shop.returns, Returns),
         (shop.refunds, Refunds),
         (shop.helpdesk, Helpdesk),
         (shop.deliveries, Deliveries),
     ]:
-        assert isinstance(fake, protocol)
+        assert isinstance(Failing(capability), protocol)
+        assert isinstance(Recording(capability), protocol)
 
 
 # --- greeting -------------------------------------------------------------------------------
@@ -65,7 +70,7 @@ async def test_known_caller_is_greeted_by_name():
         "and deliveries. What can I do for you?"
     )
     assert c.events.of("caller.identified") == [
-        {"type": "caller.identified", "order": None, "customer_id": "c1"}
+        {"type": "caller.identified", "order": None, "customer_id": "cust_001"}
     ]
 
 
@@ -83,9 +88,11 @@ async def test_unknown_caller_is_greeted_without_a_name():
 
 
 async def test_withheld_number_is_never_looked_up():
-    c = call("anonymous")
+    shop = demo_shop()
+    orders = Recording(shop.orders)
+    c = call("anonymous", shop=shop, swapped={"orders": orders})
     await c.start()
-    assert not any(x.startswith("customer_by_phone") for x in c.shop.orders.calls)
+    assert not any(x.startswith("customer_by_phone") for x in orders.calls)
 
 
 # --- where is my order ----------------------------------------------------------------------
@@ -111,15 +118,17 @@ async def test_known_caller_hears_their_order_without_giving_a_number():
 
 
 async def test_lookup_sentence_comes_before_the_lookup_runs():
-    c = call()
+    shop = demo_shop()
+    orders = Recording(shop.orders)
+    c = call(shop=shop, swapped={"orders": orders})
     await c.start()
     await c.hear("where is my package")
     stream = c.agent.hear("ten oh one", 0.9)
     first = await anext(stream)
     assert first == Say("Let me look that up.")
-    assert "order 1001" not in c.shop.orders.calls  # the caller hears it while we look
+    assert "order 1001" not in orders.calls  # the caller hears it while we look
     rest = [e async for e in stream]
-    assert "order 1001" in c.shop.orders.calls
+    assert "order 1001" in orders.calls
     assert "should arrive tomorrow" in said(rest)
 
 
@@ -169,11 +178,13 @@ async def test_keypad_path():
 
 
 async def test_keypad_when_no_number_is_expected_is_ignored_politely():
-    c = call()
+    shop = demo_shop()
+    orders = Recording(shop.orders)
+    c = call(shop=shop, swapped={"orders": orders})
     await c.start()
     events = await c.keypad("5")
     assert said(events) == "Sorry, I wasn't expecting the keypad there. What can I do for you?"
-    assert not any(x.startswith("order ") for x in c.shop.orders.calls)
+    assert not any(x.startswith("order ") for x in orders.calls)
 
 
 async def test_unknown_number_twice_hands_off_with_a_ticket():
@@ -194,14 +205,13 @@ async def test_unknown_number_twice_hands_off_with_a_ticket():
     assert c.agent.handoff is True
     assert [e["reason"] for e in c.events.of("handoff")] == ["order_not_found"]
     assert [e["found"] for e in c.events.of("order.looked_up")] == [False, False]
-    assert c.shop.helpdesk.tickets[0]["tags"] == ["phone", "order_not_found"]
+    assert c.shop.helpdesk.tickets()[0]["tags"] == ["phone", "order_not_found"]
     assert await c.hear("hello?") == []  # the call is with a person now
 
 
 async def test_human_number_is_configurable():
-    shop = Shop()
     info = CallInfo("CA9", STRANGER, "+18005550100")
-    agent = Agent(None, shop.services(), info, human_number="+15550000000")
+    agent = Agent(None, services(demo_shop(), Events()), info, human_number="+15550000000")
     [e async for e in agent.start()]
     out = [e async for e in agent.hear("operator please")]
     assert transferred(out).number == "+15550000000"
@@ -219,31 +229,28 @@ async def test_tracking_link_is_texted_once_and_never_read_aloud():
         "Done. I've texted the tracking link to the number you're calling from. "
         "Is there anything else I can help with?"
     )
-    assert c.shop.messenger.sent == [
-        {
-            "to": MARIA,
-            "body": (
-                "Acme Goods: tracking for order 1001 (linen shirt): "
-                "https://track.example.com/ups/TRK1001"
-            ),
-            "idempotency_key": "CA123:sms:tracking:1001",
-        }
-    ]
+    (sms,) = c.shop.messenger.sent()
+    assert (sms["to"], sms["body"], sms["idempotency_key"]) == (
+        MARIA,
+        "Acme Goods: tracking for order 1001 (linen shirt): "
+        "https://www.ups.com/track?tracknum=1ZA8V2R70348215374",
+        "CA123:sms:tracking:1001",
+    )
     assert c.events.of("sms.sent") == [
         {
             "type": "sms.sent",
             "order": "1001",
             "to": MARIA,
-            "message_id": "SM1",
+            "message_id": sms["id"],
             "purpose": "tracking",
         }
     ]
     # Asking about the same order again does not offer (or send) another text.
     events = await c.hear("and where is order 1001 again?")
     assert "text you" not in said(events)
-    assert len(c.shop.messenger.sent) == 1
+    assert len(c.shop.messenger.sent()) == 1
     agent_lines = [text for role, text in c.agent.transcript if role == "agent"]
-    assert not any("http" in line or "track.example" in line for line in agent_lines)
+    assert not any("http" in line or "ups.com" in line for line in agent_lines)
 
 
 async def test_declining_the_text_sends_nothing():
@@ -252,7 +259,7 @@ async def test_declining_the_text_sends_nothing():
     await c.hear("where's my package")
     events = await c.hear("nah")
     assert said(events) == "Okay. Is there anything else I can help with?"
-    assert c.shop.messenger.sent == []
+    assert c.shop.messenger.sent() == []
     events = await c.hear("no that's all")
     assert events[-1] == EndCall("caller_done")
 
@@ -412,9 +419,11 @@ async def test_two_requests_in_one_sentence_are_both_handled():
 
 
 async def test_order_system_down_hands_off_instead_of_going_silent():
-    c = call()
+    shop = demo_shop()
+    orders = Failing(shop.orders)
+    c = call(shop=shop, swapped={"orders": orders})
     await c.start()
-    c.shop.orders.down = True
+    orders.down = True
     events = await c.hear("where is order 1001")
     assert events[0] == Say("Let me look that up.")
     assert "can't reach our order system" in said(events)
@@ -423,9 +432,8 @@ async def test_order_system_down_hands_off_instead_of_going_silent():
 
 
 async def test_caller_lookup_failure_is_an_unknown_caller():
-    shop = Shop()
-    shop.orders.down = True
-    c = call(MARIA, shop=shop)
+    shop = demo_shop()
+    c = call(MARIA, shop=shop, swapped={"orders": Failing(shop.orders, down=True)})
     assert said(await c.start()).startswith("Hi, thanks for calling")
 
 
@@ -481,12 +489,11 @@ async def test_empty_transcripts_are_ignored(text):
 
 
 async def test_slow_events_store_never_blocks_the_call_forever():
-    class StuckEvents(FakeEvents):
+    class StuckEvents(Events):
         async def record(self, type: str, *, order: str | None = None, **data: Any) -> None:
             await asyncio.sleep(3600)
 
-    shop = Shop(events=StuckEvents())
-    c = call(MARIA, shop=shop, timeout=0.01)
+    c = call(MARIA, events=StuckEvents(), timeout=0.5)  # ample for the shop, not the sink
     events = await c.start()
     assert said(events).startswith("Hi Maria")
 
@@ -523,14 +530,11 @@ async def test_someone_elses_tracking_link_is_never_offered():
 
 
 async def test_a_status_from_the_cache_says_how_old_it_is():
-    from dataclasses import replace as _replace
     from datetime import timedelta as _td
 
-    c = call(MARIA)
-    tracked = c.shop.tracking.shipments["TRK1001"]
-    c.shop.tracking.shipments["TRK1001"] = _replace(
-        tracked, fetched_at=tracked.fetched_at - _td(hours=2)
-    )
+    shop = demo_shop()
+    cached = DemoTracking(shop.engine, clock=lambda: NOW - _td(hours=2))  # fetched back then
+    c = call(MARIA, shop=shop, swapped={"tracking": cached})
     await c.start()
     events = await c.hear("where is my order")
     text = said(events)

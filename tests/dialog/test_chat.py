@@ -6,19 +6,20 @@ import io
 
 from dialog.agent import Agent
 from dialog.events import CallInfo
-from tests.dialog.fake_shop import LENA, MARIA, NOW, Shop
+from integrations.demo import DemoShop
+from tests.dialog.calls import LENA, MARIA, NOW, Events, demo_shop, services
 from voice.chat import run_chat
 
 
-def factory(shop: Shop):
+def factory(shop: DemoShop):
     def make(info: CallInfo) -> Agent:
-        return Agent(None, shop.services(), info, clock=lambda: NOW)
+        return Agent(None, services(shop, Events()), info, clock=lambda: NOW)
 
     return make
 
 
 async def test_a_typed_call_from_greeting_to_goodbye():
-    shop = Shop()
+    shop = demo_shop()
     out = io.StringIO()
     lines = io.StringIO("where is my order\nyes please\nno that's all\nthis is never read\n")
     summary = await run_chat(factory(shop), MARIA, input=lines, output=out)
@@ -27,11 +28,11 @@ async def test_a_typed_call_from_greeting_to_goodbye():
     assert "agent> Your linen shirt shipped with UPS and should arrive tomorrow." in text
     assert "agent> [hangs up: caller_done]" in text
     assert "Maria Lopez" in summary and "sms.sent" in summary
-    assert len(shop.messenger.sent) == 1
+    assert [sms["to"] for sms in shop.messenger.sent()] == [MARIA]
 
 
 async def test_keypad_silence_and_end_of_input():
-    shop = Shop()
+    shop = demo_shop()
     out = io.StringIO()
     lines = io.StringIO("where is my order\n#1010#\n/silence\n")
     summary = await run_chat(factory(shop), "+14155550999", input=lines, output=out)
@@ -44,14 +45,16 @@ async def test_keypad_silence_and_end_of_input():
 
 async def test_a_transfer_ends_the_chat():
     out = io.StringIO()
-    await run_chat(factory(Shop()), MARIA, input=io.StringIO("a real person please\n"), output=out)
+    await run_chat(
+        factory(demo_shop()), MARIA, input=io.StringIO("a real person please\n"), output=out
+    )
     assert "agent> [transferring to +18005550199]" in out.getvalue()
 
 
 async def test_an_outbound_call_and_the_hints():
     out = io.StringIO()
     await run_chat(
-        factory(Shop()),
+        factory(demo_shop()),
         LENA,
         direction="outbound",
         purpose="delivery_confirmation",

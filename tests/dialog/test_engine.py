@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,9 @@ from dialog.engine import Engine
 from dialog.events import CallInfo, EndCall, Hints, Say, Transfer
 from dialog.loader import DEFAULT_FLOWS, Flows, load_flows
 from dialog.policy import load_policy
-from tests.dialog.fake_shop import MARIA, NOW, Shop, said
+from integrations.demo import DemoShop
+from tests.dialog.calls import MARIA, NOW, Events, demo_shop, said, services
+from tests.dialog.wrappers import Failing, Recording
 
 TEST_FLOWS = {
     "t_words": """
@@ -122,11 +125,17 @@ def flows(tmp_path_factory) -> Flows:
     return load_flows(target)
 
 
-def engine_for(flows: Flows, shop: Shop | None = None, caller: str = MARIA) -> Engine:
-    shop = shop or Shop()
+def engine_for(
+    flows: Flows,
+    shop: DemoShop | None = None,
+    events: Events | None = None,
+    caller: str = MARIA,
+    **swapped: Any,
+) -> Engine:
+    """An engine over `shop` (a fresh demo shop), recording to `events`, `swapped` swapped in."""
     return Engine(
         flows=flows,
-        services=shop.services(),
+        services=services(shop or demo_shop(), events or Events(), **swapped),
         policy=load_policy(),
         call=CallInfo("CA1", caller, "+18005550100"),
         clock=lambda: NOW,
@@ -143,7 +152,7 @@ async def test_say_speaks_each_slot_the_way_its_type_is_said(flows):
     engine = engine_for(flows)
     shop = engine.services.orders
     engine.slots["order"] = await shop.order("1002")
-    engine.slots["customer"] = await shop.customer("c1")
+    engine.slots["customer"] = await shop.customer("cust_001")
     engine.sync_order()
     engine.slots.update(placed=date(2025, 6, 17), days=3)
     engine.begin(flows["t_words"])
@@ -228,27 +237,27 @@ async def test_a_choice_takes_yes_or_no_and_fills_other_slots_from_the_same_answ
 
 
 async def test_the_filler_comes_before_the_slow_lookup_once_per_turn(flows):
-    shop = Shop()
-    engine = engine_for(flows, shop)
+    shop = demo_shop()
+    orders = Recording(shop.orders)
+    engine = engine_for(flows, shop, orders=orders)
     engine.begin(flows["t_lookup"])
     stream = engine.run()
     first = await anext(stream)
     assert first == Say("One moment.")
-    assert "order 1001" not in shop.orders.calls
+    assert "order 1001" not in orders.calls
     rest = [e async for e in stream]
-    assert "order 1001" in shop.orders.calls
+    assert "order 1001" in orders.calls
     assert said(rest) == "Order ten oh one is on its way and should arrive tomorrow."
 
 
 async def test_a_failing_service_apologises_and_hands_over(flows):
-    shop = Shop()
-    shop.orders.down = True
-    engine = engine_for(flows, shop)
+    shop, recorded = demo_shop(), Events()
+    engine = engine_for(flows, shop, recorded, orders=Failing(shop.orders, down=True))
     engine.begin(flows["t_lookup"])
     events = await run(engine)
     assert "can't reach our order system" in said(events)
     assert isinstance(events[-1], Transfer)
-    assert "escalation" in shop.events.types()
+    assert "escalation" in recorded.types()
 
 
 async def test_call_runs_the_other_flow_then_carries_on(flows):
@@ -268,13 +277,13 @@ async def test_end_listen_waits_for_a_new_request(flows):
 
 
 async def test_handoff_step_runs_the_handoff_flow(flows):
-    shop = Shop()
-    engine = engine_for(flows, shop)
+    shop, recorded = demo_shop(), Events()
+    engine = engine_for(flows, shop, recorded)
     engine.begin(flows["t_handoff"])
     events = await run(engine)
     assert isinstance(events[-1], Transfer)
-    assert [t["tags"] for t in shop.helpdesk.tickets] == [["phone", "testing"]]
-    assert shop.events.of("handoff")[0]["reason"] == "testing"
+    assert [t["tags"] for t in shop.helpdesk.tickets()] == [["phone", "testing"]]
+    assert recorded.of("handoff")[0]["reason"] == "testing"
 
 
 async def test_an_interruption_asks_the_waiting_question_again_afterwards(flows):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dialog.mood import read_mood
-from tests.dialog.fake_shop import MARIA, TOM, call, said, transferred
+from tests.dialog.calls import MARIA, TOM, call, said, transferred
 
 
 def test_mood_reads_the_lexicon_and_the_phrases():
@@ -28,7 +28,7 @@ async def test_an_upset_caller_hears_empathy_and_is_offered_a_person():
     events = await c.hear("yes, a person")
     assert transferred(events) is not None
     assert c.events.of("handoff")[0]["reason"] == "upset"
-    assert c.shop.helpdesk.tickets[0]["priority"] == "high"
+    assert c.shop.helpdesk.tickets()[0]["priority"] == "high"
 
 
 async def test_the_request_is_taken_up_after_the_apology():
@@ -59,7 +59,7 @@ async def test_the_courtesy_code_is_offered_at_most_once():
     await c.hear("still ridiculous, the worst service ever")
     await c.hear("no")
     assert len(c.events.of("coupon.offered")) == 1
-    courtesy = [m for m in c.shop.messenger.sent if "SORRY15" in m["body"]]
+    courtesy = [m for m in c.shop.messenger.sent() if "SORRY15" in m["body"]]
     assert len(courtesy) == 1
     assert len(c.events.of("escalation")) == 2
 

@@ -1,9 +1,9 @@
-"""Each procedure of `dialog/flows/`, as a caller meets it, over the fake shop."""
+"""Each procedure of `dialog/flows/`, as a caller meets it, over the embedded demo shop."""
 
 from __future__ import annotations
 
 from dialog.events import EndCall, Hints
-from tests.dialog.fake_shop import (
+from tests.dialog.calls import (
     AISHA,
     JAMES,
     LENA,
@@ -13,10 +13,14 @@ from tests.dialog.fake_shop import (
     TODAY,
     TOM,
     call,
+    carrier_requests,
+    demo_shop,
     hints,
+    refunds,
     said,
     transferred,
 )
+from tests.dialog.wrappers import Failing
 
 # --- identify and verify --------------------------------------------------------------------
 
@@ -55,7 +59,7 @@ async def test_two_wrong_factors_hand_over_and_change_nothing():
     assert "can't confirm it's you" in said(events)
     assert transferred(events) is not None
     assert len(c.events.of("caller.verification_failed")) == 2
-    assert c.shop.returns.keys == {}  # no return created
+    assert await c.shop.returns.returns_of("1003") == []  # no return created
 
 
 async def test_a_stranger_verifies_against_the_order_not_the_phone():
@@ -65,7 +69,7 @@ async def test_a_stranger_verifies_against_the_order_not_the_phone():
     await c.hear("it's order ten oh three")
     events = await c.hear("one zero zero zero one")
     assert "Thank you." in said(events)
-    assert c.events.of("caller.verified")[0]["customer_id"] == "c2"
+    assert c.events.of("caller.verified")[0]["customer_id"] == "cust_002"
 
 
 # --- returns and exchanges ------------------------------------------------------------------
@@ -123,13 +127,15 @@ async def test_store_credit_is_offered_before_the_refund():
     assert c.events.of("return.created") == []  # nothing before the caller says yes
     events = await c.hear("yes")
     text = said(events)
-    assert "Your return number is R M A, three" in text
+    assert "Your return number is R M A, five zero zero one three." in text
     assert "texted you the prepaid return label" in text
     assert "we'll refund eighty-nine dollars" in text and "five to ten business days" in text
     (created,) = c.events.of("return.created")
     assert created["reason_code"] == "changed_mind" and created["resolution"] == "refund"
-    (sms,) = c.shop.messenger.sent
-    assert "https://labels.example.com/RMA-3" in sms["body"] and "RMA-3" in sms["body"]
+    (rma,) = await c.shop.returns.returns_of("1003")
+    assert rma.rma == "RMA-50013" and rma.label is not None
+    (sms,) = c.shop.messenger.sent()
+    assert rma.label.url in sms["body"] and "RMA-50013" in sms["body"]
     assert "http" not in text
     assert c.events.of("refund.created") == []  # the refund waits for the warehouse
 
@@ -174,7 +180,7 @@ async def test_a_size_out_of_stock_is_not_offered():
     c = call(AISHA)
     await c.start()
     await c.say("I'd like to exchange my sweater", "six zero six one four")
-    assert c.shop.orders.stocks["SKU-1005"]["XL"] == 0
+    assert (await c.shop.orders.stock("AP-WOOL-SWEATER"))["XL"] == 0
     events = await c.hear("extra large")
     assert "Sorry, I didn't catch that. Which size would you like? We have small and large." in (
         said(events)
@@ -224,7 +230,7 @@ async def test_refund_request_without_a_return_goes_through_the_return_policy():
     await c.start()
     await c.hear("I want a refund for my shoes")
     assert c.events.of("return.denied")[0]["reason"] == "window"
-    assert c.shop.refunds.calls.count("refund") == 0
+    assert (await refunds(c.shop))[1:] == []  # only the seeded one, 1011's
 
 
 # --- coupons --------------------------------------------------------------------------------
@@ -307,10 +313,10 @@ async def test_failed_attempt_is_rescheduled_within_the_policy():
     assert "So I'll ask FedEx to deliver your desk lamp on Friday the 20th. Shall I go" in (
         said(events)
     )
-    assert c.shop.deliveries.rescheduled == []  # not before the caller says yes
+    assert carrier_requests(c.shop, "reschedule") == []  # not before the caller says yes
     events = await c.hear("yes please")
     assert "Done. FedEx will bring your desk lamp on Friday the 20th." in said(events)
-    assert c.shop.deliveries.rescheduled == [("1006", TODAY.replace(day=20))]
+    assert carrier_requests(c.shop, "reschedule") == [("1006", TODAY.replace(day=20))]
     assert c.events.of("delivery.rescheduled")[0]["day"] == "2025-06-20"
 
 
@@ -330,9 +336,10 @@ async def test_address_change_before_shipping():
     await c.say("25 Elm Street", "zero two one four zero", "Cambridge, Massachusetts")
     events = await c.hear("yes")
     assert "yoga mat will go to the new address" in said(events)
-    (number, address) = c.shop.orders.addresses[0]
-    assert (number, address.line1, address.city, address.region, address.postal_code) == (
-        "1010",
+    order = await c.shop.orders.order("1010")
+    assert order is not None and order.shipping_address is not None
+    address = order.shipping_address
+    assert (address.line1, address.city, address.region, address.postal_code) == (
         "25 Elm Street",
         "Cambridge",
         "MA",
@@ -348,7 +355,7 @@ async def test_address_change_after_shipping_asks_the_carrier_to_redirect():
     await c.say("12 Oak Avenue", "nine four one one five", "San Francisco, California")
     events = await c.hear("yes")
     assert "asked UPS to redirect it" in said(events)
-    assert c.shop.deliveries.redirected[0][0] == "1001"
+    assert [order for order, _ in carrier_requests(c.shop, "redirect")] == ["1001"]
     assert c.events.of("redirect.requested") and not c.events.of("address.changed")
 
 
@@ -368,17 +375,18 @@ async def test_lost_parcel_gets_a_claim_a_ticket_and_a_person():
     assert "the carrier hasn't scanned it for nine days" in said(events)
     events = await c.hear("seven three three zero one")
     assert "I can open a claim with UPS" in said(events)
-    assert c.shop.deliveries.claims == []
+    assert carrier_requests(c.shop, "claim") == []
     events = await c.hear("yes")
     text = said(events)
     assert "I've opened a claim with UPS, and a ticket for our team" in text
-    assert "Your ticket number is T, one" in text and "texted it to you" in text
-    assert c.shop.deliveries.claims == [("1007", "lost")]
+    assert "Your ticket number is T, one zero zero zero one," in text
+    assert "texted it to you" in text
+    assert carrier_requests(c.shop, "claim") == [("1007", "lost")]
     assert c.events.of("escalation")[0]["reason"] == "lost"
     events = await c.hear("yes please")
     assert transferred(events) is not None
-    assert len(c.shop.helpdesk.tickets) == 1  # the handoff reuses the claim's ticket
-    assert len(c.shop.messenger.sent) == 1
+    assert len(c.shop.helpdesk.tickets()) == 1  # the handoff reuses the claim's ticket
+    assert len(c.shop.messenger.sent()) == 1
 
 
 async def test_lost_parcel_declining_a_person_gets_the_courtesy_code():
@@ -395,7 +403,7 @@ async def test_not_lost_yet_says_when_to_call_back():
     await c.start()
     events = await c.hear("I think my coffee grinder is lost")
     assert "held at customs" in said(events)
-    assert c.shop.deliveries.claims == []
+    assert carrier_requests(c.shop, "claim") == []
 
 
 async def test_delivered_but_not_received_holds_the_refund_and_opens_a_ticket():
@@ -406,7 +414,7 @@ async def test_delivered_but_not_received_holds_the_refund_and_opens_a_ticket():
     events = await c.hear("zero two one three nine")
     assert "If it hasn't turned up by Friday the 20th" in said(events)
     assert c.events.of("refund.held")[0]["until"] == "2025-06-20"
-    assert c.shop.helpdesk.tickets[0]["tags"] == ["phone", "not_received"]
+    assert c.shop.helpdesk.tickets()[0]["tags"] == ["phone", "not_received"]
     assert c.events.of("refund.created") == []
 
 
@@ -421,7 +429,7 @@ async def test_damaged_within_seven_days_gets_a_replacement():
     events = await c.hear("yes")
     assert "A replacement is on its way" in said(events)
     assert c.events.of("replacement.created")
-    assert c.shop.deliveries.claims == [("1009", "damaged")]
+    assert carrier_requests(c.shop, "claim") == [("1009", "damaged")]
     assert "texted you a code" in said(events)
 
 
@@ -483,24 +491,28 @@ async def test_handoff_ticket_has_the_summary_and_the_callers_own_words():
     await c.hear("where's my order")
     await c.hear("no")
     events = await c.hear("I'd like to talk to a human please")
-    (ticket,) = c.shop.helpdesk.tickets
+    (ticket,) = c.shop.helpdesk.tickets()
     assert "Maria Lopez" in ticket["body"] and "1001 in transit" in ticket["body"]
     assert '"where\'s my order"' in ticket["body"]
     assert '"I\'d like to talk to a human please"' in ticket["body"]
-    assert ticket["phone"] == MARIA and ticket["email"] == "maria.lopez@example.com"
-    (sms,) = c.shop.messenger.sent
-    assert "T-1" in sms["body"]
+    assert ticket["requester_phone"] == MARIA
+    assert ticket["requester_email"] == "maria.lopez@example.com"
+    (sms,) = c.shop.messenger.sent()
+    assert "T-10001" in sms["body"]
     assert "texted it to you" in said(events)
     transfer = transferred(events)
     assert transfer is not None and "Maria Lopez" in transfer.summary
 
 
 async def test_handoff_still_happens_when_the_helpdesk_is_down():
-    c = call(MARIA)
+    shop = demo_shop()
+    helpdesk = Failing(shop.helpdesk)
+    c = call(MARIA, shop=shop, swapped={"helpdesk": helpdesk})
     await c.start()
-    c.shop.helpdesk.down = True
+    helpdesk.down = True
     events = await c.hear("operator")
     assert transferred(events) is not None
+    assert shop.helpdesk.tickets() == []  # it could file none
 
 
 async def test_goodbye_after_a_procedure():

@@ -10,7 +10,23 @@ import pytest
 
 from dialog.policy import DEFAULT_POLICY, PolicyError, check_policy, load_policy
 from dialog.receipt import refund_on_receipt
-from tests.dialog.fake_shop import JAMES, LENA, MARIA, NOW, TOM, Shop, call, said, transferred
+from integrations.demo import DEMO_SHOP, ShopSeed
+from integrations.demo.data import Scan
+from integrations.models import ShipmentStatus
+from tests.dialog.calls import (
+    JAMES,
+    LENA,
+    MARIA,
+    NOW,
+    TOM,
+    Events,
+    call,
+    demo_shop,
+    refunds,
+    said,
+    services,
+    transferred,
+)
 
 # --- the file -------------------------------------------------------------------------------
 
@@ -81,49 +97,88 @@ async def test_a_merchant_changes_a_window_without_code(tmp_path):
 # --- money ------------------------------------------------------------------------------------
 
 
+def delivered_now(number: str) -> ShopSeed:
+    """The demo shop, but order `number` was delivered just now."""
+    delivered = Scan(0, NOW.strftime("%H:%M"), ShipmentStatus.DELIVERED, "Delivered", "")
+    shipments = tuple(
+        replace(s, scans=(*s.scans, delivered))
+        if (s.order, s.direction) == (number, "outbound")
+        else s
+        for s in DEMO_SHOP.shipments
+    )
+    return replace(DEMO_SHOP, shipments=shipments)
+
+
+def refunded_on_its_way_back(rma: str) -> ShopSeed:
+    """The demo shop, but the line of return `rma`, still on its way back, was refunded by hand."""
+    price = {order.number: order.line.price_cents for order in DEMO_SHOP.orders}
+    returns = tuple(
+        replace(r, refunded_day=-1, refund_cents=price[r.order]) if r.rma == rma else r
+        for r in DEMO_SHOP.returns
+    )
+    return replace(DEMO_SHOP, returns=returns)
+
+
 async def test_refund_above_the_approval_line_is_a_ticket_never_a_refund():
-    shop = Shop()
-    outcome = await refund_on_receipt("RMA-1", shop.services(), clock=lambda: NOW)
+    shop, events = demo_shop(), Events()
+    outcome = await refund_on_receipt("RMA-50012", services(shop, events), clock=lambda: NOW)
     assert outcome.outcome == "pending_approval" and outcome.amount_cents == 25000
-    assert shop.refunds.ledger[1:] == []  # nothing refunded
-    (approval,) = shop.events.of("refund.pending_approval")
-    assert approval["order"] == "1012" and approval["ticket_id"] == "T-1"
-    assert shop.helpdesk.tickets[0]["subject"] == "Refund approval: order 1012"
-    assert "refund.created" not in shop.events.types()
-    (sms,) = shop.messenger.sent
-    assert sms["to"] == "+14155550106" and "T-1" in sms["body"]
+    assert (await refunds(shop))[1:] == []  # nothing refunded
+    (approval,) = events.of("refund.pending_approval")
+    assert approval["order"] == "1012" and approval["ticket_id"] == "T-10001"
+    assert shop.helpdesk.tickets()[0]["subject"] == "Refund approval: order 1012"
+    assert "refund.created" not in events.types()
+    (sms,) = shop.messenger.sent()
+    assert sms["to"] == "+14155550106" and "T-10001" in sms["body"]
 
 
 async def test_refund_on_receipt_below_the_line_refunds_the_original_payment(tmp_path):
-    shop = Shop()
+    shop, events = demo_shop(), Events()
     text = DEFAULT_POLICY.read_text().replace("approval_line: 200.00", "approval_line: 300.00")
     policy = load_policy(write_policy(tmp_path, text))
-    outcome = await refund_on_receipt("RMA-1", shop.services(), policy=policy, clock=lambda: NOW)
+    outcome = await refund_on_receipt(
+        "RMA-50012", services(shop, events), policy=policy, clock=lambda: NOW
+    )
     assert outcome.outcome == "created"
-    (refund,) = shop.refunds.ledger[1:]
+    (refund,) = (await refunds(shop))[1:]
     assert (refund.order_number, refund.line_id, refund.amount_cents) == ("1012", "1012-1", 25000)
     assert refund.method == "original_payment"
-    assert shop.events.of("refund.created")[0]["amount_cents"] == 25000
-    assert "your Mastercard ending in 5100" in shop.messenger.sent[0]["body"]
+    assert events.of("refund.created")[0]["amount_cents"] == 25000
+    assert "your Mastercard ending in 5100" in shop.messenger.sent()[0]["body"]
 
 
 async def test_one_refund_per_line_ever(tmp_path):
-    shop = Shop()
+    shop, events = demo_shop(), Events()
     text = DEFAULT_POLICY.read_text().replace("approval_line: 200.00", "approval_line: 300.00")
     policy = load_policy(write_policy(tmp_path, text))
-    first = await refund_on_receipt("RMA-1", shop.services(), policy=policy, clock=lambda: NOW)
-    second = await refund_on_receipt("RMA-1", shop.services(), policy=policy, clock=lambda: NOW)
-    assert (first.outcome, second.outcome) == ("created", "denied")
-    assert second.reason == "already_refunded"
-    assert len(shop.refunds.ledger) == 2  # the seeded 1011 refund, and one for 1012
-    assert shop.events.of("refund.denied")[0]["reason"] == "already_refunded"
+    first = await refund_on_receipt(
+        "RMA-50012", services(shop, events), policy=policy, clock=lambda: NOW
+    )
+    second = await refund_on_receipt(
+        "RMA-50012", services(shop, events), policy=policy, clock=lambda: NOW
+    )
+    # The refund settles the return, so the second receipt finds nothing left to refund.
+    assert (first.outcome, second.outcome) == ("created", "not_refundable")
+    assert len(await refunds(shop)) == 2  # the seeded 1011 refund, and one for 1012
+
+
+async def test_a_line_refunded_before_its_return_arrived_is_not_refunded_again(tmp_path):
+    shop, events = demo_shop(refunded_on_its_way_back("RMA-50012")), Events()
+    text = DEFAULT_POLICY.read_text().replace("approval_line: 200.00", "approval_line: 300.00")
+    policy = load_policy(write_policy(tmp_path, text))
+    outcome = await refund_on_receipt(
+        "RMA-50012", services(shop, events), policy=policy, clock=lambda: NOW
+    )
+    assert (outcome.outcome, outcome.reason) == ("denied", "already_refunded")
+    assert [r.order_number for r in await refunds(shop)] == ["1011", "1012"]  # both seeded
+    assert events.of("refund.denied")[0]["reason"] == "already_refunded"
 
 
 async def test_a_return_already_refunded_is_not_refunded_again():
-    shop = Shop()
-    outcome = await refund_on_receipt("RMA-0", shop.services(), clock=lambda: NOW)
+    shop = demo_shop()
+    outcome = await refund_on_receipt("RMA-50011", services(shop, Events()), clock=lambda: NOW)
     assert outcome.outcome == "not_refundable"
-    assert len(shop.refunds.ledger) == 1
+    assert (await refunds(shop))[1:] == []
 
 
 async def test_damaged_refund_below_the_line_is_refunded_once():
@@ -134,31 +189,31 @@ async def test_damaged_refund_below_the_line_is_refunded_once():
     assert "So I'll refund fifty-five dollars to your Discover ending in one one one seven" in (
         said(events)
     )
-    assert c.shop.refunds.ledger[1:] == []  # not before the caller says yes
+    assert (await refunds(c.shop))[1:] == []  # not before the caller says yes
     events = await c.hear("yes")
     assert "I've refunded fifty-five dollars to your Discover ending in one one one seven" in (
         said(events)
     )
-    assert [(r.order_number, r.amount_cents) for r in c.shop.refunds.ledger[1:]] == [("1009", 5500)]
+    made = (await refunds(c.shop))[1:]
+    assert [(r.order_number, r.amount_cents) for r in made] == [("1009", 5500)]
     c2 = call(LENA, shop=c.shop)
     await c2.start()
     await c2.say("my vase arrived damaged", "zero two one three nine")
     events = await c2.hear("refund")
     assert "already been refunded" in said(events)
-    assert len(c.shop.refunds.ledger) == 2
+    assert len(await refunds(c.shop)) == 2
 
 
 async def test_damaged_refund_above_the_line_waits_for_a_person(tmp_path):
     text = DEFAULT_POLICY.read_text().replace("report_within_days: 7", "report_within_days: 30")
-    c = call(TOM, policy=load_policy(write_policy(tmp_path, text)))
-    orders = c.shop.orders.orders
-    orders["1007"] = replace(orders["1007"], delivered_at=NOW)  # arrived, but broken
+    shop = demo_shop(delivered_now("1007"))  # arrived, but broken
+    c = call(TOM, shop=shop, policy=load_policy(write_policy(tmp_path, text)))
     await c.start()
     await c.say("my espresso machine arrived damaged", "seven three three zero one")
     await c.hear("I want a refund")
     events = await c.hear("yes")
     assert "need a quick approval from our team" in said(events)
-    assert c.shop.refunds.ledger[1:] == []
+    assert (await refunds(c.shop))[1:] == []
     assert c.events.of("refund.pending_approval")[0]["amount_cents"] == 49900
 
 
@@ -179,20 +234,22 @@ async def test_what_the_caller_says_cannot_override_policy(line):
         if transferred(events) is not None:
             break
         events = await c.hear(follow_up)
-    assert c.shop.refunds.ledger[1:] == []
+    assert (await refunds(c.shop))[1:] == []
     assert "refund.created" not in c.events.types()
     assert "return.created" not in c.events.types()
     assert "refunded" not in " ".join(t for r, t in c.agent.transcript if r == "agent")
 
 
 async def test_a_shop_that_refunds_received_returns_by_hand(tmp_path):
-    shop = Shop()
+    shop = demo_shop()
     text = DEFAULT_POLICY.read_text().replace("approval_line: 200.00", "approval_line: 300.00")
     text = text.replace("on_receipt: true", "on_receipt: false")
     policy = load_policy(write_policy(tmp_path, text))
-    outcome = await refund_on_receipt("RMA-1", shop.services(), policy=policy, clock=lambda: NOW)
+    outcome = await refund_on_receipt(
+        "RMA-50012", services(shop, Events()), policy=policy, clock=lambda: NOW
+    )
     assert outcome.outcome == "pending_approval"
-    assert shop.refunds.ledger[1:] == []
+    assert (await refunds(shop))[1:] == []
 
 
 async def test_damaged_with_refunds_only_skips_the_replacement(tmp_path):

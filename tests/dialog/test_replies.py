@@ -11,7 +11,7 @@ from dialog.schema import ActionStep, CollectStep, SayStep
 from dialog.speech import items_are_plural, say_code, say_list, say_reference, say_size
 from harness.scenario import load_scenario
 from integrations.demo import DemoShop
-from tests.dialog.fake_shop import orders
+from tests.dialog.calls import demo_shop
 from tests.dialog.test_scenarios import TEXT_SCENARIOS, play
 
 _URL = re.compile(r"https?://|www\.|\.com\b|\.org\b", re.IGNORECASE)
@@ -68,7 +68,9 @@ def test_codes_references_sizes_and_lists_for_the_ear():
     assert say_list(["a", "b", "c"], "or") == "a, b, or c"
 
 
-def test_items_agree_with_their_verb():
-    by_number = {o.number: o for o in orders()}
-    assert items_are_plural(by_number["1003"])  # earbuds were
-    assert not items_are_plural(by_number["1001"])  # the shirt was
+async def test_items_agree_with_their_verb():
+    shop = demo_shop()
+    earbuds, shirt = await shop.orders.order("1003"), await shop.orders.order("1001")
+    assert earbuds is not None and shirt is not None
+    assert items_are_plural(earbuds)  # earbuds were
+    assert not items_are_plural(shirt)  # the shirt was
