@@ -651,12 +651,12 @@ def _install(book: FaultBook):
         cache = SqlTrackingCache(shop.engine)
         cache.create_all()
         # A real carrier always sits behind the cache and its deadline; so does the faulty one.
-        shop.providers["tracking"] = CachedTracking(
-            FaultyTracking(shop.providers["tracking"], book),
+        shop.providers.tracking = CachedTracking(
+            FaultyTracking(shop.providers.tracking, book),
             cache,
             deadline_s=app.state.settings.tracking_deadline_s,
         )
-        shop.providers["helpdesk"] = FaultyHelpdesk(shop.providers["helpdesk"], book)
+        shop.providers.helpdesk = FaultyHelpdesk(shop.providers.helpdesk, book)
         book.shop, book.store = shop, shop.store
         return TagCalls(app)
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
 from integrations.carrier import AfterShipTracking, EasyPostTracking
+from integrations.demo import DemoShop
 from integrations.http import make_timeout
 from integrations.models import Address
 from integrations.outbound import DemoShipmentFeed
 from integrations.protocols import Tracking
+from integrations.provider_set import Providers
 from integrations.shipping_labels import EasyPostLabels, Parcel, ReturnAddress
 from integrations.shopify import ShopifyOrderFeed, ShopifyOrders
 from integrations.stripe_refunds import StripeRefunds
@@ -35,7 +36,6 @@ __all__ = [
     "build_label_maker",
     "build_providers",
     "build_tracking",
-    "close_providers",
 ]
 
 CARRIER_PROVIDERS = ("easypost", "aftership")
@@ -215,38 +215,25 @@ def build_label_maker(
 def build_providers(
     config: ProviderConfig,
     engine: Engine,
-    demo_shop: Any,
+    demo_shop: DemoShop,
     *,
     transports: Transports | None = None,
-) -> dict[str, Any]:
-    """The implementation of each capability: keys `orders`, `order_feed` (the outbound
-    scheduler's `OrderFeed`, always from the same shop as `orders`), `tracking`, `refunds`,
-    `messenger`, `helpdesk`, plus the demo shop's `coupons`, `returns`, `deliveries` and
-    `labels` (no real provider for those yet). Ledger tables of real providers are created.
+) -> Providers:
+    """The implementation of each capability: the configured provider for orders (with its
+    `order_feed`), tracking, refunds, messenger and helpdesk, the demo shop's otherwise and for
+    coupons, returns, deliveries and labels (no real provider for those yet). Ledger tables of
+    real providers are created.
 
     `transports` (by provider name: shopify, stripe, twilio, zendesk, carrier, labels) replace
     the network, for tests.
     """
     transports = transports or {}
     timeout = config.timeout
-    chosen: dict[str, Any] = {
-        name: getattr(demo_shop, name, None)
-        for name in (
-            "orders",
-            "tracking",
-            "refunds",
-            "messenger",
-            "helpdesk",
-            "coupons",
-            "returns",
-            "deliveries",
-            "labels",
-        )
-    }
+    chosen = Providers.demo(demo_shop)
 
     # The feed always comes with its order source: the demo's customers must never be called
     # about a real shop's orders.
-    chosen["order_feed"] = DemoShipmentFeed(engine)
+    chosen.order_feed = DemoShipmentFeed(engine)
     if config.shopify_configured:
         shopify = ShopifyOrders(
             config.shopify_shop_domain,
@@ -255,25 +242,25 @@ def build_providers(
             timeout=timeout,
             transport=transports.get("shopify"),
         )
-        chosen["orders"] = shopify
-        chosen["order_feed"] = ShopifyOrderFeed(shopify)
+        chosen.orders = shopify
+        chosen.order_feed = ShopifyOrderFeed(shopify)
 
     tracking = build_tracking(config, engine, transports)
     if tracking is not None:
-        chosen["tracking"] = tracking
+        chosen.tracking = tracking
 
     if config.stripe_configured:
         refunds = StripeRefunds(
             config.stripe_api_key,
             engine,
-            chosen["orders"],
+            chosen.orders,
             api_base=config.stripe_api_base or None,
             timeout=timeout,
             transport=transports.get("stripe"),
         )
         refunds.create_all()
         SqlSeenEvents(engine).create_all()  # the webhook route's dedupe table
-        chosen["refunds"] = refunds
+        chosen.refunds = refunds
 
     if config.twilio_sms_configured:
         sms = TwilioSms(
@@ -286,10 +273,10 @@ def build_providers(
             transport=transports.get("twilio"),
         )
         sms.create_all()
-        chosen["messenger"] = sms
+        chosen.messenger = sms
 
     if config.zendesk_configured:
-        chosen["helpdesk"] = ZendeskHelpdesk(
+        chosen.helpdesk = ZendeskHelpdesk(
             config.zendesk_subdomain,
             config.zendesk_email,
             config.zendesk_api_token,
@@ -297,13 +284,3 @@ def build_providers(
             transport=transports.get("zendesk"),
         )
     return chosen
-
-
-async def close_providers(providers: Mapping[str, Any]) -> None:
-    """Close every provider client that holds connections (each once)."""
-    closed: set[int] = set()
-    for provider in providers.values():
-        closer = getattr(provider, "aclose", None)
-        if closer is not None and id(provider) not in closed:
-            closed.add(id(provider))
-            await closer()

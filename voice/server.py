@@ -430,7 +430,7 @@ def create_app(
         secret = settings.stripe_webhook_secret
         if secret is None:
             raise HTTPException(status_code=404, detail="Stripe webhooks are not configured")
-        refunds = providers["refunds"]
+        refunds = providers.refunds
         outcome = await handle_stripe_event(
             await bounded_body(request, MAX_WEBHOOK_BYTES),
             request.headers.get("Stripe-Signature", ""),

@@ -19,7 +19,8 @@ from integrations.labels import EmbeddedLabels
 from integrations.outbound import metadata as outbound_metadata
 from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
 from integrations.protocols import EventSink, OrderFeed, Services
-from integrations.providers import build_label_maker, build_providers, close_providers
+from integrations.provider_set import Providers, close_providers
+from integrations.providers import build_label_maker, build_providers
 from integrations.store import Store, make_engine
 from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
 from integrations.twilio_sms import metadata as twilio_sms_metadata
@@ -40,7 +41,7 @@ class Shop:
     store: Store
     demo: DemoShop
     labels: EmbeddedLabels
-    providers: dict[str, Any]
+    providers: Providers
     flows: Any
     policy: Any
     worker: WorkerHandle | None = field(default=None)
@@ -55,16 +56,16 @@ class Shop:
         outbox, committed with the decision that caused them."""
         p = self.providers
         return Services(
-            orders=p["orders"],
-            tracking=p["tracking"],
+            orders=p.orders,
+            tracking=p.tracking,
             messenger=OutboxMessenger(events, wake=self.wake_worker),
             events=events,
             shop_name=self.settings.shop_name,
-            coupons=p["coupons"],
-            returns=p["returns"],
-            refunds=OutboxRefunds(events, p["refunds"], wake=self.wake_worker),
+            coupons=p.coupons,
+            returns=p.returns,
+            refunds=OutboxRefunds(events, p.refunds, wake=self.wake_worker),
             helpdesk=OutboxHelpdesk(events, wake=self.wake_worker),
-            deliveries=p["deliveries"],
+            deliveries=p.deliveries,
             human_number=self.settings.human_number,
         )
 
@@ -84,7 +85,7 @@ class Shop:
         """Which orders were delivered or are in flight, for the outbound scheduler — or None
         (scheduling off). It always comes from the same shop as the order source
         (`build_providers`), so the demo's customers are never called about a real shop."""
-        return self.providers.get("order_feed")
+        return self.providers.order_feed
 
     def start_worker(self) -> None:
         """Deliver the outbox from this process (call inside the running event loop)."""
@@ -110,7 +111,7 @@ class Shop:
 
 def choose_providers(
     settings: Settings, engine: Engine
-) -> tuple[EmbeddedLabels, DemoShop, dict[str, Any]]:
+) -> tuple[EmbeddedLabels, DemoShop, Providers]:
     """Each capability's implementation: the configured provider, else the demo shop's.
 
     Returns the embedded label maker (its links are served by the app), the demo shop, and

@@ -201,7 +201,8 @@ async def test_providers_are_real_where_configured_and_the_demo_shops_elsewhere(
     from sqlalchemy.pool import StaticPool
 
     from integrations.demo import DemoShop
-    from integrations.providers import build_providers, close_providers
+    from integrations.provider_set import close_providers
+    from integrations.providers import build_providers
     from integrations.shopify import ShopifyOrders
     from integrations.stripe_refunds import StripeRefunds
     from integrations.tracking_cache import CachedTracking
@@ -213,19 +214,19 @@ async def test_providers_are_real_where_configured_and_the_demo_shops_elsewhere(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )
     plain = build_providers(ProviderConfig(), engine, demo)
-    assert plain["orders"] is demo.orders
-    assert plain["tracking"] is demo.tracking
-    assert plain["messenger"] is demo.messenger
+    assert plain.orders is demo.orders
+    assert plain.tracking is demo.tracking
+    assert plain.messenger is demo.messenger
 
     real = build_providers(full_config(), engine, demo, transports=transports())
-    assert isinstance(real["orders"], ShopifyOrders)
-    assert isinstance(real["tracking"], CachedTracking)
-    assert isinstance(real["refunds"], StripeRefunds)
-    assert real["refunds"].orders is real["orders"]  # refunds look orders up in Shopify
-    assert isinstance(real["messenger"], TwilioSms)
-    assert isinstance(real["helpdesk"], ZendeskHelpdesk)
-    assert real["coupons"] is getattr(demo, "coupons", None)
-    maria = await real["orders"].customer_by_phone("+14155550101")
+    assert isinstance(real.orders, ShopifyOrders)
+    assert isinstance(real.tracking, CachedTracking)
+    assert isinstance(real.refunds, StripeRefunds)
+    assert real.refunds.orders is real.orders  # refunds look orders up in Shopify
+    assert isinstance(real.messenger, TwilioSms)
+    assert isinstance(real.helpdesk, ZendeskHelpdesk)
+    assert real.coupons is demo.coupons
+    maria = await real.orders.customer_by_phone("+14155550101")
     assert maria.name == "Maria Lopez"
     await close_providers(real)
     assert "sk_test_ok" not in repr(full_config())

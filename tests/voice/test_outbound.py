@@ -356,7 +356,8 @@ async def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own
     shop's; with no feed at all it is off."""
     from integrations.outbound import DemoShipmentFeed
     from integrations.protocols import OrderFeed
-    from integrations.providers import ProviderConfig, build_providers, close_providers
+    from integrations.provider_set import close_providers
+    from integrations.providers import ProviderConfig, build_providers
     from integrations.shopify import ShopifyOrderFeed
 
     shop = build_shop(Settings(database_url=f"sqlite:///{tmp_path}/feed.db"))
@@ -371,11 +372,11 @@ async def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own
         )
         feed = shop.order_feed()
         assert isinstance(feed, ShopifyOrderFeed) and isinstance(feed, OrderFeed)
-        assert feed.orders is shop.providers["orders"]
+        assert feed.orders is shop.providers.orders
         scheduler = scheduler_for(shop, dialer_for(shop))
         assert scheduler is not None and scheduler.feed is feed
 
-        shop.providers["order_feed"] = None
+        shop.providers.order_feed = None
         assert scheduler_for(shop, dialer_for(shop)) is None
     finally:
         await close_providers(shop.providers)

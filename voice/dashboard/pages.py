@@ -147,13 +147,13 @@ class Fmt:
 def _approvals(dash: Dashboard) -> Approvals:
     """The approvals desk over the running shop's order source and refunds provider."""
     shop = dash.shop
-    providers = getattr(shop, "providers", None) or {}
+    providers = shop.providers if shop is not None else None
     policy = getattr(shop, "policy", None)
     days = tuple(policy.refunds.timing_business_days) if policy is not None else (5, 10)
     return Approvals(
         dash.store,
-        orders=providers.get("orders"),
-        refunds=providers.get("refunds"),
+        orders=providers.orders if providers is not None else None,
+        refunds=providers.refunds if providers is not None else None,
         shop_name=dash.settings.shop_name,
         refund_days=days,  # type: ignore[arg-type]
         wake=shop.wake_worker if shop is not None else None,
