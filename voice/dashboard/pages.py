@@ -225,9 +225,9 @@ def _recording(dash: Dashboard, sid: str) -> Any:
 async def _returns_of(dash: Dashboard, orders: set[str]) -> dict[str, list[Any]]:
     """Order → the Returns provider's RMAs of it (`ReturnAuthorization`s), for the page's
     orders; an order the provider could not answer for is left out."""
-    returns = (getattr(dash.shop, "providers", None) or {}).get("returns")
-    if returns is None or not orders:
+    if dash.shop is None or not orders:
         return {}
+    returns = dash.shop.providers.returns
 
     async def of(order: str) -> tuple[str, list[Any] | None]:
         try:
