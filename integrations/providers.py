@@ -8,7 +8,7 @@ dialog gets. Nothing here reads the environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,6 +32,7 @@ from integrations.zendesk import ZendeskHelpdesk
 __all__ = [
     "CARRIER_PROVIDERS",
     "LABEL_PROVIDERS",
+    "BuildProviders",
     "ProviderConfig",
     "build_label_maker",
     "build_providers",
@@ -284,3 +285,8 @@ def build_providers(
             transport=transports.get("zendesk"),
         )
     return chosen
+
+
+BuildProviders = Callable[[ProviderConfig, Engine, DemoShop], Providers]
+"""How a shop's providers are chosen: `build_providers`, or a wrapper of it (the soak wraps
+some in fault injectors)."""
