@@ -43,52 +43,54 @@ CARRIER_PROVIDERS = ("easypost", "aftership")
 LABEL_PROVIDERS = ("easypost",)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProviderConfig:
     """Every provider setting. Empty means "not configured": the demo shop stands in.
 
-    Secrets are left out of `repr` so a logged config leaks none.
+    The entry point fills it from `voice.settings.Settings` (`provider_config`), which holds
+    every default; so no field has one here. Secrets are left out of `repr` so a logged config
+    leaks none.
     """
 
-    public_url: str = ""
-    http_connect_timeout_s: float = 3.0
-    http_read_timeout_s: float = 10.0
-    tracking_deadline_s: float = 1.5
+    public_url: str
+    http_connect_timeout_s: float
+    http_read_timeout_s: float
+    tracking_deadline_s: float
 
-    shopify_shop_domain: str = ""
-    shopify_access_token: str = field(default="", repr=False)
-    shopify_api_version: str = "2025-01"
+    shopify_shop_domain: str
+    shopify_access_token: str = field(repr=False)
+    shopify_api_version: str
 
-    stripe_api_key: str = field(default="", repr=False)
-    stripe_webhook_secret: str = field(default="", repr=False)
-    stripe_api_base: str = ""
+    stripe_api_key: str = field(repr=False)
+    stripe_webhook_secret: str = field(repr=False)
+    stripe_api_base: str
 
-    twilio_account_sid: str = ""
-    twilio_auth_token: str = field(default="", repr=False)
-    twilio_voice_number: str = ""
-    twilio_from_number: str = ""
+    twilio_account_sid: str
+    twilio_auth_token: str = field(repr=False)
+    twilio_voice_number: str
+    twilio_from_number: str
 
-    zendesk_subdomain: str = ""
-    zendesk_email: str = ""
-    zendesk_api_token: str = field(default="", repr=False)
+    zendesk_subdomain: str
+    zendesk_email: str
+    zendesk_api_token: str = field(repr=False)
 
-    carrier_provider: str = ""
-    carrier_api_key: str = field(default="", repr=False)
-    aftership_api_version: str = "2024-04"
+    carrier_provider: str
+    carrier_api_key: str = field(repr=False)
+    aftership_api_version: str
 
-    label_provider: str = ""
-    label_api_key: str = field(default="", repr=False)
-    label_carrier: str = ""
-    label_service: str = ""
-    return_name: str = ""
-    return_company: str = ""
-    return_street1: str = ""
-    return_street2: str = ""
-    return_city: str = ""
-    return_state: str = ""
-    return_zip: str = ""
-    return_country: str = "US"
-    return_phone: str = ""
+    label_provider: str
+    label_api_key: str = field(repr=False)
+    label_carrier: str
+    label_service: str
+    return_name: str
+    return_company: str
+    return_street1: str
+    return_street2: str
+    return_city: str
+    return_state: str
+    return_zip: str
+    return_country: str
+    return_phone: str
 
     @property
     def timeout(self) -> httpx.Timeout:

@@ -603,7 +603,7 @@ def dialer_for(
         orders=shop.providers.orders,
         calls=calls,
         public_url=settings.public_url,
-        from_number=settings.twilio_voice_number or settings.support_number,
+        from_number=settings.voice_number,
         shop_name=settings.shop_name,
         policy=policy_from(settings),
         clock=clock,

@@ -5,6 +5,7 @@ once, and the callee speaking first on the media stream."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -357,14 +358,16 @@ async def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own
     from integrations.outbound import DemoShipmentFeed
     from integrations.protocols import OrderFeed
     from integrations.provider_set import close_providers
-    from integrations.providers import ProviderConfig, build_providers
+    from integrations.providers import build_providers
     from integrations.shopify import ShopifyOrderFeed
 
     shop = build_shop(Settings(database_url=f"sqlite:///{tmp_path}/feed.db"))
     try:
         assert isinstance(shop.order_feed(), DemoShipmentFeed)  # the demo is the shop here
-        shopify = ProviderConfig(
-            shopify_shop_domain="northwind-goods", shopify_access_token="shpat_test"
+        shopify = replace(
+            shop.settings.provider_config(),
+            shopify_shop_domain="northwind-goods",
+            shopify_access_token="shpat_test",
         )
         never_called = httpx.MockTransport(lambda request: httpx.Response(500))
         shop.providers = build_providers(
