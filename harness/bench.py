@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.bench_figures import P95_LIMIT_MS, CallSample, level_passes, ramp, sample_of, summarize
 from harness.bench_server import (
@@ -62,6 +62,9 @@ from harness.bench_server import (
 from harness.fake_twilio import FakeTwilio
 from harness.replay import call_scenario, take_turn
 from harness.scenario import Scenario, Turn, load_scenarios
+
+if TYPE_CHECKING:
+    from voice.settings import Settings
 
 __all__ = [
     "BenchOptions",
@@ -238,13 +241,14 @@ def parse_env(pairs: Iterable[str]) -> dict[str, str]:
     return env
 
 
-def run_bench(options: BenchOptions) -> int:
-    """Run the benchmark, print its table, write its JSON; the exit code (2: infrastructure)."""
+def run_bench(options: BenchOptions, settings: Settings) -> int:
+    """Run the benchmark, print its table, write its JSON; the exit code (2: infrastructure).
+    A server at `options.url` is reached with the secrets of `settings`."""
     from rich.console import Console
 
     console = Console()
     try:
-        result = asyncio.run(_bench(options, console))
+        result = asyncio.run(_bench(options, settings, console))
     except InfrastructureError as exc:
         console.print(f"[red]bench could not measure:[/red] {exc}")
         return 2
@@ -256,7 +260,7 @@ def run_bench(options: BenchOptions) -> int:
     return 0
 
 
-async def _bench(options: BenchOptions, console: Any) -> dict[str, Any]:
+async def _bench(options: BenchOptions, settings: Settings, console: Any) -> dict[str, Any]:
     scenarios = (
         load_scenarios(options.scenarios_dir)
         if options.scenarios_dir is not None
@@ -266,7 +270,7 @@ async def _bench(options: BenchOptions, console: Any) -> dict[str, Any]:
         raise InfrastructureError("no scenarios to play")
     top = max([options.concurrency, *(ramp(options.max_level) if options.find_max else [])])
     if options.url:
-        server_cm = running_server(options.url, options.server_pid)
+        server_cm = running_server(options.url, options.server_pid, settings)
     else:
         server_cm = started_server(options.env, options.server_args, top, options.log_file)
     async with server_cm as server:

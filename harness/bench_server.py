@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
 
 from harness.target import ReplayTarget, free_port, target_from_url
+
+if TYPE_CHECKING:
+    from voice.settings import Settings
 
 __all__ = [
     "InfrastructureError",
@@ -230,9 +233,9 @@ def _pid_listening_on(port: int) -> int | None:
 
 
 @contextlib.asynccontextmanager
-async def running_server(url: str, pid: int | None):
-    """A server someone else started (`--url`); secrets come from the environment."""
-    target = target_from_url(url)
+async def running_server(url: str, pid: int | None, settings: Settings):
+    """A server someone else started (`--url`), reached with the secrets of `settings`."""
+    target = target_from_url(url, settings)
     server = Server(target, pid, dict(os.environ))
     await _wait_healthy(target, lambda: True, server)
     if server.pid is None:  # listening by now

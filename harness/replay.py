@@ -37,6 +37,7 @@ from voice.audio import SAMPLE_RATE, read_wav, write_wav
 
 if TYPE_CHECKING:
     from harness.callers import CallerVoice
+    from voice.settings import Settings
 
 __all__ = [
     "CallResult",
@@ -319,22 +320,31 @@ def run_target(
     url: str | None,
     out: Path,
     realtime: bool,
+    settings: Settings,
     from_number: str = "+14155550101",
     caller_voices: Sequence[CallerVoice] = (),
     json_path: Path | None = None,
 ) -> int:
-    """Replay a scenario, a directory of scenarios, or a WAV; 0 when everything passed. With
-    `caller_voices`, the spoken scenarios once per voice, their clips said by that voice
-    (`harness.caller_clips`); `json_path` then gets every result."""
+    """Replay a scenario, a directory of scenarios, or a WAV; 0 when everything passed. A
+    server at `url` is reached with the secrets of `settings`. With `caller_voices`, the spoken
+    scenarios once per voice, their clips said by that voice (`harness.caller_clips`);
+    `json_path` then gets every result."""
     if caller_voices:
         from harness.replay_voices import run_voices
 
-        return asyncio.run(run_voices(target, list(caller_voices), url, out, realtime, json_path))
-    return asyncio.run(_run_target(target, url, out, realtime, from_number))
+        return asyncio.run(
+            run_voices(target, list(caller_voices), url, settings, out, realtime, json_path)
+        )
+    return asyncio.run(_run_target(target, url, settings, out, realtime, from_number))
 
 
 async def _run_target(
-    target: Path, url: str | None, out: Path, realtime: bool, from_number: str
+    target: Path,
+    url: str | None,
+    settings: Settings,
+    out: Path,
+    realtime: bool,
+    from_number: str,
 ) -> int:
     from rich.console import Console
 
@@ -350,7 +360,7 @@ async def _run_target(
     else:
         paths = [target]
     out.mkdir(parents=True, exist_ok=True)
-    async with target_for(url) as server:
+    async with target_for(url, settings) as server:
         if target.suffix.lower() == ".wav":
             report = await replay_recording(target, server, out, from_number)
             _print_report(console, report)

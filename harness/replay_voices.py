@@ -9,12 +9,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.callers import CallerVoice
 from harness.replay import replay_scenario
 from harness.scenario import Scenario, load_scenario, scenario_files
 from harness.target import ReplayTarget, target_for
+
+if TYPE_CHECKING:
+    from voice.settings import Settings
 
 __all__ = ["TARGET_RATE", "run_voices"]
 
@@ -63,6 +66,7 @@ async def run_voices(
     target: Path,
     voices: list[CallerVoice],
     url: str | None,
+    settings: Settings,
     out: Path,
     realtime: bool,
     json_path: Path | None,
@@ -128,7 +132,7 @@ async def run_voices(
         )
     out.mkdir(parents=True, exist_ok=True)
     runs: list[_VoiceRun] = []
-    async with target_for(url) as server:
+    async with target_for(url, settings) as server:
         for voice in voices:
             runs.append(await _run_voice(console, voice, spoken, texts, server, out, realtime))
             run = runs[-1]

@@ -43,9 +43,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
@@ -59,6 +59,14 @@ from integrations.redact import RedactingFilter, redact_card_numbers
 from voice.audio import SAMPLE_RATE
 from voice.stt import Transcriber, Transcript
 from voice.tts import Synthesizer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from integrations.demo import DemoShop
+    from integrations.provider_set import Providers
+    from integrations.providers import BuildProviders, ProviderConfig
+    from voice.settings import Settings
 
 __all__ = [
     "CURRENT_CALL",
@@ -628,35 +636,42 @@ def inbound_scenarios(directory: Path) -> list[Scenario]:
     ]
 
 
-def _engines(book: FaultBook, fake: bool) -> Any:
+def _engines(book: FaultBook, fake: bool, settings: Settings) -> Any:
     from voice.server import Engines, default_engines
-    from voice.settings import Settings
 
     if fake:
         inner = Engines(transcriber=ScriptedTranscriber(book), synthesizer=ToneSynthesizer())
     else:
-        inner = default_engines(Settings())
+        inner = default_engines(settings)
     return Engines(
         transcriber=FaultyTranscriber(inner.transcriber, book),
         synthesizer=FaultySynthesizer(inner.synthesizer, book),
     )
 
 
-def _install(book: FaultBook):
-    """Wrap the app's tracking and helpdesk providers, and tag its media sockets."""
+def _faulty_providers(book: FaultBook) -> BuildProviders:
+    """The app's providers, its tracking and helpdesk wrapped in fault injectors."""
+    from integrations.providers import build_providers
     from integrations.tracking_cache import CachedTracking, SqlTrackingCache
+
+    def build(config: ProviderConfig, engine: Engine, demo: DemoShop) -> Providers:
+        chosen = build_providers(config, engine, demo)
+        cache = SqlTrackingCache(engine)
+        cache.create_all()
+        # A real carrier always sits behind the cache and its deadline; so does the faulty one.
+        tracking = CachedTracking(
+            FaultyTracking(chosen.tracking, book), cache, deadline_s=config.tracking_deadline_s
+        )
+        return replace(chosen, tracking=tracking, helpdesk=FaultyHelpdesk(chosen.helpdesk, book))
+
+    return build
+
+
+def _install(book: FaultBook):
+    """Tell the book which shop runs, and tag the app's media sockets."""
 
     def wrap(app: Any) -> Any:
         shop = app.state.runtime
-        cache = SqlTrackingCache(shop.engine)
-        cache.create_all()
-        # A real carrier always sits behind the cache and its deadline; so does the faulty one.
-        shop.providers["tracking"] = CachedTracking(
-            FaultyTracking(shop.providers["tracking"], book),
-            cache,
-            deadline_s=app.state.settings.tracking_deadline_s,
-        )
-        shop.providers["helpdesk"] = FaultyHelpdesk(shop.providers["helpdesk"], book)
         book.shop, book.store = shop, shop.store
         return TagCalls(app)
 
@@ -675,8 +690,11 @@ _NO_PROVIDERS = {
 }
 
 
-async def soak(options: SoakOptions, progress: Callable[[str], None] | None = None) -> SoakSummary:
-    """Run the soak and check what it left behind; `progress` hears how far it got."""
+async def soak(
+    options: SoakOptions, settings: Settings, progress: Callable[[str], None] | None = None
+) -> SoakSummary:
+    """Run the soak and check what it left behind; `progress` hears how far it got. The real
+    speech engines are configured from `settings`."""
     scenarios = inbound_scenarios(options.scenarios_dir or DEFAULT_SCENARIOS)
     plans = plan_calls(scenarios, options.calls, options.seed, options.fault_rate)
     book = FaultBook()
@@ -704,9 +722,10 @@ async def soak(options: SoakOptions, progress: Callable[[str], None] | None = No
             target = await server.enter_async_context(
                 in_process_server(
                     f"sqlite:///{Path(tmp) / 'soak.db'}",
-                    _engines(book, options.fake_engines),
+                    _engines(book, options.fake_engines, settings),
                     overrides=overrides,
                     wrap=_install(book),
+                    make_providers=_faulty_providers(book),
                 )
             )
             try:
@@ -1053,13 +1072,13 @@ def _some(items: Sequence[str], n: int = 5) -> str:
 # --- the command ------------------------------------------------------------------------------
 
 
-def run_soak(options: SoakOptions) -> int:
+def run_soak(options: SoakOptions, settings: Settings) -> int:
     """Run the soak, print its summary (and write it as JSON); 0 when every check passed."""
     from rich.console import Console
 
     console = Console()
     try:
-        summary = asyncio.run(soak(options, progress=console.print))
+        summary = asyncio.run(soak(options, settings, progress=console.print))
     except Exception as exc:
         console.print(f"[red]the soak could not run:[/red] {type(exc).__name__}: {exc}")
         return 2

@@ -10,10 +10,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from voice.settings import Settings
+
+if TYPE_CHECKING:
+    from integrations.providers import BuildProviders
 
 __all__ = ["ReplayTarget", "free_port", "in_process_server", "target_for", "target_from_url"]
 
@@ -44,13 +47,16 @@ async def in_process_server(
     *,
     overrides: dict[str, Any] | None = None,
     wrap: Callable[[Any], Any] | None = None,
+    make_providers: BuildProviders | None = None,
 ):
     """Start the real app on a free loopback port in this process; yields its ReplayTarget.
-    `overrides` are Settings fields; `wrap(app)` returns the ASGI app to serve (the soak wraps
-    the app to inject faults)."""
+    `overrides` are Settings fields; `make_providers` chooses the shop's providers (default
+    `build_providers`) and `wrap(app)` returns the ASGI app to serve (the soak injects faults
+    through both)."""
     import uvicorn
 
     from integrations.demo import seed
+    from integrations.providers import build_providers
     from integrations.store import Store, make_engine
     from voice.server import create_app
 
@@ -68,7 +74,7 @@ async def in_process_server(
     engine = make_engine(database_url)
     Store(engine).create_all()
     seed(engine)
-    app = create_app(settings, engines)
+    app = create_app(settings, engines, make_providers=make_providers or build_providers)
     config = uvicorn.Config(
         wrap(app) if wrap is not None else app,
         host="127.0.0.1",
@@ -100,13 +106,13 @@ async def in_process_server(
         engine.dispose()
 
 
-def target_from_url(url: str) -> ReplayTarget:
-    """A running server at ws(s)://host:port/twilio/media, with secrets from the environment."""
+def target_from_url(url: str, settings: Settings) -> ReplayTarget:
+    """A running server at ws(s)://host:port/twilio/media, with the secrets of `settings` (the
+    environment's, which the server is taken to share)."""
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme)
     if scheme is None:
         raise ValueError(f"--url must be ws:// or wss://, got {url!r}")
-    settings = Settings()
     http_base = urlunsplit((scheme, parts.netloc, "", "", ""))
     return ReplayTarget(
         http_base=http_base,
@@ -120,11 +126,11 @@ def target_from_url(url: str) -> ReplayTarget:
 
 
 @contextlib.asynccontextmanager
-async def target_for(url: str | None):
-    """The server at `url`, or (without one) the real app in this process on a temporary
-    demo shop."""
+async def target_for(url: str | None, settings: Settings):
+    """The server at `url` (reached with the secrets of `settings`), or (without one) the real
+    app in this process on a temporary demo shop."""
     if url:
-        yield target_from_url(url)
+        yield target_from_url(url, settings)
         return
     with tempfile.TemporaryDirectory(prefix="postvoice-replay-") as tmp:
         db = Path(tmp) / "replay.db"

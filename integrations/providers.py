@@ -8,18 +8,19 @@ dialog gets. Nothing here reads the environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
 from integrations.carrier import AfterShipTracking, EasyPostTracking
+from integrations.demo import DemoShop
 from integrations.http import make_timeout
 from integrations.models import Address
 from integrations.outbound import DemoShipmentFeed
 from integrations.protocols import Tracking
+from integrations.provider_set import Providers
 from integrations.shipping_labels import EasyPostLabels, Parcel, ReturnAddress
 from integrations.shopify import ShopifyOrderFeed, ShopifyOrders
 from integrations.stripe_refunds import StripeRefunds
@@ -31,63 +32,65 @@ from integrations.zendesk import ZendeskHelpdesk
 __all__ = [
     "CARRIER_PROVIDERS",
     "LABEL_PROVIDERS",
+    "BuildProviders",
     "ProviderConfig",
     "build_label_maker",
     "build_providers",
     "build_tracking",
-    "close_providers",
 ]
 
 CARRIER_PROVIDERS = ("easypost", "aftership")
 LABEL_PROVIDERS = ("easypost",)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProviderConfig:
     """Every provider setting. Empty means "not configured": the demo shop stands in.
 
-    Secrets are left out of `repr` so a logged config leaks none.
+    The entry point fills it from `voice.settings.Settings` (`provider_config`), which holds
+    every default; so no field has one here. Secrets are left out of `repr` so a logged config
+    leaks none.
     """
 
-    public_url: str = ""
-    http_connect_timeout_s: float = 3.0
-    http_read_timeout_s: float = 10.0
-    tracking_deadline_s: float = 1.5
+    public_url: str
+    http_connect_timeout_s: float
+    http_read_timeout_s: float
+    tracking_deadline_s: float
 
-    shopify_shop_domain: str = ""
-    shopify_access_token: str = field(default="", repr=False)
-    shopify_api_version: str = "2025-01"
+    shopify_shop_domain: str
+    shopify_access_token: str = field(repr=False)
+    shopify_api_version: str
 
-    stripe_api_key: str = field(default="", repr=False)
-    stripe_webhook_secret: str = field(default="", repr=False)
-    stripe_api_base: str = ""
+    stripe_api_key: str = field(repr=False)
+    stripe_webhook_secret: str = field(repr=False)
+    stripe_api_base: str
 
-    twilio_account_sid: str = ""
-    twilio_auth_token: str = field(default="", repr=False)
-    twilio_voice_number: str = ""
-    twilio_from_number: str = ""
+    twilio_account_sid: str
+    twilio_auth_token: str = field(repr=False)
+    twilio_voice_number: str
+    twilio_from_number: str
 
-    zendesk_subdomain: str = ""
-    zendesk_email: str = ""
-    zendesk_api_token: str = field(default="", repr=False)
+    zendesk_subdomain: str
+    zendesk_email: str
+    zendesk_api_token: str = field(repr=False)
 
-    carrier_provider: str = ""
-    carrier_api_key: str = field(default="", repr=False)
-    aftership_api_version: str = "2024-04"
+    carrier_provider: str
+    carrier_api_key: str = field(repr=False)
+    aftership_api_version: str
 
-    label_provider: str = ""
-    label_api_key: str = field(default="", repr=False)
-    label_carrier: str = ""
-    label_service: str = ""
-    return_name: str = ""
-    return_company: str = ""
-    return_street1: str = ""
-    return_street2: str = ""
-    return_city: str = ""
-    return_state: str = ""
-    return_zip: str = ""
-    return_country: str = "US"
-    return_phone: str = ""
+    label_provider: str
+    label_api_key: str = field(repr=False)
+    label_carrier: str
+    label_service: str
+    return_name: str
+    return_company: str
+    return_street1: str
+    return_street2: str
+    return_city: str
+    return_state: str
+    return_zip: str
+    return_country: str
+    return_phone: str
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -215,38 +218,25 @@ def build_label_maker(
 def build_providers(
     config: ProviderConfig,
     engine: Engine,
-    demo_shop: Any,
+    demo_shop: DemoShop,
     *,
     transports: Transports | None = None,
-) -> dict[str, Any]:
-    """The implementation of each capability: keys `orders`, `order_feed` (the outbound
-    scheduler's `OrderFeed`, always from the same shop as `orders`), `tracking`, `refunds`,
-    `messenger`, `helpdesk`, plus the demo shop's `coupons`, `returns`, `deliveries` and
-    `labels` (no real provider for those yet). Ledger tables of real providers are created.
+) -> Providers:
+    """The implementation of each capability: the configured provider for orders (with its
+    `order_feed`), tracking, refunds, messenger and helpdesk, the demo shop's otherwise and for
+    coupons, returns, deliveries and labels (no real provider for those yet). Ledger tables of
+    real providers are created.
 
     `transports` (by provider name: shopify, stripe, twilio, zendesk, carrier, labels) replace
     the network, for tests.
     """
     transports = transports or {}
     timeout = config.timeout
-    chosen: dict[str, Any] = {
-        name: getattr(demo_shop, name, None)
-        for name in (
-            "orders",
-            "tracking",
-            "refunds",
-            "messenger",
-            "helpdesk",
-            "coupons",
-            "returns",
-            "deliveries",
-            "labels",
-        )
-    }
+    chosen = Providers.demo(demo_shop)
 
     # The feed always comes with its order source: the demo's customers must never be called
     # about a real shop's orders.
-    chosen["order_feed"] = DemoShipmentFeed(engine)
+    chosen.order_feed = DemoShipmentFeed(engine)
     if config.shopify_configured:
         shopify = ShopifyOrders(
             config.shopify_shop_domain,
@@ -255,25 +245,25 @@ def build_providers(
             timeout=timeout,
             transport=transports.get("shopify"),
         )
-        chosen["orders"] = shopify
-        chosen["order_feed"] = ShopifyOrderFeed(shopify)
+        chosen.orders = shopify
+        chosen.order_feed = ShopifyOrderFeed(shopify)
 
     tracking = build_tracking(config, engine, transports)
     if tracking is not None:
-        chosen["tracking"] = tracking
+        chosen.tracking = tracking
 
     if config.stripe_configured:
         refunds = StripeRefunds(
             config.stripe_api_key,
             engine,
-            chosen["orders"],
+            chosen.orders,
             api_base=config.stripe_api_base or None,
             timeout=timeout,
             transport=transports.get("stripe"),
         )
         refunds.create_all()
         SqlSeenEvents(engine).create_all()  # the webhook route's dedupe table
-        chosen["refunds"] = refunds
+        chosen.refunds = refunds
 
     if config.twilio_sms_configured:
         sms = TwilioSms(
@@ -286,10 +276,10 @@ def build_providers(
             transport=transports.get("twilio"),
         )
         sms.create_all()
-        chosen["messenger"] = sms
+        chosen.messenger = sms
 
     if config.zendesk_configured:
-        chosen["helpdesk"] = ZendeskHelpdesk(
+        chosen.helpdesk = ZendeskHelpdesk(
             config.zendesk_subdomain,
             config.zendesk_email,
             config.zendesk_api_token,
@@ -299,11 +289,6 @@ def build_providers(
     return chosen
 
 
-async def close_providers(providers: Mapping[str, Any]) -> None:
-    """Close every provider client that holds connections (each once)."""
-    closed: set[int] = set()
-    for provider in providers.values():
-        closer = getattr(provider, "aclose", None)
-        if closer is not None and id(provider) not in closed:
-            closed.add(id(provider))
-            await closer()
+BuildProviders = Callable[[ProviderConfig, Engine, DemoShop], Providers]
+"""How a shop's providers are chosen: `build_providers`, or a wrapper of it (the soak wraps
+some in fault injectors)."""

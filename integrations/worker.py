@@ -28,13 +28,14 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import Engine
 
 from integrations.clock import Clock, utc_now
 from integrations.delivery import Deliverer, OutboxLeases, RetryPolicy, classify, deliverers_for
+from integrations.demo import DemoShop
 from integrations.outbox import Outbox, OutboxEntry
+from integrations.provider_set import Providers
 
 __all__ = [
     "ProviderFactory",
@@ -259,25 +260,25 @@ def start_in_process(
     return WorkerHandle(worker, task, stop, wake, asyncio.get_running_loop())
 
 
-ProviderFactory = Callable[[Engine], Mapping[str, Any]]
-"""Builds the providers a worker delivers through, from the store's engine: a mapping with
-(any of) the keys `messenger`, `helpdesk`, `refunds`, `returns`, as
-`integrations.providers.build_providers` returns."""
-
-_DELIVERING = ("messenger", "helpdesk", "refunds", "returns")
+ProviderFactory = Callable[[Engine], Providers]
+"""Builds the providers a worker delivers through, from the store's engine (as
+`integrations.providers.build_providers` chooses them); it uses their Messenger, Helpdesk,
+Refunds and Returns."""
 
 
-def demo_providers(engine: Engine) -> dict[str, Any]:
+def demo_providers(engine: Engine) -> Providers:
     """The embedded demo shop's providers in `engine`."""
-    from integrations.demo import DemoShop
-
-    shop = DemoShop(engine)
-    return {name: getattr(shop, name, None) for name in _DELIVERING}
+    return Providers.demo(DemoShop(engine))
 
 
-def deliverers_from(providers: Mapping[str, Any]) -> dict[str, Deliverer]:
-    """Deliverers for whatever of Messenger, Helpdesk, Refunds and Returns `providers` has."""
-    return deliverers_for(**{name: providers.get(name) for name in _DELIVERING})
+def deliverers_from(providers: Providers) -> dict[str, Deliverer]:
+    """Deliverers for the Messenger, Helpdesk, Refunds and Returns of `providers`."""
+    return deliverers_for(
+        messenger=providers.messenger,
+        helpdesk=providers.helpdesk,
+        refunds=providers.refunds,
+        returns=providers.returns,
+    )
 
 
 def demo_deliverers(engine: Engine) -> dict[str, Deliverer]:
@@ -285,15 +286,11 @@ def demo_deliverers(engine: Engine) -> dict[str, Deliverer]:
     return deliverers_from(demo_providers(engine))
 
 
-async def _close(providers: Mapping[str, Any]) -> None:
-    """Close the providers' HTTP clients, each once."""
-    closed: set[int] = set()
-    for provider in providers.values():
-        closer = getattr(provider, "aclose", None)
-        if closer is not None and id(provider) not in closed:
-            closed.add(id(provider))
-            with suppress(Exception):
-                await closer()
+async def _close(providers: Providers) -> None:
+    """Close the providers' HTTP clients, each once; a failure to close ends nothing."""
+    for client in providers.clients():
+        with suppress(Exception):
+            await client.aclose()
 
 
 def main(

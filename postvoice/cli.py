@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,6 +15,13 @@ from voice.settings import Settings
 app = typer.Typer(help="postvoice: a phone agent for post-purchase support.", no_args_is_help=True)
 
 log = logging.getLogger("postvoice")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings, from the environment (`POSTVOICE_…`, .env) and `overrides`: the only place
+    the command builds them. Each command calls this once and hands the result down, so
+    everything one command runs sees the same settings."""
+    return Settings(**overrides)
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -41,14 +48,14 @@ def serve(
 
     from voice.server import create_app
 
-    overrides: dict = {}
+    overrides: dict[str, Any] = {}
     if dev:
         overrides.update(dev=True, allow_injection=True)
     if port is not None:
         overrides["port"] = port
     if host is not None:
         overrides["host"] = host
-    settings = Settings(**overrides)
+    settings = load_settings(**overrides)
     setup_logging()
     settings.check_startable()
     uvicorn.run(
@@ -72,7 +79,7 @@ def seed(
     from integrations.demo import seed as seed_shop
     from integrations.store import Store, make_engine
 
-    settings = Settings()
+    settings = load_settings()
     setup_logging()
     engine = make_engine(settings.database_url)
     Store(engine).create_all()
@@ -127,6 +134,7 @@ def replay(
         out=out,
         realtime=realtime,
         from_number=from_number,
+        settings=load_settings(),
         caller_voices=voices,
         json_path=json_path,
     )
@@ -206,7 +214,7 @@ def bench(
         server_args=list(server_arg or []),
         log_file=log_file,
     )
-    raise typer.Exit(run_bench(options))
+    raise typer.Exit(run_bench(options, load_settings()))
 
 
 @app.command()
@@ -254,7 +262,7 @@ def soak(
         scenarios_dir=scenarios,
         json_path=json_path,
     )
-    raise typer.Exit(run_soak(options))
+    raise typer.Exit(run_soak(options, load_settings()))
 
 
 @app.command()
@@ -267,7 +275,7 @@ def worker(
     from integrations.worker import main as worker_main
     from voice.services import choose_providers
 
-    settings = Settings()
+    settings = load_settings()
     setup_logging()
     scheduler = None if drain else _start_scheduler_thread(settings)
 
@@ -353,7 +361,7 @@ def call_delivery_confirmation(
 
     if (order is None) == (delivered_since is None):
         raise typer.BadParameter("give exactly one of --order or --delivered-since")
-    settings = Settings()
+    settings = load_settings()
     setup_logging("WARNING")
 
     async def place() -> list:
@@ -403,7 +411,7 @@ def call_results(order: Annotated[str, typer.Argument(help="The order.")]) -> No
     from integrations.outbound import metadata as outbound_metadata
     from integrations.store import Store, make_engine
 
-    settings = Settings()
+    settings = load_settings()
     engine = make_engine(settings.database_url)
     Store(engine).migrate(also=[outbound_metadata])
     attempts = OutboundStore(engine).attempts_for(order)
@@ -430,7 +438,7 @@ def _dnc_store():
     from integrations.phones import normalize_phone
     from integrations.store import Store, make_engine
 
-    engine = make_engine(Settings().database_url)
+    engine = make_engine(load_settings().database_url)
     Store(engine).migrate(also=[outbound_metadata])
     return OutboundStore(engine), normalize_phone
 
@@ -483,7 +491,7 @@ def flows_check(
     from dialog.loader import check_flows
     from dialog.policy import check_policy
 
-    settings = Settings()
+    settings = load_settings()
     errors = check_flows(directory or settings.flows_dir) + check_policy(
         policy or settings.policy_file
     )
@@ -513,7 +521,7 @@ def chat(
     from voice.chat import StoredChat, run_chat
     from voice.services import build_shop
 
-    settings = Settings()
+    settings = load_settings()
     setup_logging("WARNING")
     _warn_if_nothing_serves(settings)
     call_sid = f"CHAT{uuid.uuid4().hex[:28]}"
@@ -576,7 +584,7 @@ def receive(
     from integrations.store import CallEvents
     from voice.services import build_shop
 
-    settings = Settings()
+    settings = load_settings()
     setup_logging("WARNING")
 
     async def settle():
@@ -631,7 +639,7 @@ def _accounts():
     from integrations.accounts import Accounts, User
     from integrations.store import Store, make_engine
 
-    engine = make_engine(Settings().database_url)
+    engine = make_engine(load_settings().database_url)
     Store(engine).migrate()
     # Whoever can run this command holds the database: they act as an admin, by their login.
     actor = User(None, f"cli:{getpass.getuser()}"[:64], "admin")
@@ -899,7 +907,7 @@ def doctor() -> None:
     from voice.stt import default_model_dir
     from voice.tts import default_voice
 
-    settings = Settings()
+    settings = load_settings()
     setup_logging("WARNING")
     checks = asyncio.run(
         run_doctor(

@@ -6,13 +6,14 @@ from pathlib import Path
 import pytest
 
 from harness.replay import run_target
+from voice.settings import Settings
 
 SCENARIOS = Path(__file__).parents[1] / "audio_fixtures" / "scenarios"
 pytestmark = pytest.mark.slow
 
 
 def test_every_scenario_reaches_its_outcome(tmp_path):
-    code = run_target(SCENARIOS, url=None, out=tmp_path, realtime=False)
+    code = run_target(SCENARIOS, url=None, out=tmp_path, realtime=False, settings=Settings())
     reports = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("*/report.json")}
     failed = {name: r["failures"] for name, r in reports.items() if not r["passed"]}
     assert not failed

@@ -600,10 +600,10 @@ def dialer_for(
     return Dialer(
         outbound=OutboundStore(shop.engine, clock),
         store=shop.store,
-        orders=shop.providers["orders"],
+        orders=shop.providers.orders,
         calls=calls,
         public_url=settings.public_url,
-        from_number=settings.twilio_voice_number or settings.support_number,
+        from_number=settings.voice_number,
         shop_name=settings.shop_name,
         policy=policy_from(settings),
         clock=clock,
@@ -617,7 +617,7 @@ def scheduler_for(shop: Any, dialer: Dialer) -> Scheduler | None:
     feed = shop.order_feed()
     if feed is None:
         return None
-    return Scheduler(dialer, feed, shop.providers["tracking"], dialer.policy)
+    return Scheduler(dialer, feed, shop.providers.tracking, dialer.policy)
 
 
 def parse_since(text: str, now: datetime) -> datetime:

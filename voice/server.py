@@ -20,6 +20,7 @@ from starlette.websockets import WebSocketDisconnect
 from dialog.loader import load_flows
 from dialog.schema import Conversation
 from integrations.accounts import Accounts
+from integrations.providers import BuildProviders, build_providers
 from integrations.stripe_refunds import StripeRefunds
 from integrations.stripe_webhooks import SqlSeenEvents, handle_stripe_event
 from integrations.twilio_sms import record_sms_status
@@ -198,14 +199,16 @@ def create_app(
     *,
     calls: Any = None,
     oidc_transport: Any = None,
+    make_providers: BuildProviders = build_providers,
 ) -> FastAPI:
     """Build the app. Models are loaded and warmed at start-up, not on the first call.
     `calls` replaces the Twilio Calls client outbound calls are placed with, and
-    `oidc_transport` the HTTP transport of OpenID Connect sign-in (tests)."""
+    `oidc_transport` the HTTP transport of OpenID Connect sign-in (tests); `make_providers`
+    chooses the shop's providers (the soak wraps some in fault injectors)."""
     access_log = logging.getLogger("uvicorn.access")
     if _ACCESS_FILTER not in access_log.filters:
         access_log.addFilter(_ACCESS_FILTER)
-    shop = build_shop(settings)
+    shop = build_shop(settings, make_providers)
     dialer = dialer_for(shop, calls=calls)
     store, engine, providers, labels = shop.store, shop.engine, shop.providers, shop.labels
     engines = engines or default_engines(settings)
@@ -430,7 +433,7 @@ def create_app(
         secret = settings.stripe_webhook_secret
         if secret is None:
             raise HTTPException(status_code=404, detail="Stripe webhooks are not configured")
-        refunds = providers["refunds"]
+        refunds = providers.refunds
         outcome = await handle_stripe_event(
             await bounded_body(request, MAX_WEBHOOK_BYTES),
             request.headers.get("Stripe-Signature", ""),

@@ -19,7 +19,8 @@ from integrations.labels import EmbeddedLabels
 from integrations.outbound import metadata as outbound_metadata
 from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
 from integrations.protocols import EventSink, OrderFeed, Services
-from integrations.providers import build_label_maker, build_providers, close_providers
+from integrations.provider_set import Providers, close_providers
+from integrations.providers import BuildProviders, build_label_maker, build_providers
 from integrations.store import Store, make_engine
 from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
 from integrations.twilio_sms import metadata as twilio_sms_metadata
@@ -40,7 +41,7 @@ class Shop:
     store: Store
     demo: DemoShop
     labels: EmbeddedLabels
-    providers: dict[str, Any]
+    providers: Providers
     flows: Any
     policy: Any
     worker: WorkerHandle | None = field(default=None)
@@ -55,16 +56,16 @@ class Shop:
         outbox, committed with the decision that caused them."""
         p = self.providers
         return Services(
-            orders=p["orders"],
-            tracking=p["tracking"],
+            orders=p.orders,
+            tracking=p.tracking,
             messenger=OutboxMessenger(events, wake=self.wake_worker),
             events=events,
             shop_name=self.settings.shop_name,
-            coupons=p["coupons"],
-            returns=p["returns"],
-            refunds=OutboxRefunds(events, p["refunds"], wake=self.wake_worker),
+            coupons=p.coupons,
+            returns=p.returns,
+            refunds=OutboxRefunds(events, p.refunds, wake=self.wake_worker),
             helpdesk=OutboxHelpdesk(events, wake=self.wake_worker),
-            deliveries=p["deliveries"],
+            deliveries=p.deliveries,
             human_number=self.settings.human_number,
         )
 
@@ -84,7 +85,7 @@ class Shop:
         """Which orders were delivered or are in flight, for the outbound scheduler — or None
         (scheduling off). It always comes from the same shop as the order source
         (`build_providers`), so the demo's customers are never called about a real shop."""
-        return self.providers.get("order_feed")
+        return self.providers.order_feed
 
     def start_worker(self) -> None:
         """Deliver the outbox from this process (call inside the running event loop)."""
@@ -109,25 +110,27 @@ class Shop:
 
 
 def choose_providers(
-    settings: Settings, engine: Engine
-) -> tuple[EmbeddedLabels, DemoShop, dict[str, Any]]:
+    settings: Settings, engine: Engine, make_providers: BuildProviders = build_providers
+) -> tuple[EmbeddedLabels, DemoShop, Providers]:
     """Each capability's implementation: the configured provider, else the demo shop's.
 
     Returns the embedded label maker (its links are served by the app), the demo shop, and
-    `integrations.providers.build_providers`'s choice. The server and `postvoice worker` both
-    use this, so they always deliver through the same providers.
+    `make_providers`' choice (`integrations.providers.build_providers`'s unless a caller wraps
+    it). The server and `postvoice worker` both use this, so they always deliver through the
+    same providers.
     """
     config = settings.provider_config()
     labels = EmbeddedLabels(
         settings.label_secret(), settings.public_url, shop_name=settings.shop_name
     )
     demo = DemoShop(engine, labels=build_label_maker(config, engine) or labels)
-    return labels, demo, build_providers(config, engine, demo)
+    return labels, demo, make_providers(config, engine, demo)
 
 
-def build_shop(settings: Settings) -> Shop:
-    """Migrate the database, choose each provider (real where configured, demo otherwise), and
-    load the flows and the policy (a mistake in either stops start-up, naming file and line)."""
+def build_shop(settings: Settings, make_providers: BuildProviders = build_providers) -> Shop:
+    """Migrate the database, choose each provider (real where configured, demo otherwise, as
+    `make_providers` builds them), and load the flows and the policy (a mistake in either stops
+    start-up, naming file and line)."""
     from dialog.loader import load_flows
     from dialog.policy import load_policy
 
@@ -137,7 +140,7 @@ def build_shop(settings: Settings) -> Shop:
         also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata, outbound_metadata]
     )
     ensure_schema(engine)
-    labels, demo, providers = choose_providers(settings, engine)
+    labels, demo, providers = choose_providers(settings, engine, make_providers)
     return Shop(
         settings=settings,
         engine=engine,

@@ -319,23 +319,26 @@ class Settings(BaseSettings):
             second_below=self.stt_second_below,
         )
 
+    @property
+    def voice_number(self) -> str:
+        """The number calls are placed from (and texts sent from, without an SMS sender): the
+        Twilio voice number, else the support number."""
+        return self.twilio_voice_number or self.support_number
+
     def provider_config(self):
-        """The provider settings as the plain object `integrations.providers` takes."""
+        """The provider settings as the plain object `integrations.providers` takes: these
+        fields are its only defaults, unset ones (None) arrive as "" (not configured)."""
         from dataclasses import fields
 
         from integrations.providers import ProviderConfig
 
         values = {}
         for f in fields(ProviderConfig):
-            value = getattr(self, f.name, None)
+            value = getattr(self, f.name)
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            if value is not None:
-                values[f.name] = value
-        values["public_url"] = self.public_url
-        values.setdefault("twilio_voice_number", "")
-        if not values["twilio_voice_number"]:
-            values["twilio_voice_number"] = self.support_number
+            values[f.name] = "" if value is None else value
+        values["twilio_voice_number"] = self.voice_number
         return ProviderConfig(**values)
 
     @property

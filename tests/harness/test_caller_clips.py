@@ -26,6 +26,7 @@ from harness.callers import render, voice_named
 from harness.replay import run_target
 from harness.scenario import Scenario, load_scenario
 from voice.audio import SAMPLE_RATE, read_wav
+from voice.settings import Settings
 
 FIXTURES = Path(__file__).parents[2] / "audio_fixtures"
 CLIPS = FIXTURES / "clips"
@@ -198,7 +199,12 @@ def test_replay_refuses_a_clip_nobody_can_say_again(tmp_path, capsys):
         "name: odd\nfrom: '+14155550101'\nturns:\n  - say: mystery.wav\n"
     )
     code = run_target(
-        tmp_path, url=None, out=tmp_path / "out", realtime=False, caller_voices=[VOICE]
+        tmp_path,
+        url=None,
+        out=tmp_path / "out",
+        realtime=False,
+        settings=Settings(),
+        caller_voices=[VOICE],
     )
     assert code == 2
     assert "mystery.wav" in capsys.readouterr().out
@@ -223,7 +229,13 @@ def test_a_scenario_is_replayed_in_another_voice(tmp_path, capsys):
     voice = voice_named("espeak-scotland")
     out, results = tmp_path / "out", tmp_path / "voices.json"
     code = run_target(
-        scenarios, url=None, out=out, realtime=False, caller_voices=[voice], json_path=results
+        scenarios,
+        url=None,
+        out=out,
+        realtime=False,
+        settings=Settings(),
+        caller_voices=[voice],
+        json_path=results,
     )
     printed = capsys.readouterr().out
     assert "left out" in printed and "typed" in printed

@@ -23,6 +23,7 @@ from harness.soak import (
     soak,
     tickets_queued_check,
 )
+from voice.settings import Settings
 
 SID = "CA" + "1" * 32
 OTHER = "CA" + "2" * 32
@@ -180,7 +181,8 @@ def test_malformed_frames_the_server_read_must_all_be_counted():
 
 @pytest.fixture(scope="module")
 def summary():
-    return asyncio.run(soak(SoakOptions(calls=12, concurrency=4, seed=3, fake_engines=True)))
+    options = SoakOptions(calls=12, concurrency=4, seed=3, fake_engines=True)
+    return asyncio.run(soak(options, Settings()))
 
 
 def test_a_short_soak_injects_every_fault_and_loses_nothing(summary):

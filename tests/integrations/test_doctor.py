@@ -8,8 +8,14 @@ import pytest
 from integrations.doctor import FAIL, OK, SKIPPED, format_table, run_doctor
 from integrations.providers import ProviderConfig
 from tests.integrations.fakes_http import FakeEasyPost, FakeShopify, FakeTwilio, FakeZendesk
+from voice.settings import Settings
 
 PUBLIC = "https://shop.example.com"
+
+
+def provider_config(**fields) -> ProviderConfig:
+    """The provider settings as the entry point makes them: Settings' defaults, then `fields`."""
+    return Settings(**fields).provider_config()
 
 
 def stripe_fake(webhook_url: str | None = PUBLIC + "/stripe/webhook", key="sk_test_ok"):
@@ -49,7 +55,7 @@ def stripe_fake(webhook_url: str | None = PUBLIC + "/stripe/webhook", key="sk_te
 
 
 def full_config(**changes) -> ProviderConfig:
-    config = ProviderConfig(
+    config = provider_config(
         public_url=PUBLIC,
         shopify_shop_domain="northwind-goods",
         shopify_access_token="shpat_test",
@@ -131,7 +137,7 @@ async def test_everything_configured_and_working(machine):
 
 async def test_nothing_configured_is_the_demo_shop(machine):
     checks = await run_doctor(
-        ProviderConfig(public_url="http://localhost:8080"),
+        provider_config(public_url="http://localhost:8080"),
         transports={"server": httpx.MockTransport(our_server)},
         **machine,
     )
@@ -180,7 +186,7 @@ async def test_an_unreachable_provider_is_reported_not_raised(machine):
 
 async def test_the_machine_checks(tmp_path):
     checks = await run_doctor(
-        ProviderConfig(public_url=PUBLIC),
+        provider_config(public_url=PUBLIC),
         database_url="postgresql://nobody@127.0.0.1:1/none",
         stt_model_dir=tmp_path / "missing",
         tts_model=tmp_path / "voice.onnx",
@@ -201,7 +207,8 @@ async def test_providers_are_real_where_configured_and_the_demo_shops_elsewhere(
     from sqlalchemy.pool import StaticPool
 
     from integrations.demo import DemoShop
-    from integrations.providers import build_providers, close_providers
+    from integrations.provider_set import close_providers
+    from integrations.providers import build_providers
     from integrations.shopify import ShopifyOrders
     from integrations.stripe_refunds import StripeRefunds
     from integrations.tracking_cache import CachedTracking
@@ -212,20 +219,20 @@ async def test_providers_are_real_where_configured_and_the_demo_shops_elsewhere(
     engine = create_engine(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )
-    plain = build_providers(ProviderConfig(), engine, demo)
-    assert plain["orders"] is demo.orders
-    assert plain["tracking"] is demo.tracking
-    assert plain["messenger"] is demo.messenger
+    plain = build_providers(provider_config(), engine, demo)
+    assert plain.orders is demo.orders
+    assert plain.tracking is demo.tracking
+    assert plain.messenger is demo.messenger
 
     real = build_providers(full_config(), engine, demo, transports=transports())
-    assert isinstance(real["orders"], ShopifyOrders)
-    assert isinstance(real["tracking"], CachedTracking)
-    assert isinstance(real["refunds"], StripeRefunds)
-    assert real["refunds"].orders is real["orders"]  # refunds look orders up in Shopify
-    assert isinstance(real["messenger"], TwilioSms)
-    assert isinstance(real["helpdesk"], ZendeskHelpdesk)
-    assert real["coupons"] is getattr(demo, "coupons", None)
-    maria = await real["orders"].customer_by_phone("+14155550101")
+    assert isinstance(real.orders, ShopifyOrders)
+    assert isinstance(real.tracking, CachedTracking)
+    assert isinstance(real.refunds, StripeRefunds)
+    assert real.refunds.orders is real.orders  # refunds look orders up in Shopify
+    assert isinstance(real.messenger, TwilioSms)
+    assert isinstance(real.helpdesk, ZendeskHelpdesk)
+    assert real.coupons is demo.coupons
+    maria = await real.orders.customer_by_phone("+14155550101")
     assert maria.name == "Maria Lopez"
     await close_providers(real)
     assert "sk_test_ok" not in repr(full_config())
@@ -238,7 +245,7 @@ async def test_a_public_url_where_nothing_listens_is_not_ok(machine):
         raise httpx.ConnectError("connection refused", request=request)
 
     checks = await run_doctor(
-        ProviderConfig(public_url="http://localhost:8080"),
+        provider_config(public_url="http://localhost:8080"),
         transports={"server": httpx.MockTransport(refused)},
         **machine,
     )
@@ -247,7 +254,7 @@ async def test_a_public_url_where_nothing_listens_is_not_ok(machine):
         answers.status == FAIL and "nothing answers at http://localhost:8080/healthz" in answers.fix
     )
     wrong = await run_doctor(
-        ProviderConfig(public_url="http://localhost:8080"),
+        provider_config(public_url="http://localhost:8080"),
         transports={"server": httpx.MockTransport(lambda r: httpx.Response(404))},
         **machine,
     )

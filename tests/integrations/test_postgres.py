@@ -99,7 +99,7 @@ async def test_a_refund_decided_three_times_and_two_workers_at_once_refund_once(
     seed(store.engine)
     for sid in ("CA1", "CA2"):
         store.upsert_call(sid, from_number="+14155550102")
-    ledger = demo_providers(store.engine)["refunds"]
+    ledger = demo_providers(store.engine).refunds
     decisions = [("CA1", "CA1:refund:1003-1"), ("CA1", "CA1:refund:1003-1"), ("CA2", "CA2:r")]
     for sid, key in decisions:
         refunds = OutboxRefunds(CallEvents(store, sid), ledger)

@@ -5,6 +5,7 @@ once, and the callee speaking first on the media stream."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -356,14 +357,17 @@ async def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own
     shop's; with no feed at all it is off."""
     from integrations.outbound import DemoShipmentFeed
     from integrations.protocols import OrderFeed
-    from integrations.providers import ProviderConfig, build_providers, close_providers
+    from integrations.provider_set import close_providers
+    from integrations.providers import build_providers
     from integrations.shopify import ShopifyOrderFeed
 
     shop = build_shop(Settings(database_url=f"sqlite:///{tmp_path}/feed.db"))
     try:
         assert isinstance(shop.order_feed(), DemoShipmentFeed)  # the demo is the shop here
-        shopify = ProviderConfig(
-            shopify_shop_domain="northwind-goods", shopify_access_token="shpat_test"
+        shopify = replace(
+            shop.settings.provider_config(),
+            shopify_shop_domain="northwind-goods",
+            shopify_access_token="shpat_test",
         )
         never_called = httpx.MockTransport(lambda request: httpx.Response(500))
         shop.providers = build_providers(
@@ -371,11 +375,11 @@ async def test_the_demo_orders_are_never_scheduled_when_the_merchant_has_its_own
         )
         feed = shop.order_feed()
         assert isinstance(feed, ShopifyOrderFeed) and isinstance(feed, OrderFeed)
-        assert feed.orders is shop.providers["orders"]
+        assert feed.orders is shop.providers.orders
         scheduler = scheduler_for(shop, dialer_for(shop))
         assert scheduler is not None and scheduler.feed is feed
 
-        shop.providers["order_feed"] = None
+        shop.providers.order_feed = None
         assert scheduler_for(shop, dialer_for(shop)) is None
     finally:
         await close_providers(shop.providers)

@@ -147,13 +147,13 @@ class Fmt:
 def _approvals(dash: Dashboard) -> Approvals:
     """The approvals desk over the running shop's order source and refunds provider."""
     shop = dash.shop
-    providers = getattr(shop, "providers", None) or {}
+    providers = shop.providers if shop is not None else None
     policy = getattr(shop, "policy", None)
     days = tuple(policy.refunds.timing_business_days) if policy is not None else (5, 10)
     return Approvals(
         dash.store,
-        orders=providers.get("orders"),
-        refunds=providers.get("refunds"),
+        orders=providers.orders if providers is not None else None,
+        refunds=providers.refunds if providers is not None else None,
         shop_name=dash.settings.shop_name,
         refund_days=days,  # type: ignore[arg-type]
         wake=shop.wake_worker if shop is not None else None,
@@ -225,9 +225,9 @@ def _recording(dash: Dashboard, sid: str) -> Any:
 async def _returns_of(dash: Dashboard, orders: set[str]) -> dict[str, list[Any]]:
     """Order → the Returns provider's RMAs of it (`ReturnAuthorization`s), for the page's
     orders; an order the provider could not answer for is left out."""
-    returns = (getattr(dash.shop, "providers", None) or {}).get("returns")
-    if returns is None or not orders:
+    if dash.shop is None or not orders:
         return {}
+    returns = dash.shop.providers.returns
 
     async def of(order: str) -> tuple[str, list[Any] | None]:
         try:

@@ -125,8 +125,8 @@ def router(dash: Dashboard) -> APIRouter:
         shop = dash.shop
         if shop is None:
             return True, "demo shop"
-        orders = shop.providers.get("orders")
-        return orders is None or orders is shop.demo.orders, type(orders).__name__
+        orders = shop.providers.orders
+        return orders is shop.demo.orders, type(orders).__name__
 
     async def expire_unconnected() -> None:
         """Calls the page created but never connected are canceled, not left ringing."""
