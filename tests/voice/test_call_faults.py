@@ -21,7 +21,7 @@ from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
 from tests.voice.test_call import until
 from voice import twilio
 from voice.audio import mulaw_encode, read_wav
-from voice.call import TECHNICAL_PROBLEM, CallDeps, CallSession
+from voice.call import CallDeps, CallSession
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcript
@@ -213,7 +213,7 @@ async def test_when_the_agent_does_not_hand_over_the_session_transfers_itself(tm
     record = await line.ended()
     assert record["transfer_to"] == deps.settings.human_number
     assert [e["data"]["reason"] for e in events_of(record, "escalation")] == ["stt_failed"]
-    assert TECHNICAL_PROBLEM in " ".join(deps.synthesizer.spoken)
+    assert deps.lines.technical_problem in " ".join(deps.synthesizer.spoken)
 
 
 # --- text to speech fails -------------------------------------------------------------------
@@ -223,7 +223,7 @@ async def test_a_failed_synthesis_plays_the_recorded_apology_and_hands_over(tmp_
     tts = FakeSynthesizer(fail_on="thanks for calling")
     deps = shop_deps(tmp_path, tts=tts)
     await deps.prepare()  # as the server does at start-up
-    clip = deps.canned.ready(TECHNICAL_PROBLEM)
+    clip = deps.canned.ready(deps.lines.technical_problem)
     assert clip
     line = Line(deps)
     line.start()
@@ -234,7 +234,7 @@ async def test_a_failed_synthesis_plays_the_recorded_apology_and_hands_over(tmp_
     assert [e["data"]["reason"] for e in events_of(record, "escalation")] == ["tts_failed"]
     (ticket,) = tickets(deps)
     assert "tts_failed" in ticket["payload"]["tags"]
-    assert TECHNICAL_PROBLEM in line.agent_turns()
+    assert deps.lines.technical_problem in line.agent_turns()
 
 
 async def test_with_no_recorded_apology_two_beeps_fill_the_silence(tmp_path):
@@ -264,7 +264,7 @@ async def test_the_synthesizer_failing_again_during_the_handoff_apologises_only_
     line = Line(deps)
     line.start()
     record = await line.ended()
-    clip = deps.canned.ready(TECHNICAL_PROBLEM)
+    clip = deps.canned.ready(deps.lines.technical_problem)
     assert clip and line.media().count(clip) == 1
     assert record["end_reason"] == "transfer" and len(tickets(deps)) == 1
 
