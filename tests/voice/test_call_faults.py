@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dialog.events import Hints, Say
+from dialog.events import FaultLines, Hints, Say
 from integrations.demo import seed
 from integrations.store import Store, make_engine
 from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
@@ -349,3 +349,38 @@ async def test_hanging_up_mid_reply_closes_the_agents_reply_at_once(tmp_path):
     await asyncio.wait_for(storing.wait(), 5)
     await line.hang_up()
     assert agent.closed.is_set()
+
+
+# --- the shop's own words -----------------------------------------------------------------------
+
+
+async def test_the_lines_the_voice_layer_says_alone_are_the_shops_wording(tmp_path):
+    """Nothing recognised in a long utterance, then a synthesizer that fails: what the caller
+    hears comes from `fault_lines`, the conversation file's wording, not from voice/."""
+    lines = FaultLines(
+        technical_problem="Our phone line has a fault; a colleague will take over.",
+        apology="Oops.",
+        say_again="Pardon? Once more, please.",
+    )
+
+    deps = echo_deps(tmp_path, stt=ScriptedTranscriber([""]), tts=FakeSynthesizer("You said"))
+    deps.lines = lines
+    await deps.prepare()
+    line = Line(deps)
+    line.start()
+    await until(lambda: deps.synthesizer.spoken)
+    line.speak()
+    await until(lambda: "Pardon? Once more, please." in line.agent_turns())
+    line.say("hello")  # its reply cannot be synthesized: the shop's apology plays, recorded
+    record = await line.ended()
+    assert deps.canned.ready(lines.technical_problem) in line.media()
+    assert lines.technical_problem in line.agent_turns()
+    assert record["end_reason"] == "transfer"
+
+
+def test_the_shipped_conversation_words_the_voice_layers_lines():
+    from dialog.loader import load_flows
+
+    shipped = load_flows().conversation
+    assert shipped.fault_lines() == FaultLines(shipped.fault, shipped.apology, shipped.say_again)
+    assert all(shipped.fault_lines().__dict__.values())
