@@ -6,8 +6,9 @@ question:
 - `voice.turns.Turns`: when the caller's turn is over. The read loop hands it every frame of
   caller audio and every keypad press; it hands back finished turns (`Heard`, `Keys`,
   `Silence`) for the *brain* and, at once, a `BargeIn` when the caller speaks over the agent.
-- the brain (`_brain`, a task here): transcribes a turn, asks the agent (`dialog.events.
-  CallAgent`), and passes what it says to the speaker. One turn at a time, in order.
+- the brain (`_brain`, a task here): transcribes a turn (`voice.hearing.Ears`), asks the
+  agent (`dialog.events.CallAgent`), and passes what it says to the speaker. One turn at a
+  time, in order.
 - `voice.speaker.Speaker`: what the agent says and when (synthesis, media and marks, gaps,
   the barge-in cut).
 - `voice.call_log.CallLog`: what is recorded of the call (its row, its turns and their
@@ -33,8 +34,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from dialog.events import CallAgent, CallInfo, EndCall, FaultLines, Hints, Say, Transfer
 from dialog.schema import Conversation
 from integrations.protocols import EventSink
@@ -44,11 +43,11 @@ from voice import twilio
 from voice.audio import SAMPLE_RATE, mulaw_decode
 from voice.call_log import CallLog, Hearing, InputClock
 from voice.capacity import Admission, CallLimiter
-from voice.pool import on_behalf_of
+from voice.hearing import Ears, HearingFailed
 from voice.recorder import Tape
 from voice.settings import Settings
 from voice.speaker import CannedSpeech, Socket, Speaker, Voice, tone
-from voice.stt import Transcriber, Transcript
+from voice.stt import Transcriber
 from voice.tts import Synthesizer
 from voice.turns import BargeIn, Heard, Keys, Silence, Turns
 
@@ -122,10 +121,6 @@ class _WrapUp:
     """The call reached `max_call_s`."""
 
 
-class _HearingFailed(Exception):
-    """Speech to text raised or timed out."""
-
-
 @dataclass
 class _Stats:
     bad_messages: Counter = field(default_factory=Counter)
@@ -143,9 +138,10 @@ class CallSession:
         self.lines = deps.lines
         self.stats = _Stats()
         self.log = CallLog(deps.store)
+        self.ears = Ears(deps.transcriber, deps.settings.stt_timeout_s, lambda: self._sid)
         self.turns = Turns(
             deps.settings,
-            self._transcribe_early,
+            self.ears.guess,
             emit=self._inputs_put,
             barge_in=self._barge_in,
             speaking=self._audible,
@@ -497,7 +493,7 @@ class CallSession:
         apology. Never raises: the brain must outlive any turn."""
         what = type(item).__name__ if item is not None else "the greeting"
         try:
-            if isinstance(exc, _HearingFailed):
+            if isinstance(exc, HearingFailed):
                 log.error("call %s: speech to text failed", self._sid, exc_info=exc)
                 await self._stt_failed()
             else:
@@ -575,10 +571,7 @@ class CallSession:
     async def _process_heard(self, item: Heard) -> None:
         assert self.agent is not None
         u = item.utterance
-        transcript = await self._early_transcript(item.early)
-        speculative = transcript is not None
-        if transcript is None:
-            transcript = await self._transcribe(u.pcm)
+        transcript, speculative = await self.ears.hear(item, self.turns.hints)
         stt_done = time.monotonic()
         clock = InputClock(item.speech_end_wall or item.eot_wall, item.eot_wall, stt_done)
         hearing = Hearing(transcript.decode_ms, transcript.audio_ms, speculative)
@@ -596,31 +589,6 @@ class CallSession:
             text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, hearing
         )
         await self._reply_with(self.agent.hear(text, transcript.confidence), u.speech_end_ms, clock)
-
-    async def _transcribe(self, pcm: np.ndarray) -> Transcript:
-        """Speech to text with a deadline; any failure becomes `_HearingFailed`."""
-        try:
-            return await self._transcribe_early(pcm, self.turns.hints)
-        except Exception as exc:
-            raise _HearingFailed(repr(exc)) from exc
-
-    async def _transcribe_early(self, pcm: np.ndarray, hints: Hints | None) -> Transcript:
-        """Speech to text with a deadline, in this call's turn on the STT pool; also what the
-        turn taker starts at a pause while the caller may go on."""
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-        async with asyncio.timeout(self.settings.stt_timeout_s):
-            with on_behalf_of(self._sid):  # the STT pool takes turns across calls
-                return await self.deps.transcriber.transcribe(pcm, hints)
-
-    async def _early_transcript(self, early: asyncio.Task | None) -> Transcript | None:
-        """The transcript started at the turn's last pause (None: there was none). It is the
-        transcription of this very audio: its failure is hearing's (`_HearingFailed`)."""
-        if early is None:
-            return None
-        try:
-            return await early
-        except Exception as exc:
-            raise _HearingFailed(repr(exc)) from exc
 
     async def _reply_with(
         self, events: AsyncIterator[Any], input_ms: int, clock: InputClock | None
