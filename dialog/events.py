@@ -10,7 +10,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["CallAgent", "CallInfo", "EndCall", "Event", "Hints", "Say", "Transfer"]
+__all__ = [
+    "CallAgent",
+    "CallInfo",
+    "EndCall",
+    "Event",
+    "FaultLines",
+    "Hints",
+    "Say",
+    "Transfer",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,19 @@ class Transfer:
 
 
 Event = Say | Hints | EndCall | Transfer
+
+
+@dataclass(frozen=True)
+class FaultLines:
+    """What the voice layer says on its own, when the agent cannot be asked: the apology
+    rendered at start-up for when speech synthesis or the agent itself fails
+    (`technical_problem`), the apology after one failed turn, and the request to say again
+    speech that was recognised as nothing. Worded by the shop in the conversation file
+    (`dialog.schema.Conversation.fault_lines`)."""
+
+    technical_problem: str
+    apology: str
+    say_again: str
 
 
 class CallAgent(Protocol):

@@ -44,6 +44,8 @@ from pydantic import (
     model_validator,
 )
 
+from dialog.events import FaultLines
+
 __all__ = [
     "STEP_KINDS",
     "ActionStep",
@@ -313,6 +315,10 @@ class Conversation(_Strict):
         "I'm sorry, I still can't hear you properly, so I'll connect you with a person."
     )
     fault: str = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
+    # Said by the voice layer on its own (`fault_lines`): the apology after a turn that failed,
+    # and the request to say again what was heard as speech but recognised as nothing.
+    apology: str = "Sorry, something went wrong on my side."
+    say_again: str = "Sorry, I didn't catch that. Could you say it again?"
     wrap_up: str = "We've been talking for quite a while, so I need to end this call now."
     wrap_up_ticket: str = (
         "I've passed everything we discussed to our team, and a person will follow up with you."
@@ -326,6 +332,12 @@ class Conversation(_Strict):
     max_silences: int = Field(2, ge=1)
     roles: Roles = Field(default_factory=Roles)
     line: int = Field(0, alias="__line__", exclude=True)
+
+    def fault_lines(self) -> FaultLines:
+        """The lines the voice layer says without asking the agent (see `FaultLines`)."""
+        return FaultLines(
+            technical_problem=self.fault, apology=self.apology, say_again=self.say_again
+        )
 
 
 class ConversationFile(_Strict):

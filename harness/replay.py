@@ -51,7 +51,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SILENT_PICKUP_S = 2.0  # more than the agent waits (voice.call.OPENING_SILENCE_S) before greeting
+SILENT_PICKUP_S = 2.0  # more than the agent waits (voice.turns.OPENING_SILENCE_S) before greeting
 
 # --- one scenario -----------------------------------------------------------------------------
 

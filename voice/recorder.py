@@ -25,7 +25,7 @@ import numpy as np
 
 from voice.audio import SAMPLE_RATE
 
-__all__ = ["CallRecorder", "Recording"]
+__all__ = ["CallRecorder", "Recording", "Tape"]
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +190,76 @@ class CallRecorder:
         if wav is not None:
             with contextlib.suppress(OSError):
                 wav.close()
+
+
+class Tape:
+    """One call's recording as the session sees it: none at all (recording is off, or the file
+    could not be opened), running, or abandoned. The session and the speaker feed it without
+    asking which; at the end, `finish` says what became of it."""
+
+    def __init__(self, recorder: CallRecorder | None = None, error: str | None = None) -> None:
+        self._recorder = recorder
+        self.error = error  # why there is no recording, when there was meant to be one
+
+    @classmethod
+    def start(cls, enabled: bool, directory: Path, call_sid: str) -> Tape:
+        """Recording `call_sid` into `directory` if `enabled`; a file that cannot be opened
+        leaves the call unrecorded, never unanswered."""
+        if not enabled:
+            return cls()
+        try:
+            return cls(CallRecorder.open(directory, call_sid))
+        except OSError as exc:
+            log.error("call %s: cannot record (%s); the call goes on unrecorded", call_sid, exc)
+            return cls(error=str(exc))
+
+    @property
+    def on(self) -> bool:
+        """Whether this call is being recorded."""
+        return self._recorder is not None
+
+    def caller(self, at_ms: int, pcm: np.ndarray) -> None:
+        """Caller audio that started at stream time `at_ms`."""
+        if self._recorder is not None:
+            self._recorder.caller(at_ms, pcm)
+
+    def agent(self, at_ms: int, pcm: np.ndarray) -> None:
+        """Agent audio sent at stream time `at_ms`."""
+        if self._recorder is not None:
+            self._recorder.agent(at_ms, pcm)
+
+    def clear(self, at_ms: int) -> None:
+        """The agent audio not yet played at `at_ms` was dropped."""
+        if self._recorder is not None:
+            self._recorder.clear(at_ms)
+
+    def abandon(self, why: str) -> None:
+        """Stop recording and delete what was written (the caller never heard the notice)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return
+        log.warning("recording %s abandoned: %s", recorder.path.name, why)
+        self.error = why
+        with contextlib.suppress(OSError):
+            recorder.close()
+            recorder.path.unlink()
+
+    def finish(self, unheard_from_ms: int | None = None) -> Recording | None:
+        """Close the recording (once): what it holds, or None (`error` says why, if it was
+        meant to record). `unheard_from_ms`: the caller left then, so agent audio still
+        queued after it was never heard."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        if unheard_from_ms is not None:
+            recorder.clear(unheard_from_ms)
+        try:
+            recording = recorder.close()
+        except Exception as exc:
+            log.exception("could not finish the recording %s", recorder.path.name)
+            self.error = str(exc)
+            return None
+        if recorder.failed:
+            self.error = recorder.failed
+            return None
+        return recording

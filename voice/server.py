@@ -218,6 +218,7 @@ def create_app(
         transcriber=engines.transcriber,
         synthesizer=engines.synthesizer,
         make_agent=shop.agent,
+        lines=shop.flows.conversation.fault_lines(),
     )
 
     @asynccontextmanager

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dialog.events import Hints, Say
+from dialog.events import FaultLines, Hints, Say
 from integrations.demo import seed
 from integrations.store import Store, make_engine
 from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
 from tests.voice.test_call import until
 from voice import twilio
 from voice.audio import mulaw_encode, read_wav
-from voice.call import TECHNICAL_PROBLEM, CallDeps, CallSession
+from voice.call import CallDeps, CallSession
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcript
@@ -213,7 +213,7 @@ async def test_when_the_agent_does_not_hand_over_the_session_transfers_itself(tm
     record = await line.ended()
     assert record["transfer_to"] == deps.settings.human_number
     assert [e["data"]["reason"] for e in events_of(record, "escalation")] == ["stt_failed"]
-    assert TECHNICAL_PROBLEM in " ".join(deps.synthesizer.spoken)
+    assert deps.lines.technical_problem in " ".join(deps.synthesizer.spoken)
 
 
 # --- text to speech fails -------------------------------------------------------------------
@@ -223,7 +223,7 @@ async def test_a_failed_synthesis_plays_the_recorded_apology_and_hands_over(tmp_
     tts = FakeSynthesizer(fail_on="thanks for calling")
     deps = shop_deps(tmp_path, tts=tts)
     await deps.prepare()  # as the server does at start-up
-    clip = deps.canned.ready(TECHNICAL_PROBLEM)
+    clip = deps.canned.ready(deps.lines.technical_problem)
     assert clip
     line = Line(deps)
     line.start()
@@ -234,7 +234,7 @@ async def test_a_failed_synthesis_plays_the_recorded_apology_and_hands_over(tmp_
     assert [e["data"]["reason"] for e in events_of(record, "escalation")] == ["tts_failed"]
     (ticket,) = tickets(deps)
     assert "tts_failed" in ticket["payload"]["tags"]
-    assert TECHNICAL_PROBLEM in line.agent_turns()
+    assert deps.lines.technical_problem in line.agent_turns()
 
 
 async def test_with_no_recorded_apology_two_beeps_fill_the_silence(tmp_path):
@@ -264,7 +264,7 @@ async def test_the_synthesizer_failing_again_during_the_handoff_apologises_only_
     line = Line(deps)
     line.start()
     record = await line.ended()
-    clip = deps.canned.ready(TECHNICAL_PROBLEM)
+    clip = deps.canned.ready(deps.lines.technical_problem)
     assert clip and line.media().count(clip) == 1
     assert record["end_reason"] == "transfer" and len(tickets(deps)) == 1
 
@@ -349,3 +349,38 @@ async def test_hanging_up_mid_reply_closes_the_agents_reply_at_once(tmp_path):
     await asyncio.wait_for(storing.wait(), 5)
     await line.hang_up()
     assert agent.closed.is_set()
+
+
+# --- the shop's own words -----------------------------------------------------------------------
+
+
+async def test_the_lines_the_voice_layer_says_alone_are_the_shops_wording(tmp_path):
+    """Nothing recognised in a long utterance, then a synthesizer that fails: what the caller
+    hears comes from `fault_lines`, the conversation file's wording, not from voice/."""
+    lines = FaultLines(
+        technical_problem="Our phone line has a fault; a colleague will take over.",
+        apology="Oops.",
+        say_again="Pardon? Once more, please.",
+    )
+
+    deps = echo_deps(tmp_path, stt=ScriptedTranscriber([""]), tts=FakeSynthesizer("You said"))
+    deps.lines = lines
+    await deps.prepare()
+    line = Line(deps)
+    line.start()
+    await until(lambda: deps.synthesizer.spoken)
+    line.speak()
+    await until(lambda: "Pardon? Once more, please." in line.agent_turns())
+    line.say("hello")  # its reply cannot be synthesized: the shop's apology plays, recorded
+    record = await line.ended()
+    assert deps.canned.ready(lines.technical_problem) in line.media()
+    assert lines.technical_problem in line.agent_turns()
+    assert record["end_reason"] == "transfer"
+
+
+def test_the_shipped_conversation_words_the_voice_layers_lines():
+    from dialog.loader import load_flows
+
+    shipped = load_flows().conversation
+    assert shipped.fault_lines() == FaultLines(shipped.fault, shipped.apology, shipped.say_again)
+    assert all(shipped.fault_lines().__dict__.values())

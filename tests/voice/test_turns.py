@@ -17,8 +17,8 @@ from voice import twilio
 from voice.audio import mulaw_encode, read_wav
 from voice.call import CallDeps, CallSession
 from voice.settings import Settings
-from voice.speculate import TurnOptions, TurnTaker, sounds_finished
 from voice.stt import Transcriber, Transcript
+from voice.turns import TurnOptions, TurnTaker, sounds_finished
 from voice.vad import Pause, Utterance
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"

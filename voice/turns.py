@@ -1,0 +1,553 @@
+"""When the caller's turn is over: the one owner of that question in a call.
+
+`Turns` gets every frame of caller audio and every keypad press, and decides what the brain
+hears and when: a finished turn of speech (`Heard`), a keypad entry (`Keys`), a stretch of
+nobody saying anything (`Silence`), and, on an outbound call, when the callee's "Hello?" has
+ended. The urgent signal, the caller starting to speak over the agent (`BargeIn`), is not
+queued with those: it goes straight to whoever stops the agent's audio. `Segmenter` (vad.py)
+only says which frames are speech; it ends an utterance itself only at the longest wait, as a
+backstop, so every ordinary end of turn is decided here, by the rules below.
+
+A caller's turn ends after a stretch of silence; waiting for it and only then transcribing
+costs both. `TurnTaker` starts transcribing at a short pause (the segmenter's `Pause`, a
+quarter of a second), while the caller may still go on: if they stay silent, that transcript
+*is* the turn's, and nothing is transcribed again; if they speak, it is dropped (cancelled
+while queued, ignored if already running).
+
+A ready transcript also lets a short answer end sooner: when the agent asked a yes/no
+question (or for a rating, a size, one of a few options) and, after `quick_end_of_turn_ms` of
+silence, the transcript reads like a finished answer (it does not trail off on "and", "my",
+"the", a comma, …), waiting the full `end_of_turn_ms` tells us little more. Only then: with
+the pauses inside 102 caller clips stretched to 500 ms, ending any turn early after a
+finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain 600 ms
+(README "Latency and capacity"). When the agent expects a long answer (an order number,
+an email, a ZIP code, …) callers reading it out pause between groups, so those turns get
+`long_answer_end_of_turn_ms`.
+
+The other way round, a turn whose transcript trails off ("I'd like to return the…", "and
+also…", "um") is not over when the usual silence has passed: callers pause mid-sentence to
+think, and answering each half on its own is worse than waiting. Such a turn is held up to
+`unfinished_end_of_turn_ms` for the caller to go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dialog.events import Hints
+from voice.audio import FRAME_MS, SAMPLE_RATE
+from voice.settings import Settings
+from voice.stt import Transcript
+from voice.vad import Pause, Segmenter, SpeechStarted, Utterance, VadOptions
+
+__all__ = [
+    "LONG_ANSWERS",
+    "OPENING_SILENCE_S",
+    "SHORT_ANSWERS",
+    "BargeIn",
+    "Heard",
+    "Keys",
+    "Silence",
+    "TurnOptions",
+    "TurnTaker",
+    "Turns",
+    "sounds_finished",
+]
+
+log = logging.getLogger(__name__)
+
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+_SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+MIN_UTTERANCE_VOICED_MS = 120  # less voiced speech than this is a click or a breath, not a turn
+OPENING_SILENCE_S = 1.5  # an outbound callee who picks up and says nothing is greeted after this
+MAX_SILENT_FRAMES = 500  # a quiet stream is heard as at most this much silence at a time
+
+# `Hints.slot` values whose answers are read out in pieces.
+LONG_ANSWERS = frozenset(
+    {
+        "order_number",
+        "order_choice",
+        "zip",
+        "email",
+        "phone",
+        "verification",
+        "street",
+        "city",
+        "coupon_code",
+    }
+)
+
+# `Hints.slot` values whose answers are a word or two: they may end early (see above).
+SHORT_ANSWERS = frozenset({"yes_no", "rating", "size", "choice"})
+
+# A sentence that ends on one of these was cut short, whatever Whisper's punctuation says.
+_DANGLING = frozenset(
+    [
+        "a",
+        "about",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "at",
+        "because",
+        "but",
+        "by",
+        "for",
+        "from",
+        "i",
+        "i'm",
+        "is",
+        "it's",
+        "my",
+        "number",
+        "of",
+        "on",
+        "or",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "then",
+        "to",
+        "uh",
+        "um",
+        "er",
+        "erm",
+        "if",
+        "in",
+        "like",
+        "was",
+        "we",
+        "were",
+        "with",
+        "your",
+    ]
+)
+
+
+def sounds_finished(text: str) -> bool:
+    """Whether a transcript reads like a whole sentence: it does not trail off (",", "...",
+    "-") and its last word can end one. (tiny.en often leaves the final full stop out, so
+    punctuation alone would say too little.)"""
+    text = text.strip()
+    if not text or text.endswith((",", "...", "-", ";", ":")):
+        return False
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return bool(words) and words[-1] not in _DANGLING
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """Turn-taking settings (the `VAD_*` settings).
+
+    Attributes:
+        pause_ms: silence after which what was said so far is transcribed (0: never).
+        quick_end_of_turn_ms: silence that ends a short answer (`SHORT_ANSWERS`) whose
+            transcript is ready and sounds finished (0 or >= end_of_turn_ms: never early).
+        end_of_turn_ms: silence that ends a turn.
+        long_answer_end_of_turn_ms: silence that ends a turn when a long answer is expected.
+        unfinished_end_of_turn_ms: silence that ends a turn whose transcript trails off
+            (0 or no more than the others: never held).
+    """
+
+    pause_ms: int = 240
+    quick_end_of_turn_ms: int = 480
+    end_of_turn_ms: int = 600
+    long_answer_end_of_turn_ms: int = 800
+    unfinished_end_of_turn_ms: int = 1500
+
+    @property
+    def longest_ms(self) -> int:
+        """The most silence any turn waits for (the segmenter's own end of turn)."""
+        return max(
+            self.end_of_turn_ms, self.long_answer_end_of_turn_ms, self.unfinished_end_of_turn_ms
+        )
+
+
+Transcribe = Callable[[np.ndarray, Hints | None], Awaitable[Transcript]]
+
+
+@dataclass
+class _Guess:
+    task: asyncio.Task
+    samples: int
+    speech_end_ms: int
+    hints: Hints | None
+    held: bool = False
+
+
+class TurnTaker:
+    """One per call: runs the speculative transcription and says when the turn is over."""
+
+    def __init__(self, options: TurnOptions, transcribe: Transcribe) -> None:
+        self.options = options
+        self._transcribe = transcribe
+        self._guess: _Guess | None = None
+        self.started = 0  # speculative transcriptions started
+        self.dropped = 0  # ... dropped because the caller went on
+        self.used = 0  # ... that became the turn's transcript
+        self.held = 0  # turns held past the usual silence because they trailed off
+
+    def paused(self, pause: Pause, hints: Hints | None) -> None:
+        """The caller paused: transcribe what they said so far, in the background."""
+        if not self.options.pause_ms:
+            return
+        self.spoke()
+        task = asyncio.get_running_loop().create_task(self._transcribe(pause.pcm, hints))
+        self._guess = _Guess(task, len(pause.pcm), pause.speech_end_ms, hints)
+        self.started += 1
+
+    def spoke(self) -> None:
+        """The caller went on speaking: what was being transcribed is not the turn."""
+        guess, self._guess = self._guess, None
+        if guess is not None:
+            self.dropped += 1
+            _drop(guess.task)
+
+    def end_of_turn_ms(self, hints: Hints | None) -> int:
+        """The silence that ends a turn, given what the agent expects."""
+        if hints is not None and hints.slot in LONG_ANSWERS:
+            return self.options.long_answer_end_of_turn_ms
+        return self.options.end_of_turn_ms
+
+    def turn_over(self, silent_ms: int, hints: Hints | None) -> bool:
+        """After `silent_ms` of silence inside an utterance: is the caller's turn over?"""
+        usual = self.end_of_turn_ms(hints)
+        if silent_ms >= usual:
+            return not self._unfinished(silent_ms, usual)
+        quick = self.options.quick_end_of_turn_ms
+        if not quick or silent_ms < quick or hints is None or hints.slot not in SHORT_ANSWERS:
+            return False
+        ready = self.ready()
+        return ready is not None and sounds_finished(ready.text)
+
+    def _unfinished(self, silent_ms: int, usual: int) -> bool:
+        """Whether to wait on past the usual end of turn: the transcript of what was said so
+        far trails off, or is still being made, and the longer wait has not run out. Waiting
+        for that transcript costs the reply nothing: it is the turn's own, which the reply
+        would wait for anyway."""
+        longest = self.options.unfinished_end_of_turn_ms
+        guess = self._guess
+        if longest <= usual or silent_ms >= longest or guess is None:
+            return False
+        if not guess.task.done():
+            return True
+        ready = self.ready()
+        if ready is None or not ready.text.strip() or sounds_finished(ready.text):
+            return False  # nothing heard (a cough) is nothing to wait for
+        if not guess.held:
+            guess.held = True
+            self.held += 1
+        return True
+
+    def ready(self) -> Transcript | None:
+        """The speculative transcript, if it has finished well."""
+        guess = self._guess
+        if guess is None or not guess.task.done() or guess.task.cancelled():
+            return None
+        if guess.task.exception() is not None:
+            return None
+        return guess.task.result()
+
+    def take(self, utterance: Utterance, hints: Hints | None) -> asyncio.Task | None:
+        """The transcription of exactly this utterance with these hints, if one is running or
+        done (the caller now owns it); any other speculative work is dropped."""
+        guess, self._guess = self._guess, None
+        if guess is None:
+            return None
+        same = (
+            guess.samples == len(utterance.pcm)
+            and guess.speech_end_ms == utterance.speech_end_ms
+            and guess.hints is hints
+        )
+        if not same:
+            self.dropped += 1
+            _drop(guess.task)
+            return None
+        self.used += 1
+        return guess.task
+
+    def close(self) -> None:
+        """The call is over: drop what is still running."""
+        self.spoke()
+
+
+def _drop(task: asyncio.Task) -> None:
+    if task.done():
+        with contextlib.suppress(BaseException):
+            task.exception()  # retrieved: a failed guess is nobody's error
+    else:
+        task.cancel()
+
+
+# --- what the brain hears -----------------------------------------------------------------------
+
+
+@dataclass
+class Heard:
+    """The caller finished a turn of speech."""
+
+    utterance: Utterance
+    speech_end_wall: float  # `time.monotonic` at the last voiced frame
+    eot_wall: float  # ... when the turn was judged over
+    early: asyncio.Task | None = None  # its transcription, started at a pause (`TurnTaker`)
+
+
+@dataclass
+class Keys:
+    """A keypad entry, ended by `#` or by a pause in pressing."""
+
+    digits: str
+    at_ms: int
+    wall: float
+
+
+@dataclass
+class Silence:
+    """Nobody has said anything, and nothing was waiting, for `seconds`."""
+
+    seconds: float
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    """The caller started speaking while the agent's audio was playing. Urgent: handed to
+    the speaker at once, never queued behind what the brain is doing."""
+
+    at_ms: int
+
+
+def turn_options(settings: Settings) -> TurnOptions:
+    """The end-of-turn rules, from the `VAD_*` settings."""
+    return TurnOptions(
+        pause_ms=settings.vad_pause_ms,
+        quick_end_of_turn_ms=settings.vad_quick_end_of_turn_ms,
+        end_of_turn_ms=settings.vad_end_of_turn_ms,
+        long_answer_end_of_turn_ms=settings.vad_long_answer_end_of_turn_ms,
+        unfinished_end_of_turn_ms=settings.vad_unfinished_end_of_turn_ms,
+    )
+
+
+class Turns:
+    """One per call: caller audio and keypad presses in, turns out.
+
+    Args:
+        settings: the `VAD_*` settings, `silence_reprompt_s` and `dtmf_timeout_s`.
+        transcribe: speech to text for a speculative transcription at a pause.
+        emit: takes each `Heard`, `Keys` and `Silence`, in order (the brain's queue).
+        barge_in: called at once with a `BargeIn` when the caller speaks over the agent.
+        speaking: whether the agent's audio is playing (or about to).
+        busy: whether the brain has work (a turn in hand or queued): no silence counts then.
+        now_ms: stream time.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        transcribe: Transcribe,
+        *,
+        emit: Callable[[Heard | Keys | Silence], None],
+        barge_in: Callable[[BargeIn], None],
+        speaking: Callable[[], bool],
+        busy: Callable[[], bool],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.hints: Hints | None = None  # what the agent last said it expects
+        self.taker = TurnTaker(turn_options(settings), transcribe)
+        # The segmenter only ends the longest turn; `taker` ends the others (`_frame`).
+        self.segmenter = Segmenter(
+            VadOptions(
+                aggressiveness=settings.vad_aggressiveness,
+                pre_roll_ms=settings.vad_pre_roll_ms,
+                min_speech_ms=settings.vad_min_speech_ms,
+                end_of_turn_ms=self.taker.options.longest_ms,
+                max_utterance_s=settings.vad_max_utterance_s,
+                pause_ms=settings.vad_pause_ms,
+            )
+        )
+        self._silence_reprompt_s = settings.silence_reprompt_s
+        self._dtmf_timeout_s = settings.dtmf_timeout_s
+        self._emit = emit
+        self._barge_in = barge_in
+        self._speaking = speaking
+        self._busy = busy
+        self._now_ms = now_ms
+        self._residue = np.zeros(0, dtype=np.int16)
+        self._idle_frames = 0
+        self._last_voiced_wall = 0.0
+        self._dtmf = ""
+        self._dtmf_task: asyncio.Task | None = None
+        # Outbound calls: resolved with the stream time at which the callee's opening ended.
+        self._opening: asyncio.Future[int] | None = None
+        self._opening_frames = 0
+        self._media_seen = False
+
+    # --- audio -------------------------------------------------------------------------------
+
+    def audio(self, pcm: np.ndarray, timestamp: int) -> None:
+        """One media message's caller audio, starting at stream time `timestamp`."""
+        self._media_seen = True
+        if self._residue.size:
+            pcm = np.concatenate([self._residue, pcm])
+        n_frames = len(pcm) // FRAME_SAMPLES
+        self._residue = pcm[n_frames * FRAME_SAMPLES :]
+        for i in range(n_frames):
+            self._frame(pcm[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES], timestamp + i * FRAME_MS)
+
+    def quiet(self, gap_ms: int, until_ms: int) -> None:
+        """The stream sent nothing for `gap_ms` up to stream time `until_ms`: heard as the
+        silence Twilio's own silent frames would have carried (at most `MAX_SILENT_FRAMES`)."""
+        frames = min(gap_ms // FRAME_MS, MAX_SILENT_FRAMES)
+        for i in range(frames):
+            self._frame(_SILENT_FRAME, until_ms - (frames - i) * FRAME_MS)
+
+    def _frame(self, frame: np.ndarray, at_ms: int) -> None:
+        if self._awaiting_opening():
+            self._opening_frame(frame, at_ms)
+            return
+        for event in self.segmenter.feed(frame, at_ms):
+            if isinstance(event, SpeechStarted):
+                self._idle_frames = 0
+                if self._speaking():
+                    self._barge_in(BargeIn(event.at_ms))
+            elif isinstance(event, Pause):
+                self.taker.paused(event, self.hints)
+            else:
+                self._heard(event)
+        if self.segmenter.last_frame_voiced:
+            self._last_voiced_wall = time.monotonic()
+            self.taker.spoke()
+        elif self.segmenter.in_speech and self.taker.turn_over(
+            self.segmenter.silent_ms, self.hints
+        ):
+            utterance = self.segmenter.end_turn(at_ms + FRAME_MS)
+            if utterance is not None:
+                self._heard(utterance)
+        self._count_silence()
+
+    def _heard(self, utterance: Utterance) -> None:
+        """The caller's turn is over: hand it on, with its transcription if one was started
+        at the last pause on exactly this audio."""
+        early = self.taker.take(utterance, self.hints)
+        if utterance.voiced_ms < MIN_UTTERANCE_VOICED_MS:
+            if early is not None:
+                early.cancel()
+            return
+        self._emit(Heard(utterance, self._last_voiced_wall, time.monotonic(), early))
+
+    def _count_silence(self) -> None:
+        """Frames of silence while nobody speaks and nothing is pending become a `Silence`."""
+        if self.segmenter.in_speech or self._busy() or self._speaking() or self._dtmf:
+            self._idle_frames = 0
+            return
+        self._idle_frames += 1
+        seconds = self._idle_frames * FRAME_MS / 1000
+        if seconds >= self._silence_reprompt_s:
+            self._idle_frames = 0
+            self._emit(Silence(seconds, self._now_ms()))
+
+    # --- the outbound opening ----------------------------------------------------------------
+
+    async def opening(self) -> int:
+        """On an outbound call, before the greeting: the stream time at which the callee's
+        first words ("Hello?") ended, or `OPENING_SILENCE_S` of silence if they said nothing.
+        Those words are dropped: nobody asked anything yet."""
+        self._opening = asyncio.get_running_loop().create_future()
+        started = time.monotonic()
+        while not self._opening.done():
+            # A stream that carries no caller audio at all cannot show silence: use the clock.
+            if not self._media_seen and time.monotonic() - started >= OPENING_SILENCE_S:
+                self._end_opening(self._now_ms())
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._opening), timeout=0.1)
+        return self._opening.result()
+
+    def _awaiting_opening(self) -> bool:
+        return self._opening is not None and not self._opening.done()
+
+    def _end_opening(self, at_ms: int) -> None:
+        if self._opening is not None and not self._opening.done():
+            self._opening.set_result(at_ms)
+
+    def _opening_frame(self, frame: np.ndarray, at_ms: int) -> None:
+        for event in self.segmenter.feed(frame, at_ms):
+            if isinstance(event, SpeechStarted):
+                self._opening_frames = 0
+            elif isinstance(event, Utterance):
+                self._answered(event)
+                return
+        # The segmenter waits for the longest turn; a "Hello?" ends at the ordinary one.
+        if self.segmenter.silent_ms >= self.taker.end_of_turn_ms(None):
+            opening = self.segmenter.end_turn(at_ms + FRAME_MS)
+            if opening is not None:
+                self._answered(opening)
+                return
+        if self.segmenter.in_speech:
+            self._opening_frames = 0
+            return
+        self._opening_frames += 1
+        if self._opening_frames * FRAME_MS >= OPENING_SILENCE_S * 1000:
+            self._end_opening(at_ms + FRAME_MS)
+
+    def _answered(self, opening: Utterance) -> None:
+        log.debug("the callee answered (%d ms)", opening.voiced_ms)
+        self._end_opening(opening.speech_end_ms)
+
+    # --- other caller input ------------------------------------------------------------------
+
+    def key(self, digit: str) -> None:
+        """A keypad press: digits gather until `#` or `dtmf_timeout_s` without a press."""
+        self._idle_frames = 0
+        if self._awaiting_opening():
+            self._end_opening(self._now_ms())
+            return
+        if self._dtmf_task is not None:
+            self._dtmf_task.cancel()
+            self._dtmf_task = None
+        if digit == "#":
+            self._flush_keys()
+            return
+        self._dtmf += digit
+        self._dtmf_task = asyncio.get_running_loop().create_task(self._keys_timeout())
+
+    async def _keys_timeout(self) -> None:
+        await asyncio.sleep(self._dtmf_timeout_s)
+        self._dtmf_task = None
+        self._flush_keys()
+
+    def _flush_keys(self) -> None:
+        if self._dtmf:
+            self._emit(Keys(self._dtmf, self._now_ms(), time.monotonic()))
+        self._dtmf = ""
+
+    def typed(self, at_ms: int) -> bool:
+        """The caller's input came as text (replay's injected transcripts): it breaks a
+        silence like speech. False when it only ended an outbound call's opening (it answers
+        nothing, so it is dropped)."""
+        self._idle_frames = 0
+        if self._awaiting_opening():
+            self._end_opening(at_ms)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """The call is over: drop speculative work and a keypad entry still gathering."""
+        self.taker.close()
+        task, self._dtmf_task = self._dtmf_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
