@@ -8,10 +8,12 @@ turns to next, and what it says then, is the agent's business.
 
 from __future__ import annotations
 
+from dialog import understanding
 from dialog.engine import Engine
+from dialog.events import Say
 from dialog.loader import Flow, Flows
 from dialog.repair import Interruption
-from dialog.requests import Request, Requests
+from dialog.requests import NOT_PROCEDURES, Request, Requests
 from dialog.understanding import Understanding
 
 __all__ = ["Agenda"]
@@ -52,6 +54,57 @@ class Agenda:
         assert flow is not None
         intent = next((i for i, f in self.flows.by_intent.items() if f == flow.name), flow.name)
         return flow, intent
+
+    def again(self, heard: Understanding) -> str | None:
+        """ "What about the other one?", "what about my espresso machine?": at the open
+        question, the intent of the procedure to run again for another order, if that is
+        what the caller asks (the last one, else the order's status)."""
+        text = self.engine.heard
+        follow_up = understanding.asks_about(text) or (
+            (heard.correction or understanding.denies_and_continues(text))
+            and self.requests.names_an_order(text)
+        )
+        if heard.intent not in NOT_PROCEDURES or not follow_up:
+            return None
+        last = str(self.engine.slots.get("trigger_intent") or "")
+        if self.flows.for_intent(last) is not None:
+            return last
+        return "order_status" if self.requests.names_an_order(text) else None
+
+    def resume(self) -> Say | None:
+        """Put back the procedure the caller last stepped away from, if any: "Now, back to
+        your desk lamp." is said next."""
+        if not self.interrupted:
+            return None
+        back = self.interrupted.pop()
+        back.restore(self.engine)
+        self.engine.slots["resume_topic"] = back.topic
+        return Say(self.engine.render(self.flows.conversation.resume))
+
+    def take(self) -> tuple[str, str, Flow] | None:
+        """The next request waiting its turn: its intent, its words and its procedure."""
+        if not self.queued:
+            return None
+        intent, said = self.queued.pop(0)
+        flow = self.flows.for_intent(intent)
+        return None if flow is None else (intent, said, flow)
+
+    def announce(self, intent: str, said: str) -> Say:
+        """ "Now, your desk lamp.": turning to a request that waited its turn."""
+        self.engine.slots["trigger_intent"] = intent
+        self.engine.slots["next_topic"] = self.requests.topic(intent, said)
+        return Say(self.engine.render(self.flows.conversation.next_request))
+
+    def begin_taken(self, flow: Flow, said: str) -> None:
+        """Begin a waiting request's procedure with the words that asked for it, and without
+        the order discussed so far when they name one of their own."""
+        engine = self.engine
+        now, engine.heard = engine.heard, said
+        engine.slots["order"] = (
+            None if self.requests.names_an_order(said) else engine.slots.get("order")
+        )
+        engine.begin(flow)
+        engine.heard = now
 
     def queue_others(self, heard: Understanding, started: str | None = None) -> None:
         """Other requests in the same breath ("where is it, and can I return the shoes?"),

@@ -10,7 +10,6 @@ everything it does goes through the registered actions and the integrations prot
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import replace
@@ -21,7 +20,7 @@ from typing import Any
 from dialog import understanding
 from dialog.agenda import Agenda
 from dialog.call_record import CallRecord
-from dialog.corrections import changed_mind, misheard_digits, revise
+from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
 from dialog.engine import Engine
 from dialog.escalation import Escalation
 from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
@@ -31,7 +30,7 @@ from dialog.loader import Flows, load_flows
 from dialog.off_script import faq_first, faq_reply
 from dialog.open_question import OpenQuestion
 from dialog.policy import Policy, load_policy
-from dialog.repair import Revision, revisions
+from dialog.repair import Revision
 from dialog.requests import NOT_PROCEDURES, Requests
 from dialog.summary import summarize
 from dialog.understanding import Understanding, classify
@@ -47,10 +46,7 @@ HUMAN_NUMBER = "+18005550199"
 _log = logging.getLogger(__name__)
 
 _LOW_CONFIDENCE = 0.4
-# Answers that an order number in the same breath overrides ("no, I said 1003").
-_SWITCHABLE = {"yes_no", "choice", "text", "size", "return_reason", "coupon_code", "rating"}
 _OPEN_INTENTS_NOT_FLOWS = NOT_PROCEDURES
-_LEADING_NO = re.compile(r"^\W*(?:(?:oh|um|uh|well|so)\W+)*(?:no|nope|nah)\b\W*", re.IGNORECASE)
 
 
 @cache
@@ -276,32 +272,22 @@ class Agent:
         if engine.finished or engine.stack:
             return
         self._agenda.queue_more_orders()
-        if self._agenda.interrupted:
-            back = self._agenda.interrupted.pop()
-            back.restore(engine)
-            engine.slots["resume_topic"] = back.topic
-            yield Say(engine.render(self.flows.conversation.resume))
+        resumed = self._agenda.resume()
+        if resumed is not None:
+            yield resumed
             async for event in self._run():
                 yield event
             return
-        if self._agenda.queued:
-            intent, said = self._agenda.queued.pop(0)
-            flow = self.flows.for_intent(intent)
-            if flow is not None:
-                await self._note(intent, classify(said))
-                engine.slots["trigger_intent"] = intent
-                engine.slots["next_topic"] = self._requests.topic(intent, said)
-                yield Say(engine.render(self.flows.conversation.next_request))
-                now, engine.heard = engine.heard, said  # the words that asked for it
-                engine.slots["order"] = (
-                    None if self._requests.names_an_order(said) else engine.slots.get("order")
-                )
-                engine.begin(flow)
-                engine.heard = now
-                self._asking.served = True
-                async for event in self._run():
-                    yield event
-                return
+        taken = self._agenda.take()
+        if taken is not None:
+            intent, said, flow = taken
+            await self._note(intent, classify(said))
+            yield self._agenda.announce(intent, said)
+            self._agenda.begin_taken(flow, said)
+            self._asking.served = True
+            async for event in self._run():
+                yield event
+            return
         for event in self._asking.ask():
             yield event
 
@@ -370,41 +356,20 @@ class Agent:
         step = engine.waiting
         assert step is not None
         text = engine.heard
-        current = self._order_number()
-        said_number = heard.order_number
-        switch = (
-            said_number is not None
-            and said_number != current
-            and engine.waiting_type in _SWITCHABLE
-            and (heard.correction or heard.intent not in ("yes", "no"))
-        )
-        cue = heard.correction or understanding.corrected_part(text) is not None
-        other = self._requests.other_order_named(text, current)
-        if not switch and other is not None and engine.waiting_type in _SWITCHABLE:
-            # "no, not that one, I meant the espresso machine": that order instead
-            switch = cue or heard.intent == "unknown"
-        if switch:
+        reading = read_answer(engine, self._requests, heard, self._order_number())
+        if reading.switch:
             async for event in self._restart_for(heard):
                 yield event
             return
-        confirming = engine.confirming
-        value = engine.parse(text)
-        if confirming and (cue or understanding.denies_and_continues(text) or value is None):
-            value = None  # "no, make it a large": a correction, not a bare no
-        if value is None or cue:
-            # A correction, or an answer to a question still to come ("store credit is fine"
-            # when asked why): the slot it fills is changed or kept for later.
-            changes = revisions(engine, text, new_values=value is None)
-            if changes:
-                async for event in self._revise(changes):
-                    yield event
-                return
-        if value is None and understanding.is_cancel(text):
+        if reading.changes:
+            async for event in self._revise(reading.changes):
+                yield event
+            return
+        if reading.cancel:
             async for event in self._cancel():
                 yield event
             return
-        if confirming and value is None:
-            value = engine.parse(text)  # "no, the other way": nothing to correct, so a no
+        value = reading.value
         if value is not None:
             self._misses = 0
             if heard.intent != "unknown":
@@ -453,7 +418,7 @@ class Agent:
         async for event in engine.missed(lead):
             yield event
 
-    async def _revise(self, changes: list[Revision]) -> AsyncIterator[Event]:
+    async def _revise(self, changes: tuple[Revision, ...]) -> AsyncIterator[Event]:
         """A correction: each slot it gives takes its new value ("no, it's 40 Prospect Street,
         Somerville, 02143" is three), and the procedure goes on from just after the earliest
         (asking its confirmation again); said done already, a person follows up."""
@@ -518,12 +483,8 @@ class Agent:
         """A turn at the open question: what does the caller want?"""
         engine = self._engine
         text = engine.heard
+        heard = past_the_no(heard, text)
         intent = heard.intent
-        if intent == "no" and understanding.denies_and_continues(text):
-            # "No, I said it's too small, I need a large": never a bare no.
-            rest = classify(_LEADING_NO.sub("", text))
-            if rest.intent not in _OPEN_INTENTS_NOT_FLOWS:
-                heard, intent = rest, rest.intent
         if changed_mind(engine, heard):
             frame, answer = engine.last_answer  # type: ignore[misc]
             await self._note(intent, heard)
@@ -531,16 +492,7 @@ class Agent:
             async for event in self._run():
                 yield event
             return
-        follow_up = understanding.asks_about(text) or (
-            (heard.correction or understanding.denies_and_continues(text))
-            and self._requests.names_an_order(text)
-        )
-        if intent in _OPEN_INTENTS_NOT_FLOWS and follow_up:
-            last = str(engine.slots.get("trigger_intent") or "")
-            if self.flows.for_intent(last) is not None:
-                intent = last  # "what about the other one?": the same again, for that one
-            elif self._requests.names_an_order(text):
-                intent = "order_status"  # "what about my espresso machine?", nothing before
+        intent = self._agenda.again(heard) or intent
         if faq_first(text, heard, self.flows.faq):
             tasks = [i for i in heard.intents if self.flows.for_intent(i) is not None]
             if not tasks or len(heard.requests) + len(set(heard.intents)) < 3:
