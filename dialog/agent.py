@@ -5,6 +5,11 @@ decides what each caller turn is: an answer to the question the flow asked, a ne
 (an intent that starts a flow), a request for a person or a goodbye, or something not
 understood; and it notices an upset caller. Everything the agent says is in the flow files;
 everything it does goes through the registered actions and the integrations protocols.
+
+The parts with a job of their own are beside it: the requests waiting their turn
+(`dialog.agenda`), corrections (`dialog.corrections`), the FAQ (`dialog.off_script`), the open
+question (`dialog.open_question`), an upset caller (`dialog.escalation`), tickets outside a
+flow (`dialog.handover`) and what the call records (`dialog.call_record`).
 """
 
 from __future__ import annotations
@@ -17,15 +22,14 @@ from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 
-from dialog import understanding
+from dialog import handover, understanding
 from dialog.agenda import Agenda
 from dialog.call_record import CallRecord
 from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
 from dialog.engine import Engine
 from dialog.escalation import Escalation
-from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
+from dialog.events import CallInfo, EndCall, Event, Hints, Say
 from dialog.faq import match_faqs
-from dialog.handover import leave_ticket, wrap_up
 from dialog.loader import Flows, load_flows
 from dialog.off_script import faq_first, faq_reply
 from dialog.open_question import OpenQuestion
@@ -46,7 +50,6 @@ HUMAN_NUMBER = "+18005550199"
 _log = logging.getLogger(__name__)
 
 _LOW_CONFIDENCE = 0.4
-_OPEN_INTENTS_NOT_FLOWS = NOT_PROCEDURES
 
 
 @cache
@@ -86,10 +89,7 @@ class Agent:
         self._call = call_info
         self._call_record = CallRecord(services.events, call_info.call_sid, timeout)
         self._services = replace(services, events=self._call_record)
-        self._transcript: list[tuple[str, str]] = []
-        self._caller_words: list[str] = []
         self._summary: str | None = None
-        self._outcome: str | None = None
         self._finished = False
         self._silences = 0
         self._misses = 0
@@ -107,7 +107,7 @@ class Agent:
             timeout=timeout,
             human_number=number,
             summary=self._summarize,
-            caller_words=self._caller_words,
+            caller_words=self._call_record.caller_words,
         )
         self._requests = Requests(self._engine, self.flows)
         self._agenda = Agenda(self._engine, self.flows, self._requests)
@@ -129,7 +129,7 @@ class Agent:
     @property
     def transcript(self) -> list[tuple[str, str]]:
         """(role, text) pairs, role "agent" or "caller", in the order they happened."""
-        return list(self._transcript)
+        return list(self._call_record.transcript)
 
     @property
     def summary(self) -> str | None:
@@ -156,8 +156,7 @@ class Agent:
         if self._finished or not text.strip():
             return
         text = redact_card_numbers(text)  # never kept in the transcript, a summary or a ticket
-        self._transcript.append(("caller", text))
-        self._caller_words.append(text.strip())
+        self._call_record.heard(text)
         self._silences = 0
         async for event in self._turn(self._on_speech(text, confidence), "speech"):
             yield event
@@ -168,7 +167,7 @@ class Agent:
             return
         digits = redact_card_numbers(digits)
         self._offered = None
-        self._transcript.append(("caller", f"[keypad] {digits}"))
+        self._call_record.typed(digits)
         self._silences = 0
         async for event in self._turn(self._on_keypad(digits), "keypad"):
             yield event
@@ -184,7 +183,7 @@ class Agent:
     async def end(self, reason: str) -> str:
         """The call is over: return a short summary and keep it on `summary`."""
         self._finished = True
-        self._outcome = self._outcome or reason
+        self._call_record.outcome = self._call_record.outcome or reason
         self._summary = self._summarize()
         return self._summary
 
@@ -218,7 +217,7 @@ class Agent:
             return
         unfinished = bool(self._engine.stack or self._agenda.queued)  # a request under way
         async for event in self._turn(
-            wrap_up(self._engine, reason, unfinished=unfinished), "wrap_up"
+            handover.wrap_up(self._engine, reason, unfinished=unfinished), "wrap_up"
         ):
             yield event
 
@@ -243,15 +242,9 @@ class Agent:
                 yield self._seen(event)
 
     def _seen(self, event: Event) -> Event:
-        if isinstance(event, Say):
-            self._transcript.append(("agent", event.text))
-        elif isinstance(event, EndCall):
+        reason = self._engine.slots.get("handoff_reason") or "handoff"
+        if self._call_record.said(event, reason):
             self._finished = True
-            self._outcome = self._outcome or event.reason
-        elif isinstance(event, Transfer):
-            self._finished = True
-            reason = self._engine.slots.get("handoff_reason") or "handoff"
-            self._outcome = f"transferred to a person ({reason})"
         return event
 
     def _order_number(self) -> str | None:
@@ -343,7 +336,7 @@ class Agent:
     async def _unavailable(self) -> AsyncIterator[Event]:
         """The person we called cannot talk now: no questions, a polite goodbye."""
         self._engine.finished = True
-        self._outcome = "callee_unavailable"
+        self._call_record.outcome = "callee_unavailable"
         yield Say(self._engine.render(self.flows.conversation.unavailable))
         yield EndCall("callee_unavailable")
 
@@ -406,7 +399,7 @@ class Agent:
             async for event in self._run():
                 yield event
             return
-        if understanding.is_question(text) and heard.intent in _OPEN_INTENTS_NOT_FLOWS:
+        if understanding.is_question(text) and heard.intent in NOT_PROCEDURES:
             for event in self._asking.repeat(self.flows.conversation.cannot_handle, short=False):
                 yield event
             return
@@ -425,7 +418,7 @@ class Agent:
         engine = self._engine
         outcome = await revise(engine, changes, self._keep)
         if outcome == "too_late":
-            ticket, _texted = await leave_ticket(engine, "change_after_action")
+            ticket, _texted = await handover.leave_ticket(engine, "change_after_action")
             yield Say(engine.render(self.flows.conversation.too_late_to_change))
             if ticket:
                 yield Say(engine.render("Your ticket number is {ticket_id}."))
@@ -522,7 +515,7 @@ class Agent:
             async for event in self._run():
                 yield event
             return
-        if understanding.is_question(text) and intent in _OPEN_INTENTS_NOT_FLOWS:
+        if understanding.is_question(text) and intent in NOT_PROCEDURES:
             self._asking.anything_else_asked = False
             yield Say(engine.render(self.flows.conversation.cannot_handle))
             async for event in self._run():
@@ -581,7 +574,7 @@ class Agent:
         self._silences += 1
         conv = self.flows.conversation
         if self._silences >= conv.max_silences:
-            self._outcome = "silence"
+            self._call_record.outcome = "silence"
             self._engine.finished = True
             yield Say(self._engine.render(conv.silence_goodbye))
             yield EndCall("silence")
@@ -611,7 +604,7 @@ class Agent:
     def _summarize(self) -> str:
         """A few lines for the person taking over, or for the call record."""
         record = self._call_record
-        return summarize(self._engine, self._call, record.intents, record.recorded, self._outcome)
+        return summarize(self._engine, self._call, record.intents, record.recorded, record.outcome)
 
 
 async def _listed(events: list[Event]) -> AsyncIterator[Event]:
