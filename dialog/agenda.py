@@ -2,8 +2,9 @@
 
 "Where is it, and can I return the shoes?" is served one procedure at a time: `Agenda` begins
 the first and queues the others, each with the words that ask for it; a procedure the caller
-steps away from ("wait, what's my refund?") is kept to come back to. Which of these the agent
-turns to next, and what it says then, is the agent's business.
+steps away from ("wait, what's my refund?") is kept to come back to ("Now, back to your
+lamp."), and a request that waited is turned to in its own words ("Now, your sweater."). When
+to turn to them is the agent's business: once the procedure under way is over.
 """
 
 from __future__ import annotations
