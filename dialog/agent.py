@@ -5,31 +5,37 @@ decides what each caller turn is: an answer to the question the flow asked, a ne
 (an intent that starts a flow), a request for a person or a goodbye, or something not
 understood; and it notices an upset caller. Everything the agent says is in the flow files;
 everything it does goes through the registered actions and the integrations protocols.
+
+The parts with a job of their own are beside it: the requests waiting their turn
+(`dialog.agenda`), corrections (`dialog.corrections`), the FAQ (`dialog.off_script`), the open
+question (`dialog.open_question`), an upset caller (`dialog.escalation`), tickets outside a
+flow (`dialog.handover`) and what the call records (`dialog.call_record`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 
-from dialog import understanding
-from dialog.actions import ACTIONS, ActionContext
+from dialog import handover, understanding
+from dialog.agenda import Agenda
+from dialog.call_record import CallRecord
+from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
 from dialog.engine import Engine
-from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
-from dialog.faq import answers_over_request, match_faqs
+from dialog.escalation import Escalation
+from dialog.events import CallInfo, EndCall, Event, Hints, Say
+from dialog.faq import match_faqs
 from dialog.loader import Flows, load_flows
-from dialog.mood import read_mood
-from dialog.nlu.intents import score_intents
+from dialog.off_script import faq_first, faq_reply
+from dialog.open_question import OpenQuestion
 from dialog.policy import Policy, load_policy
-from dialog.repair import Interruption, Revision, revisions
+from dialog.repair import Revision
 from dialog.requests import NOT_PROCEDURES, Requests
-from dialog.slots import SlotContext
 from dialog.summary import summarize
 from dialog.understanding import Understanding, classify
 from integrations.models import Order
@@ -44,12 +50,6 @@ HUMAN_NUMBER = "+18005550199"
 _log = logging.getLogger(__name__)
 
 _LOW_CONFIDENCE = 0.4
-_MAX_ESCALATIONS = 2  # then the caller keeps the empathetic wording (and can ask for a person)
-# Answers that an order number in the same breath overrides ("no, I said 1003").
-_SWITCHABLE = {"yes_no", "choice", "text", "size", "return_reason", "coupon_code", "rating"}
-_DIGIT_ANSWERS = {"second_factor", "zip", "phone"}
-_OPEN_INTENTS_NOT_FLOWS = NOT_PROCEDURES
-_LEADING_NO = re.compile(r"^\W*(?:(?:oh|um|uh|well|so)\W+)*(?:no|nope|nah)\b\W*", re.IGNORECASE)
 
 
 @cache
@@ -62,18 +62,6 @@ def _shipped_flows() -> Flows:
 def _shipped_policy() -> Policy:
     """The shipped policy, read and checked once per process."""
     return load_policy()
-
-
-class _RecordingSink:
-    """Forwards events to the real sink and keeps them for the call's summary."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-        self.recorded: list[tuple[str, str | None, dict[str, Any]]] = []
-
-    async def record(self, type: str, *, order: str | None = None, **data: Any) -> None:
-        self.recorded.append((type, order, data))
-        await self.sink.record(type, order=order, **data)
 
 
 class Agent:
@@ -99,26 +87,15 @@ class Agent:
         self.flows = flows or _shipped_flows()
         self.policy = policy or _shipped_policy()
         self._call = call_info
-        self._sink = _RecordingSink(services.events)
-        self._services = _with_events(services, self._sink)
-        self._timeout = timeout
-        self._intents: list[str] = []
-        self._transcript: list[tuple[str, str]] = []
-        self._caller_words: list[str] = []
+        self._call_record = CallRecord(services.events, call_info.call_sid, timeout)
+        self._services = replace(services, events=self._call_record)
         self._summary: str | None = None
-        self._outcome: str | None = None
         self._finished = False
         self._silences = 0
         self._misses = 0
-        self._escalations = 0
-        self._queued: list[tuple[str, str]] = []  # (intent, the words it was asked with)
-        self._asked_anything_else = False
-        self._escalate_next = False
-        self._served = False
         # A person was offered: ("fault", reason) when the voice layer failed, ("faq", id)
         # when the FAQ's answer offers one (another language); a yes hands over.
         self._offered: tuple[str, str] | None = None
-        self._interrupted: list[Interruption] = []
         number = human_number or services.human_number or HUMAN_NUMBER
         self._engine = Engine(
             flows=self.flows,
@@ -130,26 +107,29 @@ class Agent:
             timeout=timeout,
             human_number=number,
             summary=self._summarize,
-            caller_words=self._caller_words,
+            caller_words=self._call_record.caller_words,
         )
         self._requests = Requests(self._engine, self.flows)
+        self._agenda = Agenda(self._engine, self.flows, self._requests)
+        self._escalation = Escalation(self._engine)
+        self._asking = OpenQuestion(self._engine)
 
     # --- what the voice layer and the report read ---------------------------------------------
 
     @property
     def intents(self) -> list[str]:
         """Intents recognised so far, in order, each once."""
-        return list(self._intents)
+        return list(self._call_record.intents)
 
     @property
     def handoff(self) -> bool:
         """Whether the call was handed to a person."""
-        return any(t == "handoff" for t, _o, _d in self._sink.recorded)
+        return self._call_record.handoff
 
     @property
     def transcript(self) -> list[tuple[str, str]]:
         """(role, text) pairs, role "agent" or "caller", in the order they happened."""
-        return list(self._transcript)
+        return list(self._call_record.transcript)
 
     @property
     def summary(self) -> str | None:
@@ -166,7 +146,7 @@ class Agent:
     async def start(self) -> AsyncIterator[Event]:
         """Greet the caller (or, on a call we placed, say why we call)."""
         start = self.flows[self.flows.conversation.roles.start]
-        self._served = self._call.direction == "outbound"  # we called: there was a reason
+        self._asking.served = self._call.direction == "outbound"  # we called: there was a reason
         self._engine.begin(start)
         async for event in self._turn(self._run(), "start"):
             yield event
@@ -176,8 +156,7 @@ class Agent:
         if self._finished or not text.strip():
             return
         text = redact_card_numbers(text)  # never kept in the transcript, a summary or a ticket
-        self._transcript.append(("caller", text))
-        self._caller_words.append(text.strip())
+        self._call_record.heard(text)
         self._silences = 0
         async for event in self._turn(self._on_speech(text, confidence), "speech"):
             yield event
@@ -188,7 +167,7 @@ class Agent:
             return
         digits = redact_card_numbers(digits)
         self._offered = None
-        self._transcript.append(("caller", f"[keypad] {digits}"))
+        self._call_record.typed(digits)
         self._silences = 0
         async for event in self._turn(self._on_keypad(digits), "keypad"):
             yield event
@@ -204,7 +183,7 @@ class Agent:
     async def end(self, reason: str) -> str:
         """The call is over: return a short summary and keep it on `summary`."""
         self._finished = True
-        self._outcome = self._outcome or reason
+        self._call_record.outcome = self._call_record.outcome or reason
         self._summary = self._summarize()
         return self._summary
 
@@ -236,7 +215,10 @@ class Agent:
         for a person to follow up when a request is unfinished, say goodbye and end the call."""
         if self._finished:
             return
-        async for event in self._turn(self._wrap_up(reason), "wrap_up"):
+        unfinished = bool(self._engine.stack or self._agenda.queued)  # a request under way
+        async for event in self._turn(
+            handover.wrap_up(self._engine, reason, unfinished=unfinished), "wrap_up"
+        ):
             yield event
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -260,15 +242,9 @@ class Agent:
                 yield self._seen(event)
 
     def _seen(self, event: Event) -> Event:
-        if isinstance(event, Say):
-            self._transcript.append(("agent", event.text))
-        elif isinstance(event, EndCall):
+        reason = self._engine.slots.get("handoff_reason") or "handoff"
+        if self._call_record.said(event, reason):
             self._finished = True
-            self._outcome = self._outcome or event.reason
-        elif isinstance(event, Transfer):
-            self._finished = True
-            reason = self._engine.slots.get("handoff_reason") or "handoff"
-            self._outcome = f"transferred to a person ({reason})"
         return event
 
     def _order_number(self) -> str | None:
@@ -276,105 +252,37 @@ class Agent:
         return order.number if isinstance(order, Order) else None
 
     async def _note(self, intent: str, heard: Understanding) -> None:
-        if intent not in self._intents:
-            self._intents.append(intent)
-        await self._sink_intent(intent, heard)
-
-    async def _sink_intent(self, intent: str, heard: Understanding) -> None:
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._sink.record(
-                    "intent",
-                    order=heard.order_number or self._order_number(),
-                    name=intent,
-                    score=heard.score,
-                )
-        except Exception:
-            _log.exception("could not record intent on %s", self._call.call_sid)
-
-    def _maybe_escalate(self) -> None:
-        """Put the escalation flow on top of whatever runs, once, for an upset caller."""
-        if not self._escalate_next:
-            return
-        self._escalate_next = False
-        engine = self._engine
-        roles = self.flows.conversation.roles
-        if engine.finished or (
-            engine.stack and engine.stack[0].flow.name in (roles.handoff, roles.goodbye)
-        ):
-            return
-        engine.begin(self.flows[roles.escalation], replace=False)
+        order = heard.order_number or self._order_number()
+        await self._call_record.note(intent, order=order, score=heard.score)
 
     async def _run(self) -> AsyncIterator[Event]:
         """Run the flows; when the procedure is over, come back to one the caller stepped away
         from, take the next request, or ask for one."""
         engine = self._engine
-        self._maybe_escalate()
+        self._escalation.begin_if_pending()
         async for event in engine.run():
             yield event
         if engine.finished or engine.stack:
             return
-        self._queue_more_orders()
-        if self._interrupted:
-            back = self._interrupted.pop()
-            back.restore(engine)
-            engine.slots["resume_topic"] = back.topic
-            yield Say(engine.render(self.flows.conversation.resume))
+        self._agenda.queue_more_orders()
+        resumed = self._agenda.resume()
+        if resumed is not None:
+            yield resumed
             async for event in self._run():
                 yield event
             return
-        if self._queued:
-            intent, said = self._queued.pop(0)
-            flow = self.flows.for_intent(intent)
-            if flow is not None:
-                await self._note(intent, classify(said))
-                engine.slots["trigger_intent"] = intent
-                engine.slots["next_topic"] = self._requests.topic(intent, said)
-                yield Say(engine.render(self.flows.conversation.next_request))
-                now, engine.heard = engine.heard, said  # the words that asked for it
-                engine.slots["order"] = (
-                    None if self._requests.names_an_order(said) else engine.slots.get("order")
-                )
-                engine.begin(flow)
-                engine.heard = now
-                self._served = True
-                async for event in self._run():
-                    yield event
-                return
-        if engine.listening:
-            self._asked_anything_else = False
-            hints = self._open_hints()
-            if hints is not None:
-                yield hints
+        taken = self._agenda.take()
+        if taken is not None:
+            intent, said, flow = taken
+            await self._note(intent, classify(said))
+            yield self._agenda.announce(intent, said)
+            self._agenda.begin_taken(flow, said)
+            self._asking.served = True
+            async for event in self._run():
+                yield event
             return
-        engine.listening = True
-        if not self._served:  # nothing done yet (an apology, say): the open question
-            self._asked_anything_else = False
-            yield Say(engine.render(self.flows.conversation.open))
-            hints = self._open_hints()
-            if hints is not None:
-                yield hints
-            return
-        self._asked_anything_else = True
-        yield Say(engine.render(self.flows.conversation.anything_else))
-        yield Hints(slot="yes_no")
-
-    def _queue_more_orders(self) -> None:
-        """ "Where are both my orders?": the next order, for the same procedure."""
-        more = self._engine.memo.pop("more_orders", None)
-        intent = self._engine.slots.get("trigger_intent")
-        if more and intent:
-            self._queued[:0] = [(str(intent), f"order {n}") for n in more]
-
-    def _open_hints(self) -> Hints | None:
-        """At an open question: the caller's product names.
-
-        Not the coupon codes: as hotwords at an open question they made tiny.en hear codes
-        in ordinary sentences ("where is my package" came out as "WELCOME10"); they are hinted
-        when a code is asked for.
-        """
-        ctx = SlotContext(today=self._engine.clock().date(), values=self._engine.slots)
-        return Hints(vocabulary=ctx.products) if ctx.products else None
+        for event in self._asking.ask():
+            yield event
 
     # --- caller turns -------------------------------------------------------------------------
 
@@ -386,7 +294,7 @@ class Agent:
         if offered and heard.intent in ("yes", "no"):  # the answer to "would you like a person?"
             kind, reason = offered
             if heard.intent == "no":
-                events = _listed(self._repeat(self.flows.conversation.offer_declined))
+                events = _listed(self._asking.repeat(self.flows.conversation.offer_declined))
             elif kind == "fault":
                 events = self._hand_over(reason, self.flows.conversation.offer_taken)
             else:
@@ -397,12 +305,10 @@ class Agent:
                 yield event
             return
         # A complaint about the item, asked why it goes back, is a reason, not anger.
-        self._escalate_next = self._notice_mood(
-            text, phrases_only=engine.waiting_type == "return_reason"
-        )
-        if heard.intent == "human" and not self._faq_first(text, heard):
+        self._escalation.notice(text, phrases_only=engine.waiting_type == "return_reason")
+        if heard.intent == "human" and not faq_first(text, heard, self.flows.faq):
             await self._note("human", heard)
-            self._escalate_next = False  # they asked for a person: no need to offer one
+            self._escalation.pending = False  # they asked for a person: no need to offer one
             engine.handoff("caller_request")
             events = self._run()
         elif understanding.is_greeting(text):
@@ -425,29 +331,14 @@ class Agent:
             lead = conv.reintroduce
         else:
             lead = conv.hello_back
-        return self._repeat(engine.render(lead), short=False)
+        return self._asking.repeat(engine.render(lead), short=False)
 
     async def _unavailable(self) -> AsyncIterator[Event]:
         """The person we called cannot talk now: no questions, a polite goodbye."""
         self._engine.finished = True
-        self._outcome = "callee_unavailable"
+        self._call_record.outcome = "callee_unavailable"
         yield Say(self._engine.render(self.flows.conversation.unavailable))
         yield EndCall("callee_unavailable")
-
-    def _notice_mood(self, text: str, *, phrases_only: bool = False) -> bool:
-        """Whether this utterance should open the escalation flow (`phrases_only`: only for
-        the shop's escalation phrases, not for a sad-sounding sentence)."""
-        esc = self.policy.escalation
-        threshold = -1.01 if phrases_only else esc.sentiment_below
-        mood = read_mood(text, threshold=threshold, phrases=esc.phrases)
-        if not mood.upset:
-            return False
-        self._engine.slots["upset"] = True
-        self._engine.slots["escalation_reason"] = mood.reason
-        if self._escalations >= _MAX_ESCALATIONS:
-            return False
-        self._escalations += 1
-        return True
 
     # --- an answer to the question a flow asked -----------------------------------------------
 
@@ -458,41 +349,20 @@ class Agent:
         step = engine.waiting
         assert step is not None
         text = engine.heard
-        current = self._order_number()
-        said_number = heard.order_number
-        switch = (
-            said_number is not None
-            and said_number != current
-            and engine.waiting_type in _SWITCHABLE
-            and (heard.correction or heard.intent not in ("yes", "no"))
-        )
-        cue = heard.correction or understanding.corrected_part(text) is not None
-        other = self._requests.other_order_named(text, current)
-        if not switch and other is not None and engine.waiting_type in _SWITCHABLE:
-            # "no, not that one, I meant the espresso machine": that order instead
-            switch = cue or heard.intent == "unknown"
-        if switch:
+        reading = read_answer(engine, self._requests, heard, self._order_number())
+        if reading.switch:
             async for event in self._restart_for(heard):
                 yield event
             return
-        confirming = engine.confirming
-        value = engine.parse(text)
-        if confirming and (cue or understanding.denies_and_continues(text) or value is None):
-            value = None  # "no, make it a large": a correction, not a bare no
-        if value is None or cue:
-            # A correction, or an answer to a question still to come ("store credit is fine"
-            # when asked why): the slot it fills is changed or kept for later.
-            changes = revisions(engine, text, new_values=value is None)
-            if changes:
-                async for event in self._revise(changes):
-                    yield event
-                return
-        if value is None and understanding.is_cancel(text):
+        if reading.changes:
+            async for event in self._revise(reading.changes):
+                yield event
+            return
+        if reading.cancel:
             async for event in self._cancel():
                 yield event
             return
-        if confirming and value is None:
-            value = engine.parse(text)  # "no, the other way": nothing to correct, so a no
+        value = reading.value
         if value is not None:
             self._misses = 0
             if heard.intent != "unknown":
@@ -501,10 +371,10 @@ class Agent:
                 # "No, but I want to return the shoes": the yes or no answers the question,
                 # the rest is a request for afterwards. (Other answers can sound like a
                 # request themselves: "they stopped working" is a reason, not a new request.)
-                self._queue_others(heard)
+                self._agenda.queue_others(heard)
                 follow = self._requests.follow_up(text)
                 if follow is not None:
-                    self._queued.insert(0, follow)
+                    self._agenda.queued.insert(0, follow)
             engine.accept(value)
             async for event in self._run():
                 yield event
@@ -515,25 +385,25 @@ class Agent:
             async for event in self._run():
                 yield event
             return
-        if self._faq_first(text, heard):
+        if faq_first(text, heard, self.flows.faq):
             async for event in self._faq(text):
                 yield event
             return
         flow = self.flows.for_intent(heard.intent)
-        if flow is not None and self._misheard_digits(heard, text):
+        if flow is not None and misheard_digits(engine, heard, text):
             flow = None  # "nine four one one" at the ZIP question: a short ZIP, not an order
-        if flow is not None and not self._related(flow.name):
+        if flow is not None and not self._agenda.related(flow.name):
             await self._note(heard.intent, heard)
-            self._step_away()
+            self._agenda.step_away()
             self._start_flow(flow, heard)
             async for event in self._run():
                 yield event
             return
-        if understanding.is_question(text) and heard.intent in _OPEN_INTENTS_NOT_FLOWS:
-            for event in self._repeat(self.flows.conversation.cannot_handle, short=False):
+        if understanding.is_question(text) and heard.intent in NOT_PROCEDURES:
+            for event in self._asking.repeat(self.flows.conversation.cannot_handle, short=False):
                 yield event
             return
-        if self._escalate_next:
+        if self._escalation.pending:
             async for event in self._run():
                 yield event
             return
@@ -541,42 +411,22 @@ class Agent:
         async for event in engine.missed(lead):
             yield event
 
-    def _misheard_digits(self, heard: Understanding, text: str) -> bool:
-        """Whether digits said at a question that wants digits (a ZIP, a phone number, a second
-        factor) were taken for an order number only because they are a number: nothing else
-        in the words asks about an order."""
-        if self._engine.waiting_type not in _DIGIT_ANSWERS or heard.order_number is None:
-            return False
-        return score_intents(text, has_number=False).intent == "unknown"
-
-    async def _revise(self, changes: list[Revision]) -> AsyncIterator[Event]:
+    async def _revise(self, changes: tuple[Revision, ...]) -> AsyncIterator[Event]:
         """A correction: each slot it gives takes its new value ("no, it's 40 Prospect Street,
         Somerville, 02143" is three), and the procedure goes on from just after the earliest
         (asking its confirmation again); said done already, a person follows up."""
         engine = self._engine
-        frame = changes[0].frame
-        mine = [c for c in changes if c.frame is frame]
-        # Latest first: each revision goes back to its own answer, the earliest last.
-        mine.sort(key=lambda c: frame.filled_at.get(c.slot, 10**6), reverse=True)
-        outcomes = []
-        for change in mine:
-            outcomes.append(engine.revise(frame, change.slot, change.value))
-            await self._record("slot.corrected", slot=change.slot, outcome=outcomes[-1])
-        outcome = (
-            "too_late"
-            if "too_late" in outcomes
-            else ("revised" if "revised" in outcomes else "set")
-        )
+        outcome = await revise(engine, changes, self._keep)
         if outcome == "too_late":
-            ticket, _texted = await self._leave_ticket("change_after_action")
+            ticket, _texted = await handover.leave_ticket(engine, "change_after_action")
             yield Say(engine.render(self.flows.conversation.too_late_to_change))
             if ticket:
                 yield Say(engine.render("Your ticket number is {ticket_id}."))
-            for event in self._repeat(self.flows.conversation.changed):
+            for event in self._asking.repeat(self.flows.conversation.changed):
                 yield event
             return
         if outcome == "set":
-            for event in self._repeat(self.flows.conversation.changed):
+            for event in self._asking.repeat(self.flows.conversation.changed):
                 yield event
             return
         async for event in self._run():
@@ -590,91 +440,24 @@ class Agent:
         async for event in self._run():
             yield event
 
-    def _step_away(self) -> None:
-        """The caller asks for something else in the middle of a procedure: keep it, to come
-        back to once the other is done."""
-        engine = self._engine
-        roles = self.flows.conversation.roles
-        top = engine.top_flow
-        if top is None or top.name in (roles.start, roles.handoff, roles.goodbye, roles.fallback):
-            return
-        if not engine.stack[-1].waiting:
-            return
-        self._interrupted.append(
-            Interruption(list(engine.stack), dict(engine.slots), self._requests.resume_topic())
-        )
-
     # --- questions the procedures do not cover ------------------------------------------------
-
-    def _faq_first(self, text: str, heard: Understanding) -> bool:
-        """Whether the FAQ answers this before any procedure: a question about the shop in
-        general, or nothing else understood."""
-        if not match_faqs(text, self.flows.faq):
-            return False
-        if heard.intent in _OPEN_INTENTS_NOT_FLOWS and heard.intent != "human":
-            return True
-        return (understanding.is_question(text) and answers_over_request(text)) or (
-            understanding.speaks_other_language(text)
-        )
 
     async def _faq(self, text: str) -> AsyncIterator[Event]:
         """The shop's answer; then the call goes on where it was, a person is offered, or it
         ends."""
         entries = match_faqs(text, self.flows.faq)
-        engine = self._engine
         for entry in entries:
-            await self._record("faq.answered", faq=entry.id)
-        entry = entries[-1]
-        answer = " ".join(engine.render(e.answer) for e in entries)
-        if entry.then == "end_call":
-            engine.finished = True
-            yield Say(answer)
-            yield EndCall("faq")
-            return
-        if entry.then == "offer_person":
-            self._offered = ("faq", entry.id)
-            yield Say(answer)
-            yield Hints(slot="yes_no")
-            return
-        if engine.waiting is not None:
-            for event in self._repeat(answer, short=False):
-                yield event
-            return
-        yield Say(answer)
-        self._asked_anything_else = True
-        yield Say(engine.render(self.flows.conversation.anything_else))
-        yield Hints(slot="yes_no")
-
-    def _related(self, name: str) -> bool:
-        """Whether flow `name` is the procedure under way, or calls it, or is called by it:
-        then words that sound like it ("a refund" while returning) answer the question."""
-        top = self._engine.top_flow
-        if top is None:
-            return False
-        return name == top.name or name in self._reach(top.name) or top.name in self._reach(name)
-
-    def _reach(self, name: str) -> set[str]:
-        """Every flow `name` calls, directly or not."""
-        seen: set[str] = set()
-        todo = [name]
-        while todo:
-            flow = self.flows.flows.get(todo.pop())
-            for step in flow.steps if flow else []:
-                callee = getattr(step, "call", None)
-                if isinstance(callee, str) and callee not in seen:
-                    seen.add(callee)
-                    todo.append(callee)
-        return seen
+            await self._keep("faq.answered", faq=entry.id)
+        if entries[-1].then == "offer_person":
+            self._offered = ("faq", entries[-1].id)
+        for event in faq_reply(self._engine, entries, self._asking):
+            yield event
 
     async def _restart_for(self, heard: Understanding) -> AsyncIterator[Event]:
         """A different order number mid-question: start the caller's procedure for that one."""
-        engine = self._engine
-        flow = self.flows.for_intent(heard.intent) if heard.intent not in ("yes", "no") else None
-        flow = flow or engine.top_flow or self.flows.for_intent("order_status")
-        assert flow is not None
-        intent = next((i for i, f in self.flows.by_intent.items() if f == flow.name), flow.name)
+        flow, intent = self._agenda.restart(heard)
         await self._note(intent, heard)
-        engine.slots["order"] = None
+        self._engine.slots["order"] = None
         self._start_flow(flow, heard, intent)
         async for event in self._run():
             yield event
@@ -682,53 +465,10 @@ class Agent:
     def _start_flow(self, flow: Any, heard: Understanding, intent: str | None = None) -> None:
         """Begin a procedure for the caller's request (`intent` names why, when known); the
         other requests in the same breath wait their turn, each with its own words."""
-        engine = self._engine
-        engine.slots["trigger_intent"] = intent or next(
-            (i for i in heard.intents if self.flows.by_intent.get(i) == flow.name),
-            heard.intent,
-        )
-        requests = self._requests.split(heard)
-        own = next((w for i, w in requests if self.flows.for_intent(i) == flow), None)
-        if own is not None and len(requests) > 1:
-            now, engine.heard = engine.heard, own
-            engine.begin(flow)
-            engine.heard = now
-        else:
-            engine.begin(flow)
-        self._served = True
-        self._asked_anything_else = False
-        self._queue_others(heard, started=flow.name)
-
-    def _queue_others(self, heard: Understanding, started: str | None = None) -> None:
-        """Other requests in the same breath ("where is it, and can I return the shoes?"),
-        each with the words that ask for it; the caller hears they will all be served."""
-        before = len(self._queued)
-        requests = self._requests.split(heard)
-        several = len(requests) > 1
-        if not several:
-            requests = [(i, self._engine.heard) for i in heard.intents]
-        first = True
-        for intent, words in requests:
-            flow = self.flows.for_intent(intent)
-            if flow is None:
-                continue
-            if first and flow.name == started:
-                first = False
-                continue
-            if several:
-                asked = {started} | {self.flows.for_intent(i).name for i, _w in self._queued}
-                again = flow.name in asked and self._requests.thing(intent, words) is None
-                if not again and (intent, words) not in self._queued:
-                    self._queued.append((intent, words))
-                continue
-            if flow.name == started or self._related(flow.name):
-                continue
-            if intent not in (queued for queued, _text in self._queued):
-                self._queued.append((intent, words))
-        added = len(self._queued) - before
-        if added and started is not None:
-            conv = self.flows.conversation
-            self._engine.notes.append(conv.several if added == 1 else conv.several_more)
+        self._agenda.begin(flow, heard, intent)
+        self._asking.served = True
+        self._asking.anything_else_asked = False
+        self._agenda.queue_others(heard, started=flow.name)
 
     # --- a new request, at the open question --------------------------------------------------
 
@@ -736,30 +476,17 @@ class Agent:
         """A turn at the open question: what does the caller want?"""
         engine = self._engine
         text = engine.heard
+        heard = past_the_no(heard, text)
         intent = heard.intent
-        if intent == "no" and understanding.denies_and_continues(text):
-            # "No, I said it's too small, I need a large": never a bare no.
-            rest = classify(_LEADING_NO.sub("", text))
-            if rest.intent not in _OPEN_INTENTS_NOT_FLOWS:
-                heard, intent = rest, rest.intent
-        if self._changed_mind(heard):
+        if changed_mind(engine, heard):
             frame, answer = engine.last_answer  # type: ignore[misc]
             await self._note(intent, heard)
             engine.reopen(frame, not answer)
             async for event in self._run():
                 yield event
             return
-        follow_up = understanding.asks_about(text) or (
-            (heard.correction or understanding.denies_and_continues(text))
-            and self._requests.names_an_order(text)
-        )
-        if intent in _OPEN_INTENTS_NOT_FLOWS and follow_up:
-            last = str(engine.slots.get("trigger_intent") or "")
-            if self.flows.for_intent(last) is not None:
-                intent = last  # "what about the other one?": the same again, for that one
-            elif self._requests.names_an_order(text):
-                intent = "order_status"  # "what about my espresso machine?", nothing before
-        if self._faq_first(text, heard):
+        intent = self._agenda.again(heard) or intent
+        if faq_first(text, heard, self.flows.faq):
             tasks = [i for i in heard.intents if self.flows.for_intent(i) is not None]
             if not tasks or len(heard.requests) + len(set(heard.intents)) < 3:
                 async for event in self._faq(text):
@@ -767,7 +494,7 @@ class Agent:
                 return
             # "did my refund go through, and what are your hours?": both, the answer first
             for entry in match_faqs(text, self.flows.faq):
-                await self._record("faq.answered", faq=entry.id)
+                await self._keep("faq.answered", faq=entry.id)
                 yield Say(engine.render(entry.answer))
             intent = tasks[0]
         if heard.order_number is not None and intent in ("unknown", "yes", "no"):
@@ -780,27 +507,29 @@ class Agent:
             async for event in self._run():
                 yield event
             return
-        if intent == "goodbye" or (intent == "no" and (self._asked_anything_else or self._served)):
+        if intent == "goodbye" or (
+            intent == "no" and (self._asking.anything_else_asked or self._asking.served)
+        ):
             await self._note(intent, heard)
             engine.begin(self.flows[self.flows.conversation.roles.goodbye])
             async for event in self._run():
                 yield event
             return
-        if understanding.is_question(text) and intent in _OPEN_INTENTS_NOT_FLOWS:
-            self._asked_anything_else = False
+        if understanding.is_question(text) and intent in NOT_PROCEDURES:
+            self._asking.anything_else_asked = False
             yield Say(engine.render(self.flows.conversation.cannot_handle))
             async for event in self._run():
                 yield event
             return
-        if intent == "yes" and self._asked_anything_else:
+        if intent == "yes" and self._asking.anything_else_asked:
             await self._note(intent, heard)
-            self._asked_anything_else = False
+            self._asking.anything_else_asked = False
             yield Say(engine.render(self.flows.conversation.anything_else_yes))
-            hints = self._open_hints()
+            hints = self._asking.hints()
             if hints is not None:
                 yield hints
             return
-        if self._escalate_next:
+        if self._escalation.pending:
             async for event in self._run():
                 yield event
             return
@@ -817,25 +546,6 @@ class Agent:
         async for event in self._run():
             yield event
 
-    def _changed_mind(self, heard: Understanding) -> bool:
-        """ "Actually, yes, text me the link after all": the caller turns round the answer to
-        the last yes/no question of a procedure that has just finished."""
-        last = self._engine.last_answer
-        text = self._engine.heard
-        if last is None or self._engine.stack:
-            return False
-        question = last[0].flow.steps[last[0].pc]
-        asked = set(re.findall(r"[a-z]{4,}", getattr(question, "ask", "").lower())) - {"would"}
-        echoes = len(asked & set(re.findall(r"[a-z]{4,}", text.lower()))) >= 2
-        if not (heard.correction or understanding.corrected_part(text) is not None or echoes):
-            return False  # "can you text me the tracking link then" says it again
-        if heard.intent not in _OPEN_INTENTS_NOT_FLOWS:
-            flow = self.flows.for_intent(heard.intent)
-            if flow is None or flow.name != last[0].flow.name:
-                return False
-        said = understanding.parse_yes_no(understanding.corrected_part(text) or text)
-        return said is not None and said != last[1]
-
     async def _on_keypad(self, digits: str) -> AsyncIterator[Event]:
         engine = self._engine
         conv = self.flows.conversation
@@ -843,11 +553,11 @@ class Agent:
         step = engine.waiting
         if step is None or not step.keypad:
             lead = conv.keypad_unexpected
-            for event in self._repeat(lead):
+            for event in self._asking.repeat(lead):
                 yield event
             return
         if not digits:
-            for event in self._repeat(conv.keypad_empty, short=False):
+            for event in self._asking.repeat(conv.keypad_empty, short=False):
                 yield event
             return
         value = engine.parse(digits, keypad=True)
@@ -860,28 +570,16 @@ class Agent:
         async for event in self._run():
             yield event
 
-    def _repeat(self, lead: str, *, short: bool = True) -> list[Event]:
-        """Say `lead` and the question the caller is answering again."""
-        engine = self._engine
-        question = engine.question(short=short)
-        if question:
-            first = question[0]
-            assert isinstance(first, Say)
-            return [Say(f"{lead} {first.text}"), *question[1:]]
-        conv = self.flows.conversation
-        again = conv.anything_else if self._asked_anything_else else conv.open
-        return [Say(engine.render(f"{lead} {again}"))]
-
     async def _on_silence(self) -> AsyncIterator[Event]:
         self._silences += 1
         conv = self.flows.conversation
         if self._silences >= conv.max_silences:
-            self._outcome = "silence"
+            self._call_record.outcome = "silence"
             self._engine.finished = True
             yield Say(self._engine.render(conv.silence_goodbye))
             yield EndCall("silence")
             return
-        for event in self._repeat(conv.still_there):
+        for event in self._asking.repeat(conv.still_there):
             yield event
 
     # --- faults and the end of a long call ----------------------------------------------------
@@ -891,7 +589,7 @@ class Agent:
         engine = self._engine
         if lead:
             yield Say(lead)
-        await self._record("escalation", reason=reason)
+        await self._keep("escalation", reason=reason)
         engine.slots["ticket_reason"] = reason
         # The handoff flow's path for a fault already announced: straight to the ticket, the
         # texted ticket number and the transfer, without a second "I'll connect you".
@@ -899,73 +597,16 @@ class Agent:
         async for event in self._run():
             yield event
 
-    async def _wrap_up(self, reason: str) -> AsyncIterator[Event]:
-        engine = self._engine
-        unfinished = bool(engine.stack or self._queued)  # a request was still under way
-        ticket, texted = await self._leave_ticket(reason) if unfinished else (None, False)
-        conv = self.flows.conversation
-        yield Say(conv.wrap_up, barge_in=False)
-        if ticket:
-            yield Say(conv.wrap_up_ticket, barge_in=False)
-            if texted:
-                yield Say(conv.wrap_up_texted, barge_in=False)
-        yield Say(conv.wrap_up_goodbye, barge_in=False)
-        engine.finished = True
-        yield EndCall(reason)
-
-    async def _leave_ticket(self, reason: str) -> tuple[str | None, bool]:
-        """The handoff flow's ticket (and its number by SMS), outside any flow; never raises."""
-        engine = self._engine
-        engine.slots["ticket_reason"] = reason
-        ctx = ActionContext(
-            services=self._services,
-            policy=self.policy,
-            slots=engine.slots,
-            call=self._call,
-            now=engine.clock(),
-            tz=engine.tz,
-            emit=_drop,
-            sms_templates=self.flows.sms,
-            caller_words=self._caller_words,
-            summary=self._summarize,
-            memo=engine.memo,
-            timeout=self._timeout,
-            human_number=engine.human_number,
-        )
-        try:
-            await ACTIONS["create_ticket"].run(ctx)
-            if engine.slots.get("ticket_id"):
-                await ACTIONS["text_ticket_number"].run(ctx)
-        except Exception:
-            _log.exception("could not leave a ticket on %s", self._call.call_sid)
-        return engine.slots.get("ticket_id"), bool(engine.slots.get("ticket_texted"))
-
-    async def _record(self, type: str, **data: Any) -> None:
+    async def _keep(self, type: str, **data: Any) -> None:
         """Record an event about the current order; a failure is logged, never raised."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._sink.record(type, order=self._order_number(), **data)
-        except Exception:
-            _log.exception("could not record %s on %s", type, self._call.call_sid)
+        await self._call_record.keep(type, order=self._order_number(), **data)
 
     def _summarize(self) -> str:
         """A few lines for the person taking over, or for the call record."""
-        return summarize(
-            self._engine, self._call, self._intents, self._sink.recorded, self._outcome
-        )
+        record = self._call_record
+        return summarize(self._engine, self._call, record.intents, record.recorded, record.outcome)
 
 
 async def _listed(events: list[Event]) -> AsyncIterator[Event]:
     for event in events:
         yield event
-
-
-async def _drop(event: Event) -> None:
-    """Where a ticket left outside a flow would speak: it has nothing to say."""
-
-
-def _with_events(services: Services, sink: Any) -> Services:
-    """The same services, recording through `sink`."""
-    from dataclasses import replace
-
-    return replace(services, events=sink)

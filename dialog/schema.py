@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from dialog.events import FaultLines
+from dialog.expressions import template_fields
 
 __all__ = [
     "STEP_KINDS",
@@ -274,8 +275,19 @@ class Roles(_Strict):
     escalation: str = "escalation"
 
 
+_OUTSIDE_A_CALL = (
+    "voicemail",
+    "voicemail_text",
+    "alert_failed_attempt",
+    "alert_delayed",
+    "alert_lost",
+)
+"""Conversation lines said or texted with no call's memory behind them."""
+
+
 class Conversation(_Strict):
-    """The words around the flows: asking again, silence, the keypad, slow lookups."""
+    """The words around the flows: asking again, silence, the keypad, slow lookups; and the
+    messages outside a conversation (a voicemail, an exception alert)."""
 
     open: str = "What can I do for you?"
     anything_else: str = "Is there anything else I can help with?"
@@ -329,6 +341,28 @@ class Conversation(_Strict):
     system_down: str = (
         "I'm sorry, I can't reach our order system right now, so I'll connect you with a person."
     )
+    # Outside any conversation (`dialog.alerts`): the message left when a machine answers a
+    # call we placed, the text sent instead, and the texts alerting of an order's exception.
+    voicemail: str = (
+        "Hi, this is {shop}, calling about your recent order. "
+        "We'll send you a text message. Thank you, goodbye."
+    )
+    voicemail_text: str = (
+        "{shop}: we called about your order {order_number}. "
+        "We hope it arrived safely! Reply or call us if anything is wrong with it."
+    )
+    alert_failed_attempt: str = (
+        "{shop}: the carrier tried to deliver your order {order_number} but couldn't. "
+        "Reply or call us to reschedule the delivery or change the address."
+    )
+    alert_delayed: str = (
+        "{shop}: your order {order_number} is running late. Reply or call us if you'd like to "
+        "know more, change the delivery, or cancel."
+    )
+    alert_lost: str = (
+        "{shop}: your order {order_number} hasn't moved in a while and may be lost. Reply or "
+        "call us and we'll send a replacement or a refund."
+    )
     max_silences: int = Field(2, ge=1)
     roles: Roles = Field(default_factory=Roles)
     line: int = Field(0, alias="__line__", exclude=True)
@@ -338,6 +372,17 @@ class Conversation(_Strict):
         return FaultLines(
             technical_problem=self.fault, apology=self.apology, say_again=self.say_again
         )
+
+    @field_validator(*_OUTSIDE_A_CALL)
+    @classmethod
+    def _shop_and_order_only(cls, text: str) -> str:
+        """No call's memory fills these lines, so they name nothing but the shop and the order."""
+        unknown = sorted(set(template_fields(text)) - {"shop", "order_number"})
+        if unknown:
+            raise ValueError(
+                f"{{{unknown[0]}}} is not known outside a call: use {{shop}} or {{order_number}}"
+            )
+        return text
 
 
 class ConversationFile(_Strict):

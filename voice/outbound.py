@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -28,7 +28,10 @@ from zoneinfo import ZoneInfo
 import httpx
 from twilio.base.exceptions import TwilioRestException
 
-from integrations.models import Order, Shipment, ShipmentStatus
+from dialog.alerts import alert_text, exception_of, voicemail, voicemail_text
+from dialog.schema import Conversation
+from integrations.clock import utc_now
+from integrations.models import Order
 from integrations.outbound import Attempt, OutboundStore
 from integrations.outbox import OutboxMessenger
 from integrations.protocols import OrderFeed, OrderSource, ProviderError, Tracking
@@ -41,9 +44,7 @@ __all__ = [
     "DialingPolicy",
     "Scheduler",
     "TwilioCalls",
-    "alert_text",
     "dialer_for",
-    "exception_of",
     "parse_quiet_hours",
     "parse_since",
     "policy_from",
@@ -67,10 +68,6 @@ AMD_MACHINE = (
 )
 """AnsweredBy values that mean nobody is there to talk to."""
 RETRY_STATUSES = ("no-answer", "busy", "failed")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- time zones and quiet hours ----------------------------------------------------------------
@@ -242,8 +239,10 @@ class Dialer:
     from_number: str
     shop_name: str
     policy: DialingPolicy = field(default_factory=DialingPolicy)
-    clock: Clock = _utc_now
+    clock: Clock = utc_now
     wake: Callable[[], None] | None = None
+    lines: Conversation = field(default_factory=Conversation)
+    """The shop's wording of the voicemail and the alerts (its flows' conversation)."""
 
     async def request(
         self, order_ref: str, purpose: str = DELIVERY_CONFIRMATION, *, place_now: bool = True
@@ -424,10 +423,7 @@ class Dialer:
         updated = await asyncio.to_thread(
             self.outbound.update, attempt.id, status="voicemail", answered_by=answered_by
         )
-        message = (
-            f"Hi, this is {self.shop_name}, calling about your recent order. "
-            "We'll send you a text message. Thank you, goodbye."
-        )
+        message = voicemail(self.shop_name, attempt.order_ref, self.lines)
         if self.calls is not None:
             try:
                 await self.calls.play_and_hang_up(call_sid, message)
@@ -437,10 +433,7 @@ class Dialer:
         return updated
 
     async def _text_instead(self, attempt: Attempt, call_sid: str) -> None:
-        body = (
-            f"{self.shop_name}: we called about your order {attempt.order_ref}. "
-            "We hope it arrived safely! Reply or call us if anything is wrong with it."
-        )
+        body = voicemail_text(self.shop_name, attempt.order_ref, self.lines)
         messenger = OutboxMessenger(CallEvents(self.store, call_sid), wake=self.wake)
         await messenger.send_sms(
             attempt.to_number,
@@ -527,43 +520,8 @@ class Scheduler:
             await self.dialer.request(order.number, DELIVERY_EXCEPTION, place_now=False)
             return
         messenger = OutboxMessenger(CallEvents(self.dialer.store, None), wake=self.dialer.wake)
-        await messenger.send_sms(
-            customer.phone, alert_text(self.dialer.shop_name, order, kind), idempotency_key=key
-        )
-
-
-_ALERTS: Mapping[str, str] = {
-    "failed_attempt": "the carrier tried to deliver your order {n} but couldn't. "
-    "Reply or call us to reschedule the delivery or change the address.",
-    "delayed": "your order {n} is running late. Reply or call us if you'd like to know more, "
-    "change the delivery, or cancel.",
-    "lost": "your order {n} hasn't moved in a while and may be lost. Reply or call us and "
-    "we'll send a replacement or a refund.",
-}
-
-
-def alert_text(shop: str, order: Order, kind: str) -> str:
-    """The text telling a customer of an exception, with their options."""
-    return f"{shop}: " + _ALERTS[kind].format(n=order.number)
-
-
-def exception_of(shipment: Shipment, now: datetime, lost_after_days: int) -> tuple[str, str] | None:
-    """(kind, scan) of the exception this shipment shows, or None. `scan` names the carrier
-    event that showed it, so a new failed attempt is a new exception."""
-    last = max(shipment.events, key=lambda e: e.at) if shipment.events else None
-    scan = last.at.astimezone(UTC).isoformat(timespec="minutes") if last else "none"
-    if shipment.status == ShipmentStatus.DELIVERED:
-        return None
-    if shipment.status == ShipmentStatus.FAILED_ATTEMPT:
-        return "failed_attempt", scan
-    if last is not None and now - last.at >= timedelta(days=lost_after_days):
-        return "lost", scan
-    if shipment.status in (ShipmentStatus.DELAYED, ShipmentStatus.EXCEPTION):
-        return "delayed", scan
-    today: date = now.date()
-    if shipment.eta is not None and shipment.eta < today:
-        return "delayed", f"eta-{shipment.eta.isoformat()}"
-    return None
+        body = alert_text(self.dialer.shop_name, order, kind, self.dialer.lines)
+        await messenger.send_sms(customer.phone, body, idempotency_key=key)
 
 
 # --- from settings -----------------------------------------------------------------------------
@@ -588,7 +546,7 @@ def dialer_for(
     shop: Any,
     *,
     calls: TwilioCalls | None = None,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
 ) -> Dialer:
     """The dialer of a `voice.services.Shop`: real Twilio calls when the account SID and auth
     token are set (or `calls` is given), none otherwise."""
@@ -608,6 +566,7 @@ def dialer_for(
         policy=policy_from(settings),
         clock=clock,
         wake=shop.wake_worker,
+        lines=shop.flows.conversation,
     )
 
 
