@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from integrations import phones
 from integrations.http import (
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
@@ -196,7 +197,7 @@ class ShopifyOrders:
             sleep=sleep,
             rand=rand,
         )
-        self._normalize_phone = normalize_phone or _default_normalize_phone
+        self._normalize_phone = normalize_phone or phones.normalize_phone
         self._sleep = sleep
         self._rand = rand
 
@@ -449,17 +450,6 @@ def _live_fulfillments(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The order's fulfillments that were not cancelled, oldest first."""
     fulfillments = sorted(node.get("fulfillments") or [], key=lambda f: f.get("createdAt") or "")
     return [f for f in fulfillments if f.get("status") != "CANCELLED"]
-
-
-def _default_normalize_phone(raw: str) -> str | None:
-    digits = re.sub(r"\D", "", raw)
-    if raw.strip().startswith("+"):
-        return f"+{digits}" if 8 <= len(digits) <= 15 else None
-    if len(digits) == 10:
-        return f"+1{digits}"
-    if len(digits) == 11 and digits.startswith("1"):
-        return f"+{digits}"
-    return None
 
 
 def _customer(node: Mapping[str, Any]) -> Customer:

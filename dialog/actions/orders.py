@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-import phonenumbers
-
 from dialog import understanding
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.actions.texts import caller_can_text, text_customer
@@ -21,6 +19,7 @@ from dialog.speech import (
     say_items,
 )
 from integrations.models import Customer, Order, Shipment, ShipmentStatus
+from integrations.phones import normalize_phone
 
 __all__ = ["customer_orders", "fits", "track"]
 
@@ -260,22 +259,6 @@ def _email_key(value: str | None) -> str | None:
     return email if _EMAIL.fullmatch(email) else None
 
 
-def _e164(value: str | None) -> str | None:
-    """A phone number in E.164, however it is written ("(415) 555-0101", "+1 415 555 0101",
-    "14155550101"); None if it is not a valid number."""
-    text = (value or "").strip()
-    digits = re.sub(r"\D", "", text)
-    if not 10 <= len(digits) <= 15:
-        return None
-    try:
-        number = phonenumbers.parse(("+" if text.startswith("+") else "") + digits, "US")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def _matches(factor: Factor, customer: Customer, order: Order | None) -> bool:
     """Whether the factor is exactly the customer's (or, for a ZIP, the order's shipping
     address's): both sides normalised the same way, nothing fuzzy, and an empty or malformed
@@ -284,8 +267,8 @@ def _matches(factor: Factor, customer: Customer, order: Order | None) -> bool:
         said = _email_key(factor.value)
         return said is not None and said == _email_key(customer.email)
     if factor.kind == "phone":
-        said = _e164(factor.value)
-        return said is not None and said == _e164(customer.phone)
+        said = normalize_phone(factor.value or "")
+        return said is not None and said == normalize_phone(customer.phone or "")
     if factor.kind != "zip":
         return False
     said = _zip5(factor.value)

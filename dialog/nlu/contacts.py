@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-import phonenumbers
-
 from dialog.nlu.numbers import digit_runs
 from dialog.nlu.text import normalize
+from integrations.phones import normalize_phone
 
 __all__ = ["parse_email", "parse_phone", "parse_zip"]
 
@@ -149,12 +148,9 @@ def parse_phone(text: str, default_region: str = "US") -> str | None:
         if len(digits) < 7:
             continue
         for candidate in (plus + digits, digits):
-            try:
-                number = phonenumbers.parse(candidate, default_region)
-            except phonenumbers.NumberParseException:
-                continue
-            if phonenumbers.is_valid_number(number):
-                return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            e164 = normalize_phone(candidate, default_region)
+            if e164 is not None:
+                return e164
     return None
 
 

@@ -302,6 +302,7 @@ def test_normalize_phone_gives_e164(raw, e164):
         "+0123456789",
         "+1234",
         "+1234567890123456",  # longer than E.164 allows
+        "+15550000000",  # ten digits, but 555 is no area code
         "415-555-01O1",  # a letter O
         "٤١٥٥٥٥٠١٠١",  # digits, but not ASCII ones
     ],
@@ -310,9 +311,14 @@ def test_normalize_phone_rejects_what_cannot_be_a_number(raw):
     assert normalize_phone(raw) is None
 
 
+def test_normalize_phone_reads_a_number_in_its_region():
+    assert normalize_phone("020 7946 0958", default_region="GB") == "+442079460958"
+    assert normalize_phone("020 7946 0958") is None  # not a US number
+
+
 def test_normalize_phone_refuses_a_region_it_cannot_read():
     with pytest.raises(ValueError, match="region"):
-        normalize_phone("020 7946 0958", default_region="GB")
+        normalize_phone("020 7946 0958", default_region="XX")
 
 
 # --- tracking ----------------------------------------------------------------------------
