@@ -15,7 +15,6 @@ tracking is checked. The tables live on their own `metadata`, created by `Store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +39,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from integrations.clock import Clock, utc_now
+
 __all__ = [
     "ACTIVE",
     "PLACED",
@@ -51,8 +52,6 @@ __all__ = [
     "outbound_attempts",
     "outbound_dnc",
 ]
-
-Clock = Callable[[], datetime]
 
 metadata = MetaData()
 """The outbound tables, apart from the store's and the demo shop's."""
@@ -103,10 +102,6 @@ ACTIVE = ("scheduled", "placing", "placed", "answered")
 """Statuses of attempts still in progress."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -152,7 +147,7 @@ class OutboundStore:
     """Row operations on the outbound tables; synchronous and short (async callers use a
     thread). `clock` stamps rows, so tests run on their own time."""
 
-    def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
         self.clock = clock
 

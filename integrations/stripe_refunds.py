@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from integrations.clock import Clock, utc_now
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, RetryPolicy, Sleep, with_retries
 from integrations.models import Order, Refund
 from integrations.protocols import OrderSource, ProviderError
@@ -57,8 +58,6 @@ __all__ = [
     "refund_idempotency_key",
     "stripe_refund_ledger",
 ]
-
-Clock = Callable[[], datetime]
 
 metadata = MetaData()
 """The ledger's table, apart from the store's and the demo shop's."""
@@ -91,10 +90,6 @@ _STATUS = {
     "failed": "failed",
     "canceled": "failed",
 }
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime) -> datetime:
@@ -217,7 +212,7 @@ class StripeRefunds:
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
         self.orders = orders

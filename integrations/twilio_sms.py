@@ -50,6 +50,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
+from integrations.clock import Clock, utc_now
 from integrations.http import (
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
@@ -75,8 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 SMS_MAX_CHARS = 1600  # Twilio's limit for one message body
 _E164 = re.compile(r"\+[1-9]\d{7,14}")
@@ -110,10 +109,6 @@ twilio_sms_status = Table(
     Column("payload", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime) -> datetime:
@@ -242,7 +237,7 @@ class TwilioSms:
         transport: httpx.AsyncBaseTransport | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.from_number = from_number
         self.engine = engine
@@ -393,7 +388,7 @@ class TwilioSms:
 
 
 def record_sms_status(
-    engine: Engine, form: Mapping[str, str], clock: Clock = _utc_now
+    engine: Engine, form: Mapping[str, str], clock: Clock = utc_now
 ) -> SmsStatus | None:
     """Store one Twilio message status callback (form fields `MessageSid`, `MessageStatus`,
     `ErrorCode`) and move the ledger's row on. Returns None for a form without them.
