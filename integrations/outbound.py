@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from integrations.clock import Clock, utc_now
+from integrations.schema import aware
 
 __all__ = [
     "ACTIVE",
@@ -102,12 +103,6 @@ ACTIVE = ("scheduled", "placing", "placed", "answered")
 """Statuses of attempts still in progress."""
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Attempt:
     """One try at reaching a customer about an order."""
@@ -132,7 +127,7 @@ class Attempt:
         """From a mapping row of `outbound_attempts`."""
         data = dict(row)
         for key in ("due_at", "created_at", "updated_at"):
-            data[key] = _aware(data[key])
+            data[key] = aware(data[key])
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -310,7 +305,7 @@ class OutboundStore:
         """The list, oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(outbound_dnc).order_by(outbound_dnc.c.added_at)).mappings()
-            return [{**r, "added_at": _aware(r["added_at"])} for r in rows]
+            return [{**r, "added_at": aware(r["added_at"])} for r in rows]
 
     # --- alerts -------------------------------------------------------------------------------
 

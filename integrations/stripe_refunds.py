@@ -28,7 +28,7 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ from integrations.clock import Clock, utc_now
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, RetryPolicy, Sleep, with_retries
 from integrations.models import Order, Refund
 from integrations.protocols import OrderSource, ProviderError
+from integrations.schema import aware
 
 __all__ = [
     "StripeAccount",
@@ -90,10 +91,6 @@ _STATUS = {
     "failed": "failed",
     "canceled": "failed",
 }
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def refund_idempotency_key(
@@ -488,7 +485,7 @@ def _row(record: Any) -> _Row:
         status=record.status,
         stripe_refund_id=record.stripe_refund_id,
         failure_reason=record.failure_reason,
-        created_at=_aware(record.created_at),
+        created_at=aware(record.created_at),
     )
 
 

@@ -28,7 +28,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -63,6 +63,7 @@ from integrations.http import (
     with_retries,
 )
 from integrations.protocols import ProviderError
+from integrations.schema import aware
 
 __all__ = [
     "HttpxTwilioClient",
@@ -109,10 +110,6 @@ twilio_sms_status = Table(
     Column("payload", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -324,7 +321,7 @@ class TwilioSms:
             if (
                 message.body == body
                 and message.sid
-                and (created is None or _aware(created) >= since - _RECONCILE_SLACK)
+                and (created is None or aware(created) >= since - _RECONCILE_SLACK)
             ):
                 log.info("text for an unknown earlier attempt found: %s", message.sid)
                 return message.sid, message.status or "sent"
@@ -362,7 +359,7 @@ class TwilioSms:
             "status": row.status,
             "error_code": row.error_code,
             "fresh": False,
-            "created_at": _aware(row.created_at),
+            "created_at": aware(row.created_at),
         }
 
     def _set_status(self, key: str, status: str) -> None:
