@@ -26,7 +26,6 @@ from integrations.metrics_figures import (
     Ratio,
     Report,
     Returns,
-    percentile,
     window_start,
 )
 from integrations.metrics_sql import (
@@ -41,6 +40,7 @@ from integrations.metrics_sql import (
 )
 from integrations.outbox import outbox
 from integrations.schema import calls, events, turns
+from integrations.stats import percentile
 
 __all__ = ["report"]
 
@@ -315,15 +315,14 @@ def _series(tallies: Mapping[date, _DayTally], since: datetime | None, now: date
     day = first
     while day <= last:
         tally = tallies.get(day, _DayTally())
-        ordered = sorted(tally.latencies)
         out.append(
             Day(
                 day=day,
                 inbound=tally.inbound,
                 outbound=tally.outbound,
                 deflection=Ratio(tally.automated, tally.done),
-                latency_p50=percentile(ordered, 50),
-                latency_p95=percentile(ordered, 95),
+                latency_p50=percentile(tally.latencies, 50),
+                latency_p95=percentile(tally.latencies, 95),
             )
         )
         day += timedelta(days=1)

@@ -36,10 +36,11 @@ Days are UTC days.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+
+from integrations.stats import percentile
 
 __all__ = [
     "ESCALATION_EVENTS",
@@ -57,7 +58,6 @@ __all__ = [
     "Ratio",
     "Report",
     "Returns",
-    "percentile",
     "window_start",
 ]
 
@@ -103,7 +103,8 @@ class Ratio:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Percentiles of some measurements (linear interpolation between the nearest ranks)."""
+    """Percentiles of some measurements, by nearest rank (`integrations.stats`): each one is
+    a measurement that was made."""
 
     count: int = 0
     total: float = 0.0
@@ -207,16 +208,6 @@ class Report:
     def window_words(self) -> str:
         """The window in words ("last 7 days")."""
         return WINDOWS[self.window][0]
-
-
-def percentile(ordered: Sequence[float], q: float) -> float | None:
-    """The `q`th percentile (0-100) of sorted values, interpolated; None for no values."""
-    if not ordered:
-        return None
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
 
 
 def window_start(window: str, now: datetime) -> datetime | None:
