@@ -1,192 +1,220 @@
 """The Prometheus text exposition (format 0.0.4) of the service's figures: the counters
 since the first call (`integrations.metrics_totals`) and the ratios, averages and quantiles
 of the last window's report (`integrations.metrics`).
+
+The text is `prometheus_client`'s: the figures become its metric families, collected from a
+registry of their own (not the library's global one, which would also carry whatever else
+the process registered there) and written by its `generate_latest`, which owns the escaping
+and the number formatting.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
 
 from integrations.metrics_figures import OUTCOMES, Distribution, Report
 from integrations.metrics_totals import Totals
 
 __all__ = ["CONTENT_TYPE", "Family", "exposition"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """The media type of `exposition`'s output."""
 
-Labels = Mapping[str, str]
+_KINDS = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+
+Valued = CounterMetricFamily | GaugeMetricFamily
 
 
 @dataclass
 class Family:
-    """One metric family: its name, type, help, and samples `(suffix, labels, value)`."""
+    """A counter or gauge that the caller knows and the store does not (e.g. this process's
+    calls on the line): its name (a counter's ends in `_total`), type, help and samples."""
 
     name: str
-    type: str  # counter, gauge, summary
+    type: str  # counter or gauge
     help: str
-    samples: list[tuple[str, Labels, float]] = field(default_factory=list)
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
 
-    def add(self, value: float | None, labels: Labels | None = None, suffix: str = "") -> None:
-        """Add a sample; a gauge without a value (nothing to measure yet) is left out."""
-        if value is None and self.type != "summary":
-            return
-        self.samples.append((suffix, dict(labels or {}), math.nan if value is None else value))
+    def add(self, value: float | None, labels: Mapping[str, str] | None = None) -> None:
+        """Add a sample; one without a value (nothing to measure yet) is left out."""
+        labels = dict(labels or {})
+        if self.samples and labels.keys() != self.samples[0][0].keys():
+            raise ValueError(f"{self.name}: every sample needs the same label names")
+        if value is not None:
+            self.samples.append((labels, value))
 
-    def text(self) -> str:
-        """The family in the text format: HELP, TYPE, then one line per sample."""
-        lines = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.type}"]
-        for suffix, labels, value in self.samples:
-            lines.append(f"{self.name}{suffix}{_labels(labels)} {_number(value)}")
-        return "\n".join(lines)
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def _labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    for name in labels:
-        if not _LABEL_NAME.match(name) or name.startswith("__"):
-            raise ValueError(f"not a Prometheus label name: {name!r}")
-    inner = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
-    return "{" + inner + "}"
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
+    def metric(self) -> Metric:
+        """The family as `prometheus_client` writes it."""
+        names = list(self.samples[0][0]) if self.samples else []
+        family = _KINDS[self.type](self.name, self.help, labels=names)
+        for labels, value in self.samples:
+            family.add_metric([labels[name] for name in names], value)
+        return family
 
 
 def exposition(recent: Report, since_start: Totals, extra: Sequence[Family] = ()) -> str:
     """The Prometheus text exposition (format 0.0.4) of `since_start`'s counters, of the
     ratios, averages and quantiles of the `recent` report's window (label `window`), and of
     the `extra` families (what this process alone knows, e.g. its calls on the line)."""
-    window = {"window": recent.window}
-    over = f"over the {recent.window_words} (label window)"
-    families: list[Family] = []
+    registry = CollectorRegistry()
+    registry.register(_Figures(recent, since_start, extra))
+    return generate_latest(registry).decode()
 
-    def family(name: str, type_: str, help_: str) -> Family:
-        fam = Family(name, type_, help_)
-        families.append(fam)
-        return fam
 
-    calls_total = family(
-        "postvoice_calls_total",
-        "counter",
-        "Calls since the first, by direction and outcome (automated: ended without a person; "
-        "handed_off: a handoff, transfer or ticket for a person; unanswered: never reached the "
-        "agent; in_progress: not ended).",
-    )
-    for direction in sorted({d for d, _ in since_start.calls} | {"inbound", "outbound"}):
-        for outcome in OUTCOMES:
-            n = since_start.calls.get((direction, outcome), 0)
-            calls_total.add(n, {"direction": direction, "outcome": outcome})
-    family(
-        "postvoice_calls_in_progress",
-        "gauge",
-        "Calls on the line now (started, not ended), on every instance sharing the database.",
-    ).add(since_start.in_progress)
-    family(
-        "postvoice_deflection_ratio",
-        "gauge",
-        f"Share of answered, ended inbound calls that needed no person, {over}.",
-    ).add(recent.deflection.value, window)
-    family(
-        "postvoice_wismo_automation_ratio",
-        "gauge",
-        f"Share of answered, ended calls asking where an order is that needed no person, {over}.",
-    ).add(recent.wismo.value, window)
-    family(
-        "postvoice_escalation_ratio",
-        "gauge",
-        f"Share of answered, ended calls with an escalation or handoff, {over}.",
-    ).add(recent.escalation.value, window)
-    escalations = family(
-        "postvoice_escalations_total",
-        "counter",
-        "Escalation and handoff events since the first call, by kind and reason.",
-    )
-    for item in since_start.escalations:
-        escalations.add(item.count, {"kind": item.kind, "reason": item.name})
-    _summary(
-        family(
+@dataclass(frozen=True, eq=False)  # the registry keys its collectors by identity
+class _Figures(Collector):
+    """The figures of one scrape, as `prometheus_client` metric families."""
+
+    recent: Report
+    since_start: Totals
+    extra: Sequence[Family]
+
+    def collect(self) -> Iterator[Metric]:
+        recent, since_start = self.recent, self.since_start
+        window = recent.window
+        over = f"over the {recent.window_words} (label window)"
+
+        calls_total = CounterMetricFamily(
+            "postvoice_calls_total",
+            "Calls since the first, by direction and outcome (automated: ended without a person; "
+            "handed_off: a handoff, transfer or ticket for a person; unanswered: never reached "
+            "the agent; in_progress: not ended).",
+            labels=("direction", "outcome"),
+        )
+        for direction in sorted({d for d, _ in since_start.calls} | {"inbound", "outbound"}):
+            for outcome in OUTCOMES:
+                n = since_start.calls.get((direction, outcome), 0)
+                calls_total.add_metric((direction, outcome), n)
+        yield calls_total
+        yield GaugeMetricFamily(
+            "postvoice_calls_in_progress",
+            "Calls on the line now (started, not ended), on every instance sharing the database.",
+            value=since_start.in_progress,
+        )
+        yield _windowed(
+            "postvoice_deflection_ratio",
+            f"Share of answered, ended inbound calls that needed no person, {over}.",
+            window,
+            recent.deflection.value,
+        )
+        yield _windowed(
+            "postvoice_wismo_automation_ratio",
+            "Share of answered, ended calls asking where an order is that needed no person, "
+            f"{over}.",
+            window,
+            recent.wismo.value,
+        )
+        yield _windowed(
+            "postvoice_escalation_ratio",
+            f"Share of answered, ended calls with an escalation or handoff, {over}.",
+            window,
+            recent.escalation.value,
+        )
+        escalations = CounterMetricFamily(
+            "postvoice_escalations_total",
+            "Escalation and handoff events since the first call, by kind and reason.",
+            labels=("kind", "reason"),
+        )
+        for item in since_start.escalations:
+            escalations.add_metric((item.kind, item.name), item.count)
+        yield escalations
+        yield _summary(
             "postvoice_reply_latency_ms",
-            "summary",
             "Reply latency in milliseconds, end of the caller's speech to the agent's first "
             f"audio: quantiles over the {recent.window_words}, sum and count since the first call.",
-        ),
-        recent.latency,
-        since_start.latency,
-    )
-    # Gauges, not a summary: a count since the first call would mean pairing every return
-    # ever made with its label text on every scrape.
-    initiation = family(
-        "postvoice_return_initiation_seconds",
-        "gauge",
-        "Seconds from a caller's return request to the delivery of the label text, as "
-        f"quantiles {over}.",
-    )
-    seconds = recent.returns.seconds
-    for q, value in (("0.5", seconds.p50), ("0.95", seconds.p95), ("0.99", seconds.p99)):
-        initiation.add(value, {"quantile": q, **window})
-    family(
-        "postvoice_returns_waiting_for_label",
-        "gauge",
-        f"Returns whose label text is queued or failed, not delivered, {over}.",
-    ).add(recent.returns.waiting, window)
-    reasons = family(
-        "postvoice_return_reasons_total",
-        "counter",
-        "Returns created since the first call, by the caller's reason.",
-    )
-    for item in since_start.return_reasons:
-        reasons.add(item.count, {"reason": item.name})
-    responses = family(
-        "postvoice_csat_responses_total",
-        "counter",
-        "Customer satisfaction scores (1-5) recorded since the first call, by score.",
-    )
-    for score, n in since_start.csat.scores.items():
-        responses.add(n, {"score": str(score)})
-    average = family(
-        "postvoice_csat_average",
-        "gauge",
-        f"Average customer satisfaction score (1-5), {over} and since the first call "
-        '(window="all").',
-    )
-    average.add(recent.csat.average, window)
-    average.add(since_start.csat.average, {"window": "all"})
-    items = family(
-        "postvoice_outbox_items",
-        "gauge",
-        "Outbox rows (texts, tickets, labels, refunds to deliver) by kind and state.",
-    )
-    for (kind, status), n in sorted(since_start.outbox.items()):
-        items.add(n, {"kind": kind, "status": status})
-    families.extend(extra)
-    return "\n".join(f.text() for f in families) + "\n"
+            recent.latency,
+            since_start.latency,
+        )
+        # Gauges, not a summary: a count since the first call would mean pairing every return
+        # ever made with its label text on every scrape.
+        initiation = GaugeMetricFamily(
+            "postvoice_return_initiation_seconds",
+            "Seconds from a caller's return request to the delivery of the label text, as "
+            f"quantiles {over}.",
+            labels=("quantile", "window"),
+        )
+        for q, value in _quantiles(recent.returns.seconds):
+            _add(initiation, value, q, window)
+        yield initiation
+        yield _windowed(
+            "postvoice_returns_waiting_for_label",
+            f"Returns whose label text is queued or failed, not delivered, {over}.",
+            window,
+            recent.returns.waiting,
+        )
+        reasons = CounterMetricFamily(
+            "postvoice_return_reasons_total",
+            "Returns created since the first call, by the caller's reason.",
+            labels=("reason",),
+        )
+        for item in since_start.return_reasons:
+            reasons.add_metric((item.name,), item.count)
+        yield reasons
+        responses = CounterMetricFamily(
+            "postvoice_csat_responses_total",
+            "Customer satisfaction scores (1-5) recorded since the first call, by score.",
+            labels=("score",),
+        )
+        for score, n in since_start.csat.scores.items():
+            responses.add_metric((str(score),), n)
+        yield responses
+        average = GaugeMetricFamily(
+            "postvoice_csat_average",
+            f"Average customer satisfaction score (1-5), {over} and since the first call "
+            '(window="all").',
+            labels=("window",),
+        )
+        _add(average, recent.csat.average, window)
+        _add(average, since_start.csat.average, "all")
+        yield average
+        items = GaugeMetricFamily(
+            "postvoice_outbox_items",
+            "Outbox rows (texts, tickets, labels, refunds to deliver) by kind and state.",
+            labels=("kind", "status"),
+        )
+        for (kind, status), n in sorted(since_start.outbox.items()):
+            items.add_metric((kind, status), n)
+        yield items
+        for family in self.extra:
+            yield family.metric()
 
 
-def _summary(fam: Family, recent: Distribution, overall: Distribution) -> None:
-    for q, value in (("0.5", recent.p50), ("0.95", recent.p95), ("0.99", recent.p99)):
-        fam.add(value, {"quantile": q})
-    fam.add(overall.total, suffix="_sum")
-    fam.add(overall.count, suffix="_count")
+def _add(family: Valued, value: float | None, *labels: str) -> None:
+    """Add a sample; a gauge without a value (nothing to measure yet) is left out."""
+    if value is not None:
+        family.add_metric(labels, value)
+
+
+def _windowed(name: str, help_: str, window: str, value: float | None) -> GaugeMetricFamily:
+    """A gauge of the recent report's window, labelled with it."""
+    family = GaugeMetricFamily(name, help_, labels=("window",))
+    _add(family, value, window)
+    return family
+
+
+def _quantiles(d: Distribution) -> tuple[tuple[str, float | None], ...]:
+    return (("0.5", d.p50), ("0.95", d.p95), ("0.99", d.p99))
+
+
+def _summary(name: str, help_: str, recent: Distribution, overall: Distribution) -> Metric:
+    """Quantiles of the recent window (NaN while there are none), sum and count since the
+    first call."""
+    family = SummaryMetricFamily(name, help_)
+    for q, value in _quantiles(recent):
+        # The library's summary families take a count and a sum only; the text format also
+        # has quantile samples, so they are added as the family's plain samples.
+        family.add_sample(name, {"quantile": q}, math.nan if value is None else value)
+    family.add_metric([], count_value=overall.count, sum_value=overall.total)
+    return family

@@ -293,3 +293,23 @@ def test_label_values_are_escaped(store: Store):
     assert 'reason="said \\"no\\"\\\\ then\\nleft"' in text
     samples = parse(text)
     assert samples[("postvoice_escalations_total", (("kind", "handoff"), ("reason", odd)))] == 1
+
+
+def test_extra_families_are_written_with_their_labels(store: Store):
+    turned_away = metrics_prometheus.Family("postvoice_turned_away_total", "counter", "Away.")
+    turned_away.add(2, {"cap": "caller"})
+    turned_away.add(1, {"cap": "instance"})
+    unmeasured = metrics_prometheus.Family("postvoice_queue_seconds", "gauge", "Not yet.")
+    unmeasured.add(None)
+    text = metrics_prometheus.exposition(
+        metrics.report(store.engine, "24h", now=NOW),
+        metrics_totals.totals(store.engine, now=NOW),
+        [turned_away, unmeasured],
+    )
+    samples = parse(text)
+    assert samples[("postvoice_turned_away_total", (("cap", "caller"),))] == 2
+    assert samples[("postvoice_turned_away_total", (("cap", "instance"),))] == 1
+    assert "# TYPE postvoice_queue_seconds gauge" in text
+    assert not [key for key in samples if key[0] == "postvoice_queue_seconds"]
+    with pytest.raises(ValueError, match="same label names"):
+        turned_away.add(3, {"reason": "busy"})
