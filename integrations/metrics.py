@@ -39,22 +39,13 @@ from integrations.metrics_sql import (
     reply_latency,
 )
 from integrations.outbox import outbox
-from integrations.schema import calls, events, turns
+from integrations.schema import aware, calls, events, turns
 from integrations.stats import percentile
 
 __all__ = ["report"]
 
 LATENCY_BIN_MS = 250
 LATENCY_BINS = 16  # 0-4 s in quarter seconds; slower replies share the last bin
-
-
-def _aware(value: Any) -> datetime | None:
-    """SQLite hands datetimes back naive (and sometimes as text); every stored one is UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -246,15 +237,15 @@ def _refs(refs: Any) -> list[str]:
 
 
 def _call_start(row: Any) -> datetime:
-    return _aware(row.started_at) or _aware(row.call_created_at)  # type: ignore[return-value]
+    return aware(row.started_at) or aware(row.call_created_at)  # type: ignore[return-value]
 
 
 def _event_time(row: Any) -> datetime:
     """When an event happened: the call's start plus its call-clock time, else when written."""
-    started = _aware(row.started_at)
+    started = aware(row.started_at)
     if started is not None and row.at_ms is not None:
         return started + timedelta(milliseconds=row.at_ms)
-    return _aware(row.created_at)  # type: ignore[return-value]
+    return aware(row.created_at)  # type: ignore[return-value]
 
 
 def _delivered(conn: Connection, ids: set[int]) -> dict[int, datetime | None]:
@@ -268,7 +259,7 @@ def _delivered(conn: Connection, ids: set[int]) -> dict[int, datetime | None]:
             )
         ).all()
         for row in rows:
-            found[row.id] = _aware(row.delivered_at) if row.status == "delivered" else None
+            found[row.id] = aware(row.delivered_at) if row.status == "delivered" else None
     return found
 
 
