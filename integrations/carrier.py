@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from integrations.clock import Clock, utc_now
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, ProviderHttp, RetryPolicy, Sleep
 from integrations.models import Shipment, ShipmentStatus, TrackingEvent
 from integrations.protocols import ProviderError
@@ -37,12 +38,6 @@ __all__ = [
     "carrier_name",
     "easypost_status",
 ]
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -271,7 +266,7 @@ class EasyPostTracking(_AggregatorTracking):
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         http = ProviderHttp(
             "EasyPost",
@@ -372,7 +367,7 @@ class AfterShipTracking(_AggregatorTracking):
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         http = ProviderHttp(
             "AfterShip",

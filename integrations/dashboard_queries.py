@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Engine, and_, case, exists, func, or_, sel
 
 from integrations.outbox import OutboxEntry, outbox
 from integrations.schema import ENDED_STATUSES, NOT_CONNECTED, aware, calls, events, turns
+from integrations.stats import median
 
 __all__ = [
     "CALLER_LEFT_REASONS",
@@ -244,7 +245,7 @@ class DashboardQueries:
                 outcome=r["outcome"],
                 intents=intents[r["call_sid"]],
                 duration_s=_duration(r),
-                median_latency_ms=_median(latencies[r["call_sid"]]),
+                median_latency_ms=median(latencies[r["call_sid"]]),
             )
             for r in rows
         ]
@@ -438,16 +439,6 @@ def _duration(row: Any) -> int | None:
     if started is None or ended is None:
         return None
     return max(0, round((ended - started).total_seconds()))
-
-
-def _median(values: Sequence[int]) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return round((ordered[middle - 1] + ordered[middle]) / 2)
 
 
 def _ticket_state(status: str) -> str:

@@ -16,11 +16,11 @@ import base64
 import hashlib
 import hmac
 import io
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import quote
 
+from integrations.clock import Clock, utc_now
 from integrations.models import Address, Customer, Label, Order, ReturnAuthorization
 
 if TYPE_CHECKING:
@@ -53,12 +53,6 @@ DEFAULT_WAREHOUSE = Address(
 
 DEV_LABEL_SECRET = b"postvoice-dev-label-secret"
 """A public, well-known secret for development only: links signed with it prove nothing."""
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @runtime_checkable
@@ -127,7 +121,7 @@ class EmbeddedLabels:
         secret: bytes,
         public_url: str,
         ttl: timedelta = timedelta(days=30),
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         *,
         shop_name: str = "Northwind Goods",
         warehouse: Address = DEFAULT_WAREHOUSE,

@@ -15,7 +15,6 @@ tracking is checked. The tables live on their own `metadata`, created by `Store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +39,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from integrations.clock import Clock, utc_now
+from integrations.schema import aware
+
 __all__ = [
     "ACTIVE",
     "PLACED",
@@ -51,8 +53,6 @@ __all__ = [
     "outbound_attempts",
     "outbound_dnc",
 ]
-
-Clock = Callable[[], datetime]
 
 metadata = MetaData()
 """The outbound tables, apart from the store's and the demo shop's."""
@@ -103,16 +103,6 @@ ACTIVE = ("scheduled", "placing", "placed", "answered")
 """Statuses of attempts still in progress."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Attempt:
     """One try at reaching a customer about an order."""
@@ -137,7 +127,7 @@ class Attempt:
         """From a mapping row of `outbound_attempts`."""
         data = dict(row)
         for key in ("due_at", "created_at", "updated_at"):
-            data[key] = _aware(data[key])
+            data[key] = aware(data[key])
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -152,7 +142,7 @@ class OutboundStore:
     """Row operations on the outbound tables; synchronous and short (async callers use a
     thread). `clock` stamps rows, so tests run on their own time."""
 
-    def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
         self.clock = clock
 
@@ -315,7 +305,7 @@ class OutboundStore:
         """The list, oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(outbound_dnc).order_by(outbound_dnc.c.added_at)).mappings()
-            return [{**r, "added_at": _aware(r["added_at"])} for r in rows]
+            return [{**r, "added_at": aware(r["added_at"])} for r in rows]
 
     # --- alerts -------------------------------------------------------------------------------
 

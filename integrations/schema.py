@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -138,8 +138,15 @@ stream_claims = Table(
 )
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+@overload
+def aware(value: datetime | None) -> datetime | None: ...
 def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; every datetime we write is UTC."""
+    """`value` with its zone, a naive one taken as UTC: SQLite hands datetimes back naive, and
+    every datetime we write (or a provider sends without a zone) is UTC."""
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)

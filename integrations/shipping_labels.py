@@ -18,7 +18,6 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +26,7 @@ from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, Text, 
 from sqlalchemy.exc import IntegrityError
 
 from integrations.carrier import carrier_name
+from integrations.clock import Clock, utc_now
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, ProviderHttp, RetryPolicy, Sleep
 from integrations.models import Address, Customer, Label, Order, ReturnAuthorization
 from integrations.protocols import ProviderError
@@ -38,8 +38,6 @@ __all__ = [
     "easypost_return_labels",
     "metadata",
 ]
-
-Clock = Callable[[], datetime]
 
 metadata = MetaData()
 """The label ledger's table, apart from the store's."""
@@ -55,10 +53,6 @@ easypost_return_labels = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class EasyPostLabels:
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
         self.return_to = return_to

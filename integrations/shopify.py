@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from integrations import phones
+from integrations.clock import Clock, utc_now
 from integrations.http import (
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
@@ -365,10 +366,6 @@ def _graphql_error(errors: Any) -> ProviderError:
     return ProviderError(f"Shopify: {message}", code="graphql_error")
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ShopifyOrderFeed:
     """`OrderFeed` over a Shopify store: which orders were delivered in a window, which are on
     their way. Shares the `ShopifyOrders` client, its timeouts and retries (closing that client
@@ -388,7 +385,7 @@ class ShopifyOrderFeed:
         lookback_days: int = 60,
         page_size: int = 50,
         max_pages: int = 40,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.orders = orders
         self.lookback = timedelta(days=lookback_days)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TypeVar
 
-__all__ = ["percentile"]
+__all__ = ["median", "percentile"]
+
+N = TypeVar("N", int, float)
 
 
-def percentile(values: Iterable[float], p: float) -> float | None:
+def percentile(values: Iterable[N], p: float) -> N | None:
     """Nearest-rank percentile: the smallest value that at least `p`% (0-100) of the values do
     not exceed. Values need not be sorted; None for no values."""
     ordered = sorted(values)
@@ -20,3 +23,9 @@ def percentile(values: Iterable[float], p: float) -> float | None:
         return None
     rank = max(1, math.ceil(p * len(ordered) / 100))  # p * n first: exact for whole p
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(values: Iterable[N]) -> N | None:
+    """The 50th percentile by nearest rank: the middle value, and of an even count the lower
+    of the two middle ones rather than their average, so it too is a value that was observed."""
+    return percentile(values, 50)

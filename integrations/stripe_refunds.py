@@ -28,7 +28,7 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -46,9 +46,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from integrations.clock import Clock, utc_now
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, RetryPolicy, Sleep, with_retries
 from integrations.models import Order, Refund
 from integrations.protocols import OrderSource, ProviderError
+from integrations.schema import aware
 
 __all__ = [
     "StripeAccount",
@@ -57,8 +59,6 @@ __all__ = [
     "refund_idempotency_key",
     "stripe_refund_ledger",
 ]
-
-Clock = Callable[[], datetime]
 
 metadata = MetaData()
 """The ledger's table, apart from the store's and the demo shop's."""
@@ -91,14 +91,6 @@ _STATUS = {
     "failed": "failed",
     "canceled": "failed",
 }
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def refund_idempotency_key(
@@ -217,7 +209,7 @@ class StripeRefunds:
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
         self.orders = orders
@@ -493,7 +485,7 @@ def _row(record: Any) -> _Row:
         status=record.status,
         stripe_refund_id=record.stripe_refund_id,
         failure_reason=record.failure_reason,
-        created_at=_aware(record.created_at),
+        created_at=aware(record.created_at),
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, Text, select
 from sqlalchemy.exc import IntegrityError
 
+from integrations.clock import utc_now
 from integrations.models import Shipment, ShipmentStatus, TrackingEvent
 from integrations.protocols import ProviderError, Tracking
 
@@ -43,8 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
 metadata = MetaData()
 """The cache's table, apart from the store's and the demo shop's."""
 
@@ -58,10 +56,6 @@ tracking_cache = Table(
 )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _carrier_key(carrier: str) -> str:
     return "".join(ch for ch in carrier.lower() if ch.isalnum())
 
@@ -72,7 +66,7 @@ def _number_key(number: str) -> str:
 
 def age_of(shipment: Shipment, now: datetime | None = None) -> timedelta:
     """How old the facts in `shipment` are."""
-    return (now or _utc_now()) - shipment.fetched_at
+    return (now or utc_now()) - shipment.fetched_at
 
 
 def shipment_to_json(shipment: Shipment) -> str:

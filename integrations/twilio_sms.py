@@ -28,7 +28,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
+from integrations.clock import Clock, utc_now
 from integrations.http import (
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
@@ -62,6 +63,7 @@ from integrations.http import (
     with_retries,
 )
 from integrations.protocols import ProviderError
+from integrations.schema import aware
 
 __all__ = [
     "HttpxTwilioClient",
@@ -75,8 +77,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 SMS_MAX_CHARS = 1600  # Twilio's limit for one message body
 _E164 = re.compile(r"\+[1-9]\d{7,14}")
@@ -110,14 +110,6 @@ twilio_sms_status = Table(
     Column("payload", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -242,7 +234,7 @@ class TwilioSms:
         transport: httpx.AsyncBaseTransport | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Sleep = asyncio.sleep,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.from_number = from_number
         self.engine = engine
@@ -329,7 +321,7 @@ class TwilioSms:
             if (
                 message.body == body
                 and message.sid
-                and (created is None or _aware(created) >= since - _RECONCILE_SLACK)
+                and (created is None or aware(created) >= since - _RECONCILE_SLACK)
             ):
                 log.info("text for an unknown earlier attempt found: %s", message.sid)
                 return message.sid, message.status or "sent"
@@ -367,7 +359,7 @@ class TwilioSms:
             "status": row.status,
             "error_code": row.error_code,
             "fresh": False,
-            "created_at": _aware(row.created_at),
+            "created_at": aware(row.created_at),
         }
 
     def _set_status(self, key: str, status: str) -> None:
@@ -393,7 +385,7 @@ class TwilioSms:
 
 
 def record_sms_status(
-    engine: Engine, form: Mapping[str, str], clock: Clock = _utc_now
+    engine: Engine, form: Mapping[str, str], clock: Clock = utc_now
 ) -> SmsStatus | None:
     """Store one Twilio message status callback (form fields `MessageSid`, `MessageStatus`,
     `ErrorCode`) and move the ledger's row on. Returns None for a form without them.

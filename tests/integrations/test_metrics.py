@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations import metrics
+from integrations import metrics, metrics_prometheus, metrics_totals
 from integrations.delivery import OutboxLeases
 from integrations.outbox import OutboxItem
 from integrations.store import Store, make_engine
@@ -167,8 +167,8 @@ def test_return_reasons_csat_and_reply_latency(shop_day: Store):
     assert week.csat.scores == {1: 0, 2: 1, 3: 0, 4: 1, 5: 0}
     assert week.latency.count == 5
     assert week.latency.p50 == 600
-    assert week.latency.p95 == pytest.approx(960)
-    assert week.latency.p99 == pytest.approx(992)
+    assert week.latency.p95 == 1000  # nearest rank: the slowest of five
+    assert week.latency.p99 == 1000
     assert sum(b.count for b in week.latency_bins) == 5
     slowest = week.latency_bins[-1]
     assert slowest.low <= 1000 < (slowest.high or math.inf) and slowest.count == 1
@@ -193,7 +193,7 @@ def test_an_empty_store_has_no_figures_rather_than_zeros(store: Store):
     assert week.deflection.value is None and week.wismo.value is None
     assert week.latency.p50 is None and week.csat.average is None
     assert week.latency_bins == [] and len(week.days) == 8
-    text = metrics.exposition(week, metrics.totals(store.engine, now=NOW))
+    text = metrics_prometheus.exposition(week, metrics_totals.totals(store.engine, now=NOW))
     samples = parse(text)
     assert ("postvoice_deflection_ratio", ()) not in samples  # nothing measured: no sample
     assert math.isnan(samples[("postvoice_reply_latency_ms", (("quantile", "0.5"),))])
@@ -254,7 +254,7 @@ def parse(text: str) -> dict[tuple[str, tuple], float]:
 
 def test_prometheus_exposition_parses_and_says_what_the_store_says(shop_day: Store):
     recent = metrics.report(shop_day.engine, "24h", now=NOW)
-    text = metrics.exposition(recent, metrics.totals(shop_day.engine, now=NOW))
+    text = metrics_prometheus.exposition(recent, metrics_totals.totals(shop_day.engine, now=NOW))
     samples = parse(text)
 
     def calls(direction: str, outcome: str) -> float:
@@ -287,16 +287,29 @@ def test_label_values_are_escaped(store: Store):
     call(store, "CA1")
     odd = 'said "no"\\ then\nleft'
     store.add_event("CA1", "handoff", None, {"reason": odd}, 100)
-    text = metrics.exposition(
-        metrics.report(store.engine, "24h", now=NOW), metrics.totals(store.engine, now=NOW)
+    text = metrics_prometheus.exposition(
+        metrics.report(store.engine, "24h", now=NOW), metrics_totals.totals(store.engine, now=NOW)
     )
     assert 'reason="said \\"no\\"\\\\ then\\nleft"' in text
     samples = parse(text)
     assert samples[("postvoice_escalations_total", (("kind", "handoff"), ("reason", odd)))] == 1
 
 
-def test_percentile_interpolates_between_ranks():
-    assert metrics.percentile([], 50) is None
-    assert metrics.percentile([7], 99) == 7
-    assert metrics.percentile([1, 2, 3, 4], 50) == 2.5
-    assert metrics.percentile([10, 20], 95) == pytest.approx(19.5)
+def test_extra_families_are_written_with_their_labels(store: Store):
+    turned_away = metrics_prometheus.Family("postvoice_turned_away_total", "counter", "Away.")
+    turned_away.add(2, {"cap": "caller"})
+    turned_away.add(1, {"cap": "instance"})
+    unmeasured = metrics_prometheus.Family("postvoice_queue_seconds", "gauge", "Not yet.")
+    unmeasured.add(None)
+    text = metrics_prometheus.exposition(
+        metrics.report(store.engine, "24h", now=NOW),
+        metrics_totals.totals(store.engine, now=NOW),
+        [turned_away, unmeasured],
+    )
+    samples = parse(text)
+    assert samples[("postvoice_turned_away_total", (("cap", "caller"),))] == 2
+    assert samples[("postvoice_turned_away_total", (("cap", "instance"),))] == 1
+    assert "# TYPE postvoice_queue_seconds gauge" in text
+    assert not [key for key in samples if key[0] == "postvoice_queue_seconds"]
+    with pytest.raises(ValueError, match="same label names"):
+        turned_away.add(3, {"reason": "busy"})

@@ -1,5 +1,5 @@
 from integrations.clock import utc_now
-from integrations.stats import percentile
+from integrations.stats import median, percentile
 
 
 def test_percentile_is_an_observed_value_by_nearest_rank():
@@ -13,3 +13,9 @@ def test_percentile_is_an_observed_value_by_nearest_rank():
 
 def test_the_clock_is_timezone_aware():
     assert utc_now().tzinfo is not None
+
+
+def test_the_median_of_an_even_count_is_the_lower_middle_value():
+    assert median([1200, 500, 800, 650]) == 650
+    assert median([3, 1, 2]) == 2
+    assert median([]) is None

@@ -19,7 +19,9 @@ from markupsafe import Markup
 
 from dialog.graph import FlowsOverview, read_flows
 from integrations import metrics
-from integrations.metrics import WINDOWS, Ratio, Report
+from integrations.metrics_figures import WINDOWS, Distribution, Ratio, Report
+from integrations.metrics_prometheus import CONTENT_TYPE, Family, exposition
+from integrations.metrics_totals import totals
 from voice.dashboard.flowsvg import STYLE, render_svg
 from voice.dashboard.web import Dashboard, render
 
@@ -291,7 +293,7 @@ _CAPACITY = (
 )
 
 
-def _capacity(dash: Dashboard) -> list[metrics.Family]:
+def _capacity(dash: Dashboard) -> list[Family]:
     limiter = getattr(dash.deps, "limiter", None)
     if limiter is None:
         return []
@@ -299,7 +301,7 @@ def _capacity(dash: Dashboard) -> list[metrics.Family]:
     families = []
     for key, name, kind, words in _CAPACITY:
         if key in snapshot:
-            family = metrics.Family(name, kind, words)
+            family = Family(name, kind, words)
             family.add(snapshot[key])
             families.append(family)
     return families
@@ -309,8 +311,8 @@ def _prometheus_text(dash: Dashboard) -> str:
     engine = dash.store.engine
     now = datetime.now(UTC)
     recent = metrics.report(engine, "24h", now=now)
-    since_start = metrics.totals(engine, now=now, max_call_s=dash.settings.max_call_s)
-    return metrics.exposition(recent, since_start, _capacity(dash))
+    since_start = totals(engine, now=now, max_call_s=dash.settings.max_call_s)
+    return exposition(recent, since_start, _capacity(dash))
 
 
 def _drawn(overview: FlowsOverview) -> list[dict[str, Any]]:
@@ -365,7 +367,7 @@ def router(dash: Dashboard) -> APIRouter:
     async def prometheus() -> Response:
         """Prometheus text exposition (scrape with the admin token as a bearer token)."""
         text = await asyncio.to_thread(_prometheus_text, dash)
-        return Response(text, media_type=metrics.CONTENT_TYPE)
+        return Response(text, media_type=CONTENT_TYPE)
 
     @api.get("/dashboard/flows", response_class=HTMLResponse, dependencies=[dash.page()])
     async def flows_page(request: Request) -> Response:
@@ -389,7 +391,7 @@ def _as_json(report: Report) -> dict[str, Any]:
     def ratio(r: Ratio) -> dict[str, Any]:
         return {"part": r.part, "whole": r.whole, "value": r.value}
 
-    def dist(d: metrics.Distribution) -> dict[str, Any]:
+    def dist(d: Distribution) -> dict[str, Any]:
         return {"count": d.count, "p50": d.p50, "p95": d.p95, "p99": d.p99}
 
     return {
