@@ -44,7 +44,7 @@ async def _said(stream: AsyncIterator[object]) -> list[str]:
 async def _return_earbuds(
     shop: Shop, caller: str = JAMES, turns: list[str] = RETURN_EARBUDS
 ) -> str:
-    """James's return of his earbuds for a refund, as a call's agent hears it; what it said."""
+    """A return of James's earbuds for a refund, called in from `caller`; all the agent said."""
     shop.store.upsert_call("CA1", from_number=caller)
     agent = shop.agent(CallInfo("CA1", caller, SUPPORT), CallEvents(shop.store, "CA1"))
     said = await _said(agent.start())
