@@ -12,12 +12,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from dialog.actions.texts import label_recipient
 from dialog.events import CallInfo
 from integrations.demo import DemoShop, ensure_schema
 from integrations.demo import metadata as shop_metadata
 from integrations.labels import EmbeddedLabels
 from integrations.outbound import metadata as outbound_metadata
-from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds
+from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds, OutboxReturns
 from integrations.protocols import EventSink, OrderFeed, Services
 from integrations.provider_set import Providers, close_providers
 from integrations.providers import BuildProviders, build_label_maker, build_providers
@@ -51,9 +52,10 @@ class Shop:
         if self.worker is not None:
             self.worker.wake()
 
-    def services(self, events: EventSink) -> Services:
-        """Reads go straight to the providers; texts, tickets and refunds go through the
-        outbox, committed with the decision that caused them."""
+    def services(self, events: EventSink, info: CallInfo | None = None) -> Services:
+        """Reads go straight to the providers; texts, tickets, refunds and return labels go
+        through the outbox, committed with the decision that caused them. A label is texted
+        to the caller of `info` once bought (`label_recipient`); without a call, to nobody."""
         p = self.providers
         return Services(
             orders=p.orders,
@@ -62,7 +64,13 @@ class Shop:
             events=events,
             shop_name=self.settings.shop_name,
             coupons=p.coupons,
-            returns=p.returns,
+            returns=OutboxReturns(
+                events,
+                p.returns,
+                notify_phone=label_recipient(info, self.policy) if info else None,
+                shop_name=self.settings.shop_name,
+                wake=self.wake_worker,
+            ),
             refunds=OutboxRefunds(events, p.refunds, wake=self.wake_worker),
             helpdesk=OutboxHelpdesk(events, wake=self.wake_worker),
             deliveries=p.deliveries,
@@ -75,7 +83,7 @@ class Shop:
 
         return Agent(
             self.flows,
-            self.services(events),
+            self.services(events, info),
             info,
             policy=self.policy,
             human_number=self.settings.human_number,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dialog.actions.registry import ACTIONS, ActionContext
-from dialog.actions.texts import text_customer, written_money
+from dialog.actions.texts import label_recipient, text_customer, written_money
 from dialog.slots.sizes import resolve_size
 from dialog.speech import say_items, say_number, say_size, size_order
 from integrations.models import Order, OrderLine
@@ -215,14 +215,24 @@ async def create_return(ctx: ActionContext) -> None:
         await ctx.record("replacement.created", rma=ra.rma, line_id=line.line_id)
 
 
-@ACTIONS.action("send_return_sms", sets={"label_sent": "bool"})
+@ACTIONS.action("send_return_sms", sets={"label_sent": "bool", "label_coming": "bool"})
 async def send_return_sms(ctx: ActionContext) -> None:
-    """Text the RMA and the label link (links are never read aloud)."""
+    """Text the RMA and the label link (links are never read aloud).
+
+    A label without a link is still being bought (through the outbox): the worker texts it once
+    it has it, so it is not texted here too, and `label_coming` says whether a text is on its
+    way (`label_recipient`, as the services told the outbox).
+    """
     order = ctx.order
     rma = ctx.memo.get("rma")
     url = ctx.memo.get("label_url")
-    if order is None or not rma or not ctx.policy.returns.label_by_sms:
-        ctx.slots["label_sent"] = False
+    ctx.slots.update(label_sent=False, label_coming=False)
+    if order is None or not rma:
+        return
+    if not url:
+        ctx.slots["label_coming"] = label_recipient(ctx.call, ctx.policy) is not None
+        return
+    if not ctx.policy.returns.label_by_sms:
         return
     resolution = str(ctx.slots.get("resolution") or "refund")
     template = {
@@ -240,7 +250,7 @@ async def send_return_sms(ctx: ActionContext) -> None:
         order=order.number,
         item=say_items(order),
         rma=rma,
-        url=url or "",
+        url=url,
         amount=written_money(int(credit if resolution == "store_credit" else amount)),
         method=order.payment_method or "your original payment method",
         size=ctx.slots.get("new_size") or (line.variant if line else "") or "",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from dialog.actions.registry import ActionContext
+from dialog.events import CallInfo
+from dialog.policy import Policy
 
-__all__ = ["caller_can_text", "text_customer", "written_money"]
+__all__ = ["caller_can_text", "label_recipient", "text_customer", "written_money"]
 
 
 def written_money(cents: int) -> str:
@@ -17,6 +19,17 @@ def written_money(cents: int) -> str:
 def caller_can_text(ctx: ActionContext) -> bool:
     """Whether the number on the line can receive a text (withheld numbers cannot)."""
     return ctx.call.caller_number.startswith("+")
+
+
+def label_recipient(call: CallInfo, policy: Policy) -> str | None:
+    """The number a return label bought later (through the outbox) is texted to, or None.
+
+    The number on the line when it can take a text and the shop texts its labels. The services
+    hand it to the outbox and the return flow says the label is on its way only when there is
+    one, so both ask here and what the caller is told is what the worker does.
+    """
+    number = call.caller_number
+    return number if policy.returns.label_by_sms and number.startswith("+") else None
 
 
 async def text_customer(

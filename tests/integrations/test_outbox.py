@@ -457,9 +457,9 @@ _PROCESS = textwrap.dedent(
 )
 
 
-def _process(tmp_path: Path, url: str, mode: str) -> int:
+def _process(tmp_path: Path, url: str, mode: str, source: str = _PROCESS) -> int:
     script = tmp_path / "outbox_process.py"
-    script.write_text(_PROCESS)
+    script.write_text(source)
     done = subprocess.run(
         [sys.executable, str(script), url, str(tmp_path / "provider.db"), mode],
         cwd=ROOT,
@@ -515,6 +515,89 @@ def test_a_process_killed_between_commit_and_send_delivers_each_text_once_after_
         assert rows[keys[0]]["attempts"] == 2
     else:
         assert calls == dict.fromkeys(keys, 1)
+    store.engine.dispose()
+
+
+# The worker delivering a queued label through the real label deliverer, over a label provider
+# and a messenger that, like _PROCESS's provider, log every call and act once per key; it dies
+# after buying the label, before texting it or after, and in either case before the row is
+# marked delivered.
+_LABEL_PROCESS = textwrap.dedent(
+    """
+    import asyncio, os, sqlite3, sys
+    from integrations.delivery import deliverers_for
+    from integrations.models import Label
+    from integrations.store import Store, make_engine
+    from integrations.worker import Worker
+
+    url, provider, mode = sys.argv[1:4]
+    store = Store(make_engine(url))
+
+    def provider_call(key, to):
+        with sqlite3.connect(provider, timeout=30) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT UNIQUE, to_number TEXT)")
+            db.execute("INSERT INTO calls VALUES (?)", (key,))
+            db.execute("INSERT OR IGNORE INTO effects VALUES (?, ?)", (key, to))
+
+    class Labels:
+        async def label(self, rma, *, idempotency_key):
+            provider_call(idempotency_key, None)
+            if mode == "die-after-label":
+                os._exit(9)
+            return Label(f"https://labels/{rma}.pdf", "UPS", f"1Z{rma}")
+
+    class Texts:
+        async def send_sms(self, to, body, *, idempotency_key):
+            provider_call(idempotency_key, to)
+            if mode == "die-after-text":
+                os._exit(9)
+            return "SM-" + idempotency_key
+
+    async def main():
+        lease = 0.5 if mode.startswith("die") else 60
+        deliverers = deliverers_for(returns=Labels(), messenger=Texts())
+        worker = Worker(store.outbox, deliverers, worker_id=mode, lease_s=lease, timeout_s=0.4)
+        await worker.drain(timeout_s=60)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("db", "mode"),
+    [
+        ("sqlite", "die-after-label"),
+        ("sqlite", "die-after-text"),
+        ("postgresql", "die-after-text"),
+    ],
+)
+def test_a_worker_killed_after_buying_a_label_buys_and_texts_it_once_after_restart(
+    db: str, mode: str, tmp_path: Path, request: pytest.FixtureRequest
+):
+    db_url = _url(db, tmp_path, request)
+    store = Store(make_engine(db_url))
+    store.migrate()
+    store.upsert_call("CA1", from_number=MARIA)
+    queued = OutboxReturns(
+        CallEvents(store, "CA1"), FakeReturns(), notify_phone=MARIA, shop_name="Northwind Goods"
+    )
+    asyncio.run(queued.label("RMA-1", idempotency_key="CA1:label:RMA-1"))
+
+    assert _process(tmp_path, db_url, mode, _LABEL_PROCESS) == 9  # killed mid-way
+    assert _process(tmp_path, db_url, "restart", _LABEL_PROCESS) == 0
+
+    label, text = "label:CA1:label:RMA-1", "label:CA1:label:RMA-1:sms"
+    calls, effects = _provider(tmp_path)
+    assert effects == {label: 1, text: 1}  # one label bought, one text to the customer
+    # Both were asked again after the restart (the text only if it had been sent); their keys
+    # made the second asking a no-op.
+    assert calls == {label: 2, text: 2 if mode == "die-after-text" else 1}
+    row = _row(store, label)
+    assert (row["status"], row["attempts"]) == ("delivered", 2)
+    assert row["result"]["url"] == "https://labels/RMA-1.pdf"
+    assert row["result"]["message_id"] == f"SM-{text}"
     store.engine.dispose()
 
 
