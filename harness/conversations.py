@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dialog.agent import Agent
 from dialog.events import CallInfo, EndCall, Say, Transfer
 from dialog.loader import Flows, load_flows
-from harness.scenario import Expect, Scenario, check_expectations, event_matches
+from harness.scenario import CallHeader, Expect, Scenario, check_expectations, event_matches
 from integrations.demo import DemoShop
 from integrations.protocols import Services
 
@@ -104,17 +104,9 @@ class ConversationTurn(BaseModel):
         )
 
 
-class Conversation(BaseModel):
+class Conversation(CallHeader):
     """One typed call and what must come of it."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: str
-    from_: str = Field(alias="from")
-    to: str = "+18005550100"
-    direction: Literal["inbound", "outbound"] = "inbound"
-    purpose: str | None = None
-    order: str | None = None
     turns: list[ConversationTurn]
     expect: Expect = Field(default_factory=Expect)
     category: str = ""

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "CallHeader",
     "Expect",
     "Scenario",
     "Turn",
@@ -73,8 +74,9 @@ def event_matches(event: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(k in event and str(event[k]) == str(v) for k, v in wanted.items())
 
 
-class Scenario(BaseModel):
-    """One call. Audio paths are relative to the scenario file (resolved by `load_scenario`)."""
+class CallHeader(BaseModel):
+    """Which call a test call is: its name, the numbers, the direction and, on an outbound
+    call, its purpose and order. Shared by scenarios and typed conversations."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -84,6 +86,11 @@ class Scenario(BaseModel):
     direction: Literal["inbound", "outbound"] = "inbound"
     purpose: str | None = None
     order: str | None = None
+
+
+class Scenario(CallHeader):
+    """One call. Audio paths are relative to the scenario file (resolved by `load_scenario`)."""
+
     turns: list[Turn] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
     realtime: bool = False  # always played at the speed of speech (its point is timing)
