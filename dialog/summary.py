@@ -8,31 +8,11 @@ from typing import Any
 from dialog.engine import Engine
 from dialog.events import CallInfo
 from integrations.models import Customer
+from integrations.protocols import ACTION_EVENTS
 
 __all__ = ["DECISIONS", "summarize"]
 
-DECISIONS = frozenset(
-    {
-        "sms.sent",
-        "ticket.created",
-        "return.created",
-        "return.denied",
-        "exchange.created",
-        "replacement.created",
-        "refund.created",
-        "refund.pending_approval",
-        "refund.denied",
-        "refund.held",
-        "coupon.checked",
-        "coupon.offered",
-        "delivery.rescheduled",
-        "address.changed",
-        "redirect.requested",
-        "claim.opened",
-        "csat.recorded",
-        "escalation",
-    }
-)
+DECISIONS = ACTION_EVENTS | {"escalation"}
 """Events a person taking over needs to know were done."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, case, exists, func, or_, select
 
 from integrations.outbox import OutboxEntry, outbox
+from integrations.protocols import ACTION_EVENTS
 from integrations.schema import ENDED_STATUSES, NOT_CONNECTED, aware, calls, events, turns
 from integrations.stats import median
 
@@ -39,27 +40,7 @@ __all__ = [
 OUTCOMES = ("resolved", "handed_off", "abandoned", "failed", "in_progress")
 """How a call went, as `call_outcome` classifies it."""
 
-SERVED_EVENTS = (
-    "order.looked_up",
-    "tracking.looked_up",
-    "coupon.checked",
-    "coupon.offered",
-    "sms.sent",
-    "ticket.created",
-    "return.created",
-    "return.denied",
-    "exchange.created",
-    "replacement.created",
-    "refund.created",
-    "refund.pending_approval",
-    "refund.denied",
-    "refund.held",
-    "delivery.rescheduled",
-    "address.changed",
-    "redirect.requested",
-    "claim.opened",
-    "csat.recorded",
-)
+SERVED_EVENTS = ("order.looked_up", "tracking.looked_up", *sorted(ACTION_EVENTS))
 """Events that show the agent answered the caller's question or acted on it."""
 
 CONVERSATIONAL_INTENTS = ("yes", "no", "goodbye", "unknown")

@@ -26,6 +26,7 @@ from integrations.models import (
 )
 
 __all__ = [
+    "ACTION_EVENTS",
     "Coupons",
     "Deliveries",
     "EventSink",
@@ -177,6 +178,31 @@ class Helpdesk(Protocol):
         priority: str,
         idempotency_key: str,
     ) -> Ticket: ...
+
+
+ACTION_EVENTS = frozenset(
+    {
+        "sms.sent",
+        "ticket.created",
+        "return.created",
+        "return.denied",
+        "exchange.created",
+        "replacement.created",
+        "refund.created",
+        "refund.pending_approval",
+        "refund.denied",
+        "refund.held",
+        "coupon.checked",
+        "coupon.offered",
+        "delivery.rescheduled",
+        "address.changed",
+        "redirect.requested",
+        "claim.opened",
+        "csat.recorded",
+    }
+)
+"""Events of the agent deciding or doing something for the caller: what a person taking over
+needs to know (`dialog.summary`) and what shows a call was served (the dashboard)."""
 
 
 @runtime_checkable
