@@ -137,7 +137,7 @@ class CallSession:
         self.settings = deps.settings
         self.lines = deps.lines
         self.stats = _Stats()
-        self.log = CallLog(deps.store)
+        self.log: CallLog  # once the stream has claimed its call (`_begin`)
         self.ears = Ears(deps.transcriber, deps.settings.stt_timeout_s, lambda: self._sid)
         self.turns = Turns(
             deps.settings,
@@ -296,12 +296,14 @@ class CallSession:
             await self.socket.close(1008)
             return False
         # A token opens one stream, once: not again after the call, not on a second socket.
-        if not await self.log.claim_stream(start.call_sid, start.stream_sid):
+        call_log = await CallLog.claim(self.deps.store, start.call_sid, start.stream_sid)
+        if call_log is None:
             log.warning("media socket for %s refused: the call has its stream", start.call_sid)
             await self.socket.close(1008)
             return False
         if start.encoding != "audio/x-mulaw" or start.sample_rate != SAMPLE_RATE:
             self._bad("media_format", f"{start.encoding}@{start.sample_rate} (expected µ-law 8k)")
+        self.log = call_log
         direction = "outbound" if params.get("direction", "").startswith("outbound") else "inbound"
         self.stream_sid = start.stream_sid
         self.info = CallInfo(

@@ -78,23 +78,26 @@ class Hearing:
 class CallLog:
     """One call's writes to the store: blocking work off the event loop, in one place."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, call_sid: str) -> None:
         self.store = store
-        self.call_sid = "?"
+        self.call_sid = call_sid
         self._seq = 0
+
+    @classmethod
+    async def claim(cls, store: Store, call_sid: str, stream_sid: str) -> CallLog | None:
+        """The log of the call this stream carries, or None if it may not carry it: a token
+        opens one stream, once (not again after the call, not on a second socket)."""
+        if not await asyncio.to_thread(store.claim_stream, call_sid, stream_sid):
+            return None
+        return cls(store, call_sid)
 
     def next_seq(self) -> int:
         """The next turn number of this call."""
         self._seq += 1
         return self._seq
 
-    async def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
-        """Whether this stream may carry the call (a token opens one stream, once)."""
-        return await asyncio.to_thread(self.store.claim_stream, call_sid, stream_sid)
-
     async def opened(self, info: CallInfo) -> None:
         """The call's row, in progress (also for a call turned away)."""
-        self.call_sid = info.call_sid
         await asyncio.to_thread(
             self.store.upsert_call,
             info.call_sid,
