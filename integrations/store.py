@@ -491,7 +491,13 @@ class CallEvents:
         event_id = decision.event_id or decision.earlier
         if event_id is None:
             return decision.entries
+        known = next((self._decided[(type, r)] for r in refs if (type, r) in self._decided), None)
+        if known is not None:  # this call made the decision before: it is on record once
+            return decision.entries
         self.recorded.append({"type": type, "order": order, "at_ms": at_ms, **data, "outbox": refs})
+        decided = _Decided(event_id, len(self.recorded) - 1)
+        for ref in refs:
+            self._decided[(type, ref)] = decided
         if named_by is None:
             return decision.entries
         # A repeat of a decision made before: the dialog names it by the id the provider
@@ -503,7 +509,6 @@ class CallEvents:
             if entry.result and entry.result.get(k)
         ]
         self._named_by[type] = named_by
-        decided = _Decided(event_id, len(self.recorded) - 1)
-        for name in [*refs, *aliases, *delivered]:
+        for name in [*aliases, *delivered]:
             self._decided[(type, name)] = decided
         return decision.entries

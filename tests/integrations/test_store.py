@@ -93,6 +93,18 @@ def test_the_same_decision_twice_queues_one_side_effect_and_one_event(store: Sto
     assert [e["type"] for e in store.call("CA4")["events"]] == ["sms.sent"]
 
 
+async def test_a_decision_made_twice_in_a_call_is_on_its_record_once(store: Store):
+    """What the call keeps for its summary and ticket (`recorded`) matches the store: one
+    event for a decision the dialog repeated (a retry, a caller asking again)."""
+    store.upsert_call("CA6", from_number=MARIA)
+    events = CallEvents(store, "CA6", lambda: 10)
+    for _ in range(2):
+        await events.decide("sms.sent", [_sms("sms:CA6:1001")], order="1001", to=MARIA)
+
+    assert [e["type"] for e in events.recorded] == ["sms.sent"]
+    assert [e["type"] for e in store.call("CA6")["events"]] == ["sms.sent"]
+
+
 def test_a_decision_that_cannot_be_recorded_queues_nothing(store: Store):
     # No such call: the event's foreign key fails, and the outbox row goes with it.
     with pytest.raises(IntegrityError):
