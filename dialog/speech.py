@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
+from integrations.clock import aware
 from integrations.models import Order, Shipment, ShipmentStatus, TrackingEvent
 
 __all__ = [
@@ -387,13 +388,8 @@ class _Speaker:
         return say_date(at if not isinstance(at, datetime) else self.day(at), self.today)
 
 
-def _aware(at: datetime) -> datetime:
-    """Naive datetimes from providers are taken to be UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def _local(at: datetime, tz: tzinfo) -> datetime:
-    return _aware(at).astimezone(tz)
+    return aware(at).astimezone(tz)
 
 
 def _clause(detail: str) -> str:
@@ -448,7 +444,7 @@ def _lost(
     seen = last.at if last else order.shipped_at
     if seen is None:
         return None
-    days = (_aware(now) - _aware(seen)).days
+    days = (aware(now) - aware(seen)).days
     if days < after:
         return None
     shipped = order.shipped_at or (min(e.at for e in shipment.events) if shipment.events else None)

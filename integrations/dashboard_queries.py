@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, case, exists, func, or_, select
 
+from integrations.clock import aware
 from integrations.outbox import OutboxEntry, outbox
 from integrations.protocols import ACTION_EVENTS
-from integrations.schema import ENDED_STATUSES, NOT_CONNECTED, aware, calls, events, turns
+from integrations.schema import ENDED_STATUSES, NOT_CONNECTED, calls, events, turns
 from integrations.stats import median
 
 __all__ = [

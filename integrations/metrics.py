@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
+from integrations.clock import aware
 from integrations.metrics_figures import (
     ESCALATION_EVENTS,
     RETURN_INTENTS,
@@ -39,7 +40,7 @@ from integrations.metrics_sql import (
     reply_latency,
 )
 from integrations.outbox import outbox
-from integrations.schema import aware, calls, events, turns
+from integrations.schema import calls, events, turns
 from integrations.stats import percentile
 
 __all__ = ["report"]

@@ -39,8 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from integrations.clock import Clock, utc_now
-from integrations.schema import aware
+from integrations.clock import Clock, aware, utc_now
 
 __all__ = [
     "ACTIVE",

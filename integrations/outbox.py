@@ -54,11 +54,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
-from integrations.clock import utc_now
+from integrations.clock import aware, utc_now
 from integrations.models import Label, Refund, Ticket
 from integrations.protocols import Refunds, Returns
 from integrations.redact import redact_data
-from integrations.schema import aware, plain
+from integrations.schema import plain
 
 if TYPE_CHECKING:
     from integrations.models import ReturnAuthorization

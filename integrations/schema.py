@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -32,7 +31,6 @@ from sqlalchemy import (
 __all__ = [
     "ENDED_STATUSES",
     "NOT_CONNECTED",
-    "aware",
     "calls",
     "events",
     "metadata",
@@ -136,20 +134,6 @@ stream_claims = Table(
     Column("stream_sid", String(64), nullable=False),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
 )
-
-
-@overload
-def aware(value: datetime) -> datetime: ...
-@overload
-def aware(value: None) -> None: ...
-@overload
-def aware(value: datetime | None) -> datetime | None: ...
-def aware(value: datetime | None) -> datetime | None:
-    """`value` with its zone, a naive one taken as UTC: SQLite hands datetimes back naive, and
-    every datetime we write (or a provider sends without a zone) is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def plain(data: Mapping[str, Any]) -> dict[str, Any]:

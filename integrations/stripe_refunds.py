@@ -46,11 +46,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from integrations.clock import Clock, utc_now
+from integrations.clock import Clock, aware, utc_now
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, RetryPolicy, Sleep, with_retries
 from integrations.models import Order, Refund
 from integrations.protocols import OrderSource, ProviderError
-from integrations.schema import aware
 
 __all__ = [
     "StripeAccount",

@@ -50,7 +50,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
-from integrations.clock import Clock, utc_now
+from integrations.clock import Clock, aware, utc_now
 from integrations.http import (
     DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
@@ -63,7 +63,6 @@ from integrations.http import (
     with_retries,
 )
 from integrations.protocols import ProviderError
-from integrations.schema import aware
 
 __all__ = [
     "HttpxTwilioClient",

@@ -30,7 +30,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from dialog.alerts import alert_text, exception_of, voicemail, voicemail_text
 from dialog.schema import Conversation
-from integrations.clock import utc_now
+from integrations.clock import Clock, utc_now
 from integrations.models import Order
 from integrations.outbound import Attempt, OutboundStore
 from integrations.outbox import OutboxMessenger
@@ -55,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 DELIVERY_CONFIRMATION = "delivery_confirmation"
 DELIVERY_EXCEPTION = "delivery_exception"
