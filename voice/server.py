@@ -31,7 +31,7 @@ from voice.outbound import dialer_for, parse_since
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperTranscriber
-from voice.tts import PiperOptions, PiperSynthesizer, Synthesizer, speech_chunks
+from voice.tts import PiperSynthesizer, Synthesizer, speech_chunks
 
 __all__ = [
     "MAX_WEBHOOK_BYTES",
@@ -106,15 +106,7 @@ def default_engines(settings: Settings) -> Engines:
     """faster-whisper and piper, configured from settings."""
     return Engines(
         transcriber=WhisperTranscriber(settings.whisper_options()),
-        synthesizer=PiperSynthesizer(
-            PiperOptions(
-                model=settings.tts_model,
-                workers=settings.tts_workers,
-                threads=settings.tts_threads,
-                length_scale=settings.tts_length_scale,
-                phrases=_fixed_phrases(settings),
-            )
-        ),
+        synthesizer=PiperSynthesizer(settings.piper_options(_fixed_phrases(settings))),
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "setting_default"]
 
 # Only ever used with --dev: a fixed secret so a developer's tokens survive a restart.
 _DEV_STREAM_SECRET = "postvoice-dev-stream-secret"
@@ -302,6 +303,44 @@ class Settings(BaseSettings):
             return self.label_secret_key.get_secret_value().encode()
         return hashlib.sha256(b"postvoice-labels:" + self.secret()).digest()
 
+    def vad_options(self, *, end_of_turn_ms: int | None = None):
+        """Segmentation as `voice.vad.VadOptions`; `end_of_turn_ms` replaces the setting's
+        (a call's segmenter only ends the longest turn: `voice.turns` decides the others)."""
+        from voice.vad import VadOptions
+
+        return VadOptions(
+            aggressiveness=self.vad_aggressiveness,
+            pre_roll_ms=self.vad_pre_roll_ms,
+            min_speech_ms=self.vad_min_speech_ms,
+            end_of_turn_ms=self.vad_end_of_turn_ms if end_of_turn_ms is None else end_of_turn_ms,
+            max_utterance_s=self.vad_max_utterance_s,
+            pause_ms=self.vad_pause_ms,
+        )
+
+    def turn_options(self):
+        """The end-of-turn rules as `voice.turns.TurnOptions`."""
+        from voice.turns import TurnOptions
+
+        return TurnOptions(
+            pause_ms=self.vad_pause_ms,
+            quick_end_of_turn_ms=self.vad_quick_end_of_turn_ms,
+            end_of_turn_ms=self.vad_end_of_turn_ms,
+            long_answer_end_of_turn_ms=self.vad_long_answer_end_of_turn_ms,
+            unfinished_end_of_turn_ms=self.vad_unfinished_end_of_turn_ms,
+        )
+
+    def piper_options(self, phrases: tuple[str, ...] = ()):
+        """The voice as `voice.tts.PiperOptions`, with the agent's fixed lines to render ahead."""
+        from voice.tts import PiperOptions
+
+        return PiperOptions(
+            model=self.tts_model,
+            workers=self.tts_workers,
+            threads=self.tts_threads,
+            length_scale=self.tts_length_scale,
+            phrases=phrases,
+        )
+
     def whisper_options(self):
         """The speech-to-text settings as `voice.stt.WhisperOptions`."""
         from voice.stt import WhisperOptions, resolve_second_model
@@ -363,3 +402,9 @@ class Settings(BaseSettings):
         if base.startswith("http://"):
             return "ws://" + base.removeprefix("http://")
         return base
+
+
+def setting_default(name: str) -> Any:
+    """The default of setting `name`. An engine's options default to it, so that a default
+    is written once, here, whether the engine is built from settings or on its own."""
+    return Settings.model_fields[name].default

@@ -22,6 +22,7 @@ import numpy as np
 
 from voice.audio import SAMPLE_RATE, resample
 from voice.pool import FairPool, PoolClosed
+from voice.settings import setting_default
 
 __all__ = [
     "PiperOptions",
@@ -110,9 +111,9 @@ class PiperOptions:
     """
 
     model: Path | None = None
-    workers: int = 1
-    threads: int = 0
-    length_scale: float = 1.0
+    workers: int = setting_default("tts_workers")
+    threads: int = 0  # on its own, one per core; a server's uses the setting
+    length_scale: float = setting_default("tts_length_scale")
     cache_size: int = 256
     phrases: tuple[str, ...] = ()
 

@@ -44,9 +44,9 @@ import numpy as np
 
 from dialog.events import Hints
 from voice.audio import FRAME_MS, SAMPLE_RATE
-from voice.settings import Settings
+from voice.settings import Settings, setting_default
 from voice.stt import Transcript
-from voice.vad import Pause, Segmenter, SpeechStarted, Utterance, VadOptions
+from voice.vad import Pause, Segmenter, SpeechStarted, Utterance
 
 __all__ = [
     "LONG_ANSWERS",
@@ -161,11 +161,11 @@ class TurnOptions:
             (0 or no more than the others: never held).
     """
 
-    pause_ms: int = 240
-    quick_end_of_turn_ms: int = 480
-    end_of_turn_ms: int = 600
-    long_answer_end_of_turn_ms: int = 800
-    unfinished_end_of_turn_ms: int = 1500
+    pause_ms: int = setting_default("vad_pause_ms")
+    quick_end_of_turn_ms: int = setting_default("vad_quick_end_of_turn_ms")
+    end_of_turn_ms: int = setting_default("vad_end_of_turn_ms")
+    long_answer_end_of_turn_ms: int = setting_default("vad_long_answer_end_of_turn_ms")
+    unfinished_end_of_turn_ms: int = setting_default("vad_unfinished_end_of_turn_ms")
 
     @property
     def longest_ms(self) -> int:
@@ -329,17 +329,6 @@ class BargeIn:
     at_ms: int
 
 
-def turn_options(settings: Settings) -> TurnOptions:
-    """The end-of-turn rules, from the `VAD_*` settings."""
-    return TurnOptions(
-        pause_ms=settings.vad_pause_ms,
-        quick_end_of_turn_ms=settings.vad_quick_end_of_turn_ms,
-        end_of_turn_ms=settings.vad_end_of_turn_ms,
-        long_answer_end_of_turn_ms=settings.vad_long_answer_end_of_turn_ms,
-        unfinished_end_of_turn_ms=settings.vad_unfinished_end_of_turn_ms,
-    )
-
-
 class Turns:
     """One per call: caller audio and keypad presses in, turns out.
 
@@ -365,17 +354,10 @@ class Turns:
         now_ms: Callable[[], int],
     ) -> None:
         self.hints: Hints | None = None  # what the agent last said it expects
-        self.taker = TurnTaker(turn_options(settings), transcribe)
+        self.taker = TurnTaker(settings.turn_options(), transcribe)
         # The segmenter only ends the longest turn; `taker` ends the others (`_frame`).
         self.segmenter = Segmenter(
-            VadOptions(
-                aggressiveness=settings.vad_aggressiveness,
-                pre_roll_ms=settings.vad_pre_roll_ms,
-                min_speech_ms=settings.vad_min_speech_ms,
-                end_of_turn_ms=self.taker.options.longest_ms,
-                max_utterance_s=settings.vad_max_utterance_s,
-                pause_ms=settings.vad_pause_ms,
-            )
+            settings.vad_options(end_of_turn_ms=self.taker.options.longest_ms)
         )
         self._silence_reprompt_s = settings.silence_reprompt_s
         self._dtmf_timeout_s = settings.dtmf_timeout_s

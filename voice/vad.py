@@ -18,6 +18,7 @@ import numpy as np
 import webrtcvad
 
 from voice.audio import FRAME_MS, SAMPLE_RATE
+from voice.settings import setting_default
 
 __all__ = ["Pause", "Segmenter", "SpeechStarted", "Utterance", "VadOptions", "voiced_frames"]
 
@@ -35,12 +36,12 @@ class VadOptions:
         pause_ms: silence inside an utterance reported as a `Pause` (0: never).
     """
 
-    aggressiveness: int = 2
-    pre_roll_ms: int = 300
-    min_speech_ms: int = 160
-    end_of_turn_ms: int = 600
-    max_utterance_s: float = 30.0
-    pause_ms: int = 0
+    aggressiveness: int = setting_default("vad_aggressiveness")
+    pre_roll_ms: int = setting_default("vad_pre_roll_ms")
+    min_speech_ms: int = setting_default("vad_min_speech_ms")
+    end_of_turn_ms: int = setting_default("vad_end_of_turn_ms")
+    max_utterance_s: float = setting_default("vad_max_utterance_s")
+    pause_ms: int = 0  # on its own, a segmenter reports no pauses; a call's uses the setting
 
 
 @dataclass(frozen=True, slots=True)
