@@ -42,9 +42,8 @@ from integrations.models import Order
 from integrations.protocols import Services
 from integrations.redact import redact_card_numbers
 
-__all__ = ["HUMAN_NUMBER", "Agent"]
+__all__ = ["Agent"]
 
-HUMAN_NUMBER = "+18005550199"
 """Where callers are transferred when `Services` names no human number."""
 
 _log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ class Agent:
         # A person was offered: ("fault", reason) when the voice layer failed, ("faq", id)
         # when the FAQ's answer offers one (another language); a yes hands over.
         self._offered: tuple[str, str] | None = None
-        number = human_number or services.human_number or HUMAN_NUMBER
+        number = human_number or services.human_number
         self._engine = Engine(
             flows=self.flows,
             services=self._services,

@@ -27,6 +27,7 @@ from integrations.models import (
 
 __all__ = [
     "ACTION_EVENTS",
+    "DEFAULT_HUMAN_NUMBER",
     "Coupons",
     "Deliveries",
     "EventSink",
@@ -180,6 +181,9 @@ class Helpdesk(Protocol):
     ) -> Ticket: ...
 
 
+DEFAULT_HUMAN_NUMBER = "+18005550199"
+"""Where callers go to a person unless the shop says otherwise (`POSTVOICE_HUMAN_NUMBER`)."""
+
 ACTION_EVENTS = frozenset(
     {
         "sms.sent",
@@ -226,5 +230,5 @@ class Services:
     refunds: Refunds | None = None
     helpdesk: Helpdesk | None = None
     deliveries: Deliveries | None = None
-    human_number: str = "+18005550199"
+    human_number: str = DEFAULT_HUMAN_NUMBER
     timezone: tzinfo = UTC

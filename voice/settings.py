@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from integrations.protocols import DEFAULT_HUMAN_NUMBER
+
 __all__ = ["Settings", "setting_default"]
 
 # Only ever used with --dev: a fixed secret so a developer's tokens survive a restart.
@@ -144,7 +146,7 @@ class Settings(BaseSettings):
     )
     shop_name: str = "Northwind Goods"
     support_number: str = "+18005550100"
-    human_number: str = "+18005550199"
+    human_number: str = DEFAULT_HUMAN_NUMBER
 
     # Speech to text
     stt_model_dir: Path | None = Field(
