@@ -517,9 +517,10 @@ class Engine:
             case HandoffStep():
                 self.handoff(step.handoff)
 
-    async def _action(self, frame: Frame, step: ActionStep) -> AsyncIterator[Event]:
-        spec = ACTIONS[step.action]
-        ctx = ActionContext(
+    def action_context(self, *, heard: str = "", filler_text: str | None = None) -> ActionContext:
+        """What an action sees of this call: the services, the policy, the slots and the
+        call's clock; `heard`: what the caller said that led to it."""
+        return ActionContext(
             services=self.services,
             policy=self.policy,
             slots=self.slots,
@@ -528,13 +529,20 @@ class Engine:
             tz=self.tz,
             emit=_no_emit,
             sms_templates=self.flows.sms,
-            heard=frame.heard,
+            heard=heard,
             caller_words=self.caller_words,
             summary=self.summary,
             memo=self.memo,
-            filler_text=self.render(step.say_first) if step.say_first else None,
+            filler_text=filler_text,
             timeout=self.timeout,
             human_number=self.human_number,
+        )
+
+    async def _action(self, frame: Frame, step: ActionStep) -> AsyncIterator[Event]:
+        spec = ACTIONS[step.action]
+        ctx = self.action_context(
+            heard=frame.heard,
+            filler_text=self.render(step.say_first) if step.say_first else None,
         )
         try:
             async for event in _streamed(spec.run, ctx):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from dialog.actions import ACTIONS, ActionContext
+from dialog.actions import ACTIONS
 from dialog.engine import Engine
 from dialog.events import EndCall, Event, Say
 
@@ -23,21 +23,7 @@ async def leave_ticket(engine: Engine, reason: str) -> tuple[str | None, bool]:
     """The handoff flow's ticket (and its number by SMS), outside any flow: the ticket id,
     if one was made, and whether its number was texted."""
     engine.slots["ticket_reason"] = reason
-    ctx = ActionContext(
-        services=engine.services,
-        policy=engine.policy,
-        slots=engine.slots,
-        call=engine.call,
-        now=engine.clock(),
-        tz=engine.tz,
-        emit=_drop,
-        sms_templates=engine.flows.sms,
-        caller_words=engine.caller_words,
-        summary=engine.summary,
-        memo=engine.memo,
-        timeout=engine.timeout,
-        human_number=engine.human_number,
-    )
+    ctx = engine.action_context()
     try:
         await ACTIONS["create_ticket"].run(ctx)
         if engine.slots.get("ticket_id"):
@@ -61,7 +47,3 @@ async def wrap_up(engine: Engine, reason: str, *, unfinished: bool) -> AsyncIter
     yield Say(conv.wrap_up_goodbye, barge_in=False)
     engine.finished = True
     yield EndCall(reason)
-
-
-async def _drop(event: Event) -> None:
-    """Where a ticket left outside a flow would speak: it has nothing to say."""
