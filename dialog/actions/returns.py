@@ -196,9 +196,10 @@ async def create_return(ctx: ActionContext) -> None:
         ctx.slots["return_problem"] = exc.code
         await ctx.record("return.denied", reason=exc.code, line_id=line.line_id)
         return
-    label = ra.label or await ctx.fetch(
-        ctx.services.returns.label(ra.rma, idempotency_key=f"label:{ra.rma}")
-    )
+    # One label per authorization: a retry of this one asks for the same label, while an RMA
+    # number a reseeded demo shop hands out again is a new authorization, with its own.
+    key = f"label:{ra.rma}:{ra.created_at.isoformat()}"
+    label = ra.label or await ctx.fetch(ctx.services.returns.label(ra.rma, idempotency_key=key))
     ctx.memo["label_url"] = label.url
     ctx.memo["rma"] = ra.rma
     ctx.slots.update(rma=ra.rma, return_created=True)

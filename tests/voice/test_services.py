@@ -77,6 +77,26 @@ async def test_a_return_queues_one_label_says_it_is_on_its_way_and_the_worker_te
     assert label.result["url"] in text["body"] and label.payload["rma"] in text["body"]
 
 
+async def test_an_rma_number_a_reseeded_shop_gives_again_gets_its_own_label(shop: Shop):
+    """The demo shop, seeded again, numbers returns from the start; the outbox remembers the
+    first RMA-… label, delivered. The new return is a new authorization: its own label, on its
+    way, never the old one's link."""
+    await _return_earbuds(shop)
+    await Worker(shop.store.outbox, deliverers_from(shop.providers)).drain(timeout_s=30)
+    seed(shop.engine)
+    shop.store.upsert_call("CA2", from_number=JAMES)
+    agent = shop.agent(CallInfo("CA2", JAMES, SUPPORT), CallEvents(shop.store, "CA2"))
+    said = await _said(agent.start())
+    for text in RETURN_EARBUDS:
+        said += await _said(agent.hear(text))
+    await agent.end("caller_hangup")
+
+    assert ON_ITS_WAY in " ".join(said) and "texted" not in " ".join(said)
+    first, second = sorted(shop.store.outbox.items(kind="label"), key=lambda item: item.id)
+    assert first.payload["rma"] == second.payload["rma"]  # the same number, handed out again
+    assert (first.status, second.status) == ("delivered", "pending")
+
+
 async def test_a_withheld_number_gets_no_label_text_and_is_told_how_to_get_one(shop: Shop):
     said = await _return_earbuds(
         shop,
