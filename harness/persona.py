@@ -108,7 +108,8 @@ class Facts(_Strict):
     """What the caller knows; anything missing they answer with "I don't know". `slips` are
     values they say wrong the first time (fact name → the wrong value) and correct when the
     agent reads them back or asks again; `size_is` is the size `size` means ("one size up" is
-    L), to check the agent's read-back."""
+    L), to check the agent's read-back; `answers` are what they say to a question holding a
+    phrase ("arrive in good condition": "no, it came chipped"), before any rule."""
 
     order_number: str | None = None
     zip: str | None = None
@@ -126,11 +127,12 @@ class Facts(_Strict):
     rating: int | None = Field(default=None, ge=1, le=5)
     item: str | None = None
     slips: dict[str, str] = Field(default_factory=dict)
+    answers: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _slips_name_facts(self) -> Facts:
         unknown = [name for name in self.slips if name not in type(self).model_fields]
-        if unknown or "slips" in self.slips:
+        if unknown or {"slips", "answers"} & set(self.slips):
             raise ValueError(f"slips name facts the persona has no field for: {unknown}")
         return self
 
