@@ -103,8 +103,8 @@ def classify(text: str) -> Question:
     """What `text` (an agent turn, as heard) asks of the caller. A goodbye or a handover
     anywhere in it ends the call whatever else was said."""
     whole = text.lower()
-    for question in (Question.GOODBYE, Question.HANDOFF):
-        if dict(RULES)[question].search(whole):
+    for question, pattern in RULES:
+        if question in (Question.GOODBYE, Question.HANDOFF) and pattern.search(whole):
             return question
     asked = _question_of(text)
     for question, pattern in RULES:
