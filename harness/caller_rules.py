@@ -393,27 +393,30 @@ class Caller:
         )
 
     def _yes_or_no(self, agent_text: str) -> Answer:
-        said = _question_of(agent_text)
+        """A confirmation is a yes (a wrong read-back was corrected before this); an offer is
+        taken when it serves a goal or the facts ("Would you like that?" is about the
+        sentences before it)."""
+        asked, said = _question_of(agent_text), agent_text.lower()
         facts = self.persona.facts
         goals = {g.procedure for g in self.persona.goals}
-        if "exchange" in said or "another size" in said:
-            yes = facts.resolution == "exchange" or "exchange" in goals or facts.size is not None
-        elif "replacement" in said:
-            yes = facts.resolution == "replacement"
+        if "shall i go ahead" in asked or "is that right" in asked:
+            yes = True
         elif "person" in said:
             yes = "person" in goals
             if not yes and "carry on" in said:
                 return self._say("let's carry on", "offered a person or carrying on → carry on")
+        elif "exchange" in said or "another size" in said:
+            yes = facts.resolution == "exchange" or "exchange" in goals or facts.size is not None
+        elif "replacement" in said:
+            yes = facts.resolution == "replacement"
         elif "start a return" in said:
             yes = bool(goals & {"return", "exchange"})
         elif "new delivery day" in said:
             yes = "reschedule" in goals
-        elif "shall i go ahead" in said or "is that right" in said:
-            yes = True
         else:
             yes = self.persona.manner.accepts_offers
         kind = "yes" if yes else "no"
-        return self._say(self._phrase(kind), f"asked yes or no ({said[:48]!r}) → {kind}", raw=True)
+        return self._say(self._phrase(kind), f"asked yes or no ({asked[:48]!r}) → {kind}", raw=True)
 
     # --- read-backs ----------------------------------------------------------------------------
 
