@@ -91,12 +91,10 @@ _SENTENCE = re.compile(r"[^.?!]+[.?!]?")
 
 
 def _question_of(text: str) -> str:
-    """The sentence that asks: the last one ending in a question mark, else the last one."""
-    sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
-    if not sentences:
-        return ""
-    asking = [s for s in sentences if s.endswith("?")]
-    return (asking or sentences)[-1].lower()
+    """The sentence that asks: the last one ending in a question mark; with none, the whole
+    turn ("You can say it again, or type the ZIP code… The email works too." asks for both)."""
+    asking = [s.strip() for s in _SENTENCE.findall(text) if s.strip().endswith("?")]
+    return (asking[-1] if asking else text).lower()
 
 
 def classify(text: str) -> Question:
