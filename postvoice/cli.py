@@ -142,6 +142,74 @@ def replay(
 
 
 @app.command()
+def simulate(
+    personas: Annotated[Path, typer.Argument(help="A persona YAML, or a directory of them.")],
+    calls: Annotated[
+        int | None, typer.Option(help="Calls to make, personas in turn (default: one each).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Calls at once.")] = 1,
+    voices: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--voices",
+            help="Caller voices (harness.callers), or a split: test, tuning, all (repeatable; "
+            "default test, or text with --fast).",
+        ),
+    ] = None,
+    noise: Annotated[
+        list[str] | None,
+        typer.Option(help="Noise levels to draw from: quiet, room, street (default all)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The same seed makes the same calls.")] = 0,
+    out: Annotated[Path, typer.Option(help="Where reports and summary.json go.")] = Path(
+        "out/simulate"
+    ),
+    url: Annotated[
+        str | None,
+        typer.Option(help="ws://host:port/twilio/media of a running server (default: in-process)."),
+    ] = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Stream audio at real speed, as a phone does.")
+    ] = False,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast", help="Hear the agent from the call record and speak by text (seconds)."
+        ),
+    ] = False,
+) -> None:
+    """Simulated callers who answer back: each persona calls, answers by rules, and is judged."""
+    from harness.caller_clips import choose_voices
+    from harness.callers import NOISE_LEVELS
+    from harness.simulate_run import run_simulate
+
+    names = voices or ([] if fast else ["test"])
+    groups = [v for v in names if v in ("test", "tuning", "all")]
+    try:
+        chosen = choose_voices([v for v in names if v not in groups], groups)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    unknown = [n for n in noise or [] if n not in NOISE_LEVELS]
+    if unknown:
+        raise typer.BadParameter(f"no noise level {unknown}; known: {', '.join(NOISE_LEVELS)}")
+    setup_logging("WARNING")
+    code = run_simulate(
+        personas,
+        settings=load_settings(),
+        out=out,
+        voices=chosen,
+        noises=noise or tuple(NOISE_LEVELS),
+        calls=calls,
+        concurrency=concurrency,
+        seed=seed,
+        url=url,
+        realtime=realtime,
+        fast=fast,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
 def bench(
     calls: Annotated[int, typer.Option(min=1, help="Calls to measure.")] = 6,
     concurrency: Annotated[int, typer.Option(min=1, help="Calls at a time.")] = 1,

@@ -1,0 +1,151 @@
+"""The `postvoice simulate` command: plan the calls, make them C at a time, write the reports.
+
+Without `--url` the server runs in this process on a freshly seeded demo shop, reseeded before
+each wave of C calls (calls return items and change addresses, so each wave starts from the
+designed shop; calls of one wave share it, as callers of a real shop do). Against `--url`
+they run on the server's data as it is. Each call writes `DIR/<n>-<persona>/report.json`;
+`DIR/summary.json` holds the figures of `harness.simulate_summary`. Exit 0 when every call
+reached its persona's expected outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.callers import NOISE_LEVELS, missing_tools
+from harness.persona import load_personas
+from harness.simulate import CallPlan, plan_calls, served_transcriber, simulate_call
+from harness.simulate_summary import print_summary, summarize
+from harness.target import ReplayTarget, target_for
+
+if TYPE_CHECKING:
+    from harness.callers import CallerVoice
+    from voice.settings import Settings
+    from voice.stt import Transcriber
+
+__all__ = ["run_calls", "run_simulate"]
+
+
+async def run_calls(
+    plans: Sequence[CallPlan],
+    target: ReplayTarget,
+    *,
+    transcriber: Transcriber | None,
+    concurrency: int = 1,
+    realtime: bool = False,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Every planned call, `concurrency` at a time, the shop reseeded before each wave (when
+    the target can be); one report per plan, in plan order. A call that breaks is a failed
+    report, not the end of the run."""
+    reports: list[dict[str, Any]] = []
+    for start in range(0, len(plans), concurrency):
+        wave = plans[start : start + concurrency]
+        if target.reset is not None:
+            await asyncio.to_thread(target.reset)
+        results = await asyncio.gather(
+            *(simulate_call(p, target, transcriber=transcriber, realtime=realtime) for p in wave),
+            return_exceptions=True,
+        )
+        for plan, result in zip(wave, results, strict=True):
+            reports.append(_broken(plan, result) if isinstance(result, BaseException) else result)
+            if progress is not None:
+                progress()
+    return reports
+
+
+def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
+    """The report of a call that could not be made."""
+    return {
+        "scenario": plan.name,
+        "persona": plan.persona.name,
+        "passed": False,
+        "failures": [f"error: {error!r}"],
+        "goals": [g.procedure for g in plan.persona.goals],
+        "voice": plan.voice,
+        "noise": plan.noise,
+        "latency_ms": [],
+        "caller_turns": [],
+        "repairs": 0,
+        "turns_to_resolution": None,
+        "seconds_to_resolution": None,
+        "went_wrong": None,
+    }
+
+
+def run_simulate(
+    personas_path: Path,
+    *,
+    settings: Settings,
+    out: Path,
+    voices: Sequence[CallerVoice],
+    noises: Sequence[str] = tuple(NOISE_LEVELS),
+    calls: int | None = None,
+    concurrency: int = 1,
+    seed: int = 0,
+    url: str | None = None,
+    realtime: bool = False,
+    fast: bool = False,
+) -> int:
+    """Run the personas at `personas_path`; 0 when every call passed, 1 when one failed, 2
+    when nothing could run. `fast`: hear the agent from the call record, not the wire. No
+    `voices`: speak by injected text."""
+    from rich.console import Console
+
+    console = Console()
+    try:
+        personas = load_personas(personas_path)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    if not personas:
+        console.print(f"[red]no personas in {personas_path}[/red]")
+        return 2
+    missing = missing_tools(voices) if voices else []
+    if missing:
+        console.print(f"[red]caller voices need {', '.join(missing)} (make voices)[/red]")
+        return 2
+    plans = plan_calls(personas, calls, voices, noises, seed)
+    reports = asyncio.run(
+        _run(plans, url, settings, None if fast else served_transcriber(settings),
+             concurrency, realtime, console)
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    for report in reports:
+        folder = out / report["scenario"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    summary = summarize(reports)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print_summary(console, summary)
+    return 0 if summary["passed"] == summary["calls"] else 1
+
+
+async def _run(
+    plans: list[CallPlan],
+    url: str | None,
+    settings: Settings,
+    transcriber: Transcriber | None,
+    concurrency: int,
+    realtime: bool,
+    console: Any,
+) -> list[dict[str, Any]]:
+    from rich.progress import Progress
+
+    if transcriber is not None:
+        await asyncio.to_thread(transcriber.warm)
+    async with target_for(url, settings) as target:
+        with Progress(console=console) as progress:
+            task = progress.add_task("simulating", total=len(plans))
+            return await run_calls(
+                plans,
+                target,
+                transcriber=transcriber,
+                concurrency=concurrency,
+                realtime=realtime,
+                progress=lambda: progress.advance(task),
+            )
