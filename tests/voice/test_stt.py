@@ -20,11 +20,9 @@ from voice.stt import (
     WhisperOptions,
     WhisperTranscriber,
     _compression_ratio,
-    assemble_second_model,
-    resolve_second_model,
-    second_model_dir,
     word_errors,
 )
+from voice.stt_models import second_model_dir
 from voice.vad import Segmenter, Utterance
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
@@ -222,66 +220,12 @@ def test_the_second_model_is_loaded_once_from_its_own_directory(monkeypatch):
         loaded.append(model_dir)
         return object()
 
-    monkeypatch.setattr(stt_module, "_load_model", load)
-    monkeypatch.setattr(stt_module, "_Engine", lambda model: FakeEngine([("ok", -0.1)]))
+    monkeypatch.setattr(stt_module, "load_model", load)
+    monkeypatch.setattr(stt_module, "Engine", lambda model: FakeEngine([("ok", -0.1)]))
     stt = WhisperTranscriber(unsure_options())
     assert stt._engine(second=True) is stt._engine(second=True)
     assert stt._engine() is not stt._engine(second=True)
     assert loaded == [Path("/second-model"), None]
-
-
-# --- finding the second model ---------------------------------------------------------------
-
-
-@pytest.fixture
-def packages(tmp_path, monkeypatch):
-    """The two packages' data folders, as pip installs them, with small stand-in files."""
-    one, two = tmp_path / "one" / "data", tmp_path / "two" / "data"
-    one.mkdir(parents=True), two.mkdir(parents=True)
-    (one / "model.bin.part1").write_bytes(b"A" * 1000)
-    (two / "model.bin.part2").write_bytes(b"B" * 500)
-    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-        (two / name).write_text(f'{{"{name}": 1}}')
-    monkeypatch.setattr(stt_module, "_second_model_data", lambda: [one, two])
-    home = tmp_path / "venv" / "share" / "postvoice" / "whisper-base"
-    monkeypatch.setattr(stt_module, "second_model_home", lambda: home)
-    return home
-
-
-def test_the_second_model_is_assembled_once_and_then_found(packages):
-    assert second_model_dir() is None
-    with pytest.raises(FileNotFoundError, match="make second-model"):
-        resolve_second_model("auto")
-    assert assemble_second_model() == packages
-    assert (packages / "model.bin").read_bytes() == b"A" * 1000 + b"B" * 500
-    assert (packages / "tokenizer.json").read_text() == '{"tokenizer.json": 1}'
-    assert second_model_dir() == packages == resolve_second_model("auto")
-    written = (packages / "model.bin").stat().st_mtime_ns
-    assert assemble_second_model() == packages  # again: nothing to do
-    assert (packages / "model.bin").stat().st_mtime_ns == written
-
-
-def test_a_half_written_model_is_not_a_model(packages):
-    packages.mkdir(parents=True)
-    (packages / "model.bin.partial").write_bytes(b"A" * 1000)
-    assert second_model_dir() is None
-    (packages / "model.bin").write_bytes(b"A" * 1000)  # cut short: assembled again
-    assemble_second_model()
-    assert (packages / "model.bin").stat().st_size == 1500
-
-
-def test_no_packages_no_second_model(monkeypatch):
-    monkeypatch.setattr(stt_module, "_second_model_data", lambda: None)
-    with pytest.raises(FileNotFoundError, match="--no-deps"):
-        assemble_second_model(Path("/nonexistent"))
-
-
-def test_the_second_model_lives_in_the_environment():
-    import sys
-
-    assert stt_module.second_model_home().is_relative_to(Path(sys.prefix))
-    assert resolve_second_model("") is None and resolve_second_model(None) is None
-    assert resolve_second_model("/models/base") == Path("/models/base")
 
 
 # --- settings ---------------------------------------------------------------------------------
