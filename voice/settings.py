@@ -195,6 +195,12 @@ class Settings(BaseSettings):
         description="With a second model: the first transcript's confidence under which it "
         "decodes again (the more confident transcript is kept).",
     )
+    stt_digits_fallback: bool = Field(
+        default=False,
+        description="When the dialog waits for a number and the transcript holds none, decode "
+        "the same audio again in digits alone and keep a value the dialog reads in them "
+        "(voice.stt_digits; marked so the dialog can read it back).",
+    )
 
     # Text to speech
     tts_model: Path | None = Field(
@@ -318,6 +324,7 @@ class Settings(BaseSettings):
             hypotheses=self.stt_hypotheses,
             second_model_dir=resolve_second_model(self.stt_second_model_dir),
             second_below=self.stt_second_below,
+            digits_fallback=self.stt_digits_fallback,
         )
 
     def provider_config(self):

