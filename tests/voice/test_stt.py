@@ -64,11 +64,13 @@ class FakeResult:
 
 class FakeEngine:
     """A model whose beam search ends in the given (text, mean log-probability per token)
-    hypotheses, best first; it records each call to generate."""
+    hypotheses, best first, and in `digits` when only digits may be written; it records each
+    call to generate."""
 
-    def __init__(self, hypotheses: list[tuple[str, float]], tokens: int = 4):
+    def __init__(self, hypotheses: list[tuple[str, float]], tokens: int = 4, digits: str = ""):
         self.calls: list[dict] = []
-        self.texts: dict[tuple[int, ...], str] = {}
+        self.texts: dict[tuple[int, ...], str] = {(9000,): digits}
+        self.digits_only = [7, 8, 9]  # stands for every token but digits
         sequences, scores = [], []
         for k, (text, avg_logprob) in enumerate(hypotheses):
             ids = [100 * (k + 1) + j for j in range(tokens)]
@@ -84,6 +86,8 @@ class FakeEngine:
 
             def generate(self, encoded, prompts, **options):
                 engine.calls.append(options)
+                if options.get("suppress_tokens") is engine.digits_only:
+                    return [FakeResult([[9000]], [-0.05])]
                 n = options["num_hypotheses"]
                 return [FakeResult(sequences[:n], scores[:n])]
 
@@ -226,6 +230,66 @@ def test_the_second_model_is_loaded_once_from_its_own_directory(monkeypatch):
     assert stt._engine(second=True) is stt._engine(second=True)
     assert stt._engine() is not stt._engine(second=True)
     assert loaded == [Path("/second-model"), None]
+
+
+# --- the digits-only decode, with fake engines ---------------------------------------------
+
+ZIP = Hints(slot="verification", prompt="ZIP code:")
+
+
+def test_the_digits_decode_is_off_by_default_and_off_changes_nothing():
+    assert WhisperOptions().digits_fallback is False
+    assert Settings(_env_file=None).whisper_options().digits_fallback is False
+    engine = FakeEngine([("Tend to five.", -0.41)], digits="1005")
+    stt = with_engines(WhisperOptions(), engine)
+    result = stt.transcribe_blocking(speech(), ORDER)
+    assert len(engine.calls) == 1 and result.text == "Tend to five."
+    assert not result.digits_fallback and stt.digits_decodes == 0
+    # The same engine, the option on: the digits are read again.
+    on = with_engines(WhisperOptions(digits_fallback=True), engine)
+    assert on.transcribe_blocking(speech(), ORDER).text == "1005"
+
+
+@pytest.mark.parametrize(("hints", "digits"), [(ORDER, "1005"), (ZIP, "9, 4, 1, 1, 0")])
+def test_a_number_heard_as_words_is_decoded_again_in_digits_alone(hints, digits):
+    engine = FakeEngine([("Tend to five.", -0.41)], digits=digits)
+    stt = with_engines(WhisperOptions(digits_fallback=True), engine)
+    result = stt.transcribe_blocking(speech(), hints)
+    first, again = engine.calls
+    assert again["suppress_tokens"] is engine.digits_only and first["suppress_tokens"] == []
+    assert again["beam_size"] == first["beam_size"] == 5
+    assert again["max_length"] <= first["max_length"]
+    assert result.text == digits and result.digits_fallback
+    # The confidence is the first decode's, not the digits' (sure of anything in so few tokens).
+    assert result.confidence == pytest.approx(math.exp(-0.41), abs=1e-3)
+    assert (stt.digits_decodes, stt.digits_kept) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("heard", "hints"),
+    [
+        ("It's 10, 0, 5.", ORDER),  # digits already
+        ("One thousand and five.", ORDER),  # words the dialog reads as the number
+        ("maria.lopez@example.com", ZIP),  # an email address, at the second-factor question
+        ("Tend to five.", Hints(slot="yes_no")),  # no number asked for
+        ("Tend to five.", None),
+    ],
+)
+def test_no_digits_decode_where_the_transcript_needs_none(heard, hints):
+    engine = FakeEngine([(heard, -0.3)], digits="1005")
+    stt = with_engines(WhisperOptions(digits_fallback=True), engine)
+    result = stt.transcribe_blocking(speech(), hints)
+    assert len(engine.calls) == 1 and result.text == heard and not result.digits_fallback
+
+
+@pytest.mark.parametrize("digits", ["", "1, 1, 0", "5,000,000"])
+def test_digits_that_are_no_value_of_the_kind_asked_for_are_dropped(digits):
+    engine = FakeEngine([("It's time for one near road.", -0.6)], digits=digits)
+    stt = with_engines(WhisperOptions(digits_fallback=True), engine)
+    result = stt.transcribe_blocking(speech(), ZIP)
+    assert len(engine.calls) == 2  # decoded again ...
+    assert result.text == "It's time for one near road." and not result.digits_fallback
+    assert (stt.digits_decodes, stt.digits_kept) == (1, 0)  # ... and not kept
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -373,6 +437,16 @@ async def test_several_hypotheses_keep_one_of_the_decoders_own(monkeypatch):
     result = await transcriber.transcribe(as_the_server_hears("order_1003_spoken"), ORDER)
     assert len(seen) == 1 and len(seen[0]) == 5
     assert result.text in seen[0] and digits(result.text) == "1003"
+
+
+@pytest.mark.slow
+async def test_the_digits_decode_writes_only_digits_on_the_real_model(monkeypatch):
+    # Made to run on a clip tiny.en already hears as digits, so what it writes can be checked.
+    monkeypatch.setattr(stt_module, "wants_digits", lambda text, hints: True)
+    transcriber = WhisperTranscriber(WhisperOptions(digits_fallback=True))
+    result = await transcriber.transcribe(as_the_server_hears("order_1003_spoken"), ORDER)
+    assert transcriber.digits_kept == 1 and result.digits_fallback
+    assert re.fullmatch(r"[0-9, \-]+", result.text) and digits(result.text) == "1003", result.text
 
 
 @pytest.mark.slow
