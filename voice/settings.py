@@ -196,10 +196,12 @@ class Settings(BaseSettings):
         "decodes again (the more confident transcript is kept).",
     )
     stt_digits_fallback: bool = Field(
-        default=False,
+        default=True,
         description="When the dialog waits for a number and the transcript holds none, decode "
         "the same audio again in digits alone and keep a value the dialog reads in them "
-        "(voice.stt_digits; marked so the dialog can read it back).",
+        "(voice.stt_digits; marked so the dialog can read it back): on the test caller voices "
+        "19 more order numbers and 2 more ZIP codes right of 360 and 180, none broken, 12 "
+        "wrong values where there was none, for ~70-115 ms per use.",
     )
 
     # Text to speech

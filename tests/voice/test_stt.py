@@ -237,8 +237,10 @@ def test_the_second_model_is_loaded_once_from_its_own_directory(monkeypatch):
 ZIP = Hints(slot="verification", prompt="ZIP code:")
 
 
-def test_the_digits_decode_is_off_by_default_and_off_changes_nothing():
-    assert WhisperOptions().digits_fallback is False
+def test_the_digits_decode_is_the_servers_and_off_changes_nothing(monkeypatch):
+    assert WhisperOptions().digits_fallback is False  # plain decoding, unless asked
+    assert Settings(_env_file=None).whisper_options().digits_fallback is True
+    monkeypatch.setenv("POSTVOICE_STT_DIGITS_FALLBACK", "false")
     assert Settings(_env_file=None).whisper_options().digits_fallback is False
     engine = FakeEngine([("Tend to five.", -0.41)], digits="1005")
     stt = with_engines(WhisperOptions(), engine)
