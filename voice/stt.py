@@ -126,8 +126,9 @@ class WhisperOptions:
             more confident.
         second_min_dbfs: an empty first transcript is decoded again only when the audio is at
             least this loud (speech on our clips is -20 to -25 dBFS; line noise under -50).
-        digits_fallback: when the hints expect digits and the transcript has none, decode the
-            same encoder output again in digits alone and keep its digits (`voice.stt_digits`).
+        digits_fallback: when the hints expect digits and the transcript holds none (nor words
+            the dialog reads as the value), decode the same encoder output again in digits
+            alone and keep them where the dialog reads the value in them (`voice.stt_digits`).
     """
 
     model_dir: Path | None = None
