@@ -11,7 +11,7 @@ answer. One file per voice, `dialog/nlu/heard/<voice>.yaml`, a line per utteranc
 
     postvoice nlu hear                               # every voice, the server's decoding
     postvoice nlu hear --voice flite-awb --option hypotheses=1 --out out/heard-one
-    postvoice nlu hear --voice flite-awb --option digits_fallback=true --out out/heard-digits
+    postvoice nlu hear --voice flite-awb --option digits_fallback=false --out out/heard-words
 
 Decoding is the server's (`POSTVOICE_STT_*` settings); `--option name=value` (a
 `WhisperOptions` field) changes one, to write a technique's files elsewhere and compare them
