@@ -11,6 +11,7 @@ answer. One file per voice, `dialog/nlu/heard/<voice>.yaml`, a line per utteranc
 
     postvoice nlu hear                               # every voice, the server's decoding
     postvoice nlu hear --voice flite-awb --option hypotheses=1 --out out/heard-one
+    postvoice nlu hear --voice flite-awb --option digits_fallback=false --out out/heard-words
 
 Decoding is the server's (`POSTVOICE_STT_*` settings); `--option name=value` (a
 `WhisperOptions` field) changes one, to write a technique's files elsewhere and compare them
@@ -56,11 +57,13 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
             raise ValueError(f"--option {pair!r}: expected name=value, name one of {list(types)}")
         kind = str(types[name])
         if name == "second_model_dir":
-            from voice.stt import resolve_second_model
+            from voice.stt_models import resolve_second_model
 
             options[name] = resolve_second_model(value)
         elif "Path" in kind:
             options[name] = Path(value) if value else None
+        elif kind == "bool":
+            options[name] = _flag(pair, value)
         elif "tuple" in kind:
             options[name] = tuple(int(v) for v in value.split(","))
         elif "float" in kind:
@@ -70,6 +73,15 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
         else:
             options[name] = value
     return options
+
+
+def _flag(pair: str, value: str) -> bool:
+    """An option's yes or no (`digits_fallback=true`); any other word is a mistake, not yes."""
+    words = {"true": True, "1": True, "yes": True, "on": True}
+    words |= {"false": False, "0": False, "no": False, "off": False}
+    if value.lower() not in words:
+        raise ValueError(f"--option {pair!r}: expected true or false")
+    return words[value.lower()]
 
 
 def _line(said: str, text: str, speed: float, noise: str, confidence: float) -> str:

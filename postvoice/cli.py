@@ -972,7 +972,7 @@ def doctor() -> None:
     import asyncio
 
     from integrations.doctor import format_table, run_doctor
-    from voice.stt import default_model_dir
+    from voice.stt_models import default_model_dir
     from voice.tts import default_voice
 
     settings = load_settings()

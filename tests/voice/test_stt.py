@@ -20,11 +20,9 @@ from voice.stt import (
     WhisperOptions,
     WhisperTranscriber,
     _compression_ratio,
-    assemble_second_model,
-    resolve_second_model,
-    second_model_dir,
     word_errors,
 )
+from voice.stt_models import second_model_dir
 from voice.vad import Segmenter, Utterance
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
@@ -66,11 +64,13 @@ class FakeResult:
 
 class FakeEngine:
     """A model whose beam search ends in the given (text, mean log-probability per token)
-    hypotheses, best first; it records each call to generate."""
+    hypotheses, best first, and in `digits` when only digits may be written; it records each
+    call to generate."""
 
-    def __init__(self, hypotheses: list[tuple[str, float]], tokens: int = 4):
+    def __init__(self, hypotheses: list[tuple[str, float]], tokens: int = 4, digits: str = ""):
         self.calls: list[dict] = []
-        self.texts: dict[tuple[int, ...], str] = {}
+        self.texts: dict[tuple[int, ...], str] = {(9000,): digits}
+        self.digits_only = [7, 8, 9]  # stands for every token but digits
         sequences, scores = [], []
         for k, (text, avg_logprob) in enumerate(hypotheses):
             ids = [100 * (k + 1) + j for j in range(tokens)]
@@ -86,6 +86,8 @@ class FakeEngine:
 
             def generate(self, encoded, prompts, **options):
                 engine.calls.append(options)
+                if options.get("suppress_tokens") is engine.digits_only:
+                    return [FakeResult([[9000]], [-0.05])]
                 n = options["num_hypotheses"]
                 return [FakeResult(sequences[:n], scores[:n])]
 
@@ -222,66 +224,74 @@ def test_the_second_model_is_loaded_once_from_its_own_directory(monkeypatch):
         loaded.append(model_dir)
         return object()
 
-    monkeypatch.setattr(stt_module, "_load_model", load)
-    monkeypatch.setattr(stt_module, "_Engine", lambda model: FakeEngine([("ok", -0.1)]))
+    monkeypatch.setattr(stt_module, "load_model", load)
+    monkeypatch.setattr(stt_module, "Engine", lambda model: FakeEngine([("ok", -0.1)]))
     stt = WhisperTranscriber(unsure_options())
     assert stt._engine(second=True) is stt._engine(second=True)
     assert stt._engine() is not stt._engine(second=True)
     assert loaded == [Path("/second-model"), None]
 
 
-# --- finding the second model ---------------------------------------------------------------
+# --- the digits-only decode, with fake engines ---------------------------------------------
+
+ZIP = Hints(slot="verification", prompt="ZIP code:")
 
 
-@pytest.fixture
-def packages(tmp_path, monkeypatch):
-    """The two packages' data folders, as pip installs them, with small stand-in files."""
-    one, two = tmp_path / "one" / "data", tmp_path / "two" / "data"
-    one.mkdir(parents=True), two.mkdir(parents=True)
-    (one / "model.bin.part1").write_bytes(b"A" * 1000)
-    (two / "model.bin.part2").write_bytes(b"B" * 500)
-    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-        (two / name).write_text(f'{{"{name}": 1}}')
-    monkeypatch.setattr(stt_module, "_second_model_data", lambda: [one, two])
-    home = tmp_path / "venv" / "share" / "postvoice" / "whisper-base"
-    monkeypatch.setattr(stt_module, "second_model_home", lambda: home)
-    return home
+def test_the_digits_decode_is_the_servers_and_off_changes_nothing(monkeypatch):
+    assert WhisperOptions().digits_fallback is False  # plain decoding, unless asked
+    assert Settings(_env_file=None).whisper_options().digits_fallback is True
+    monkeypatch.setenv("POSTVOICE_STT_DIGITS_FALLBACK", "false")
+    assert Settings(_env_file=None).whisper_options().digits_fallback is False
+    engine = FakeEngine([("Tend to five.", -0.41)], digits="1005")
+    stt = with_engines(WhisperOptions(), engine)
+    result = stt.transcribe_blocking(speech(), ORDER)
+    assert len(engine.calls) == 1 and result.text == "Tend to five."
+    assert not result.digits_fallback and stt.digits_decodes == 0
+    # The same engine, the option on: the digits are read again.
+    on = with_engines(WhisperOptions(digits_fallback=True), engine)
+    assert on.transcribe_blocking(speech(), ORDER).text == "1005"
 
 
-def test_the_second_model_is_assembled_once_and_then_found(packages):
-    assert second_model_dir() is None
-    with pytest.raises(FileNotFoundError, match="make second-model"):
-        resolve_second_model("auto")
-    assert assemble_second_model() == packages
-    assert (packages / "model.bin").read_bytes() == b"A" * 1000 + b"B" * 500
-    assert (packages / "tokenizer.json").read_text() == '{"tokenizer.json": 1}'
-    assert second_model_dir() == packages == resolve_second_model("auto")
-    written = (packages / "model.bin").stat().st_mtime_ns
-    assert assemble_second_model() == packages  # again: nothing to do
-    assert (packages / "model.bin").stat().st_mtime_ns == written
+@pytest.mark.parametrize(("hints", "digits"), [(ORDER, "1005"), (ZIP, "9, 4, 1, 1, 0")])
+def test_a_number_heard_as_words_is_decoded_again_in_digits_alone(hints, digits):
+    engine = FakeEngine([("Tend to five.", -0.41)], digits=digits)
+    stt = with_engines(WhisperOptions(digits_fallback=True), engine)
+    result = stt.transcribe_blocking(speech(), hints)
+    first, again = engine.calls
+    assert again["suppress_tokens"] is engine.digits_only and first["suppress_tokens"] == []
+    assert again["beam_size"] == first["beam_size"] == 5
+    assert again["max_length"] <= first["max_length"]
+    assert result.text == digits and result.digits_fallback
+    # The confidence is the first decode's, not the digits' (sure of anything in so few tokens).
+    assert result.confidence == pytest.approx(math.exp(-0.41), abs=1e-3)
+    assert (stt.digits_decodes, stt.digits_kept) == (1, 1)
 
 
-def test_a_half_written_model_is_not_a_model(packages):
-    packages.mkdir(parents=True)
-    (packages / "model.bin.partial").write_bytes(b"A" * 1000)
-    assert second_model_dir() is None
-    (packages / "model.bin").write_bytes(b"A" * 1000)  # cut short: assembled again
-    assemble_second_model()
-    assert (packages / "model.bin").stat().st_size == 1500
+@pytest.mark.parametrize(
+    ("heard", "hints"),
+    [
+        ("It's 10, 0, 5.", ORDER),  # digits already
+        ("One thousand and five.", ORDER),  # words the dialog reads as the number
+        ("maria.lopez@example.com", ZIP),  # an email address, at the second-factor question
+        ("Tend to five.", Hints(slot="yes_no")),  # no number asked for
+        ("Tend to five.", None),
+    ],
+)
+def test_no_digits_decode_where_the_transcript_needs_none(heard, hints):
+    engine = FakeEngine([(heard, -0.3)], digits="1005")
+    stt = with_engines(WhisperOptions(digits_fallback=True), engine)
+    result = stt.transcribe_blocking(speech(), hints)
+    assert len(engine.calls) == 1 and result.text == heard and not result.digits_fallback
 
 
-def test_no_packages_no_second_model(monkeypatch):
-    monkeypatch.setattr(stt_module, "_second_model_data", lambda: None)
-    with pytest.raises(FileNotFoundError, match="--no-deps"):
-        assemble_second_model(Path("/nonexistent"))
-
-
-def test_the_second_model_lives_in_the_environment():
-    import sys
-
-    assert stt_module.second_model_home().is_relative_to(Path(sys.prefix))
-    assert resolve_second_model("") is None and resolve_second_model(None) is None
-    assert resolve_second_model("/models/base") == Path("/models/base")
+@pytest.mark.parametrize("digits", ["", "1, 1, 0", "5,000,000"])
+def test_digits_that_are_no_value_of_the_kind_asked_for_are_dropped(digits):
+    engine = FakeEngine([("It's time for one near road.", -0.6)], digits=digits)
+    stt = with_engines(WhisperOptions(digits_fallback=True), engine)
+    result = stt.transcribe_blocking(speech(), ZIP)
+    assert len(engine.calls) == 2  # decoded again ...
+    assert result.text == "It's time for one near road." and not result.digits_fallback
+    assert (stt.digits_decodes, stt.digits_kept) == (1, 0)  # ... and not kept
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -429,6 +439,16 @@ async def test_several_hypotheses_keep_one_of_the_decoders_own(monkeypatch):
     result = await transcriber.transcribe(as_the_server_hears("order_1003_spoken"), ORDER)
     assert len(seen) == 1 and len(seen[0]) == 5
     assert result.text in seen[0] and digits(result.text) == "1003"
+
+
+@pytest.mark.slow
+async def test_the_digits_decode_writes_only_digits_on_the_real_model(monkeypatch):
+    # Made to run on a clip tiny.en already hears as digits, so what it writes can be checked.
+    monkeypatch.setattr(stt_module, "wants_digits", lambda text, hints: True)
+    transcriber = WhisperTranscriber(WhisperOptions(digits_fallback=True))
+    result = await transcriber.transcribe(as_the_server_hears("order_1003_spoken"), ORDER)
+    assert transcriber.digits_kept == 1 and result.digits_fallback
+    assert re.fullmatch(r"[0-9, \-]+", result.text) and digits(result.text) == "1003", result.text
 
 
 @pytest.mark.slow
