@@ -43,6 +43,7 @@ import numpy as np
 from dialog.events import Hints
 from voice.audio import SAMPLE_RATE, resample, to_float32
 from voice.pool import FairPool
+from voice.settings import setting_default
 from voice.stt_digits import decode_digits, wants_digits
 from voice.stt_models import Engine, assemble_second_model, load_model, resolve_second_model
 
@@ -132,10 +133,10 @@ class WhisperOptions:
     """
 
     model_dir: Path | None = None
-    compute_type: str = "int8"
-    cpu_threads: int = 1
-    workers: int = 2
-    beam_size: int = 5
+    compute_type: str = setting_default("stt_compute_type")
+    cpu_threads: int = setting_default("stt_threads")
+    workers: int = setting_default("stt_workers")
+    beam_size: int = setting_default("stt_beam_size")
     no_speech_threshold: float = 0.6
     min_rms_dbfs: float = -50.0
     windows_s: tuple[int, ...] = (15, 20, 30)
@@ -144,7 +145,7 @@ class WhisperOptions:
     nice: int = 0
     hypotheses: int = 1
     second_model_dir: Path | None = None
-    second_below: float = 0.5
+    second_below: float = setting_default("stt_second_below")
     second_min_dbfs: float = -40.0
     digits_fallback: bool = False
 
