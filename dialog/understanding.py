@@ -14,7 +14,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dialog.nlu.answers import is_correction, leading_yes_no, parse_rating, parse_yes_no
+from dialog.nlu.answers import (
+    is_backchannel,
+    is_correction,
+    leading_yes_no,
+    parse_rating,
+    parse_yes_no,
+)
 from dialog.nlu.contacts import parse_email, parse_phone, parse_zip
 from dialog.nlu.coupons import parse_coupon_code
 from dialog.nlu.dates import parse_date
@@ -51,6 +57,7 @@ __all__ = [
     "corrected_part",
     "denies_and_continues",
     "escalation_phrases",
+    "is_backchannel",
     "is_cancel",
     "is_correction",
     "is_distressed",

@@ -36,6 +36,7 @@ from typing import Any
 
 from dialog.events import CallAgent, CallInfo, EndCall, FaultLines, Hints, Say, Transfer
 from dialog.schema import Conversation
+from dialog.understanding import is_backchannel
 from integrations.protocols import EventSink
 from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents, Store
@@ -590,6 +591,13 @@ class CallSession:
         await self.log.caller_turn(
             text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, hearing
         )
+        if item.over_agent_ms is not None:  # said while the agent was still talking
+            if is_backchannel(text):  # "uh-huh": the agent goes on; the input is answered
+                assert self.events is not None
+                await self.events.record("backchannel", text=text)
+                await self._reply_with(_single(), u.speech_end_ms, None)
+                return
+            self._barge_in(BargeIn(item.over_agent_ms))  # it takes the turn after all
         await self._reply_with(self.agent.hear(text, transcript.confidence), u.speech_end_ms, clock)
 
     async def _reply_with(

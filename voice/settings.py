@@ -249,6 +249,13 @@ class Settings(BaseSettings):
         'to return the…", "and also…", "um"): callers pause mid-sentence (0: never held).',
     )
     vad_max_utterance_s: float = 30.0
+    vad_barge_in_min_ms: int = Field(
+        default=700,
+        ge=0,
+        description="Speech over the agent this long stops it, whatever it says; shorter, it "
+        'stops the agent unless it is a backchannel ("uh-huh", "okay", "mm") '
+        "(0: any speech over the agent stops it at once).",
+    )
     silence_reprompt_s: float = 5.0
     dtmf_timeout_s: float = 3.0
     max_message_bytes: int = 64 * 1024

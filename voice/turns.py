@@ -3,10 +3,18 @@
 `Turns` gets every frame of caller audio and every keypad press, and decides what the brain
 hears and when: a finished turn of speech (`Heard`), a keypad entry (`Keys`), a stretch of
 nobody saying anything (`Silence`), and, on an outbound call, when the callee's "Hello?" has
-ended. The urgent signal, the caller starting to speak over the agent (`BargeIn`), is not
-queued with those: it goes straight to whoever stops the agent's audio. `Segmenter` (vad.py)
-only says which frames are speech; it ends an utterance itself only at the longest wait, as a
-backstop, so every ordinary end of turn is decided here, by the rules below.
+ended. The urgent signal, the caller taking the turn while the agent talks (`BargeIn`), is
+not queued with those: it goes straight to whoever stops the agent's audio. Not every sound
+over the agent takes the turn: "uh-huh", "okay", "mm" say the caller is listening. Speech over
+the agent stops it once it has gone on for `vad_barge_in_min_ms`, or sooner when the
+transcript at its first pause is more than a backchannel ("wait", "no", a question); a short
+utterance that ends while the agent still talks reaches the brain marked
+(`Heard.over_agent_ms`) so that, heard as a backchannel, it is let pass, and otherwise stops
+the agent then.
+
+`Segmenter` (vad.py) only says which frames are speech; it ends an utterance itself only at
+the longest wait, as a backstop, so every ordinary end of turn is decided here, by the rules
+below.
 
 A caller's turn ends after a stretch of silence; waiting for it and only then transcribing
 costs both. `TurnTaker` starts transcribing at a short pause (the segmenter's `Pause`, a
@@ -43,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dialog.events import Hints
+from dialog.understanding import is_backchannel
 from voice.audio import FRAME_MS, SAMPLE_RATE
 from voice.settings import Settings, setting_default
 from voice.stt import Transcript
@@ -302,6 +311,9 @@ class Heard:
     speech_end_wall: float  # `time.monotonic` at the last voiced frame
     eot_wall: float  # ... when the turn was judged over
     early: asyncio.Task | None = None  # its transcription, started at a pause (`TurnTaker`)
+    # When it began over the agent's audio, which was still playing when it ended (a short
+    # utterance: maybe a backchannel), else None.
+    over_agent_ms: int | None = None
 
 
 @dataclass
@@ -327,6 +339,15 @@ class BargeIn:
     the speaker at once, never queued behind what the brain is doing."""
 
     at_ms: int
+
+
+@dataclass
+class _Overlap:
+    """Speech that began while the agent was talking."""
+
+    at_ms: int
+    voiced_ms: int
+    cut: bool = False  # it has stopped the agent
 
 
 class Turns:
@@ -359,6 +380,8 @@ class Turns:
         self.segmenter = Segmenter(
             settings.vad_options(end_of_turn_ms=self.taker.options.longest_ms)
         )
+        self._barge_in_min_ms = settings.vad_barge_in_min_ms
+        self._overlap: _Overlap | None = None
         self._silence_reprompt_s = settings.silence_reprompt_s
         self._dtmf_timeout_s = settings.dtmf_timeout_s
         self._emit = emit
@@ -403,7 +426,9 @@ class Turns:
             if isinstance(event, SpeechStarted):
                 self._idle_frames = 0
                 if self._speaking():
-                    self._barge_in(BargeIn(event.at_ms))
+                    self._overlap = _Overlap(event.at_ms, self.segmenter.options.min_speech_ms)
+                    if not self._barge_in_min_ms:
+                        self._cut()
             elif isinstance(event, Pause):
                 self.taker.paused(event, self.hints)
             else:
@@ -411,23 +436,52 @@ class Turns:
         if self.segmenter.last_frame_voiced:
             self._last_voiced_wall = time.monotonic()
             self.taker.spoke()
-        elif self.segmenter.in_speech and self.taker.turn_over(
-            self.segmenter.silent_ms, self.hints
-        ):
-            utterance = self.segmenter.end_turn(at_ms + FRAME_MS)
-            if utterance is not None:
-                self._heard(utterance)
+            self._overlap_goes_on()
+        elif self.segmenter.in_speech:
+            self._overlap_paused()
+            if self.taker.turn_over(self.segmenter.silent_ms, self.hints):
+                utterance = self.segmenter.end_turn(at_ms + FRAME_MS)
+                if utterance is not None:
+                    self._heard(utterance)
         self._count_silence()
+
+    def _cut(self) -> None:
+        """The speech over the agent takes the turn: the agent stops now."""
+        overlap = self._overlap
+        if overlap is not None and not overlap.cut:
+            overlap.cut = True
+            self._barge_in(BargeIn(overlap.at_ms))
+
+    def _overlap_goes_on(self) -> None:
+        """Speech over the agent that goes on this long is no backchannel."""
+        overlap = self._overlap
+        if overlap is not None and not overlap.cut:
+            overlap.voiced_ms += FRAME_MS
+            if overlap.voiced_ms >= self._barge_in_min_ms:
+                self._cut()
+
+    def _overlap_paused(self) -> None:
+        """At a pause in speech over the agent: its transcript, once ready, shows whether it
+        was only a backchannel."""
+        overlap = self._overlap
+        if overlap is None or overlap.cut:
+            return
+        ready = self.taker.ready()
+        if ready is not None and ready.text.strip() and not is_backchannel(ready.text):
+            self._cut()
 
     def _heard(self, utterance: Utterance) -> None:
         """The caller's turn is over: hand it on, with its transcription if one was started
         at the last pause on exactly this audio."""
         early = self.taker.take(utterance, self.hints)
+        overlap, self._overlap = self._overlap, None
         if utterance.voiced_ms < MIN_UTTERANCE_VOICED_MS:
             if early is not None:
                 early.cancel()
             return
-        self._emit(Heard(utterance, self._last_voiced_wall, time.monotonic(), early))
+        held = overlap is not None and not overlap.cut and self._speaking()
+        over_agent_ms = overlap.at_ms if held and overlap is not None else None
+        self._emit(Heard(utterance, self._last_voiced_wall, time.monotonic(), early, over_agent_ms))
 
     def _count_silence(self) -> None:
         """Frames of silence while nobody speaks and nothing is pending become a `Silence`."""

@@ -7,7 +7,7 @@ import re
 from dialog.nlu.numbers import ORDER_DIGITS, digit_runs, number_value
 from dialog.nlu.text import normalize
 
-__all__ = ["is_correction", "leading_yes_no", "parse_rating", "parse_yes_no"]
+__all__ = ["is_backchannel", "is_correction", "leading_yes_no", "parse_rating", "parse_yes_no"]
 
 _YES = {
     "yes", "yeah", "yea", "yep", "yup", "ya", "yah", "yes sir", "sure", "ok", "okay", "alright",
@@ -161,3 +161,23 @@ def _denies_a_number(words: list[str]) -> bool:
         if after and (len(runs) > 1 or len(after[0].digits) == 2 * ORDER_DIGITS):
             return True
     return False
+
+
+# What a listener says to show they are following, not to take the turn. "No", "wait",
+# "stop" and any question are not among them: said over the agent, those do stop it.
+# tiny.en writes a phone line's "uh-huh" as "uh-uh" as often as not, so that passes too:
+# stopping the agent for a listener's "uh-huh" is the commoner mistake by far.
+_BACKCHANNEL_WORDS = {
+    "uh", "huh", "um", "mm", "mhm", "hmm", "hm", "mmm", "ah", "oh", "okay", "ok", "yeah",
+    "yep", "yes", "right", "sure", "alright", "all", "got", "it", "i", "see", "cool", "great",
+    "good", "fine", "thanks", "thank", "you",
+}  # fmt: skip
+
+
+def is_backchannel(text: str) -> bool:
+    """Whether `text`, said while the agent talks, only shows the caller is listening
+    ("uh-huh", "mm", "okay", "yeah, right", "I see") rather than taking the turn."""
+    if "?" in text:
+        return False
+    words = normalize(text).split()
+    return 0 < len(words) <= 4 and all(w in _BACKCHANNEL_WORDS for w in words)
