@@ -125,7 +125,7 @@ async def test_a_call_ending_after_the_filler_cancels_the_lookup():
 
 async def test_a_call_ending_before_the_filler_cancels_the_lookup_and_says_nothing():
     shop, orders = slow_orders(30)
-    c = call(shop=shop, swapped={"orders": orders})
+    c = call(shop=shop, swapped={"orders": orders}, filler_after=10)  # cancelled well before
     await c.start()
     task, got = await consume_until(c.agent.hear("where is order 1001", 0.9), 0)
     await asyncio.sleep(0.1)
