@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 
 from dialog import handover, understanding
+from dialog.actions.registry import FILLER_AFTER_S
 from dialog.agenda import Agenda
 from dialog.call_record import CallRecord
 from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
@@ -82,6 +83,7 @@ class Agent:
         clock: Callable[[], datetime] | None = None,
         tz: tzinfo | None = None,
         timeout: float = 8.0,
+        filler_after: float = FILLER_AFTER_S,
     ) -> None:
         self.flows = flows or _shipped_flows()
         self.policy = policy or _shipped_policy()
@@ -105,6 +107,7 @@ class Agent:
             tz=tz or services.timezone or UTC,
             timeout=timeout,
             human_number=number,
+            filler_after=filler_after,
             summary=self._summarize,
             caller_words=self._call_record.caller_words,
         )

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from dialog.actions import ACTIONS, ActionContext, ServiceUnavailable
+from dialog.actions.registry import FILLER_AFTER_S
 from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
 from dialog.expressions import Condition
 from dialog.loader import Flow, Flows
@@ -107,6 +108,7 @@ class Engine:
     tz: tzinfo
     timeout: float = 8.0
     human_number: str = ""
+    filler_after: float = FILLER_AFTER_S
     summary: Callable[[], str] = lambda: ""
     caller_words: list[str] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
@@ -536,6 +538,7 @@ class Engine:
             filler_text=filler_text,
             timeout=self.timeout,
             human_number=self.human_number,
+            filler_after=self.filler_after,
         )
 
     async def _action(self, frame: Frame, step: ActionStep) -> AsyncIterator[Event]:

@@ -87,6 +87,7 @@ class Shop:
             info,
             policy=self.policy,
             human_number=self.settings.human_number,
+            filler_after=self.settings.filler_after_ms / 1000,
         )
 
     def order_feed(self) -> OrderFeed | None:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dialog.actions.registry import FILLER_AFTER_S
 from integrations.protocols import DEFAULT_HUMAN_NUMBER
 
 __all__ = ["Settings", "setting_default"]
@@ -247,6 +248,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Silence that ends a turn whose transcript so far trails off (\"I'd like "
         'to return the…", "and also…", "um"): callers pause mid-sentence (0: never held).',
+    )
+    filler_after_ms: int = Field(
+        default=round(FILLER_AFTER_S * 1000),
+        ge=0,
+        description='A step\'s "one moment" (say_first) is said only when its lookup has not '
+        "answered this long after it began, so a fast answer comes first (0: always say it "
+        "before the lookup).",
     )
     vad_max_utterance_s: float = 30.0
     vad_barge_in_min_ms: int = Field(

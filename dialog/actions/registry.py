@@ -24,6 +24,7 @@ from integrations.protocols import ProviderError, Services
 
 __all__ = [
     "ACTIONS",
+    "FILLER_AFTER_S",
     "ActionContext",
     "ActionRegistry",
     "ActionSpec",
@@ -32,6 +33,11 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+FILLER_AFTER_S = 0.3
+"""How long a lookup may take before its step's "one moment" is said (seconds; 0: always say
+it first). Most lookups answer in milliseconds, and a filler before them only delays the
+answer by its own length; `POSTVOICE_FILLER_AFTER_MS` refers to this default."""
 
 
 class ServiceUnavailable(Exception):
@@ -43,7 +49,8 @@ class ActionContext:
     """What an action may use: the services, the policy, the call's slots, and a voice.
 
     `emit` hands an event to the caller's ear and returns once it has been taken, so a
-    filler sentence is heard before the slow lookup it announces.
+    filler sentence is heard while the slow lookup it announces goes on. `filler_after` is how
+    long a lookup may take before that sentence is said (0: before every lookup).
     """
 
     services: Services
@@ -61,6 +68,7 @@ class ActionContext:
     filler_text: str | None = None
     timeout: float = 8.0
     human_number: str = ""
+    filler_after: float = FILLER_AFTER_S
 
     @property
     def today(self) -> date:
@@ -82,22 +90,26 @@ class ActionContext:
         return ":".join([self.call.call_sid, *(str(p) for p in parts)])
 
     async def filler(self) -> None:
-        """Say the step's "one moment" sentence, once per turn, before a slow call."""
+        """Say the step's "one moment" sentence, once per turn, for a slow call."""
         if self.filler_text and not self.memo.get("filled"):
             self.memo["filled"] = True
             await self.emit(Say(self.filler_text))
 
     async def fetch(self, awaitable: Awaitable[_T], *, announce: bool = True) -> _T:
-        """Await a service call with a timeout.
+        """Await a service call with a timeout, saying the filler if it is slow (`announce`).
 
-        A provider's refusal (a non-retryable `ProviderError`, such as "already_shipped") is
-        raised as is, for the action to turn into words; any other failure becomes
-        `ServiceUnavailable`.
+        The timeout runs from the start, the filler's time included. A provider's refusal (a
+        non-retryable `ProviderError`, such as "already_shipped") is raised as is, for the
+        action to turn into words; any other failure becomes `ServiceUnavailable`.
         """
-        if announce:
+        announcing = announce and bool(self.filler_text) and not self.memo.get("filled")
+        if announcing and self.filler_after <= 0:
             await self.filler()
+            announcing = False
         try:
             async with asyncio.timeout(self.timeout):
+                if announcing:
+                    return await self._announced(awaitable)
                 return await awaitable
         except ServiceUnavailable:
             raise
@@ -109,6 +121,24 @@ class ActionContext:
         except Exception as exc:
             _log.warning("service call failed on %s: %r", self.call.call_sid, exc)
             raise ServiceUnavailable(str(exc)) from exc
+
+    async def _announced(self, awaitable: Awaitable[_T]) -> _T:
+        """`awaitable`'s result, the filler said only if it is not ready in `filler_after`: a
+        lookup that answers at once is not kept waiting behind a sentence about waiting.
+
+        The lookup runs as a task of its own while the filler is said; if this is cancelled
+        (the call ended, or the timeout), the lookup is cancelled too, and waited for, so
+        nothing of it outlives the turn."""
+        task = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.filler_after)
+            if not done:
+                await self.filler()
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
 
     async def record(self, type: str, *, order: str | None = None, **data: Any) -> None:
         """Record an event (about the current order unless told); never breaks the call."""

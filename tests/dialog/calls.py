@@ -131,13 +131,15 @@ def call(
     """A call from `caller`; with direction="outbound", a call we place to them.
 
     `events` is the sink (by default a fresh `Events`), `swapped` capabilities stand in for the
-    shop's own; `policy`, `flows` and `timeout` go to the agent, the rest to its `CallInfo`.
+    shop's own; `policy`, `flows`, `timeout` and `filler_after` go to the agent, the rest to
+    its `CallInfo`.
     """
     shop = shop or demo_shop()
     events = events or Events()
     policy = kw.pop("policy", None)
     flows = kw.pop("flows", None)
     timeout = kw.pop("timeout", 8.0)
+    agent_kw = {"filler_after": kw.pop("filler_after")} if "filler_after" in kw else {}
     ends = (caller, SUPPORT_LINE)
     if kw.get("direction") == "outbound":
         ends = ends[::-1]
@@ -149,6 +151,7 @@ def call(
         policy=policy,
         clock=clock,
         timeout=timeout,
+        **agent_kw,
     )
     return Call(agent, shop, events)
 

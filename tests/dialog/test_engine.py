@@ -15,7 +15,7 @@ from dialog.loader import DEFAULT_FLOWS, Flows, load_flows
 from dialog.policy import load_policy
 from integrations.demo import DemoShop
 from tests.dialog.calls import MARIA, NOW, Events, demo_shop, said, services
-from tests.dialog.wrappers import Failing, Recording
+from tests.dialog.wrappers import Failing, Recording, Slow
 
 TEST_FLOWS = {
     "t_words": """
@@ -236,10 +236,11 @@ async def test_a_choice_takes_yes_or_no_and_fills_other_slots_from_the_same_answ
     assert engine.parse("not coffee, tea") == "tea"
 
 
-async def test_the_filler_comes_before_the_slow_lookup_once_per_turn(flows):
+async def test_with_filler_after_0_the_filler_comes_before_the_lookup_once_per_turn(flows):
     shop = demo_shop()
     orders = Recording(shop.orders)
     engine = engine_for(flows, shop, orders=orders)
+    engine.filler_after = 0
     engine.begin(flows["t_lookup"])
     stream = engine.run()
     first = await anext(stream)
@@ -248,6 +249,23 @@ async def test_the_filler_comes_before_the_slow_lookup_once_per_turn(flows):
     rest = [e async for e in stream]
     assert "order 1001" in orders.calls
     assert said(rest) == "Order ten oh one is on its way and should arrive tomorrow."
+
+
+async def test_only_the_first_slow_steps_filler_is_said_in_a_turn(flows):
+    shop = demo_shop()
+    slow = {"orders": Slow(shop.orders, 0.5), "tracking": Slow(shop.tracking, 0.5)}
+    engine = engine_for(flows, shop, **slow)
+    engine.begin(flows["t_lookup"])
+    events = await run(engine)
+    assert said(events) == (
+        "One moment. Order ten oh one is on its way and should arrive tomorrow."
+    )
+
+
+async def test_fast_steps_say_no_filler(flows):
+    engine = engine_for(flows)
+    engine.begin(flows["t_lookup"])
+    assert said(await run(engine)) == "Order ten oh one is on its way and should arrive tomorrow."
 
 
 async def test_a_failing_service_apologises_and_hands_over(flows):

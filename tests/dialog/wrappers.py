@@ -7,6 +7,7 @@ hands the wrapper to the agent in its place (`tests.dialog.calls.services`).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from abc import ABC, abstractmethod
 from typing import Any
@@ -17,8 +18,9 @@ from integrations.protocols import ProviderError
 class _Around(ABC):
     """Forwards everything to `inner`; its async methods run `_before` when awaited.
 
-    When awaited, not when called: the agent makes the coroutine of a look-up before it says
-    "one moment", and the look-up runs only after.
+    When awaited, not when called: the agent makes the coroutine of a look-up before it
+    decides whether to say "one moment" (with `filler_after` 0 it says it first, and the
+    look-up runs only after).
     """
 
     def __init__(self, inner: Any) -> None:
@@ -68,3 +70,37 @@ class Recording(_Around):
 
     def _before(self, name: str, args: tuple[Any, ...]) -> None:
         self.calls.append(" ".join([name, *(str(a) for a in args)]))
+
+
+class Slow:
+    """The `methods` named (with none named, every async one) answer `seconds` late.
+
+    As a provider that is slow to answer, so the agent's "one moment" is due. What began,
+    answered and was cancelled is noted in `started`, `finished` and `cancelled`.
+    """
+
+    def __init__(self, inner: Any, seconds: float, *methods: str) -> None:
+        self._inner = inner
+        self._methods = frozenset(methods)
+        self.seconds = seconds
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.cancelled: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not inspect.iscoroutinefunction(attr) or (self._methods and name not in self._methods):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.started.append(name)
+            try:
+                await asyncio.sleep(self.seconds)
+            except asyncio.CancelledError:
+                self.cancelled.append(name)
+                raise
+            result = await attr(*args, **kwargs)
+            self.finished.append(name)
+            return result
+
+        return call
