@@ -197,6 +197,18 @@ class Persona(_Strict):
             )
         return Scenario.model_validate(fields)
 
+    def touches(self) -> frozenset[str]:
+        """What of the shop this call may read or change: each order it names (its goals,
+        facts, outbound call and expected events) and the number it calls from (withheld
+        callers share one). Two calls that touch nothing in common cannot change what the
+        other finds."""
+        orders = {g.order for g in self.goals} | {self.facts.order_number}
+        if self.outbound is not None:
+            orders.add(self.outbound.order)
+        events = (*self.expect.events, *self.expect.not_events)
+        orders |= {str(e["order"]) for e in events if "order" in e}
+        return frozenset({f"order {o}" for o in orders if o} | {f"caller {self.calls_from}"})
+
 
 def persona_files(path: Path) -> list[Path]:
     """The persona files under `path` (a file, or a directory searched for `*.yaml`)."""

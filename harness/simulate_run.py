@@ -1,9 +1,11 @@
 """The `postvoice simulate` command: plan the calls, make them C at a time, write the reports.
 
 Without `--url` the server runs in this process on a freshly seeded demo shop, reseeded before
-each wave of C calls (calls return items and change addresses, so each wave starts from the
-designed shop; calls of one wave share it, as callers of a real shop do). Against `--url`
-they run on the server's data as it is. Each call writes `DIR/<n>-<persona>/report.json`;
+each wave of up to C calls (calls return items and change addresses, so each wave starts from
+the designed shop). No two calls of a wave touch the same order or come from the same number
+(`waves`), so a call finds the shop as designed whichever calls share its wave; a wave is
+smaller than C when the calls left all overlap. Against `--url` they run on the server's data
+as it is, in the same waves. Each call writes `DIR/<n>-<persona>/report.json`;
 `DIR/summary.json` holds the figures of `harness.simulate_summary`. Exit 0 when every call
 reached its persona's expected outcome.
 """
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from voice.settings import Settings
     from voice.stt import Transcriber
 
-__all__ = ["run_calls", "run_simulate"]
+__all__ = ["run_calls", "run_simulate", "waves"]
 
 
 async def run_calls(
@@ -39,12 +41,11 @@ async def run_calls(
     realtime: bool = False,
     progress: Any = None,
 ) -> list[dict[str, Any]]:
-    """Every planned call, `concurrency` at a time, the shop reseeded before each wave (when
-    the target can be); one report per plan, in plan order. A call that breaks is a failed
-    report, not the end of the run."""
-    reports: list[dict[str, Any]] = []
-    for start in range(0, len(plans), concurrency):
-        wave = plans[start : start + concurrency]
+    """Every planned call, in `waves` of up to `concurrency`, the shop reseeded before each
+    wave (when the target can be); one report per plan, in plan order. A call that breaks is a
+    failed report, not the end of the run."""
+    reports: dict[int, dict[str, Any]] = {}
+    for wave in waves(plans, concurrency):
         if target.reset is not None:
             await asyncio.to_thread(target.reset)
         results = await asyncio.gather(
@@ -52,10 +53,31 @@ async def run_calls(
             return_exceptions=True,
         )
         for plan, result in zip(wave, results, strict=True):
-            reports.append(_broken(plan, result) if isinstance(result, BaseException) else result)
+            broken = isinstance(result, BaseException)
+            reports[plan.index] = _broken(plan, result) if broken else result
             if progress is not None:
                 progress()
-    return reports
+    return [reports[plan.index] for plan in plans]
+
+
+def waves(plans: Sequence[CallPlan], concurrency: int) -> list[list[CallPlan]]:
+    """The plans in waves of at most `concurrency` whose calls touch nothing in common
+    (`Persona.touches`): each wave takes, in plan order, every call left that fits, until full.
+    A call that overlaps the wave waits for a later one, so a wave may be smaller."""
+    left = list(plans)
+    result: list[list[CallPlan]] = []
+    while left:
+        wave: list[CallPlan] = []
+        taken: set[str] = set()
+        for plan in left:
+            touches = plan.persona.touches()
+            if len(wave) < concurrency and not touches & taken:
+                wave.append(plan)
+                taken |= touches
+        placed = {plan.index for plan in wave}
+        left = [plan for plan in left if plan.index not in placed]
+        result.append(wave)
+    return result
 
 
 def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
