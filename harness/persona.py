@@ -96,7 +96,10 @@ class _Strict(BaseModel):
 
 class Goal(_Strict):
     """One thing the caller wants. `ask` holds ways of putting it (one is picked per call);
-    the goal is met once the agent says any phrase of `done_when` (case-insensitive)."""
+    the goal is met once the agent says any phrase of `done_when` (case-insensitive), not
+    denied just before it ("already been refunded" is no refund: `caller_rules.says_done`).
+    When the denial is the answer the caller wants, the phrase holds it ("don't sell gift
+    cards")."""
 
     procedure: Procedure
     order: str | None = None
