@@ -12,7 +12,7 @@ import pytest
 
 from harness.persona import Persona, load_personas
 from harness.simulate import TEXT, plan_calls
-from harness.simulate_run import run_calls, waves
+from harness.simulate_run import fresh_shop, run_calls, waves
 from harness.simulate_summary import summarize
 from harness.target import in_process_server
 from tests.fakes import FakeSynthesizer, FakeTranscriber
@@ -127,3 +127,16 @@ def test_the_shipped_set_runs_in_waves_that_touch_nothing_in_common():
     for wave in planned:
         touched = [t for p in wave for t in p.persona.touches()]
         assert len(touched) == len(set(touched)), [p.name for p in wave]
+
+
+def test_a_later_wave_can_make_the_same_refund_again():
+    """Refunds are once per order line ever, in the outbox; the reset forgets them too."""
+    refund = [p for p in load_personas(PERSONAS) if p.name.startswith("lena-damaged-vase-refund")]
+    assert len(refund) == 2
+
+    async def run():
+        async with fresh_shop(Engines(FakeTranscriber(), FakeSynthesizer())) as target:
+            return await run_calls(plan_calls(refund, None, [], [], 0), target, transcriber=None)
+
+    reports = asyncio.run(run())
+    assert [r["failures"] for r in reports] == [[], []]
