@@ -52,6 +52,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,7 @@ LASTING_CHANGES = frozenset(
         "replacement.created",
         "refund.created",
         "address.changed",
+        "redirect.requested",
         "delivery.rescheduled",
     }
 )
@@ -137,10 +139,16 @@ def repeatable_personas(personas: Sequence[Persona]) -> list[Persona]:
 
 def persona_calls(directory: Path, *, fast: bool) -> list[CallPlan]:
     """One call per repeatable persona of `directory`, seed 0: in a test voice drawn per call,
-    in quiet, or by text when `fast`."""
+    in quiet, or by text when `fast`. The callers take turns (one persona of each number, then
+    the next of each), so concurrent calls are mostly different customers, not one person
+    calling four times at once."""
     from harness.callers import test_voices
 
-    personas = repeatable_personas(load_personas(directory))
+    by_number: dict[str, list[Persona]] = {}
+    for persona in repeatable_personas(load_personas(directory)):
+        by_number.setdefault(persona.calls_from, []).append(persona)
+    turns = zip_longest(*by_number.values())
+    personas = [persona for turn in turns for persona in turn if persona is not None]
     return plan_calls(personas, None, [] if fast else test_voices(), ["quiet"], 0)
 
 
