@@ -7,7 +7,12 @@ that is not counted, then plays scenario calls through the real webhook and the 
 WebSocket, `concurrency` at a time, in real time (a 20 ms frame every 20 ms, the agent's audio
 "played" at the speed of speech) unless `fast` is set. By default the scenarios are the
 fixtures' spoken inbound calls that leave the shop as they found it (`default_scenarios`), so
-they can be played any number of times on one database.
+they can be played any number of times on one database. With `personas` the calls are simulated
+callers instead (`harness.simulate`), conversations that branch on what the agent says: the
+personas that leave the shop as they found it (`repeatable_personas`), each speaking through a
+test caller voice in quiet (by injected text when `fast`, so STT figures are then empty) and
+hearing the agent from the live call record, so the caller's own ears take none of the
+server's CPU.
 
 What each figure means:
 
@@ -47,6 +52,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +66,10 @@ from harness.bench_server import (
     started_server,
 )
 from harness.fake_twilio import FakeTwilio
-from harness.replay import call_scenario, take_turn
+from harness.persona import Persona, load_personas
+from harness.replay import CallResult, call_scenario, take_turn
 from harness.scenario import Scenario, Turn, load_scenarios
+from harness.simulate import CallPlan, converse, plan_calls
 
 if TYPE_CHECKING:
     from voice.settings import Settings
@@ -72,7 +80,9 @@ __all__ = [
     "long_call_drive",
     "long_call_scenario",
     "parse_env",
+    "persona_calls",
     "print_result",
+    "repeatable_personas",
     "run_bench",
     "run_calls",
 ]
@@ -95,6 +105,7 @@ LASTING_CHANGES = frozenset(
         "replacement.created",
         "refund.created",
         "address.changed",
+        "redirect.requested",
         "delivery.rescheduled",
     }
 )
@@ -115,9 +126,46 @@ def default_scenarios(directory: Path = DEFAULT_SCENARIOS) -> list[Scenario]:
     return chosen
 
 
+def repeatable_personas(personas: Sequence[Persona]) -> list[Persona]:
+    """The personas whose expected outcome leaves the shop as it found it (as
+    `default_scenarios`), so they can call any number of times on one database."""
+    chosen = []
+    for persona in personas:
+        expected = {*persona.expect.actions, *(e.get("type") for e in persona.expect.events)}
+        if not LASTING_CHANGES & expected:
+            chosen.append(persona)
+    return chosen
+
+
+def persona_calls(directory: Path, *, fast: bool) -> list[CallPlan]:
+    """One call per repeatable persona of `directory`, seed 0: in a test voice drawn per call,
+    in quiet, or by text when `fast`. The callers take turns (one persona of each number, then
+    the next of each), so concurrent calls are mostly different customers, not one person
+    calling four times at once."""
+    from harness.callers import test_voices
+
+    by_number: dict[str, list[Persona]] = {}
+    for persona in repeatable_personas(load_personas(directory)):
+        by_number.setdefault(persona.calls_from, []).append(persona)
+    turns = zip_longest(*by_number.values())
+    personas = [persona for turn in turns for persona in turn if persona is not None]
+    return plan_calls(personas, None, [] if fast else test_voices(), ["quiet"], 0)
+
+
+BenchCall = Scenario | CallPlan
+"""What one bench call plays: a scenario's turns, or a simulated caller's conversation."""
+
+
+async def _call(item: BenchCall, server: Server, realtime: bool) -> CallResult:
+    if isinstance(item, CallPlan):
+        call = await converse(item, server.target, transcriber=None, realtime=realtime)
+        return call.result
+    return await call_scenario(item, server.target, realtime)
+
+
 async def run_calls(
     server: Server,
-    scenarios: Sequence[Scenario],
+    scenarios: Sequence[BenchCall],
     calls: int,
     concurrency: int,
     *,
@@ -125,8 +173,9 @@ async def run_calls(
     stagger_s: float = 1.0,
     on_call_done: Callable[[int], None] | None = None,
 ) -> list[CallSample]:
-    """`calls` calls, `concurrency` at a time, cycling through `scenarios`. Call i plays
-    scenario i mod n; each of the `concurrency` callers starts `stagger_s` after the previous."""
+    """`calls` calls, `concurrency` at a time, cycling through `scenarios` (or planned
+    simulated callers). Call i plays scenario i mod n; each of the `concurrency` callers starts
+    `stagger_s` after the previous."""
     queue = list(range(calls))
     samples: list[CallSample | None] = [None] * calls
     done = 0
@@ -138,9 +187,7 @@ async def run_calls(
             i = queue.pop(0)
             scenario = scenarios[i % len(scenarios)]
             try:
-                result = await asyncio.wait_for(
-                    call_scenario(scenario, server.target, realtime), CALL_TIMEOUT_S
-                )
+                result = await asyncio.wait_for(_call(scenario, server, realtime), CALL_TIMEOUT_S)
                 samples[i] = sample_of(scenario.name, result)
             except Exception as exc:  # one failed call is a figure, not the end of the run
                 samples[i] = CallSample(scenario=scenario.name, error=_describe(exc))
@@ -217,6 +264,7 @@ class BenchOptions:
     concurrency: int = 1
     json_path: Path | None = None
     scenarios_dir: Path | None = None
+    personas_dir: Path | None = None  # simulated callers instead of scenarios
     url: str | None = None
     server_pid: int | None = None
     fast: bool = False
@@ -260,14 +308,21 @@ def run_bench(options: BenchOptions, settings: Settings) -> int:
     return 0
 
 
+def _calls_to_play(options: BenchOptions) -> Sequence[BenchCall]:
+    if options.personas_dir is not None:
+        try:
+            return persona_calls(options.personas_dir, fast=options.fast)
+        except (OSError, ValueError) as exc:
+            raise InfrastructureError(str(exc)) from exc
+    if options.scenarios_dir is not None:
+        return load_scenarios(options.scenarios_dir)
+    return default_scenarios()
+
+
 async def _bench(options: BenchOptions, settings: Settings, console: Any) -> dict[str, Any]:
-    scenarios = (
-        load_scenarios(options.scenarios_dir)
-        if options.scenarios_dir is not None
-        else default_scenarios()
-    )
+    scenarios = _calls_to_play(options)
     if not scenarios:
-        raise InfrastructureError("no scenarios to play")
+        raise InfrastructureError("no scenarios or personas to play")
     top = max([options.concurrency, *(ramp(options.max_level) if options.find_max else [])])
     if options.url:
         server_cm = running_server(options.url, options.server_pid, settings)
@@ -312,7 +367,7 @@ async def _bench(options: BenchOptions, settings: Settings, console: Any) -> dic
 async def _measure(
     server: Server,
     monitor: ProcessMonitor,
-    scenarios: Sequence[Scenario],
+    scenarios: Sequence[BenchCall],
     calls: int,
     concurrency: int,
     options: BenchOptions,
@@ -367,7 +422,7 @@ def _peak(*values: float | None) -> float | None:
 async def _find_max(
     server: Server,
     monitor: ProcessMonitor,
-    scenarios: Sequence[Scenario],
+    scenarios: Sequence[BenchCall],
     options: BenchOptions,
     console: Any,
 ) -> dict[str, Any]:

@@ -26,7 +26,16 @@ from dialog.nlu.text import normalize
 from dialog.speech import say_code, say_digits, say_order_number
 from harness.persona import Goal, Persona
 
-__all__ = ["DEFAULT_PHRASINGS", "RULES", "Answer", "Caller", "Question", "classify", "spoken"]
+__all__ = [
+    "DEFAULT_PHRASINGS",
+    "RULES",
+    "Answer",
+    "Caller",
+    "Question",
+    "classify",
+    "says_done",
+    "spoken",
+]
 
 
 class Question(StrEnum):
@@ -231,9 +240,8 @@ class Caller:
     # --- what the agent has done ---------------------------------------------------------------
 
     def _note_served(self, agent_text: str) -> None:
-        said = agent_text.lower()
         for index, goal in enumerate(self.persona.goals[: max(self.stated, 1)]):
-            if any(phrase.lower() in said for phrase in goal.done_when):
+            if says_done(agent_text, goal.done_when):
                 self.met.add(index)
 
     @property
@@ -477,6 +485,26 @@ class Caller:
         if remember:
             self.last_said = text
         return Answer("say", words, reason, repair, manner.pause_s)
+
+
+_NEGATED = re.compile(
+    r"(\b(already|never|not|no longer|cannot|unable to)|n't)(\s+[\w'$,-]+){0,2}\s*$"
+)
+"""The end of the words before a phrase that deny it: "has already been refunded", "can't be
+refunded", "not refunded": a cue, then at most two words."""
+
+
+def says_done(agent_text: str, phrases: list[str]) -> bool:
+    """Whether the agent said one of `phrases` (case-insensitive) as done, not denied: some
+    sentence holds the phrase with no denial just before it ("This item has already been
+    refunded" does not say "refunded"; "I've refunded $55" does). A denial that is the
+    outcome is written into the phrase ("don't sell gift cards")."""
+    for sentence in _SENTENCE.findall(agent_text.lower().replace("\u2019", "'")):
+        for phrase in phrases:
+            for found in re.finditer(re.escape(phrase.lower()), sentence):
+                if not _NEGATED.search(sentence[: found.start()]):
+                    return True
+    return False
 
 
 def _close(heard: str, meant: str) -> bool:

@@ -96,7 +96,10 @@ class _Strict(BaseModel):
 
 class Goal(_Strict):
     """One thing the caller wants. `ask` holds ways of putting it (one is picked per call);
-    the goal is met once the agent says any phrase of `done_when` (case-insensitive)."""
+    the goal is met once the agent says any phrase of `done_when` (case-insensitive), not
+    denied just before it ("already been refunded" is no refund: `caller_rules.says_done`).
+    When the denial is the answer the caller wants, the phrase holds it ("don't sell gift
+    cards")."""
 
     procedure: Procedure
     order: str | None = None
@@ -196,6 +199,18 @@ class Persona(_Strict):
                 direction="outbound", purpose=self.outbound.purpose, order=self.outbound.order
             )
         return Scenario.model_validate(fields)
+
+    def touches(self) -> frozenset[str]:
+        """What of the shop this call may read or change: each order it names (its goals,
+        facts, outbound call and expected events) and the number it calls from (withheld
+        callers share one). Two calls that touch nothing in common cannot change what the
+        other finds."""
+        orders = {g.order for g in self.goals} | {self.facts.order_number}
+        if self.outbound is not None:
+            orders.add(self.outbound.order)
+        events = (*self.expect.events, *self.expect.not_events)
+        orders |= {str(e["order"]) for e in events if "order" in e}
+        return frozenset({f"order {o}" for o in orders if o} | {f"caller {self.calls_from}"})
 
 
 def persona_files(path: Path) -> list[Path]:

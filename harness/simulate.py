@@ -29,7 +29,7 @@ import numpy as np
 from harness.caller_rules import Answer, Caller
 from harness.fake_twilio import FakeTwilio
 from harness.persona import Persona
-from harness.replay import SILENT_PICKUP_S, call_scenario
+from harness.replay import SILENT_PICKUP_S, CallResult, call_scenario
 from harness.scenario import Scenario
 from harness.target import ReplayTarget
 
@@ -41,9 +41,11 @@ __all__ = [
     "TEXT",
     "CallPlan",
     "RecordEars",
+    "SimulatedCall",
     "TextMouth",
     "VoiceMouth",
     "WireEars",
+    "converse",
     "plan_calls",
     "served_transcriber",
     "simulate_call",
@@ -248,15 +250,24 @@ async def _talk(
         answer_to = await _answer(call, mouth, answer)
 
 
-async def simulate_call(
+@dataclass
+class SimulatedCall:
+    """One simulated call: the call as replay saw it, the caller, and its turns."""
+
+    result: CallResult
+    caller: Caller
+    log: _Conversation
+
+
+async def converse(
     plan: CallPlan,
     target: ReplayTarget,
     *,
     transcriber: Transcriber | None,
     realtime: bool = False,
-) -> dict[str, Any]:
-    """Make one planned call; its report (replay's, plus the caller's turns and figures).
-    Without a `transcriber` the caller reads the live call record (`--fast`)."""
+) -> SimulatedCall:
+    """Make one planned call. Without a `transcriber` the caller reads the live call record
+    (`--fast`, and `postvoice bench --personas`, whose caller must not take the server's CPU)."""
     persona = plan.persona
     scenario = persona.scenario()
     caller = Caller(persona, random.Random(plan.seed))
@@ -269,7 +280,20 @@ async def simulate_call(
             await _talk(call, scenario, caller, ears, mouth, log)
 
         result = await call_scenario(scenario, target, realtime, drive=drive)
-    report = dict(result.report)
+    return SimulatedCall(result, caller, log)
+
+
+async def simulate_call(
+    plan: CallPlan,
+    target: ReplayTarget,
+    *,
+    transcriber: Transcriber | None,
+    realtime: bool = False,
+) -> dict[str, Any]:
+    """Make one planned call; its report (replay's, plus the caller's turns and figures)."""
+    call = await converse(plan, target, transcriber=transcriber, realtime=realtime)
+    persona, log = plan.persona, call.log
+    report = dict(call.result.report)
     report["scenario"] = plan.name
     report.update(
         persona=persona.name,
@@ -278,11 +302,11 @@ async def simulate_call(
         noise=plan.noise,
         heard_from="record" if transcriber is None else "audio",
         caller_turns=log.turns,
-        goals_met=sorted(i + 1 for i in caller.met),
+        goals_met=sorted(i + 1 for i in call.caller.met),
         repairs=sum(1 for t in log.turns if t.get("repair")),
         turns_to_resolution=log.resolved_turn,
         seconds_to_resolution=None if log.resolved_ms is None else log.resolved_ms / 1000,
-        seconds=result.duration_ms / 1000,
+        seconds=call.result.duration_ms / 1000,
     )
     report["went_wrong"] = None if report["passed"] else _went_wrong(log.turns)
     return report

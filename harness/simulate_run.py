@@ -1,17 +1,22 @@
 """The `postvoice simulate` command: plan the calls, make them C at a time, write the reports.
 
 Without `--url` the server runs in this process on a freshly seeded demo shop, reseeded before
-each wave of C calls (calls return items and change addresses, so each wave starts from the
-designed shop; calls of one wave share it, as callers of a real shop do). Against `--url`
-they run on the server's data as it is. Each call writes `DIR/<n>-<persona>/report.json`;
-`DIR/summary.json` holds the figures of `harness.simulate_summary`. Exit 0 when every call
-reached its persona's expected outcome.
+each wave of up to C calls, its decisions forgotten (`fresh_shop`: calls return items and
+change addresses, so each wave starts from the designed shop). No two calls of a wave touch
+the same order or come from the same number (`waves`), so a call finds the shop as designed
+whichever calls share its wave; a wave is smaller than C when the calls left all overlap.
+Against `--url` they run on the server's data as it is, in the same waves. Each call writes
+`DIR/<n>-<persona>/report.json`; `DIR/summary.json` holds the figures of
+`harness.simulate_summary`. Exit 0 when every call reached its persona's expected outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,14 +25,14 @@ from harness.callers import NOISE_LEVELS, missing_tools
 from harness.persona import load_personas
 from harness.simulate import CallPlan, plan_calls, served_transcriber, simulate_call
 from harness.simulate_summary import print_summary, summarize
-from harness.target import ReplayTarget, target_for
+from harness.target import ReplayTarget, in_process_server, target_for
 
 if TYPE_CHECKING:
     from harness.callers import CallerVoice
     from voice.settings import Settings
     from voice.stt import Transcriber
 
-__all__ = ["run_calls", "run_simulate"]
+__all__ = ["fresh_shop", "run_calls", "run_simulate", "waves"]
 
 
 async def run_calls(
@@ -39,12 +44,11 @@ async def run_calls(
     realtime: bool = False,
     progress: Any = None,
 ) -> list[dict[str, Any]]:
-    """Every planned call, `concurrency` at a time, the shop reseeded before each wave (when
-    the target can be); one report per plan, in plan order. A call that breaks is a failed
-    report, not the end of the run."""
-    reports: list[dict[str, Any]] = []
-    for start in range(0, len(plans), concurrency):
-        wave = plans[start : start + concurrency]
+    """Every planned call, in `waves` of up to `concurrency`, the shop reseeded before each
+    wave (when the target can be); one report per plan, in plan order. A call that breaks is a
+    failed report, not the end of the run."""
+    reports: dict[int, dict[str, Any]] = {}
+    for wave in waves(plans, concurrency):
         if target.reset is not None:
             await asyncio.to_thread(target.reset)
         results = await asyncio.gather(
@@ -52,10 +56,58 @@ async def run_calls(
             return_exceptions=True,
         )
         for plan, result in zip(wave, results, strict=True):
-            reports.append(_broken(plan, result) if isinstance(result, BaseException) else result)
+            broken = isinstance(result, BaseException)
+            reports[plan.index] = _broken(plan, result) if broken else result
             if progress is not None:
                 progress()
-    return reports
+    return [reports[plan.index] for plan in plans]
+
+
+def waves(plans: Sequence[CallPlan], concurrency: int) -> list[list[CallPlan]]:
+    """The plans in waves of at most `concurrency` whose calls touch nothing in common
+    (`Persona.touches`): each wave takes, in plan order, every call left that fits, until full.
+    A call that overlaps the wave waits for a later one, so a wave may be smaller."""
+    left = list(plans)
+    result: list[list[CallPlan]] = []
+    while left:
+        wave: list[CallPlan] = []
+        taken: set[str] = set()
+        for plan in left:
+            touches = plan.persona.touches()
+            if len(wave) < concurrency and not touches & taken:
+                wave.append(plan)
+                taken |= touches
+        placed = {plan.index for plan in wave}
+        left = [plan for plan in left if plan.index not in placed]
+        result.append(wave)
+    return result
+
+
+@contextlib.asynccontextmanager
+async def fresh_shop(engines: Any = None):
+    """The real app in this process on a temporary demo shop whose `reset` reseeds it and
+    empties the outbox. The outbox remembers decisions across reseeds (a refund is one per
+    order line ever), so without that a call refunding a line an earlier wave refunded is
+    taken for that call's decision and records nothing of its own."""
+    from integrations.outbox import outbox
+    from integrations.store import make_engine
+
+    with tempfile.TemporaryDirectory(prefix="postvoice-simulate-") as tmp:
+        database_url = f"sqlite:///{Path(tmp) / 'shop.db'}"
+        async with in_process_server(database_url, engines) as target:
+            engine = make_engine(database_url)
+            reseed = target.reset
+
+            def reset() -> None:
+                if reseed is not None:
+                    reseed()
+                with engine.begin() as conn:
+                    conn.execute(outbox.delete())
+
+            try:
+                yield dataclasses.replace(target, reset=reset)
+            finally:
+                engine.dispose()
 
 
 def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
@@ -138,7 +190,7 @@ async def _run(
 
     if transcriber is not None:
         await asyncio.to_thread(transcriber.warm)
-    async with target_for(url, settings) as target:
+    async with target_for(url, settings) if url else fresh_shop() as target:
         with Progress(console=console) as progress:
             task = progress.add_task("simulating", total=len(plans))
             return await run_calls(

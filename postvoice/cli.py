@@ -220,6 +220,12 @@ def bench(
         Path | None,
         typer.Option(help="Scenarios to play (default: the fixtures' spoken, repeatable ones)."),
     ] = None,
+    personas: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead: simulated callers, the personas here that leave the shop as it was."
+        ),
+    ] = None,
     url: Annotated[
         str | None,
         typer.Option(help="ws://host:port/twilio/media of a running server (default: start one)."),
@@ -270,6 +276,7 @@ def bench(
         concurrency=concurrency,
         json_path=json_path,
         scenarios_dir=scenarios,
+        personas_dir=personas,
         url=url,
         server_pid=server_pid,
         fast=fast,

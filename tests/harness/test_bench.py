@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.bench import default_scenarios, parse_env, run_calls
+from harness.bench import default_scenarios, parse_env, persona_calls, run_calls
 from harness.bench_figures import (
     CallSample,
     count_underruns,
@@ -25,6 +25,7 @@ from harness.bench_server import Server, postvoice_command, server_env
 from harness.fake_twilio import CallState
 from harness.replay import CallResult
 from harness.scenario import Scenario
+from harness.simulate import TEXT
 from harness.target import in_process_server
 from integrations.stats import percentile
 from tests.fakes import FakeSynthesizer, FakeTranscriber
@@ -277,6 +278,26 @@ async def test_replies_are_measured_and_fast_speech_has_no_underruns(tmp_path):
 async def test_speech_slower_than_real_time_is_counted_as_underruns(tmp_path):
     sample = await measure(tmp_path, SlowSynthesizer())
     assert sample.underruns > 0
+
+
+def test_bench_personas_are_the_ones_that_leave_the_shop_as_it_was():
+    plans = persona_calls(ROOT / "personas", fast=True)
+    names = {p.persona.name for p in plans}
+    assert "maria-wismo-shirt-plain" in names and "tom-coupon-vip-used-plain" in names
+    assert not any(n.startswith(("james-return-earbuds", "lena-damaged")) for n in names)
+    assert {p.voice for p in plans} == {TEXT}
+
+
+async def test_simulated_callers_are_measured_like_scenarios(tmp_path):
+    chosen = ("maria-wismo-shirt-plain", "tom-coupon-vip-used-plain")
+    plans = [p for p in persona_calls(ROOT / "personas", fast=True) if p.persona.name in chosen]
+    engines = Engines(FakeTranscriber(), FakeSynthesizer())
+    async with in_process_server(f"sqlite:///{tmp_path}/b.db", engines) as target:
+        samples = await run_calls(Server(target, None, {}), plans, 3, 2, realtime=False)
+    assert [s.error for s in samples] == [None, None, None]
+    assert [s.scenario for s in samples] == [plans[0].name, plans[1].name, plans[0].name]
+    assert all(len(s.latencies_ms) >= 2 and s.server_latency_ms for s in samples)
+    assert not any(s.failures for s in samples)  # the same caller again finds the same shop
 
 
 # --- the command, end to end ------------------------------------------------------------------

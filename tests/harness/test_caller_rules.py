@@ -7,7 +7,15 @@ import random
 
 import pytest
 
-from harness.caller_rules import DEFAULT_PHRASINGS, RULES, Caller, Question, classify, spoken
+from harness.caller_rules import (
+    DEFAULT_PHRASINGS,
+    RULES,
+    Caller,
+    Question,
+    classify,
+    says_done,
+    spoken,
+)
 from harness.persona import Persona
 
 AGENT_LINES = {
@@ -148,6 +156,38 @@ def test_goal_met_then_anything_else_is_no_then_goodbye_hangs_up():
     )
     assert c.satisfied and "that's all" in done.reason
     assert c.answer(AGENT_LINES[Question.GOODBYE]).kind == "hangup"
+
+
+REFUND = [{"procedure": "damaged", "order": "1009", "ask": ["my vase"], "done_when": ["refunded"]}]
+
+
+def test_a_refusal_that_names_the_outcome_does_not_meet_the_goal():
+    c = opened(goals=REFUND)
+    turn = c.answer(
+        "This item has already been refunded, so I can't refund it again. Anything else?"
+    )
+    assert not c.satisfied and turn.repair  # it asks again, as a caller whose vase is broken
+    c.answer("Done. I've refunded $55 to your Visa. It usually shows up within five days.")
+    assert c.satisfied
+
+
+@pytest.mark.parametrize(
+    ("said", "phrases", "done"),
+    [
+        ("This item has already been refunded.", ["refunded"], False),
+        ("It was not refunded.", ["refunded"], False),
+        ("I can’t refund it, it's never been refunded before.", ["refunded"], False),
+        ("Your vase hasn't been delivered yet.", ["delivered yet"], False),
+        ("We refunded $55 to your Visa on May 3.", ["refunded"], True),
+        ("No problem. Your return number is R M A 5.", ["return number"], True),
+        ("That code has already been used.", ["already"], True),  # the denial is the outcome
+        ("We don't sell gift cards at the moment.", ["don't sell gift cards"], True),
+        ("We don't sell gift cards at the moment.", ["gift cards"], False),
+        ("It's delivered, and I can't say more. The return window is over.", ["delivered"], True),
+    ],
+)
+def test_a_done_phrase_counts_unless_denied_just_before_it(said, phrases, done):
+    assert says_done(said, phrases) is done
 
 
 def test_patience_runs_out_on_the_same_question():

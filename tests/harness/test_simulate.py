@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.persona import load_personas
+from harness.persona import Persona, load_personas
 from harness.simulate import TEXT, plan_calls
-from harness.simulate_run import run_calls
+from harness.simulate_run import fresh_shop, run_calls, waves
 from harness.simulate_summary import summarize
 from harness.target import in_process_server
 from tests.fakes import FakeSynthesizer, FakeTranscriber
@@ -92,3 +92,51 @@ def test_the_same_seed_plans_the_same_calls():
         (p.persona.name, p.voice, p.noise) for p in again
     ]
     assert len({p.voice for p in first}) > 1
+
+
+def _persona(name: str, order: str, calls_from: str = "withheld") -> Persona:
+    return Persona.model_validate(
+        {
+            "name": name,
+            "calls_from": calls_from,
+            "goals": [{"procedure": "return", "order": order, "ask": ["return it"]}],
+        }
+    )
+
+
+def test_two_calls_about_one_order_never_share_a_wave():
+    same_order = [
+        _persona("a", "1003", "+14155550102"),
+        _persona("b", "1003", "+14155550999"),  # someone else, about the same order
+        _persona("c", "1005", "+14155550103"),
+    ]
+    planned = waves(plan_calls(same_order, None, [], [], 0), 3)
+    assert [[p.persona.name for p in wave] for wave in planned] == [["a", "c"], ["b"]]
+
+
+def test_two_calls_from_one_number_never_share_a_wave():
+    planned = waves(plan_calls([_persona("a", "1001"), _persona("b", "1002")], None, [], [], 0), 2)
+    assert [len(wave) for wave in planned] == [1, 1]  # withheld callers share "anonymous"
+
+
+def test_the_shipped_set_runs_in_waves_that_touch_nothing_in_common():
+    plans = plan_calls(load_personas(PERSONAS), None, [], [], 0)
+    planned = waves(plans, 4)
+    assert sorted(p.index for wave in planned for p in wave) == [p.index for p in plans]
+    assert max(len(wave) for wave in planned) == 4
+    for wave in planned:
+        touched = [t for p in wave for t in p.persona.touches()]
+        assert len(touched) == len(set(touched)), [p.name for p in wave]
+
+
+def test_a_later_wave_can_make_the_same_refund_again():
+    """Refunds are once per order line ever, in the outbox; the reset forgets them too."""
+    refund = [p for p in load_personas(PERSONAS) if p.name.startswith("lena-damaged-vase-refund")]
+    assert len(refund) == 2
+
+    async def run():
+        async with fresh_shop(Engines(FakeTranscriber(), FakeSynthesizer())) as target:
+            return await run_calls(plan_calls(refund, None, [], [], 0), target, transcriber=None)
+
+    reports = asyncio.run(run())
+    assert [r["failures"] for r in reports] == [[], []]
