@@ -23,13 +23,12 @@ from functools import cache
 from typing import Any
 
 from dialog import handover, understanding
-from dialog.actions.registry import FILLER_AFTER_S
 from dialog.agenda import Agenda
 from dialog.call_record import CallRecord
 from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
 from dialog.engine import Engine
 from dialog.escalation import Escalation
-from dialog.events import CallInfo, EndCall, Event, Hints, Say
+from dialog.events import FILLER_AFTER_S, CallInfo, EndCall, Event, Hints, Say
 from dialog.faq import match_faqs
 from dialog.loader import Flows, load_flows
 from dialog.off_script import faq_first, faq_reply

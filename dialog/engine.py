@@ -20,8 +20,7 @@ from functools import cache
 from typing import Any
 
 from dialog.actions import ACTIONS, ActionContext, ServiceUnavailable
-from dialog.actions.registry import FILLER_AFTER_S
-from dialog.events import CallInfo, EndCall, Event, Hints, Say, Transfer
+from dialog.events import FILLER_AFTER_S, CallInfo, EndCall, Event, Hints, Say, Transfer
 from dialog.expressions import Condition
 from dialog.loader import Flow, Flows
 from dialog.policy import Policy

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "FILLER_AFTER_S",
     "CallAgent",
     "CallInfo",
     "EndCall",
@@ -20,6 +21,12 @@ __all__ = [
     "Say",
     "Transfer",
 ]
+
+
+FILLER_AFTER_S = 0.3
+"""How long a lookup may take before its step's "one moment" is said (seconds; 0: always say
+it first). Most lookups answer in milliseconds, and a filler before them only delays the
+answer by its own length; `POSTVOICE_FILLER_AFTER_MS` refers to this default."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ collects (each with a type from `dialog.slots`), and its steps. A step is exactl
   and `no:` name the option a plain yes or no means; `also:` lists slots the same answer may
   fill; `hint:` overrides the transcriber prompt (never an example value)
 - `action: name` — run a registered Python action over the integrations; `say_first:` is
-  said before its first slow call; `on_error:` is where to go if a service fails (default:
+  said once its first service call has taken longer than `FILLER_AFTER_S` (0.3 s); `on_error:` is where to go if a service fails (default:
   apologise and hand over). An action that changes the world (a return, a refund, a new
   delivery day, an address, a claim) runs only after `confirm:` — one sentence saying what it
   will do, answered yes; a no goes to `on_decline` (default: "Okay, I won't do that." and the
@@ -141,7 +141,7 @@ class CollectStep(_Step):
 
 
 class ActionStep(_Step):
-    """Run a registered action; `say_first` is spoken before it when it may be slow; `confirm`
+    """Run a registered action; `say_first` is spoken while it waits on a slow service; `confirm`
     is asked (yes or no) before it runs, and a no goes to `on_decline`."""
 
     action: str = Field(pattern=_ID)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dialog.actions.registry import FILLER_AFTER_S
+from dialog.events import FILLER_AFTER_S
 from integrations.protocols import DEFAULT_HUMAN_NUMBER
 
 __all__ = ["Settings", "setting_default"]

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any, TypeVar
 
-from dialog.events import CallInfo, EndCall, Event, Say, Transfer
+from dialog.events import FILLER_AFTER_S, CallInfo, EndCall, Event, Say, Transfer
 from dialog.policy import Policy
 from integrations.models import Order
 from integrations.protocols import ProviderError, Services
 
 __all__ = [
     "ACTIONS",
-    "FILLER_AFTER_S",
     "ActionContext",
     "ActionRegistry",
     "ActionSpec",
@@ -33,11 +32,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-FILLER_AFTER_S = 0.3
-"""How long a lookup may take before its step's "one moment" is said (seconds; 0: always say
-it first). Most lookups answer in milliseconds, and a filler before them only delays the
-answer by its own length; `POSTVOICE_FILLER_AFTER_MS` refers to this default."""
 
 
 class ServiceUnavailable(Exception):
