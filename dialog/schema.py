@@ -12,8 +12,9 @@ collects (each with a type from `dialog.slots`), and its steps. A step is exactl
   fill; `hint:` overrides the transcriber prompt (never an example value)
 - `action: name` — run a registered Python action over the integrations; `say_first:` is
   said once its first service call has taken longer than `FILLER_AFTER_S` (0.3 s);
-  `on_error:` is where to go if a service fails (default: apologise and hand over). An action that changes the world (a return, a refund, a new
-  delivery day, an address, a claim) runs only after `confirm:` — one sentence saying what it
+  `on_error:` is where to go if a service fails (default: apologise and hand over). An
+  action that changes the world (a return, a refund, a new delivery day, an address, a claim)
+  runs only after `confirm:` — one sentence saying what it
   will do, answered yes; a no goes to `on_decline` (default: "Okay, I won't do that." and the
   flow ends), a correction changes the slot and the sentence is asked again. An action
   reached straight from a confirmed one, with no question between, is covered by it.
