@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -85,29 +84,11 @@ def waves(plans: Sequence[CallPlan], concurrency: int) -> list[list[CallPlan]]:
 
 @contextlib.asynccontextmanager
 async def fresh_shop(engines: Any = None):
-    """The real app in this process on a temporary demo shop whose `reset` reseeds it and
-    empties the outbox. The outbox remembers decisions across reseeds (a refund is one per
-    order line ever), so without that a call refunding a line an earlier wave refunded is
-    taken for that call's decision and records nothing of its own."""
-    from integrations.outbox import outbox
-    from integrations.store import make_engine
-
+    """The real app in this process on a temporary demo shop, whose `reset` reseeds it and
+    empties its outbox (`harness.target`)."""
     with tempfile.TemporaryDirectory(prefix="postvoice-simulate-") as tmp:
-        database_url = f"sqlite:///{Path(tmp) / 'shop.db'}"
-        async with in_process_server(database_url, engines) as target:
-            engine = make_engine(database_url)
-            reseed = target.reset
-
-            def reset() -> None:
-                if reseed is not None:
-                    reseed()
-                with engine.begin() as conn:
-                    conn.execute(outbox.delete())
-
-            try:
-                yield dataclasses.replace(target, reset=reset)
-            finally:
-                engine.dispose()
+        async with in_process_server(f"sqlite:///{Path(tmp) / 'shop.db'}", engines) as target:
+            yield target
 
 
 def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:

@@ -98,12 +98,22 @@ async def in_process_server(
             public_url=settings.public_url,
             auth_token=auth,
             admin_token=admin,
-            reset=lambda: seed(engine),
+            reset=lambda: _reseed(engine),
         )
     finally:
         server.should_exit = True
         await task
         engine.dispose()
+
+
+def _reseed(engine: Any) -> None:
+    """A fresh demo shop between calls, with an empty outbox: what it remembered (a line
+    refunded, a label bought) was about the shop the reseed replaced."""
+    from integrations.demo import seed
+    from integrations.store import Store
+
+    seed(engine)
+    Store(engine).forget_decisions()
 
 
 def target_from_url(url: str, settings: Settings) -> ReplayTarget:

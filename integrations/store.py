@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from integrations.accounts import metadata as accounts_metadata
 from integrations.clock import utc_now
 from integrations.dashboard_queries import DashboardQueries
-from integrations.outbox import Outbox, OutboxEntry, OutboxItem, enqueue
+from integrations.outbox import Outbox, OutboxEntry, OutboxItem, enqueue, outbox
 from integrations.outbox import metadata as outbox_metadata
 from integrations.redact import redact_card_numbers, redact_data
 from integrations.schema import ENDED_STATUSES, calls, events, status_updates, stream_claims, turns
@@ -158,6 +158,14 @@ class Store(DashboardQueries):
     def create_all(self) -> None:
         """Create or upgrade the schema: the same as `migrate()`, kept for older callers."""
         self.migrate()
+
+    def forget_decisions(self) -> None:
+        """Empty the outbox. For a reseeded demo shop only: the outbox remembers every decision
+        (a line is refunded once, ever; a label bought once per key), and those were about the
+        shop the reseed replaced, so a new call would be told a refund or label was done that
+        the new shop never had."""
+        with self.engine.begin() as conn:
+            conn.execute(outbox.delete())
 
     def upsert_call(self, call_sid: str, **fields: Any) -> None:
         """Create the call row, or update the given fields of an existing one. A `status`

@@ -73,7 +73,8 @@ def seed(
         str | None, typer.Option(help="Seed as if today were this date (YYYY-MM-DD).")
     ] = None,
 ) -> None:
-    """(Re)create the embedded demo shop of docs/DESIGN.md in the configured database."""
+    """(Re)create the embedded demo shop of docs/DESIGN.md in the configured database, and
+    empty the outbox, whose decisions were about the shop it replaces."""
     from datetime import date
 
     from integrations.demo import seed as seed_shop
@@ -82,9 +83,14 @@ def seed(
     settings = load_settings()
     setup_logging()
     engine = make_engine(settings.database_url)
-    Store(engine).create_all()
+    store = Store(engine)
+    store.create_all()
     seed_shop(engine, date.fromisoformat(today) if today else None)
-    typer.echo(f"demo shop seeded in {engine.url.render_as_string(hide_password=True)}")
+    store.forget_decisions()  # they were about the shop just replaced
+    typer.echo(
+        f"demo shop seeded in {engine.url.render_as_string(hide_password=True)} "
+        "(its outbox emptied)"
+    )
 
 
 @app.command()

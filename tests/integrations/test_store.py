@@ -105,6 +105,16 @@ async def test_a_decision_made_twice_in_a_call_is_on_its_record_once(store: Stor
     assert [e["type"] for e in store.call("CA6")["events"]] == ["sms.sent"]
 
 
+def test_a_reseeded_demo_shop_forgets_the_decisions_about_the_old_one(store: Store):
+    store.upsert_call("CA7", from_number=MARIA)
+    store.record_decision("CA7", "sms.sent", "1001", {}, [_sms("sms:CA7:1001")])
+    store.forget_decisions()
+
+    assert store.outbox_items() == []
+    again = store.record_decision("CA7", "sms.sent", "1001", {}, [_sms("sms:CA7:1001")])
+    assert again.event_id is not None  # a decision of its own, not the old shop's
+
+
 def test_a_decision_that_cannot_be_recorded_queues_nothing(store: Store):
     # No such call: the event's foreign key fails, and the outbox row goes with it.
     with pytest.raises(IntegrityError):
