@@ -36,6 +36,8 @@ from voice.audio import SAMPLE_RATE, resample, to_float32
 __all__ = [
     "MODEL_IN_WHEEL",
     "MODEL_RATE",
+    "N_FRAMES",
+    "N_MELS",
     "WINDOW_S",
     "SmartTurn",
     "SmartTurnMissing",
