@@ -185,15 +185,20 @@ def sentence_items(voices: Sequence | None = None) -> list[Item]:
     return items
 
 
-CONTROL = "control: agent's voice, full band"
+CONTROL_WIDE = "control: agent's voice, full band"
+CONTROL_LINE = "control: agent's voice, phone line"
+CONTROLS = (CONTROL_WIDE, CONTROL_LINE)
 
 
 def control_items() -> list[Item]:
-    """Not phone audio: `SENTENCES` in the agent's own piper voice at its own rate (22 kHz,
-    full band, no line), to tell a model that does not hear phone audio well from input
-    prepared wrongly. Kept out of the phone figures."""
+    """Kept out of the phone figures: `SENTENCES` in the agent's own piper voice (the model
+    hears something like it well) at its own rate (22 kHz, full band), and the same voice
+    through the phone line (`harness.callers`' piper-joe-loose, a tuning voice). The first
+    tells a model that cannot hear phone audio from input prepared wrongly; the second shows
+    what the line alone does to it."""
     from piper import SynthesisConfig
 
+    from harness.callers import speak
     from voice.tts import default_voice, load_voice
 
     voice = load_voice(default_voice())
@@ -201,21 +206,18 @@ def control_items() -> list[Item]:
     items = []
     for i, pair in enumerate(SENTENCES):
         for complete, text in zip((False, True), pair, strict=True):
+            name = f"piper/s{i}/{'finished' if complete else 'trailing'}"
             chunks = list(voice.synthesize(text, syn_config=config))
             rate = chunks[0].sample_rate
             pcm = np.frombuffer(b"".join(c.audio_int16_bytes for c in chunks), dtype=np.int16)
-            pcm = np.concatenate(
-                [np.zeros(rate * 3 // 10, np.int16), pcm, np.zeros(rate // 2, np.int16)]
-            )
-            for it in _cuts(
-                f"piper/s{i}/{'finished' if complete else 'trailing'}",
-                "x",
-                pcm,
-                complete_too=True,
-                rate=rate,
-            )[:1]:
-                it.group, it.complete = CONTROL, complete
-                items.append(it)
+            quiet = [np.zeros(rate * 3 // 10, np.int16), pcm, np.zeros(rate // 2, np.int16)]
+            for group, audio, r in (
+                (CONTROL_WIDE, np.concatenate(quiet), rate),
+                (CONTROL_LINE, speak("piper-joe-loose", text), SAMPLE_RATE),
+            ):
+                for it in _cuts(f"{name}/{group[-4:]}", "x", audio, complete_too=True, rate=r)[:1]:
+                    it.group, it.complete = group, complete
+                    items.append(it)
     return items
 
 
@@ -282,7 +284,7 @@ def _rules(threshold: float) -> dict[str, Callable[[Item], bool]]:
 
 def report(all_items: list[Item]) -> dict:
     """Every figure, overall (phone audio only) and by group."""
-    items = [it for it in all_items if it.group != CONTROL]
+    items = [it for it in all_items if it.group not in CONTROLS]
     labels = [it.complete for it in items]
     out: dict = {"items": len(items), "complete": sum(labels), "by_threshold": {}, "groups": {}}
     out["auc"] = _auc(labels, [it.probability for it in items])
@@ -291,23 +293,27 @@ def report(all_items: list[Item]) -> dict:
             name: asdict(scores(labels, [rule(it) for it in items]))
             for name, rule in _rules(t).items()
         }
-    control = [it for it in all_items if it.group == CONTROL]
-    if control:
-        out["control"] = {
-            "auc": _auc([it.complete for it in control], [it.probability for it in control]),
+    for group in CONTROLS:
+        control = [it for it in all_items if it.group == group]
+        if not control:
+            continue
+        y = [it.complete for it in control]
+        out.setdefault("control", {})[group] = {
+            "auc": _auc(y, [it.probability for it in control]),
             **{
-                str(t): asdict(
-                    scores([it.complete for it in control], [it.probability >= t for it in control])
-                )
+                str(t): asdict(scores(y, [it.probability >= t for it in control]))
                 for t in THRESHOLDS
             },
+            "rule": asdict(scores(y, [_rules(0.5)["transcript rule"](it) for it in control])),
         }
     for group in dict.fromkeys(it.group for it in all_items):
         members = [it for it in all_items if it.group == group]
         probs = np.array([it.probability for it in members])
         out["groups"][group] = {
             "n": len(members),
-            "label": "complete" if members[0].complete else "incomplete",
+            "label": {(True,): "complete", (False,): "incomplete"}.get(
+                tuple({it.complete for it in members}), "both"
+            ),
             "median_p": float(np.median(probs)),
             **{f"called_complete_at_{t}": int(np.sum(probs >= t)) for t in THRESHOLDS},
             "rule_called_complete": sum(_rules(0.5)["transcript rule"](it) for it in members),
@@ -347,13 +353,16 @@ def _print(out: dict, timing: dict, tail_ms: int) -> None:
             f"| {group} | {g['n']} | {g['label']} | {g['median_p']:.2f} | {at} "
             f"| {g['rule_called_complete']} |"
         )
-    if "control" in out:
-        c = out["control"]
+    for group, c in out.get("control", {}).items():
         row = ", ".join(
             f"{th}: acc {c[th]['accuracy']:.2f} false complete {c[th]['false_complete_rate']:.0%}"
             for th in map(str, THRESHOLDS)
         )
-        print(f"\n{CONTROL} (not in the figures above): AUC {c['auc']:.3f}; {row}")
+        rule = c["rule"]
+        print(
+            f"\n{group} (not in the figures above): AUC {c['auc']:.3f}; {row}; transcript rule: "
+            f"acc {rule['accuracy']:.2f} false complete {rule['false_complete_rate']:.0%}"
+        )
     for tail, t in out.get("tails", {}).items():
         row = ", ".join(
             f"{th}: acc {t[th]['accuracy']:.2f} false complete {t[th]['false_complete_rate']:.0%}"
