@@ -270,6 +270,31 @@ def _auc(labels: Sequence[bool], values: Sequence[float]) -> float:
     return float(wins / (pos.size * neg.size))
 
 
+def _pairs(items: list[Item]) -> dict[str, list[int]]:
+    """How often the finished version scores above its own unfinished one: a clip's end
+    against its 40-70 % cuts, a voice's finished sentence against its trailing-off ones.
+    [above, pairs]."""
+    p = {it.name: it.probability for it in items}
+    pairs: dict[str, list[tuple[str, str]]] = {
+        "clip end > its cut": [],
+        "voice finished > trailing": [],
+    }
+    for name in p:
+        if name.endswith("/finished@end"):
+            for variant in ("as written", "with a comma"):
+                other = name.replace("/finished@", f"/trailing {variant}@")
+                pairs["voice finished > trailing"].append((name, other))
+        elif name.endswith("@end") and "/" not in name:
+            for fraction in CUT_FRACTIONS:
+                other = name.replace("@end", f"@{int(fraction * 100)}%")
+                pairs["clip end > its cut"].append((name, other))
+    out = {}
+    for kind, found in pairs.items():
+        found = [(a, b) for a, b in found if b in p]
+        out[kind] = [sum(p[a] > p[b] for a, b in found), len(found)]
+    return out
+
+
 def _rules(threshold: float) -> dict[str, Callable[[Item], bool]]:
     return {
         f"model >= {threshold}": lambda it: it.probability >= threshold,
@@ -318,6 +343,7 @@ def report(all_items: list[Item]) -> dict:
             **{f"called_complete_at_{t}": int(np.sum(probs >= t)) for t in THRESHOLDS},
             "rule_called_complete": sum(_rules(0.5)["transcript rule"](it) for it in members),
         }
+    out["pairs"] = _pairs(items)
     for tail in sorted({k for it in items for k in it.extra}):
         vals = [it.extra[tail] for it in items]
         out.setdefault("tails", {})[str(tail)] = {
@@ -353,6 +379,9 @@ def _print(out: dict, timing: dict, tail_ms: int) -> None:
             f"| {group} | {g['n']} | {g['label']} | {g['median_p']:.2f} | {at} "
             f"| {g['rule_called_complete']} |"
         )
+    print()
+    for kind, (above, n) in out["pairs"].items():
+        print(f"{kind}: {above} of {n} pairs")
     for group, c in out.get("control", {}).items():
         row = ", ".join(
             f"{th}: acc {c[th]['accuracy']:.2f} false complete {c[th]['false_complete_rate']:.0%}"
