@@ -167,6 +167,24 @@ def test_one_session_shared_and_safe_across_threads(turn):
     assert SmartTurn()._session is turn._session
 
 
+def test_the_evaluation_cuts_a_clip_where_the_server_would_decide():
+    from harness.smart_turn_eval import clip_items, scores, with_tail
+
+    items = [it for it in clip_items(CLIPS) if it.name.startswith("order_number_pause@")]
+    kinds = sorted((it.group, it.complete) for it in items)
+    assert kinds == [
+        ("clip cut 40-70 %", False),
+        ("clip cut 40-70 %", False),
+        ("clip cut 40-70 %", False),
+        ("clip cut at a pause", False),  # "My order number is | one, zero, zero, three."
+        ("clip finished", True),
+    ]
+    for it in items:
+        assert len(with_tail(it, 100)) == len(it.speech) + 800  # 100 ms at 8 kHz
+    s = scores([True, True, False, False], [True, False, True, False])
+    assert (s.accuracy, s.precision, s.recall, s.false_complete_rate) == (0.5, 0.5, 0.5, 0.5)
+
+
 def test_a_missing_model_says_how_to_get_it(tmp_path):
     with pytest.raises(SmartTurnMissing, match="make smart-turn"):
         SmartTurn(SmartTurnOptions(model=tmp_path / "nowhere.onnx"))
