@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 
-.PHONY: install second-model run serve seed test test-deps voices lint format fixtures clean
+.PHONY: install second-model smart-turn run serve seed test test-deps voices lint format fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ $(SECOND_MODEL): | $(STAMP)
 	$(BIN)/python -m voice.stt --assemble-second-model
 
 second-model: $(SECOND_MODEL)
+
+# Smart Turn v3.2 (BSD-2-Clause), an 8 MB ONNX end-of-turn model (voice/smart_turn.py, README
+# "Acoustic end of turn (measured)"): it ships inside the pipecat-ai wheel, installed without
+# its dependencies; nothing of pipecat is imported, only the .onnx file is read.
+SMART_TURN_WHEEL := pipecat-ai==1.14.0
+
+smart-turn: | $(STAMP)
+	@$(BIN)/python -c "import voice.smart_turn as s; s.default_model().is_file() or exit(1)" 2>/dev/null || \
+	  $(BIN)/pip install --quiet --no-deps '$(SMART_TURN_WHEEL)'
 
 install: $(STAMP)
 
@@ -56,7 +65,7 @@ voices:
 	  (apt-get update && apt-get install -y espeak-ng sox flite festival festvox-kallpc16k \
 	    festvox-kdlpc16k festvox-us-slt-hts)
 
-test: install second-model test-deps voices
+test: install second-model smart-turn test-deps voices
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
