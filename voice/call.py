@@ -139,11 +139,12 @@ class CallSession:
         self.lines = deps.lines
         self.stats = _Stats()
         self.log: CallLog  # once the stream has claimed its call (`_begin`)
+        self._inputs: asyncio.Queue = asyncio.Queue()  # what the brain handles, in order
         self.ears = Ears(deps.transcriber, deps.settings.stt_timeout_s, lambda: self._sid)
         self.turns = Turns(
             deps.settings,
             self.ears.guess,
-            emit=self._inputs_put,
+            emit=self._inputs.put_nowait,
             barge_in=self._barge_in,
             speaking=self._audible,
             busy=lambda: self._brain_busy or not self._inputs.empty(),
@@ -162,7 +163,6 @@ class CallSession:
         self._stt_failures = 0
         self._notice: Say | None = None  # the recording notice, once it is on its way
 
-        self._inputs: asyncio.Queue = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._done = asyncio.Event()
         self._brain_busy = False
@@ -412,9 +412,6 @@ class CallSession:
         self._injected = True
         if self.turns.typed(at_ms):
             self._inputs.put_nowait(_Text(msg.text, at_ms, time.monotonic()))
-
-    def _inputs_put(self, item: Heard | Keys | Silence) -> None:
-        self._inputs.put_nowait(item)
 
     def _audible(self) -> bool:
         return self.speaker is not None and self.speaker.audible()
