@@ -120,6 +120,9 @@ def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
         "goals": [g.procedure for g in plan.persona.goals],
         "voice": plan.voice,
         "noise": plan.noise,
+        "loss": plan.loss,
+        "frames_sent": 0,
+        "frames_lost": 0,
         "latency_ms": [],
         "caller_turns": [],
         "repairs": 0,
@@ -136,6 +139,7 @@ def run_simulate(
     out: Path,
     voices: Sequence[CallerVoice],
     noises: Sequence[str] = tuple(NOISE_LEVELS),
+    losses: Sequence[float] = (0.0,),
     calls: int | None = None,
     concurrency: int = 1,
     seed: int = 0,
@@ -145,7 +149,7 @@ def run_simulate(
 ) -> int:
     """Run the personas at `personas_path`; 0 when every call passed, 1 when one failed, 2
     when nothing could run. `fast`: hear the agent from the call record, not the wire. No
-    `voices`: speak by injected text."""
+    `voices`: speak by injected text. `losses`: the packet loss levels drawn per call."""
     from rich.console import Console
 
     console = Console()
@@ -161,7 +165,7 @@ def run_simulate(
     if missing:
         console.print(f"[red]caller voices need {', '.join(missing)} (make voices)[/red]")
         return 2
-    plans = plan_calls(personas, calls, voices, noises, seed)
+    plans = plan_calls(personas, calls, voices, noises, seed, losses)
     reports = asyncio.run(
         _run(plans, url, settings, None if fast else served_transcriber(settings),
              concurrency, realtime, console)
