@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from voice.settings import Settings
     from voice.stt import Transcriber
 
-__all__ = ["fresh_shop", "run_calls", "run_simulate", "waves"]
+__all__ = ["broken_report", "fresh_shop", "run_calls", "run_simulate", "waves"]
 
 
 async def run_calls(
@@ -57,7 +57,7 @@ async def run_calls(
         )
         for plan, result in zip(wave, results, strict=True):
             broken = isinstance(result, BaseException)
-            reports[plan.index] = _broken(plan, result) if broken else result
+            reports[plan.index] = broken_report(plan, result) if broken else result
             if progress is not None:
                 progress()
     return [reports[plan.index] for plan in plans]
@@ -110,7 +110,7 @@ async def fresh_shop(engines: Any = None):
                 engine.dispose()
 
 
-def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
+def broken_report(plan: CallPlan, error: BaseException) -> dict[str, Any]:
     """The report of a call that could not be made."""
     return {
         "scenario": plan.name,

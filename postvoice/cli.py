@@ -275,6 +275,9 @@ def bench(
     log_file: Annotated[
         Path | None, typer.Option(help="Keep the server's log here (the one bench starts).")
     ] = None,
+    out: Annotated[
+        Path, typer.Option(help="With --personas: each call's report and summary.json here.")
+    ] = Path("out/bench-personas"),
 ) -> None:
     """Measure reply latency, STT/TTS time, underruns, CPU and memory of the real server,
     calling it over real WebSockets (in real time unless --fast)."""
@@ -302,6 +305,7 @@ def bench(
         env=server_env,
         server_args=list(server_arg or []),
         log_file=log_file,
+        out=out,
     )
     raise typer.Exit(run_bench(options, load_settings()))
 
