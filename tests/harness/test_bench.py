@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.bench import default_scenarios, parse_env, persona_calls, run_calls
+from harness.bench import default_scenarios, parse_env, persona_calls, print_result, run_calls
 from harness.bench_figures import (
     CallSample,
     count_underruns,
@@ -319,6 +319,20 @@ async def test_each_simulated_call_keeps_its_report_and_the_summary_its_failures
     assert summary["calls"] == 3 and summary["passed"] == 2
     assert [f["call"] for f in summary["failures"]] == [f"003-{first}"]
     assert json.loads((tmp_path / "reports" / "summary.json").read_text())["calls"] == 3
+
+
+def test_a_persona_failure_is_printed_with_the_turn_where_it_went_wrong():
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    turn = {"turn": 2, "heard": "Which code?", "said": "vip fifty", "reason": "asked for coupon"}
+    failure = {"call": "002-tom-coupon", "failures": ["no coupon.checked"], "went_wrong": turn}
+    print_result(
+        console, {"calls": 8, "reports": "out/b", "persona_failures": [failure], "failures": []}
+    )
+    shown = console.export_text()
+    assert "002-tom-coupon" in shown and "no coupon.checked" in shown and "vip fifty" in shown
+    assert "out/b/<n>-<persona>/report.json" in shown
 
 
 # --- the command, end to end ------------------------------------------------------------------
