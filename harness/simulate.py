@@ -321,6 +321,7 @@ def call_report(plan: CallPlan, call: SimulatedCall, *, heard_from: str) -> dict
         loss=plan.loss,
         frames_sent=call.loss.frames,
         frames_lost=call.loss.lost,
+        share_lost=call.loss.share_lost,
         heard_from=heard_from,
         caller_turns=log.turns,
         goals_met=sorted(i + 1 for i in call.caller.met),

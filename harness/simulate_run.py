@@ -123,6 +123,7 @@ def broken_report(plan: CallPlan, error: BaseException) -> dict[str, Any]:
         "loss": plan.loss,
         "frames_sent": 0,
         "frames_lost": 0,
+        "share_lost": None,
         "latency_ms": [],
         "caller_turns": [],
         "repairs": 0,
