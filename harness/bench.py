@@ -12,7 +12,8 @@ callers instead (`harness.simulate`), conversations that branch on what the agen
 personas that leave the shop as they found it (`repeatable_personas`), each speaking through a
 test caller voice in quiet (by injected text when `fast`, so STT figures are then empty) and
 hearing the agent from the live call record, so the caller's own ears take none of the
-server's CPU.
+server's CPU; each call's simulate report is kept under `out` (`harness.bench_reports`), and
+the failures are printed with the caller turn where each went wrong.
 
 What each figure means:
 
@@ -57,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.bench_figures import P95_LIMIT_MS, CallSample, level_passes, ramp, sample_of, summarize
+from harness.bench_reports import PersonaReports
 from harness.bench_server import (
     InfrastructureError,
     ProcessMonitor,
@@ -70,6 +72,7 @@ from harness.persona import Persona, load_personas
 from harness.replay import CallResult, call_scenario, take_turn
 from harness.scenario import Scenario, Turn, load_scenarios
 from harness.simulate import CallPlan, converse, plan_calls
+from harness.simulate_summary import print_failures
 
 if TYPE_CHECKING:
     from voice.settings import Settings
@@ -90,6 +93,7 @@ __all__ = [
 CALL_TIMEOUT_S = 900.0
 LONG_CALL_CLIPS = ("where_is_my_order.wav", "yes_please.wav")
 ROOT = Path(__file__).resolve().parents[1]
+PERSONA_REPORTS = Path("out/bench-personas")
 DEFAULT_SCENARIOS = ROOT / "audio_fixtures" / "scenarios"
 
 
@@ -156,9 +160,13 @@ BenchCall = Scenario | CallPlan
 """What one bench call plays: a scenario's turns, or a simulated caller's conversation."""
 
 
-async def _call(item: BenchCall, server: Server, realtime: bool) -> CallResult:
+async def _call(
+    item: BenchCall, server: Server, realtime: bool, index: int, reports: PersonaReports | None
+) -> CallResult:
     if isinstance(item, CallPlan):
         call = await converse(item, server.target, transcriber=None, realtime=realtime)
+        if reports is not None:
+            reports.keep(index, item, call)
         return call.result
     return await call_scenario(item, server.target, realtime)
 
@@ -172,10 +180,11 @@ async def run_calls(
     realtime: bool,
     stagger_s: float = 1.0,
     on_call_done: Callable[[int], None] | None = None,
+    reports: PersonaReports | None = None,
 ) -> list[CallSample]:
     """`calls` calls, `concurrency` at a time, cycling through `scenarios` (or planned
-    simulated callers). Call i plays scenario i mod n; each of the `concurrency` callers starts
-    `stagger_s` after the previous."""
+    simulated callers, whose reports go to `reports`). Call i plays scenario i mod n; each of
+    the `concurrency` callers starts `stagger_s` after the previous."""
     queue = list(range(calls))
     samples: list[CallSample | None] = [None] * calls
     done = 0
@@ -187,10 +196,14 @@ async def run_calls(
             i = queue.pop(0)
             scenario = scenarios[i % len(scenarios)]
             try:
-                result = await asyncio.wait_for(_call(scenario, server, realtime), CALL_TIMEOUT_S)
+                result = await asyncio.wait_for(
+                    _call(scenario, server, realtime, i, reports), CALL_TIMEOUT_S
+                )
                 samples[i] = sample_of(scenario.name, result)
             except Exception as exc:  # one failed call is a figure, not the end of the run
                 samples[i] = CallSample(scenario=scenario.name, error=_describe(exc))
+                if reports is not None and isinstance(scenario, CallPlan):
+                    reports.broken(i, scenario, exc)
             done += 1
             if on_call_done is not None:
                 on_call_done(done)
@@ -276,6 +289,7 @@ class BenchOptions:
     env: dict[str, str] = field(default_factory=dict)
     server_args: list[str] = field(default_factory=list)
     log_file: Path | None = None  # keep the started server's log here
+    out: Path = PERSONA_REPORTS  # with personas_dir: each call's report and summary.json
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
@@ -356,6 +370,7 @@ async def _bench(options: BenchOptions, settings: Settings, console: Any) -> dic
                     options,
                     console,
                     rss_every=every,
+                    reports_dir=options.out,
                 )
         finally:
             monitor.stop()
@@ -374,10 +389,14 @@ async def _measure(
     console: Any,
     *,
     rss_every: int | None = None,
+    reports_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """One run of `calls` calls; with persona calls, their reports written to `reports_dir`."""
     mode = "fast (processing only)" if options.fast else "real time"
     console.print(f"{calls} call(s), {concurrency} at a time, {mode}")
     rss_samples: list[dict[str, float]] = []
+    personas = any(isinstance(s, CallPlan) for s in scenarios)
+    reports = PersonaReports(reports_dir) if personas and reports_dir is not None else None
 
     def note_rss(done: int) -> None:
         if rss_every and done % rss_every == 0:
@@ -394,6 +413,7 @@ async def _measure(
         realtime=not options.fast,
         stagger_s=options.stagger_s,
         on_call_done=note_rss,
+        reports=reports,
     )
     cpu_end, wall = monitor.cpu_s(), time.monotonic() - started
     if samples and all(s.error for s in samples):
@@ -411,6 +431,10 @@ async def _measure(
     )
     if rss_every:
         summary["rss_samples"] = rss_samples
+    if reports is not None:
+        simulated = reports.write()
+        summary["reports"] = str(reports.out)
+        summary["persona_failures"] = simulated["failures"]
     return summary
 
 
@@ -430,7 +454,16 @@ async def _find_max(
     best = 0
     for c in ramp(options.max_level):
         calls = max(options.calls, 2 * c)
-        summary = await _measure(server, monitor, scenarios, calls, c, options, console)
+        summary = await _measure(
+            server,
+            monitor,
+            scenarios,
+            calls,
+            c,
+            options,
+            console,
+            reports_dir=options.out / f"c{c}",
+        )
         summary["passed"] = level_passes(summary)
         levels.append(summary)
         console.print(
@@ -584,6 +617,10 @@ def print_result(console: Any, result: dict[str, Any]) -> None:
                 f"{p}: {s['rss_mb']} MB" for p, s in zip(points, result["rss_samples"], strict=True)
             )
         )
+    if result.get("reports"):
+        print_failures(console, result.get("persona_failures", []))
+        console.print(f"each call's report: {result['reports']}/<n>-<persona>/report.json")
+        return
     for failure in result.get("failures", [])[:10]:
         console.print(f"[yellow]{failure['scenario']}[/yellow]: {'; '.join(failure['failures'])}")
 

@@ -4,7 +4,8 @@
 echoes each `mark` when playback reaches it, and honours `clear`. Call time runs on a clock
 that is the wall clock in `--realtime` mode; otherwise caller audio is sent as fast as the
 socket takes it and the agent's audio counts as played as soon as it arrives, so only
-processing time is spent waiting.
+processing time is spent waiting. With a `loss` set, each frame the caller speaks may be lost
+on the way (`harness.simulate_loss`: sent as silence).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import websockets
@@ -22,6 +23,9 @@ from harness.target import ReplayTarget
 from voice import twilio
 from voice.audio import FRAME_MS, SAMPLE_RATE, mulaw_decode, mulaw_encode
 from voice.vad import voiced_frames
+
+if TYPE_CHECKING:
+    from harness.simulate_loss import PacketLoss
 
 __all__ = ["CallState", "FakeTwilio", "connect"]
 
@@ -87,6 +91,7 @@ class FakeTwilio:
         self._uplink: list[tuple[np.ndarray, bool]] = []
         self._uplink_drained = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self.loss: PacketLoss | None = None  # the caller's line loses frames (set before play)
 
     # --- clock ---------------------------------------------------------------------------------
 
@@ -165,7 +170,9 @@ class FakeTwilio:
         voiced = voiced_frames(pcm)
         last_voiced = int(np.flatnonzero(voiced).max()) if voiced.any() else -1
         frames += [SILENCE_FRAME] * int(trailing_silence_s * 1000 / FRAME_MS)
-        flags = [i == last_voiced for i in range(len(frames))]
+        flags = [i == last_voiced for i in range(len(frames))]  # where the caller stopped
+        if self.loss is not None:
+            frames = self.loss.conceal(frames)
         start = self.now_ms()
         if self.realtime:
             self._uplink_drained.clear()

@@ -7,8 +7,9 @@ after each agent reply the caller hears what was said and answers by its rules
 wire, transcribed by the project's own speech-to-text (the server's decoding settings, one
 worker); `fast` reads the words from the live call record instead (what the agent said, never
 its hints or slots) and speaks by injected text, so a whole set runs in minutes. Otherwise it
-speaks through a caller voice of `harness.callers` at a noise level, types keypad answers as
-DTMF, and leaves its persona's pauses as silence. The same seed gives the same calls.
+speaks through a caller voice of `harness.callers` at a noise level, over a line that may lose
+packets (`harness.simulate_loss`), types keypad answers as DTMF, and leaves its persona's
+pauses as silence. The same seed gives the same calls, the same lost frames included.
 
 Each call is judged by the persona's `expect`, as replay judges a scenario; the report is
 replay's, plus every caller turn with its reason (`harness.simulate_summary` adds them up).
@@ -31,6 +32,7 @@ from harness.fake_twilio import FakeTwilio
 from harness.persona import Persona
 from harness.replay import SILENT_PICKUP_S, CallResult, call_scenario
 from harness.scenario import Scenario
+from harness.simulate_loss import PacketLoss
 from harness.target import ReplayTarget
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ __all__ = [
     "TextMouth",
     "VoiceMouth",
     "WireEars",
+    "call_report",
     "converse",
     "plan_calls",
     "served_transcriber",
@@ -57,13 +60,15 @@ RECORD_POLL_S, RECORD_POLLS = 0.05, 40  # the agent's turn is stored as it is sp
 
 @dataclass(frozen=True)
 class CallPlan:
-    """One call to make: who calls, in which voice, through which noise, with which seed."""
+    """One call to make: who calls, in which voice, through which noise and how lossy a line
+    (the chance of each 20 ms frame being lost), with which seed."""
 
     index: int
     persona: Persona
     voice: str
     noise: str
     seed: str
+    loss: float = 0.0
 
     @property
     def name(self) -> str:
@@ -77,22 +82,26 @@ def plan_calls(
     voices: Sequence[CallerVoice],
     noises: Sequence[str],
     seed: int,
+    losses: Sequence[float] = (0.0,),
 ) -> list[CallPlan]:
     """`calls` calls (default: one per persona), personas in turn; each call's voice (the
-    persona's own when it names one of `voices`) and noise level drawn from the seed. No voices:
-    every call speaks by text."""
+    persona's own when it names one of `voices`), noise level and packet loss drawn from the
+    seed (the loss after the others, so adding levels changes no call's voice or noise). No
+    voices: every call speaks by text, which has no audio to lose."""
     plans = []
     for index in range(calls if calls is not None else len(personas)):
         persona = personas[index % len(personas)]
         call_seed = f"{seed}:{index}:{persona.name}"
         rng = random.Random(call_seed)
         names = [v.name for v in voices]
+        loss = 0.0
         if not names:
             voice, noise = TEXT, TEXT
         else:
             voice = persona.voice if persona.voice in names else rng.choice(names)
             noise = rng.choice(list(noises))
-        plans.append(CallPlan(index, persona, voice, noise, call_seed))
+            loss = rng.choice(list(losses))
+        plans.append(CallPlan(index, persona, voice, noise, call_seed, loss))
     return plans
 
 
@@ -257,6 +266,7 @@ class SimulatedCall:
     result: CallResult
     caller: Caller
     log: _Conversation
+    loss: PacketLoss
 
 
 async def converse(
@@ -273,14 +283,16 @@ async def converse(
     caller = Caller(persona, random.Random(plan.seed))
     mouth: Mouth = TextMouth() if plan.voice == TEXT else VoiceMouth(plan.voice, plan.noise)
     log = _Conversation()
+    loss = PacketLoss(plan.loss, plan.seed)
     async with httpx.AsyncClient(timeout=30) as client:
         ears: Ears = RecordEars(client, target) if transcriber is None else WireEars(transcriber)
 
         async def drive(call: FakeTwilio, _scenario: Scenario) -> None:
+            call.loss = loss
             await _talk(call, scenario, caller, ears, mouth, log)
 
         result = await call_scenario(scenario, target, realtime, drive=drive)
-    return SimulatedCall(result, caller, log)
+    return SimulatedCall(result, caller, log, loss)
 
 
 async def simulate_call(
@@ -292,6 +304,12 @@ async def simulate_call(
 ) -> dict[str, Any]:
     """Make one planned call; its report (replay's, plus the caller's turns and figures)."""
     call = await converse(plan, target, transcriber=transcriber, realtime=realtime)
+    return call_report(plan, call, heard_from="record" if transcriber is None else "audio")
+
+
+def call_report(plan: CallPlan, call: SimulatedCall, *, heard_from: str) -> dict[str, Any]:
+    """The report of a call made (`heard_from`: "record" or "audio", how the caller heard):
+    replay's, plus the caller's turns, what its line lost and the figures of the summary."""
     persona, log = plan.persona, call.log
     report = dict(call.result.report)
     report["scenario"] = plan.name
@@ -300,7 +318,11 @@ async def simulate_call(
         goals=[g.procedure for g in persona.goals],
         voice=plan.voice,
         noise=plan.noise,
-        heard_from="record" if transcriber is None else "audio",
+        loss=plan.loss,
+        frames_sent=call.loss.frames,
+        frames_lost=call.loss.lost,
+        share_lost=call.loss.share_lost,
+        heard_from=heard_from,
         caller_turns=log.turns,
         goals_met=sorted(i + 1 for i in call.caller.met),
         repairs=sum(1 for t in log.turns if t.get("repair")),

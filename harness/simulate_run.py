@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from voice.settings import Settings
     from voice.stt import Transcriber
 
-__all__ = ["fresh_shop", "run_calls", "run_simulate", "waves"]
+__all__ = ["broken_report", "fresh_shop", "run_calls", "run_simulate", "waves"]
 
 
 async def run_calls(
@@ -56,7 +56,7 @@ async def run_calls(
         )
         for plan, result in zip(wave, results, strict=True):
             broken = isinstance(result, BaseException)
-            reports[plan.index] = _broken(plan, result) if broken else result
+            reports[plan.index] = broken_report(plan, result) if broken else result
             if progress is not None:
                 progress()
     return [reports[plan.index] for plan in plans]
@@ -91,7 +91,7 @@ async def fresh_shop(engines: Any = None):
             yield target
 
 
-def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
+def broken_report(plan: CallPlan, error: BaseException) -> dict[str, Any]:
     """The report of a call that could not be made."""
     return {
         "scenario": plan.name,
@@ -101,6 +101,10 @@ def _broken(plan: CallPlan, error: BaseException) -> dict[str, Any]:
         "goals": [g.procedure for g in plan.persona.goals],
         "voice": plan.voice,
         "noise": plan.noise,
+        "loss": plan.loss,
+        "frames_sent": 0,
+        "frames_lost": 0,
+        "share_lost": None,
         "latency_ms": [],
         "caller_turns": [],
         "repairs": 0,
@@ -117,6 +121,7 @@ def run_simulate(
     out: Path,
     voices: Sequence[CallerVoice],
     noises: Sequence[str] = tuple(NOISE_LEVELS),
+    losses: Sequence[float] = (0.0,),
     calls: int | None = None,
     concurrency: int = 1,
     seed: int = 0,
@@ -126,7 +131,7 @@ def run_simulate(
 ) -> int:
     """Run the personas at `personas_path`; 0 when every call passed, 1 when one failed, 2
     when nothing could run. `fast`: hear the agent from the call record, not the wire. No
-    `voices`: speak by injected text."""
+    `voices`: speak by injected text. `losses`: the packet loss levels drawn per call."""
     from rich.console import Console
 
     console = Console()
@@ -142,7 +147,7 @@ def run_simulate(
     if missing:
         console.print(f"[red]caller voices need {', '.join(missing)} (make voices)[/red]")
         return 2
-    plans = plan_calls(personas, calls, voices, noises, seed)
+    plans = plan_calls(personas, calls, voices, noises, seed, losses)
     reports = asyncio.run(
         _run(plans, url, settings, None if fast else served_transcriber(settings),
              concurrency, realtime, console)

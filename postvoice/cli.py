@@ -166,6 +166,13 @@ def simulate(
         list[str] | None,
         typer.Option(help="Noise levels to draw from: quiet, room, street (default all)."),
     ] = None,
+    loss: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Packet loss levels to draw from: the chance, 0 to below 1, of each 20 ms "
+            "caller frame being lost, sent as silence (repeatable; default 0)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="The same seed makes the same calls.")] = 0,
     out: Annotated[Path, typer.Option(help="Where reports and summary.json go.")] = Path(
         "out/simulate"
@@ -198,6 +205,12 @@ def simulate(
     unknown = [n for n in noise or [] if n not in NOISE_LEVELS]
     if unknown:
         raise typer.BadParameter(f"no noise level {unknown}; known: {', '.join(NOISE_LEVELS)}")
+    if any(not 0 <= p < 1 for p in loss or []):
+        raise typer.BadParameter("--loss is a probability from 0 to below 1")
+    if any(loss or []) and not chosen:
+        raise typer.BadParameter(
+            "--loss needs spoken callers: text has no audio to lose (--voices)"
+        )
     setup_logging("WARNING")
     code = run_simulate(
         personas,
@@ -205,6 +218,7 @@ def simulate(
         out=out,
         voices=chosen,
         noises=noise or tuple(NOISE_LEVELS),
+        losses=loss or (0.0,),
         calls=calls,
         concurrency=concurrency,
         seed=seed,
@@ -267,6 +281,9 @@ def bench(
     log_file: Annotated[
         Path | None, typer.Option(help="Keep the server's log here (the one bench starts).")
     ] = None,
+    out: Annotated[
+        Path, typer.Option(help="With --personas: each call's report and summary.json here.")
+    ] = Path("out/bench-personas"),
 ) -> None:
     """Measure reply latency, STT/TTS time, underruns, CPU and memory of the real server,
     calling it over real WebSockets (in real time unless --fast)."""
@@ -294,6 +311,7 @@ def bench(
         env=server_env,
         server_args=list(server_arg or []),
         log_file=log_file,
+        out=out,
     )
     raise typer.Exit(run_bench(options, load_settings()))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.bench import default_scenarios, parse_env, persona_calls, run_calls
+from harness.bench import default_scenarios, parse_env, persona_calls, print_result, run_calls
 from harness.bench_figures import (
     CallSample,
     count_underruns,
@@ -21,6 +21,7 @@ from harness.bench_figures import (
     summarize,
     underrun_gaps,
 )
+from harness.bench_reports import PersonaReports
 from harness.bench_server import Server, postvoice_command, server_env
 from harness.fake_twilio import CallState
 from harness.replay import CallResult
@@ -298,6 +299,40 @@ async def test_simulated_callers_are_measured_like_scenarios(tmp_path):
     assert [s.scenario for s in samples] == [plans[0].name, plans[1].name, plans[0].name]
     assert all(len(s.latencies_ms) >= 2 and s.server_latency_ms for s in samples)
     assert not any(s.failures for s in samples)  # the same caller again finds the same shop
+
+
+async def test_each_simulated_call_keeps_its_report_and_the_summary_its_failures(tmp_path):
+    chosen = ("maria-wismo-shirt-plain", "tom-coupon-vip-used-plain")
+    plans = [p for p in persona_calls(ROOT / "personas", fast=True) if p.persona.name in chosen]
+    reports = PersonaReports(tmp_path / "reports")
+    engines = Engines(FakeTranscriber(), FakeSynthesizer())
+    async with in_process_server(f"sqlite:///{tmp_path}/b.db", engines) as target:
+        await run_calls(Server(target, None, {}), plans, 3, 2, realtime=False, reports=reports)
+    reports.reports[2]["passed"] = False  # as if the agent had missed the third call's outcome
+    reports.reports[2]["failures"] = ["code not checked"]
+    summary = reports.write()
+    names = sorted(p.name for p in (tmp_path / "reports").iterdir() if p.is_dir())
+    first = plans[0].persona.name
+    assert names == sorted([f"001-{first}", f"002-{plans[1].persona.name}", f"003-{first}"])
+    report = json.loads((tmp_path / "reports" / f"001-{first}" / "report.json").read_text())
+    assert report["passed"] and report["caller_turns"] and report["heard_from"] == "record"
+    assert summary["calls"] == 3 and summary["passed"] == 2
+    assert [f["call"] for f in summary["failures"]] == [f"003-{first}"]
+    assert json.loads((tmp_path / "reports" / "summary.json").read_text())["calls"] == 3
+
+
+def test_a_persona_failure_is_printed_with_the_turn_where_it_went_wrong():
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    turn = {"turn": 2, "heard": "Which code?", "said": "vip fifty", "reason": "asked for coupon"}
+    failure = {"call": "002-tom-coupon", "failures": ["no coupon.checked"], "went_wrong": turn}
+    print_result(
+        console, {"calls": 8, "reports": "out/b", "persona_failures": [failure], "failures": []}
+    )
+    shown = console.export_text()
+    assert "002-tom-coupon" in shown and "no coupon.checked" in shown and "vip fifty" in shown
+    assert "out/b/<n>-<persona>/report.json" in shown
 
 
 # --- the command, end to end ------------------------------------------------------------------
