@@ -416,6 +416,19 @@ async def test_the_in_process_worker_sends_a_queued_text_without_waiting_to_poll
 # A process of its own: queues texts and dies, or delivers them and dies at a chosen moment.
 # The "provider" is a SQLite file that logs every call and acts once per key, as Twilio and
 # Stripe do with an idempotency key: what reaches the customer is its `effects` table.
+_PROVIDER = """\
+url, provider, mode = sys.argv[1:4]
+store = Store(make_engine(url))
+
+def provider_call(key, to):
+    with sqlite3.connect(provider, timeout=30) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT)")
+        db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT UNIQUE, to_number TEXT)")
+        db.execute("INSERT INTO calls VALUES (?)", (key,))
+        db.execute("INSERT OR IGNORE INTO effects VALUES (?, ?)", (key, to))
+"""
+"""The provider both processes call: a SQLite file that logs every call and acts once per key."""
+
 _PROCESS = textwrap.dedent(
     """
     import asyncio, os, sqlite3, sys
@@ -423,16 +436,7 @@ _PROCESS = textwrap.dedent(
     from integrations.store import CallEvents, Store, make_engine
     from integrations.worker import Worker
 
-    url, provider, mode = sys.argv[1:4]
-    store = Store(make_engine(url))
-
-    def provider_call(key, to):
-        with sqlite3.connect(provider, timeout=30) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT)")
-            db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT UNIQUE, to_number TEXT)")
-            db.execute("INSERT INTO calls VALUES (?)", (key,))
-            db.execute("INSERT OR IGNORE INTO effects VALUES (?, ?)", (key, to))
-
+    {provider}
     async def deliver(payload, key):
         if mode == "die-after-claim":
             os._exit(9)
@@ -454,7 +458,7 @@ _PROCESS = textwrap.dedent(
 
     asyncio.run(main())
     """
-)
+).replace("{provider}\n", _PROVIDER)
 
 
 def _process(tmp_path: Path, url: str, mode: str, source: str = _PROCESS) -> int:
@@ -530,16 +534,7 @@ _LABEL_PROCESS = textwrap.dedent(
     from integrations.store import Store, make_engine
     from integrations.worker import Worker
 
-    url, provider, mode = sys.argv[1:4]
-    store = Store(make_engine(url))
-
-    def provider_call(key, to):
-        with sqlite3.connect(provider, timeout=30) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT)")
-            db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT UNIQUE, to_number TEXT)")
-            db.execute("INSERT INTO calls VALUES (?)", (key,))
-            db.execute("INSERT OR IGNORE INTO effects VALUES (?, ?)", (key, to))
-
+    {provider}
     class Labels:
         async def label(self, rma, *, idempotency_key):
             provider_call(idempotency_key, None)
@@ -562,7 +557,7 @@ _LABEL_PROCESS = textwrap.dedent(
 
     asyncio.run(main())
     """
-)
+).replace("{provider}\n", _PROVIDER)
 
 
 @pytest.mark.parametrize(
