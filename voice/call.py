@@ -126,7 +126,6 @@ class _WrapUp:
 class _Stats:
     bad_messages: Counter = field(default_factory=Counter)
     barge_ins: int = 0
-    replies: int = 0
 
 
 class CallSession:
@@ -622,7 +621,6 @@ class CallSession:
                     self.end_reason = "transfer"
                     await self.log.transferred(event.number)
         self.speaker.end_reply(reply, input_ms)
-        self.stats.replies += 1
 
     # --- the end -------------------------------------------------------------------------------
 
