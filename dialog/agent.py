@@ -22,7 +22,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import cache
 from typing import Any
 
-from dialog import handover, understanding
+from dialog import handover, read_back, understanding
 from dialog.agenda import Agenda
 from dialog.call_record import CallRecord
 from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
@@ -96,6 +96,8 @@ class Agent:
         # A person was offered: ("fault", reason) when the voice layer failed, ("faq", id)
         # when the FAQ's answer offers one (another language); a yes hands over.
         self._offered: tuple[str, str] | None = None
+        # A number only guessed from the audio, read back and waiting for its yes or no.
+        self._guess: read_back.Guess | None = None
         number = human_number or services.human_number
         self._engine = Engine(
             flows=self.flows,
@@ -152,14 +154,17 @@ class Agent:
         async for event in self._turn(self._run(), "start"):
             yield event
 
-    async def hear(self, text: str, confidence: float = 1.0) -> AsyncIterator[Event]:
-        """React to one transcribed caller utterance."""
+    async def hear(
+        self, text: str, confidence: float = 1.0, *, guessed: bool = False
+    ) -> AsyncIterator[Event]:
+        """React to one transcribed caller utterance; `guessed` when its number is the
+        recogniser's guess (`dialog.read_back`)."""
         if self._finished or not text.strip():
             return
         text = redact_card_numbers(text)  # never kept in the transcript, a summary or a ticket
         self._call_record.heard(text)
         self._silences = 0
-        async for event in self._turn(self._on_speech(text, confidence), "speech"):
+        async for event in self._turn(self._on_speech(text, confidence, guessed), "speech"):
             yield event
 
     async def keypad(self, digits: str) -> AsyncIterator[Event]:
@@ -287,11 +292,12 @@ class Agent:
 
     # --- caller turns -------------------------------------------------------------------------
 
-    async def _on_speech(self, text: str, confidence: float) -> AsyncIterator[Event]:
+    async def _on_speech(self, text: str, confidence: float, guessed: bool) -> AsyncIterator[Event]:
         engine = self._engine
         engine.heard = text
         heard = classify(text)
         offered, self._offered = self._offered, None
+        guess, self._guess = self._guess, None
         if offered and heard.intent in ("yes", "no"):  # the answer to "would you like a person?"
             kind, reason = offered
             if heard.intent == "no":
@@ -317,7 +323,7 @@ class Agent:
         elif self._call.direction == "outbound" and understanding.is_unavailable(text):
             events = self._unavailable()
         elif engine.waiting is not None:
-            events = self._answer(heard, confidence)
+            events = self._answer(heard, guessed, guess)
         else:
             events = self._request(heard, confidence)
         async for event in events:
@@ -343,14 +349,24 @@ class Agent:
 
     # --- an answer to the question a flow asked -----------------------------------------------
 
-    async def _answer(self, heard: Understanding, confidence: float) -> AsyncIterator[Event]:
-        """The caller answers the question a flow asked, corrects something, steps away from
-        it (another request, a question on the side) or calls it off."""
+    async def _answer(
+        self, heard: Understanding, guessed: bool, guess: read_back.Guess | None
+    ) -> AsyncIterator[Event]:
+        """The caller answers the question a flow asked (or the read-back of a guess at its
+        answer), corrects something, steps away from it (another request, a question on the
+        side) or calls it off."""
         engine = self._engine
         step = engine.waiting
         assert step is not None
         text = engine.heard
         reading = read_answer(engine, self._requests, heard, self._order_number())
+        settled = guess and read_back.settle(engine, guess, heard, reading.value)
+        if settled == "again":
+            async for event in engine.missed(self.flows.conversation.read_back_wrong, short=False):
+                yield event
+            return
+        if guess and settled == "use":
+            reading = replace(reading, value=guess.value)
         if reading.switch:
             async for event in self._restart_for(heard):
                 yield event
@@ -364,6 +380,11 @@ class Agent:
                 yield event
             return
         value = reading.value
+        if value is not None and read_back.needed(engine, guessed):
+            self._guess = read_back.Guess(value)
+            for event in read_back.ask(engine, self._guess):
+                yield event
+            return
         if value is not None:
             self._misses = 0
             if heard.intent != "unknown":
@@ -548,6 +569,7 @@ class Agent:
             yield event
 
     async def _on_keypad(self, digits: str) -> AsyncIterator[Event]:
+        self._guess = None  # typed: no guess left to read back
         engine = self._engine
         conv = self.flows.conversation
         digits = "".join(c for c in digits if c.isdigit())
@@ -579,6 +601,10 @@ class Agent:
             self._engine.finished = True
             yield Say(self._engine.render(conv.silence_goodbye))
             yield EndCall("silence")
+            return
+        if self._guess is not None:  # the read-back again, the guess kept
+            for event in read_back.ask(self._engine, self._guess, conv.still_there):
+                yield event
             return
         for event in self._asking.repeat(conv.still_there):
             yield event

@@ -365,8 +365,9 @@ class Engine:
         self.stack.append(frame)
         self.accept(value)
 
-    async def missed(self, lead: str) -> AsyncIterator[Event]:
-        """The caller's answer did not fit: ask again, or give up after `max_attempts`."""
+    async def missed(self, lead: str, *, short: bool = True) -> AsyncIterator[Event]:
+        """The caller's answer did not fit: ask again (its reprompt when `short`), or give up
+        after `max_attempts`."""
         frame = self.stack[-1]
         step = self.waiting
         assert step is not None
@@ -379,7 +380,7 @@ class Engine:
                 yield event
             return
         if frame.attempts < step.max_attempts:
-            events = self.question(short=True)
+            events = self.question(short=short)
             if events and lead:
                 first = events[0]
                 assert isinstance(first, Say)

@@ -111,8 +111,9 @@ class CallAgent(Protocol):
         """Greet the caller (on a call we placed, say why we call)."""
         ...
 
-    def hear(self, text: str, confidence: float) -> AsyncIterator[Event]:
-        """React to one transcribed caller utterance."""
+    def hear(self, text: str, confidence: float, *, guessed: bool = False) -> AsyncIterator[Event]:
+        """React to one transcribed caller utterance; `guessed` when the number in it is the
+        recogniser's guess, to be read back before it is used (`dialog.read_back`)."""
         ...
 
     def keypad(self, digits: str) -> AsyncIterator[Event]:

@@ -78,6 +78,7 @@ BUILTIN_SLOTS: dict[str, str] = {
     "confirmed": "yes_no",
     "next_topic": "text",
     "resume_topic": "text",
+    "heard_value": "text",
     "misses": "number",
     "too_many_misses": "bool",
     "courtesy_reason": "text",

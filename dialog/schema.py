@@ -311,6 +311,9 @@ class Conversation(_Strict):
         "refunds, coupons and deliveries."
     )
     changed: str = "Okay."
+    # A number only a second, digits-alone decode found (`guessed`): read back before use.
+    read_back: str = "I heard {heard_value}. Is that right?"
+    read_back_wrong: str = "Sorry about that."
     too_late_to_change: str = (
         "That's already been done, so I can't change it myself. I'll pass it to our team."
     )

@@ -41,15 +41,18 @@ class FakeSocket:
 
 
 class FakeTranscriber(Transcriber):
-    """Returns scripted transcripts in order, whatever the audio."""
+    """Returns scripted transcripts in order, whatever the audio (a text, or a whole
+    `Transcript` where its marks matter)."""
 
-    def __init__(self, texts: list[str] | None = None) -> None:
+    def __init__(self, texts: list[str | Transcript] | None = None) -> None:
         self.texts = list(texts or [])
         self.hints: list[Hints | None] = []
 
     async def transcribe(self, pcm: np.ndarray, hints: Hints | None = None) -> Transcript:
         self.hints.append(hints)
         text = self.texts.pop(0) if self.texts else ""
+        if isinstance(text, Transcript):
+            return text
         return Transcript(text, 0.9 if text else 0.0, len(pcm) // 8, 1)
 
 
@@ -76,6 +79,7 @@ class EchoAgent:
     def __init__(self, greeting: str = "Hello. How can I help?") -> None:
         self.greeting = greeting
         self.heard: list[str] = []
+        self.guessed: list[bool] = []
         self.keys: list[str] = []
         self.silences: list[float] = []
         self.ended: str | None = None
@@ -83,8 +87,9 @@ class EchoAgent:
     async def start(self) -> AsyncIterator:
         yield Say(self.greeting)
 
-    async def hear(self, text: str, confidence: float) -> AsyncIterator:
+    async def hear(self, text: str, confidence: float, *, guessed: bool = False) -> AsyncIterator:
         self.heard.append(text)
+        self.guessed.append(guessed)
         if "bye" in text.lower():
             yield Say("Goodbye.")
             yield EndCall("caller_done")

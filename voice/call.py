@@ -594,7 +594,9 @@ class CallSession:
                 await self._reply_with(_single(), u.speech_end_ms, None)
                 return
             self._barge_in(BargeIn(item.over_agent_ms))  # it takes the turn after all
-        await self._reply_with(self.agent.hear(text, transcript.confidence), u.speech_end_ms, clock)
+        guessed = transcript.digits_fallback  # a number read back before it is used
+        heard = self.agent.hear(text, transcript.confidence, guessed=guessed)
+        await self._reply_with(heard, u.speech_end_ms, clock)
 
     async def _reply_with(
         self, events: AsyncIterator[Any], input_ms: int, clock: InputClock | None

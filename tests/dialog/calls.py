@@ -102,8 +102,10 @@ class Call:
     async def start(self) -> list[Event]:
         return [e async for e in self.agent.start()]
 
-    async def hear(self, text: str, confidence: float = 0.9) -> list[Event]:
-        return [e async for e in self.agent.hear(text, confidence)]
+    async def hear(
+        self, text: str, confidence: float = 0.9, *, guessed: bool = False
+    ) -> list[Event]:
+        return [e async for e in self.agent.hear(text, confidence, guessed=guessed)]
 
     async def keypad(self, digits: str) -> list[Event]:
         return [e async for e in self.agent.keypad(digits)]

@@ -14,6 +14,7 @@ from voice import twilio
 from voice.audio import mulaw_encode, read_wav
 from voice.call import CallDeps, CallSession
 from voice.settings import Settings
+from voice.stt import Transcript
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
 SECRET_SETTINGS = dict(twilio_auth_token="tok", allow_injection=True, silence_reprompt_s=2.0)
@@ -164,6 +165,19 @@ async def test_speech_is_transcribed_and_answered_with_marks(tmp_path):
     assert set(reply[0]["timing"]) == {"latency_ms", "eot_wait_ms", "stt_ms", "dialog_ms", "tts_ms"}
 
 
+async def test_a_guessed_number_reaches_the_agent_marked_as_a_guess(tmp_path):
+    guess = Transcript("1003", 0.4, 1500, 1, digits_fallback=True)
+    h = Harness(tmp_path, transcripts=[guess, "where is my order"])
+    await h.start()
+    clip = read_wav(CLIPS / "where_is_my_order.wav")
+    for _ in range(2):
+        h.audio(np.concatenate([clip, np.zeros(8000, np.int16)]))
+    await until(lambda: len(h.agent.heard) == 2)
+    await h.finish()
+    assert h.agent.heard == ["1003", "where is my order"]
+    assert h.agent.guessed == [True, False]
+
+
 async def test_barge_in_clears_twilio_and_the_agent_listens(tmp_path):
     h = Harness(tmp_path, transcripts=["sorry where is my order"])
     h.socket.echo_marks = False  # the greeting stays "playing" at the caller's end
@@ -206,7 +220,7 @@ async def test_a_failing_turn_is_apologised_for_and_the_call_goes_on(tmp_path):
     h = Harness(tmp_path)
 
     class FragileAgent(EchoAgent):
-        async def hear(self, text, confidence):
+        async def hear(self, text, confidence, *, guessed=False):
             if text == "boom":
                 raise RuntimeError("order system exploded")
             async for event in super().hear(text, confidence):

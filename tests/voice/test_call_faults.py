@@ -316,7 +316,7 @@ class SlowActionAgent(EchoAgent):
         super().__init__()
         self.closed = asyncio.Event()
 
-    async def hear(self, text: str, confidence: float):
+    async def hear(self, text: str, confidence: float, *, guessed: bool = False):
         try:
             yield Say("One moment.")
             await asyncio.Event().wait()  # the carrier that never answers

@@ -205,7 +205,7 @@ class AskingAgent(EchoAgent):
         if self.hints is not None:
             yield self.hints
 
-    async def hear(self, text: str, confidence: float) -> AsyncIterator:
+    async def hear(self, text: str, confidence: float, *, guessed: bool = False) -> AsyncIterator:
         self.heard.append(text)
         yield Say("Right.")
 
