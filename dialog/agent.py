@@ -529,6 +529,13 @@ class Agent:
             async for event in self._run():
                 yield event
             return
+        if intent == "no" and understanding.corrects_something(text):
+            # "No, it's <a number not heard>": a correction, not a goodbye; say it again.
+            yield Say(engine.render(self.flows.conversation.say_again))
+            hints = self._asking.hints()
+            if hints is not None:
+                yield hints
+            return
         if intent == "goodbye" or (
             intent == "no" and (self._asking.anything_else_asked or self._asking.served)
         ):

@@ -30,6 +30,7 @@ from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
 from dialog.nlu.repair import (
     asks_about,
     corrected_part,
+    corrects_something,
     denies_and_continues,
     is_cancel,
     is_greeting,
@@ -55,6 +56,7 @@ __all__ = [
     "asks_about",
     "classify",
     "corrected_part",
+    "corrects_something",
     "denies_and_continues",
     "escalation_phrases",
     "is_backchannel",

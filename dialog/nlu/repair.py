@@ -16,6 +16,7 @@ from dialog.nlu.text import normalize
 __all__ = [
     "asks_about",
     "corrected_part",
+    "corrects_something",
     "denies_and_continues",
     "is_cancel",
     "is_greeting",
@@ -173,6 +174,21 @@ def speaks_other_language(text: str) -> bool:
 _DENY_PLUS = re.compile(
     r"^(?:(?:oh|um|uh|well|so) )*(?:no|nope|nah)\b(?! thanks\b| thank you\b)\s*(\w+ ){2,}"
 )
+
+
+_WRONG = re.compile(
+    r"\b(?:wrong (?:order|one|number|item|package)|not (?:that|the right|my) (?:one|order|number)"
+    r"|(?:thats|that is|its|it is) not (?:it|right|mine|my order|the one))\b"
+)
+
+
+def corrects_something(text: str) -> bool:
+    """A "no" that corrects what the agent just said ("no, it's ten oh eight", "nope, wrong
+    order"): never a goodbye, even when what follows it was not understood."""
+    clean = normalize(text)
+    if not re.match(r"^(?:(?:oh|um|uh|well|so) )*(?:no|nope|nah)\b", clean):
+        return False
+    return corrected_part(text) is not None or bool(_WRONG.search(clean))
 
 
 def denies_and_continues(text: str) -> bool:

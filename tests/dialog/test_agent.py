@@ -559,3 +559,39 @@ async def test_the_agent_keeps_no_card_number_in_its_transcript_or_summary():
     await c.agent.end("caller_hangup")
     kept = str(c.agent.transcript) + str(c.agent.summary)
     assert "4242" not in kept
+
+
+# --- a "no" that corrects, at "anything else?" ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        "No, it's one near or near or ever",  # "no, it's ten oh eight", as tiny.en heard it
+        "no I said ten or fight",
+        "nope, that's the wrong order",
+        "no, not that one",
+    ],
+)
+async def test_a_no_that_corrects_something_unheard_is_not_a_goodbye(garbled):
+    c = call()
+    await c.start()
+    events = await c.hear("where is order 1001")
+    assert "anything else" in said(events)
+    events = await c.hear(garbled)
+    assert not any(isinstance(e, EndCall) for e in events)
+    assert said(events) == "Sorry, I didn't catch that. Could you say it again?"
+    events = await c.hear("no, I said 1003")
+    assert "Order ten oh three was delivered" in said(events)
+
+
+@pytest.mark.parametrize(
+    "done",
+    ["no", "no thanks", "no that's all", "no I'm good thanks", "no, that's everything, thank you"],
+)
+async def test_a_plain_no_at_anything_else_still_ends_the_call(done):
+    c = call()
+    await c.start()
+    await c.hear("where is order 1001")
+    events = await c.hear(done)
+    assert events[-1] == EndCall("caller_done")
