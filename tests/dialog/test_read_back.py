@@ -27,7 +27,8 @@ async def test_a_guessed_number_is_read_back_and_nothing_looked_up_yet():
     events = await c.hear("1003", guessed=True)
     assert said(events) == "I heard ten oh three. Is that right?"
     assert hints(events) == [Hints(slot="yes_no")]
-    assert "order_number" not in c.agent.slots or not c.agent.slots.get("order")
+    assert c.events.of("order.looked_up") == []
+    assert c.agent.slots.get("order") is None
 
 
 async def test_yes_uses_the_guessed_number():
