@@ -14,7 +14,8 @@ answer weighs, together:
 - **the caller's own pace** in this call (`Pace`): the longest pause this caller has made
   and then gone on (inside an utterance, or just after a turn we ended too soon) — a caller
   who thinks for a second between words gets that second, plus a margin, wherever the
-  transcript cannot tell.
+  transcript cannot tell (a sentence that may or may not go on; not a whole answer or
+  request, which would then wait that long every time).
 
 Each technique has a setting that turns it off and gives back the rule before it
 (`PredictorOptions`): `complete_end_of_turn_ms`, `request_end_of_turn_ms` (0: off),
@@ -53,7 +54,7 @@ __all__ = [
     "sounds_finished",
 ]
 
-Reading = Literal["complete", "request", "partial", "unfinished", "finished", "nothing"]
+Reading = Literal["complete", "request", "opening", "partial", "unfinished", "finished", "nothing"]
 """What a transcript so far says about the turn (see `reading`)."""
 
 # A sentence that ends on one of these was cut short, whatever Whisper's punctuation says.
@@ -102,6 +103,8 @@ def reading(text: str, hints: Hints | None) -> Reading:
     - "complete": a whole answer of the kind asked for (`_WHOLE`), not trailing off;
     - "request": asked nothing in particular, a whole sentence that asks for something
       (an intent `dialog.understanding.classify` recognises), not a bare "okay";
+    - "opening": asked nothing in particular, a word or two that ask for nothing ("Hi.",
+      "So."): callers start so and go on;
     - "partial": holds some digits of a number asked for, and not all of them;
     - "unfinished": trails off;
     - "finished": reads as a sentence, nothing more is known;
@@ -123,6 +126,8 @@ def reading(text: str, hints: Hints | None) -> Reading:
         meant = classify(text)
         if meant.intent not in ("unknown", "yes", "no") and meant.score >= 0.5:
             return "request"
+        if len(re.findall(r"[a-z0-9']+", text.lower())) <= 2:
+            return "opening"  # "Hi.", "So.", "Um." heard as "Some.": how people begin
     return "finished"
 
 
@@ -162,7 +167,8 @@ class PredictorOptions:
         complete_end_of_turn_ms: silence that ends a turn whose transcript is a whole answer
             to what was asked (0: off).
         request_end_of_turn_ms: silence that ends an answer to an open question that reads
-            as a whole request, unless this caller pauses longer mid-sentence (0: off).
+            as a whole request; with it, a word or two that ask for nothing ("Hi.", "So.")
+            are held like a sentence that trails off (0: off, both).
         hold_partial_digits: a number asked for and only partly read is held like a sentence
             that trails off (False: the long-answer wait alone).
         pace: learn this caller's pauses and wait them out where the transcript cannot tell
@@ -253,12 +259,16 @@ class EndOfTurn:
         complete_ms, request_ms = p.complete_end_of_turn_ms, p.request_end_of_turn_ms
         if said == "complete" and complete_ms and silent_ms >= complete_ms:
             return True
-        if said == "request" and request_ms and silent_ms >= min(max(request_ms, paced), longest):
+        # Not held for this caller's pace: every later request would wait their longest pause.
+        if said == "request" and request_ms and silent_ms >= request_ms:
             return True
         quick = o.quick_end_of_turn_ms
         if quick and silent_ms >= quick and slot in SHORT_ANSWERS and sounds_finished(text):
             return True
-        if said == "unfinished" or (said == "partial" and p.hold_partial_digits):
+        held = said == "unfinished"
+        held |= said == "partial" and p.hold_partial_digits
+        held |= said == "opening" and bool(request_ms)  # reading open answers, both ways
+        if held:
             return silent_ms >= longest
         if said == "nothing":
             return silent_ms >= usual
