@@ -269,7 +269,7 @@ class Settings(BaseSettings):
         "sentence that trails off, up to the unfinished wait (false: the long-answer wait).",
     )
     turn_pace: bool = Field(
-        default=True,
+        default=False,
         description="Wait out this caller's own longest mid-utterance pause (plus 200 ms) where "
         "the transcript cannot tell whether they are done (false: the fixed waits).",
     )

@@ -22,20 +22,18 @@ quarter of a second), while the caller may still go on: if they stay silent, tha
 *is* the turn's, and nothing is transcribed again; if they speak, it is dropped (cancelled
 while queued, ignored if already running).
 
-A ready transcript also lets a short answer end sooner: when the agent asked a yes/no
-question (or for a rating, a size, one of a few options) and, after `quick_end_of_turn_ms` of
-silence, the transcript reads like a finished answer (it does not trail off on "and", "my",
-"the", a comma, …), waiting the full `end_of_turn_ms` tells us little more. Only then: with
-the pauses inside 102 caller clips stretched to 500 ms, ending any turn early after a
-finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain 600 ms
-(README "Latency and capacity"). When the agent expects a long answer (an order number,
-an email, a ZIP code, …) callers reading it out pause between groups, so those turns get
-`long_answer_end_of_turn_ms`.
-
-The other way round, a turn whose transcript trails off ("I'd like to return the…", "and
-also…", "um") is not over when the usual silence has passed: callers pause mid-sentence to
-think, and answering each half on its own is worse than waiting. Such a turn is held up to
-`unfinished_end_of_turn_ms` for the caller to go on.
+When the turn is over, given the silence so far, that transcript (when ready), what the agent
+asked and this caller's pace, is `voice.turn_end.EndOfTurn`'s prediction: a whole order number
+or a plain "yes" ends the turn after a short silence, a number read out in groups or a
+sentence that trails off ("I'd like to return the…", "and also…", "um") is held for the
+caller to go on, and a caller who has paused long before is given as long again where the
+transcript cannot tell. With the predictor's techniques off, the rules are those it grew
+from: a short answer to a yes/no question may end after `quick_end_of_turn_ms` when it reads
+as finished; with the pauses inside 102 caller clips stretched to 500 ms, ending any turn
+early after a finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain
+600 ms (README "Latency and capacity"), so other turns wait `end_of_turn_ms`, or
+`long_answer_end_of_turn_ms` when a long answer is expected, and one that trails off up to
+`unfinished_end_of_turn_ms`.
 """
 
 from __future__ import annotations
@@ -115,7 +113,7 @@ class TurnTaker:
         self.started = 0  # speculative transcriptions started
         self.dropped = 0  # ... dropped because the caller went on
         self.used = 0  # ... that became the turn's transcript
-        self.held = 0  # turns held past the usual silence because they trailed off
+        self.held = 0  # turns held past the usual silence on what their transcript said
 
     def paused(self, pause: Pause, hints: Hints | None) -> None:
         """The caller paused: transcribe what they said so far, in the background."""

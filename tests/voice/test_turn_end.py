@@ -19,8 +19,9 @@ OPEN = None  # "What can I do for you?": nothing in particular expected
 
 
 def predictor(**techniques) -> EndOfTurn:
-    """Today's waits (600 ms, 800 for long answers, 1.5 s held) and the techniques on."""
-    return EndOfTurn(TurnOptions(), PredictorOptions(**techniques))
+    """Today's waits (600 ms, 800 for long answers, 1.5 s held) and every technique on (the
+    caller's pace too, which is off by default)."""
+    return EndOfTurn(TurnOptions(), PredictorOptions(**{"pace": True, **techniques}))
 
 
 def first_over(end: EndOfTurn, hints: Hints | None, text: str | None, pending=False) -> int:
@@ -166,7 +167,7 @@ async def test_in_a_call_a_caller_cut_off_once_is_waited_for_after_that(tmp_path
     """They thought for a second mid-sentence and the turn ended under them; from then on
     this caller's turns wait for that second (and 200 ms) before the agent answers."""
     ears, agent = Ears("I ordered a lamp."), AskingAgent()
-    call = Call(tmp_path, ears, agent)
+    call = Call(tmp_path, ears, agent, turn_pace=True)
     await call.start()
     await call.audio(speech())
     await call.silence(1000)  # ended at 600 ms: the caller was not done ...
