@@ -300,6 +300,7 @@ class BenchOptions:
     fast: bool = False
     find_max: bool = False
     max_level: int = 32
+    min_level: int = 1  # --find-max starts its ramp here
     long_call_s: float | None = None
     rss_every: int | None = None
     stagger_s: float = 1.0
@@ -354,7 +355,8 @@ async def _bench(options: BenchOptions, settings: Settings, console: Any) -> dic
     scenarios = _calls_to_play(options)
     if not scenarios:
         raise InfrastructureError("no scenarios or personas to play")
-    top = max([options.concurrency, *(ramp(options.max_level) if options.find_max else [])])
+    levels = ramp(options.max_level, options.min_level) if options.find_max else []
+    top = max([options.concurrency, *levels])
     if options.url:
         server_cm = running_server(options.url, options.server_pid, settings)
     else:
@@ -469,7 +471,7 @@ async def _find_max(
 ) -> dict[str, Any]:
     levels: list[dict[str, Any]] = []
     best = 0
-    for c in ramp(options.max_level):
+    for c in ramp(options.max_level, options.min_level):
         calls = max(options.calls, 2 * c)
         summary = await _measure(
             server,

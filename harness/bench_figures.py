@@ -299,11 +299,11 @@ def level_passes(summary: dict[str, Any]) -> bool:
     )
 
 
-def ramp(max_level: int) -> list[int]:
-    """The concurrency levels `--find-max` tries, up to `max_level`."""
+def ramp(max_level: int, min_level: int = 1) -> list[int]:
+    """The concurrency levels `--find-max` tries, from `min_level` up to `max_level`."""
     levels = [c for c in LEVELS if c <= max_level]
     c = LEVELS[-1] + 2
     while c <= max_level:
         levels.append(c)
         c += 2
-    return levels
+    return [c for c in levels if c >= min_level]

@@ -263,6 +263,7 @@ def bench(
         ),
     ] = False,
     max_level: Annotated[int, typer.Option(min=1, help="Highest C --find-max tries.")] = 32,
+    min_level: Annotated[int, typer.Option(min=1, help="Lowest C --find-max tries.")] = 1,
     long_call: Annotated[
         float | None,
         typer.Option(min=1, help="Instead: one call this many seconds long, memory along it."),
@@ -307,6 +308,7 @@ def bench(
         fast=fast,
         find_max=find_max,
         max_level=max_level,
+        min_level=min_level,
         long_call_s=long_call,
         rss_every=rss_every,
         stagger_s=stagger,

@@ -15,8 +15,8 @@ from harness.bench_figures import (
     CallSample,
     answer_latencies,
     count_underruns,
-    cut_off_turns,
     cpu_per_call_minute,
+    cut_off_turns,
     level_passes,
     ramp,
     sample_of,
@@ -221,6 +221,7 @@ def test_a_level_holds_below_the_p95_limit_with_no_underruns_and_few_cut_offs():
     assert not level_passes({"p95_ms": 900, "underruns": 0, "cutoff_rate": 0.05})
     assert ramp(20) == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert ramp(5) == [1, 2, 4]
+    assert ramp(32, 10) == [10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32]
 
 
 # --- cut-offs and the time to answer ---------------------------------------------------------
