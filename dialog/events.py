@@ -48,10 +48,12 @@ class CallInfo:
 
 @dataclass(frozen=True)
 class Say:
-    """Speak this text. `barge_in=False` means the caller cannot interrupt it."""
+    """Speak this text. `barge_in=False` means the caller cannot interrupt it; `filler` that
+    it only fills a wait ("Let me look that up."): it answers nothing."""
 
     text: str
     barge_in: bool = True
+    filler: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dialog.understanding import is_backchannel
+from harness.fake_twilio import CallState
 from harness.replay import CallResult
 from integrations.stats import percentile
 from voice.audio import SAMPLE_RATE
+from voice.tts import speech_chunks
 
 __all__ = [
+    "CUTOFF_LIMIT",
+    "CUTOFF_RESUME_MS",
     "LEVELS",
     "P95_LIMIT_MS",
     "UNDERRUN_ALLOWANCE_MS",
     "CallSample",
+    "answer_latencies",
+    "carries_answer",
     "count_underruns",
     "cpu_per_call_minute",
+    "cut_off_turns",
     "level_passes",
     "ramp",
     "sample_of",
@@ -29,7 +37,9 @@ __all__ = [
 ]
 
 UNDERRUN_ALLOWANCE_MS = 60  # one 20 ms frame plus 40 ms of jitter
-P95_LIMIT_MS = 1500
+P95_LIMIT_MS = 1000  # issue 16: capacity is counted at p95 ≤ 1 s (it was < 1.5 s)
+CUTOFF_RESUME_MS = 1500  # a caller who goes on within this was still in the same utterance
+CUTOFF_LIMIT = 0.02  # the share of caller turns a level of --find-max may cut off
 LEVELS = (1, 2, 4, 6, 8, 10, 12, 14, 16)  # then on in steps of 2 up to `max_level`
 
 
@@ -64,6 +74,62 @@ def count_underruns(
     return len(underrun_gaps(arrivals, allowance_ms))
 
 
+def cut_off_turns(state: CallState, resume_ms: int = CUTOFF_RESUME_MS) -> list[int]:
+    """The caller utterances (clip numbers, from 1) the agent cut off: a reply began to play
+    between two voiced frames of the same clip less than `resume_ms` apart, so the caller was
+    still in the middle of what they were saying."""
+    voiced = sorted(state.caller_voiced)
+    cut: list[int] = []
+    i = 0
+    for start in sorted(state.reply_starts):
+        while i < len(voiced) and voiced[i][0] < start:
+            i += 1
+        if i == 0 or i == len(voiced):
+            continue
+        (before, clip), (after, next_clip) = voiced[i - 1], voiced[i]
+        if clip == next_clip and after - before <= resume_ms and clip not in cut:
+            cut.append(clip)
+    return cut
+
+
+def carries_answer(sentence: str, source: str | None) -> bool:
+    """Whether an agent sentence answers: not a filler (a turn the dialog marked so, recorded
+    with source "filler") nor a bare acknowledgement ("Sure.", "Okay.", "Got it.")."""
+    return source != "filler" and not is_backchannel(sentence)
+
+
+def answer_latencies(state: CallState, record: dict[str, Any]) -> list[int]:
+    """Per caller utterance that got an answer: its last voiced frame to the moment the first
+    agent sentence that carries an answer (`carries_answer`) began to play, before the
+    caller's next utterance (call time, ms)."""
+    turns = {t.get("seq"): t for t in record.get("turns", []) if t.get("role") == "agent"}
+    sentences: list[tuple[int, bool]] = []  # (start ms, carries an answer)
+    for name, (start, _end) in state.spans.items():
+        seq, _, index = name[1:].partition(".")
+        turn = turns.get(int(seq)) if seq.isdigit() else None
+        if turn is None or not index.isdigit():
+            continue
+        chunks = speech_chunks(turn.get("text") or "")
+        text = chunks[int(index)] if int(index) < len(chunks) else ""
+        sentences.append((start, carries_answer(text, turn.get("source"))))
+    sentences.sort()
+    firsts = {
+        clip: min(ts for ts, c in state.caller_voiced if c == clip) for clip in state.speech_ends
+    }
+    clips = sorted(state.speech_ends)
+    latencies = []
+    for k, clip in enumerate(clips):
+        end = state.speech_ends[clip]
+        until = firsts[clips[k + 1]] if k + 1 < len(clips) else None
+        for start, answers in sentences:
+            if start < end or (until is not None and start >= until):
+                continue
+            if answers:
+                latencies.append(start - end)
+                break
+    return latencies
+
+
 def cpu_per_call_minute(cpu_s: float | None, call_ms: float) -> float | None:
     """Server CPU seconds per minute of call; None when either is unknown or zero."""
     if cpu_s is None or call_ms <= 0:
@@ -83,6 +149,9 @@ class CallSample:
     stt_decode_ms: list[int] = field(default_factory=list)
     tts_ms: list[int] = field(default_factory=list)
     eot_wait_ms: list[int] = field(default_factory=list)
+    answer_ms: list[int] = field(default_factory=list)
+    caller_turns: int = 0  # caller utterances played
+    cutoffs: list[int] = field(default_factory=list)  # those the agent cut off (clip numbers)
     underruns: int = 0
     # Each underrun: seconds into the call (from the first agent audio) and the gap, ms
     underrun_gaps: list[tuple[float, int]] = field(default_factory=list)
@@ -100,6 +169,9 @@ def sample_of(scenario: str, result: CallResult) -> CallSample:
         underrun_gaps=_gaps_from_start(result.state.arrivals),
         duration_ms=result.duration_ms,
         failures=list(result.report.get("failures", [])),
+        answer_ms=answer_latencies(result.state, result.record),
+        caller_turns=len(result.state.speech_ends),
+        cutoffs=cut_off_turns(result.state),
     )
     sample.underruns = len(sample.underrun_gaps)
     source = None
@@ -150,6 +222,9 @@ def summarize(
     tts = [ms for s in samples for ms in s.tts_ms]
     eot = [ms for s in samples for ms in s.eot_wait_ms]
     server = [ms for s in samples for ms in s.server_latency_ms]
+    answers = [ms for s in samples for ms in s.answer_ms]
+    caller_turns = sum(s.caller_turns for s in samples)
+    cut = [(s, clip) for s in samples for clip in s.cutoffs]
     call_ms = sum(s.duration_ms for s in samples)
     cpu_min = cpu_per_call_minute(cpu_s, call_ms)
     failed = [s for s in samples if s.failures or s.error]
@@ -161,6 +236,14 @@ def summarize(
         "p50_ms": _ms(percentile(latencies, 50)),
         "p95_ms": _ms(percentile(latencies, 95)),
         "max_ms": max(latencies) if latencies else None,
+        "answers": len(answers),
+        "answer_p50_ms": _ms(percentile(answers, 50)),
+        "answer_p95_ms": _ms(percentile(answers, 95)),
+        "caller_turns": caller_turns,
+        "cutoff_rate": round(len(cut) / caller_turns, 4) if caller_turns else None,
+        "cutoffs": [
+            {"scenario": s.scenario, "call_sid": s.call_sid, "turn": clip} for s, clip in cut
+        ],
         "server_latency_ms_p50": _ms(percentile(server, 50)),
         "server_latency_ms_p95": _ms(percentile(server, 95)),
         "stt_ms_p50": _ms(percentile(stt, 50)),
@@ -204,16 +287,23 @@ def _round(value: float | None) -> float | None:
 
 
 def level_passes(summary: dict[str, Any]) -> bool:
-    """A concurrency level holds when p95 stays under the limit and nothing underran."""
+    """A concurrency level holds when p95 stays under the limit, nothing underran and at
+    most `CUTOFF_LIMIT` of the caller turns were cut off."""
     p95 = summary.get("p95_ms")
-    return p95 is not None and p95 < P95_LIMIT_MS and summary.get("underruns", 0) == 0
+    cut = summary.get("cutoff_rate") or 0.0
+    return (
+        p95 is not None
+        and p95 <= P95_LIMIT_MS
+        and summary.get("underruns", 0) == 0
+        and cut <= CUTOFF_LIMIT
+    )
 
 
-def ramp(max_level: int) -> list[int]:
-    """The concurrency levels `--find-max` tries, up to `max_level`."""
+def ramp(max_level: int, min_level: int = 1) -> list[int]:
+    """The concurrency levels `--find-max` tries, from `min_level` up to `max_level`."""
     levels = [c for c in LEVELS if c <= max_level]
     c = LEVELS[-1] + 2
     while c <= max_level:
         levels.append(c)
         c += 2
-    return levels
+    return [c for c in levels if c >= min_level]

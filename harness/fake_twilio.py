@@ -66,6 +66,12 @@ class CallState:
     # When agent audio arrived, for the benchmark's underrun count: (time.monotonic(), samples)
     # per media message; samples 0 marks the end of a reply (its `r` mark) or a `clear`.
     arrivals: list[tuple[float, int]] = field(default_factory=list)
+    # For the benchmark's cut-offs and time to answer, all in call time: each voiced frame the
+    # caller sent, with the number of the clip (caller utterance, from 1) it belongs to; the
+    # last voiced frame of each clip; and when the caller began to hear each agent reply.
+    caller_voiced: list[tuple[int, int]] = field(default_factory=list)
+    speech_ends: dict[int, int] = field(default_factory=dict)
+    reply_starts: list[int] = field(default_factory=list)
 
 
 class FakeTwilio:
@@ -88,7 +94,9 @@ class FakeTwilio:
         self._latency_ref: float | None = None
         self._reply_event = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        self._uplink: list[tuple[np.ndarray, bool]] = []
+        self._uplink: list[tuple[np.ndarray, bool, bool, int]] = []
+        self._clips = 0  # caller clips played that hold speech
+        self._in_reply = False  # agent audio of a reply has arrived and the reply has not ended
         self._uplink_drained = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.loss: PacketLoss | None = None  # the caller's line loses frames (set before play)
@@ -146,14 +154,14 @@ class FakeTwilio:
         next_at = time.monotonic()
         while not self.closed.is_set():
             if self._uplink:
-                frame, last_voiced = self._uplink.pop(0)
+                frame, last_voiced, voiced, clip = self._uplink.pop(0)
                 if not self._uplink:
                     self._uplink_drained.set()
             else:
-                frame, last_voiced = SILENCE_FRAME, False
+                frame, last_voiced, voiced, clip = SILENCE_FRAME, False, False, 0
             ts = self.now_ms()
             await self._send_frame(frame, ts)
-            self.state.caller.append(_Segment(ts, frame))
+            self._sent(frame, ts, voiced, clip)
             if last_voiced:
                 self._arm_latency()
             next_at += FRAME_MS / 1000
@@ -171,12 +179,19 @@ class FakeTwilio:
         last_voiced = int(np.flatnonzero(voiced).max()) if voiced.any() else -1
         frames += [SILENCE_FRAME] * int(trailing_silence_s * 1000 / FRAME_MS)
         flags = [i == last_voiced for i in range(len(frames))]  # where the caller stopped
+        speech = [i < len(voiced) and bool(voiced[i]) for i in range(len(frames))]
+        clip = 0
+        if last_voiced >= 0:
+            self._clips += 1
+            clip = self._clips
         if self.loss is not None:
             frames = self.loss.conceal(frames)
         start = self.now_ms()
         if self.realtime:
             self._uplink_drained.clear()
-            self._uplink.extend(zip(frames, flags, strict=True))
+            self._uplink.extend(
+                (f, lv, v, clip) for f, lv, v in zip(frames, flags, speech, strict=True)
+            )
             # The agent may hang up while the caller is still "speaking".
             drained = asyncio.ensure_future(self._uplink_drained.wait())
             closed = asyncio.ensure_future(self.closed.wait())
@@ -186,10 +201,10 @@ class FakeTwilio:
             return start
         self._holding = True
         try:
-            for frame, is_last_voiced in zip(frames, flags, strict=True):
+            for frame, is_last_voiced, is_voiced in zip(frames, flags, speech, strict=True):
                 ts = self.now_ms()
                 await self._send_frame(frame, ts)
-                self.state.caller.append(_Segment(ts, frame))
+                self._sent(frame, ts, is_voiced, clip)
                 self._skipped_ms += FRAME_MS
                 if is_last_voiced:
                     self._arm_latency()
@@ -199,6 +214,12 @@ class FakeTwilio:
             self._holding = False
         await self._catch_up()
         return start
+
+    def _sent(self, frame: np.ndarray, ts: int, voiced: bool, clip: int) -> None:
+        self.state.caller.append(_Segment(ts, frame))
+        if voiced and clip:
+            self.state.caller_voiced.append((ts, clip))
+            self.state.speech_ends[clip] = ts  # as `latency_ms` counts from it
 
     def _arm_latency(self) -> None:
         self._latency_ref = time.monotonic()
@@ -280,6 +301,9 @@ class FakeTwilio:
         pcm = mulaw_decode(payload)
         self.state.arrivals.append((time.monotonic(), len(pcm)))
         start = max(now, self._play_cursor)
+        if not self._in_reply:
+            self._in_reply = True
+            self.state.reply_starts.append(start)
         if self._span_start is None:
             self._span_start = start
         segment = _Segment(start, pcm)
@@ -289,6 +313,7 @@ class FakeTwilio:
     async def _on_mark(self, name: str) -> None:
         if name.startswith("r"):
             self.state.arrivals.append((time.monotonic(), 0))
+            self._in_reply = False
         span_start = self._span_start if self._span_start is not None else self._play_cursor
         self._pending.append(_Mark(name, self._play_cursor, span_start))
         self._span_start = None
@@ -317,6 +342,7 @@ class FakeTwilio:
     async def _on_clear(self) -> None:
         """Drop unplayed agent audio; Twilio returns the marks it was holding."""
         self.state.arrivals.append((time.monotonic(), 0))
+        self._in_reply = False
         now = self.now_ms()
         kept: list[_Segment] = []
         for seg in self.state.agent:

@@ -258,9 +258,12 @@ def bench(
     ] = False,
     find_max: Annotated[
         bool,
-        typer.Option("--find-max", help="Ramp C = 1, 2, 4, 6, 8, … while p95 < 1500 ms."),
+        typer.Option(
+            "--find-max", help="Ramp C = 1, 2, 4, 6, 8, … while p95 ≤ 1000 ms with cut-offs ≤ 2%."
+        ),
     ] = False,
-    max_level: Annotated[int, typer.Option(min=1, help="Highest C --find-max tries.")] = 24,
+    max_level: Annotated[int, typer.Option(min=1, help="Highest C --find-max tries.")] = 32,
+    min_level: Annotated[int, typer.Option(min=1, help="Lowest C --find-max tries.")] = 1,
     long_call: Annotated[
         float | None,
         typer.Option(min=1, help="Instead: one call this many seconds long, memory along it."),
@@ -305,6 +308,7 @@ def bench(
         fast=fast,
         find_max=find_max,
         max_level=max_level,
+        min_level=min_level,
         long_call_s=long_call,
         rss_every=rss_every,
         stagger_s=stagger,

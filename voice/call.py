@@ -611,7 +611,8 @@ class CallSession:
             async for event in events:
                 if isinstance(event, Say):
                     seq = self.log.next_seq()
-                    await self.log.agent_turn(seq, event.text)
+                    source = "filler" if event.filler else "tts"
+                    await self.log.agent_turn(seq, event.text, source)
                     self.speaker.say(reply, seq, event, clock if first else None)
                     first = False
                 elif isinstance(event, Hints):

@@ -249,6 +249,30 @@ class Settings(BaseSettings):
         description="Silence that ends a turn whose transcript so far trails off (\"I'd like "
         'to return the…", "and also…", "um"): callers pause mid-sentence (0: never held).',
     )
+    turn_complete_end_of_turn_ms: int = Field(
+        default=300,
+        ge=0,
+        description="Silence that ends a turn whose transcript so far is a whole answer to what "
+        "the agent asked: an order number, a ZIP code, a phone number, an email, a yes or no, "
+        "a rating (0: off, the waits above alone).",
+    )
+    turn_request_end_of_turn_ms: int = Field(
+        default=400,
+        ge=0,
+        description="Silence that ends an answer to an open question that reads as a whole "
+        'request ("where is my order"), unless this caller has paused longer mid-sentence '
+        "(0: off).",
+    )
+    turn_hold_partial_digits: bool = Field(
+        default=True,
+        description='A number asked for and only partly read ("one zero …") is held like a '
+        "sentence that trails off, up to the unfinished wait (false: the long-answer wait).",
+    )
+    turn_pace: bool = Field(
+        default=False,
+        description="Wait out this caller's own longest mid-utterance pause (plus 200 ms) where "
+        "the transcript cannot tell whether they are done (false: the fixed waits).",
+    )
     filler_after_ms: int = Field(
         default=round(FILLER_AFTER_S * 1000),
         ge=0,
@@ -344,7 +368,7 @@ class Settings(BaseSettings):
 
     def turn_options(self):
         """The end-of-turn rules as `voice.turns.TurnOptions`."""
-        from voice.turns import TurnOptions
+        from voice.turn_end import TurnOptions
 
         return TurnOptions(
             pause_ms=self.vad_pause_ms,
@@ -352,6 +376,17 @@ class Settings(BaseSettings):
             end_of_turn_ms=self.vad_end_of_turn_ms,
             long_answer_end_of_turn_ms=self.vad_long_answer_end_of_turn_ms,
             unfinished_end_of_turn_ms=self.vad_unfinished_end_of_turn_ms,
+        )
+
+    def predictor_options(self):
+        """The end-of-turn predictor's techniques as `voice.turn_end.PredictorOptions`."""
+        from voice.turn_end import PredictorOptions
+
+        return PredictorOptions(
+            complete_end_of_turn_ms=self.turn_complete_end_of_turn_ms,
+            request_end_of_turn_ms=self.turn_request_end_of_turn_ms,
+            hold_partial_digits=self.turn_hold_partial_digits,
+            pace=self.turn_pace,
         )
 
     def piper_options(self, phrases: tuple[str, ...] = ()):

@@ -22,20 +22,18 @@ quarter of a second), while the caller may still go on: if they stay silent, tha
 *is* the turn's, and nothing is transcribed again; if they speak, it is dropped (cancelled
 while queued, ignored if already running).
 
-A ready transcript also lets a short answer end sooner: when the agent asked a yes/no
-question (or for a rating, a size, one of a few options) and, after `quick_end_of_turn_ms` of
-silence, the transcript reads like a finished answer (it does not trail off on "and", "my",
-"the", a comma, …), waiting the full `end_of_turn_ms` tells us little more. Only then: with
-the pauses inside 102 caller clips stretched to 500 ms, ending any turn early after a
-finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain 600 ms
-(README "Latency and capacity"). When the agent expects a long answer (an order number,
-an email, a ZIP code, …) callers reading it out pause between groups, so those turns get
-`long_answer_end_of_turn_ms`.
-
-The other way round, a turn whose transcript trails off ("I'd like to return the…", "and
-also…", "um") is not over when the usual silence has passed: callers pause mid-sentence to
-think, and answering each half on its own is worse than waiting. Such a turn is held up to
-`unfinished_end_of_turn_ms` for the caller to go on.
+When the turn is over, given the silence so far, that transcript (when ready), what the agent
+asked and this caller's pace, is `voice.turn_end.EndOfTurn`'s prediction: a whole order number
+or a plain "yes" ends the turn after a short silence, a number read out in groups or a
+sentence that trails off ("I'd like to return the…", "and also…", "um") is held for the
+caller to go on, and a caller who has paused long before is given as long again where the
+transcript cannot tell. With the predictor's techniques off, the rules are those it grew
+from: a short answer to a yes/no question may end after `quick_end_of_turn_ms` when it reads
+as finished; with the pauses inside 102 caller clips stretched to 500 ms, ending any turn
+early after a finished-looking sentence cut 44-62 % of them in two, against 4 % for the plain
+600 ms (README "Latency and capacity"), so other turns wait `end_of_turn_ms`, or
+`long_answer_end_of_turn_ms` when a long answer is expected, and one that trails off up to
+`unfinished_end_of_turn_ms`.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,8 +50,17 @@ import numpy as np
 from dialog.events import Hints
 from dialog.understanding import is_backchannel
 from voice.audio import FRAME_MS, SAMPLE_RATE
-from voice.settings import Settings, setting_default
+from voice.settings import Settings
 from voice.stt import Transcript
+from voice.turn_end import (
+    LONG_ANSWERS,
+    PACE_RESUME_MS,
+    SHORT_ANSWERS,
+    EndOfTurn,
+    PredictorOptions,
+    TurnOptions,
+    sounds_finished,
+)
 from voice.vad import Pause, Segmenter, SpeechStarted, Utterance
 
 __all__ = [
@@ -79,111 +85,6 @@ MIN_UTTERANCE_VOICED_MS = 120  # less voiced speech than this is a click or a br
 OPENING_SILENCE_S = 1.5  # an outbound callee who picks up and says nothing is greeted after this
 MAX_SILENT_FRAMES = 500  # a quiet stream is heard as at most this much silence at a time
 
-# `Hints.slot` values whose answers are read out in pieces.
-LONG_ANSWERS = frozenset(
-    {
-        "order_number",
-        "order_choice",
-        "zip",
-        "email",
-        "phone",
-        "verification",
-        "street",
-        "city",
-        "coupon_code",
-    }
-)
-
-# `Hints.slot` values whose answers are a word or two: they may end early (see above).
-SHORT_ANSWERS = frozenset({"yes_no", "rating", "size", "choice"})
-
-# A sentence that ends on one of these was cut short, whatever Whisper's punctuation says.
-_DANGLING = frozenset(
-    [
-        "a",
-        "about",
-        "also",
-        "an",
-        "and",
-        "any",
-        "are",
-        "at",
-        "because",
-        "but",
-        "by",
-        "for",
-        "from",
-        "i",
-        "i'm",
-        "is",
-        "it's",
-        "my",
-        "number",
-        "of",
-        "on",
-        "or",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "then",
-        "to",
-        "uh",
-        "um",
-        "er",
-        "erm",
-        "if",
-        "in",
-        "like",
-        "was",
-        "we",
-        "were",
-        "with",
-        "your",
-    ]
-)
-
-
-def sounds_finished(text: str) -> bool:
-    """Whether a transcript reads like a whole sentence: it does not trail off (",", "...",
-    "-") and its last word can end one. (tiny.en often leaves the final full stop out, so
-    punctuation alone would say too little.)"""
-    text = text.strip()
-    if not text or text.endswith((",", "...", "-", ";", ":")):
-        return False
-    words = re.findall(r"[a-z0-9']+", text.lower())
-    return bool(words) and words[-1] not in _DANGLING
-
-
-@dataclass(frozen=True)
-class TurnOptions:
-    """Turn-taking settings (the `VAD_*` settings).
-
-    Attributes:
-        pause_ms: silence after which what was said so far is transcribed (0: never).
-        quick_end_of_turn_ms: silence that ends a short answer (`SHORT_ANSWERS`) whose
-            transcript is ready and sounds finished (0 or >= end_of_turn_ms: never early).
-        end_of_turn_ms: silence that ends a turn.
-        long_answer_end_of_turn_ms: silence that ends a turn when a long answer is expected.
-        unfinished_end_of_turn_ms: silence that ends a turn whose transcript trails off
-            (0 or no more than the others: never held).
-    """
-
-    pause_ms: int = setting_default("vad_pause_ms")
-    quick_end_of_turn_ms: int = setting_default("vad_quick_end_of_turn_ms")
-    end_of_turn_ms: int = setting_default("vad_end_of_turn_ms")
-    long_answer_end_of_turn_ms: int = setting_default("vad_long_answer_end_of_turn_ms")
-    unfinished_end_of_turn_ms: int = setting_default("vad_unfinished_end_of_turn_ms")
-
-    @property
-    def longest_ms(self) -> int:
-        """The most silence any turn waits for (the segmenter's own end of turn)."""
-        return max(
-            self.end_of_turn_ms, self.long_answer_end_of_turn_ms, self.unfinished_end_of_turn_ms
-        )
-
-
 Transcribe = Callable[[np.ndarray, Hints | None], Awaitable[Transcript]]
 
 
@@ -199,14 +100,20 @@ class _Guess:
 class TurnTaker:
     """One per call: runs the speculative transcription and says when the turn is over."""
 
-    def __init__(self, options: TurnOptions, transcribe: Transcribe) -> None:
+    def __init__(
+        self,
+        options: TurnOptions,
+        transcribe: Transcribe,
+        predictor: PredictorOptions | None = None,
+    ) -> None:
         self.options = options
+        self.end = EndOfTurn(options, predictor)
         self._transcribe = transcribe
         self._guess: _Guess | None = None
         self.started = 0  # speculative transcriptions started
         self.dropped = 0  # ... dropped because the caller went on
         self.used = 0  # ... that became the turn's transcript
-        self.held = 0  # turns held past the usual silence because they trailed off
+        self.held = 0  # turns held past the usual silence on what their transcript said
 
     def paused(self, pause: Pause, hints: Hints | None) -> None:
         """The caller paused: transcribe what they said so far, in the background."""
@@ -226,39 +133,21 @@ class TurnTaker:
 
     def end_of_turn_ms(self, hints: Hints | None) -> int:
         """The silence that ends a turn, given what the agent expects."""
-        if hints is not None and hints.slot in LONG_ANSWERS:
-            return self.options.long_answer_end_of_turn_ms
-        return self.options.end_of_turn_ms
+        return self.end.usual_ms(hints)
 
     def turn_over(self, silent_ms: int, hints: Hints | None) -> bool:
-        """After `silent_ms` of silence inside an utterance: is the caller's turn over?"""
-        usual = self.end_of_turn_ms(hints)
-        if silent_ms >= usual:
-            return not self._unfinished(silent_ms, usual)
-        quick = self.options.quick_end_of_turn_ms
-        if not quick or silent_ms < quick or hints is None or hints.slot not in SHORT_ANSWERS:
-            return False
-        ready = self.ready()
-        return ready is not None and sounds_finished(ready.text)
-
-    def _unfinished(self, silent_ms: int, usual: int) -> bool:
-        """Whether to wait on past the usual end of turn: the transcript of what was said so
-        far trails off, or is still being made, and the longer wait has not run out. Waiting
-        for that transcript costs the reply nothing: it is the turn's own, which the reply
-        would wait for anyway."""
-        longest = self.options.unfinished_end_of_turn_ms
+        """After `silent_ms` of silence inside an utterance: is the caller's turn over?
+        (`EndOfTurn.over`, on the speculative transcript when it is ready.)"""
         guess = self._guess
-        if longest <= usual or silent_ms >= longest or guess is None:
-            return False
-        if not guess.task.done():
-            return True
+        pending = guess is not None and not guess.task.done()
         ready = self.ready()
-        if ready is None or not ready.text.strip() or sounds_finished(ready.text):
-            return False  # nothing heard (a cough) is nothing to wait for
-        if not guess.held:
-            guess.held = True
+        text = ready.text if ready is not None else None
+        over = self.end.over(silent_ms, hints, text, pending)
+        past_usual = silent_ms >= self.end.usual_ms(hints)
+        if not over and past_usual and text is not None and guess is not None and not guess.held:
+            guess.held = True  # waited past the usual silence on what was said
             self.held += 1
-        return True
+        return over
 
     def ready(self) -> Transcript | None:
         """The speculative transcript, if it has finished well."""
@@ -375,7 +264,7 @@ class Turns:
         now_ms: Callable[[], int],
     ) -> None:
         self.hints: Hints | None = None  # what the agent last said it expects
-        self.taker = TurnTaker(settings.turn_options(), transcribe)
+        self.taker = TurnTaker(settings.turn_options(), transcribe, settings.predictor_options())
         # The segmenter only ends the longest turn; `taker` ends the others (`_frame`).
         self.segmenter = Segmenter(
             settings.vad_options(end_of_turn_ms=self.taker.options.longest_ms)
@@ -392,6 +281,7 @@ class Turns:
         self._residue = np.zeros(0, dtype=np.int16)
         self._idle_frames = 0
         self._last_voiced_wall = 0.0
+        self._last_speech_end_ms: int | None = None  # stream time the last turn's speech ended
         self._dtmf = ""
         self._dtmf_task: asyncio.Task | None = None
         # Outbound calls: resolved with the stream time at which the callee's opening ended.
@@ -422,9 +312,11 @@ class Turns:
         if self._awaiting_opening():
             self._opening_frame(frame, at_ms)
             return
+        gap_ms = self.segmenter.silent_ms  # silence inside the utterance before this frame
         for event in self.segmenter.feed(frame, at_ms):
             if isinstance(event, SpeechStarted):
                 self._idle_frames = 0
+                self._resumed(event.at_ms)
                 if self._speaking():
                     self._overlap = _Overlap(event.at_ms, self.segmenter.options.min_speech_ms)
                     if not self._barge_in_min_ms:
@@ -434,6 +326,8 @@ class Turns:
             else:
                 self._heard(event)
         if self.segmenter.last_frame_voiced:
+            if gap_ms and self.segmenter.in_speech:
+                self.taker.end.pace.paused(gap_ms)  # they paused that long and went on
             self._last_voiced_wall = time.monotonic()
             self.taker.spoke()
             self._overlap_goes_on()
@@ -444,6 +338,13 @@ class Turns:
                 if utterance is not None:
                     self._heard(utterance)
         self._count_silence()
+
+    def _resumed(self, at_ms: int) -> None:
+        """Speech starts soon after a turn we ended: the caller was not done, and this is
+        how long they pause (what the next turns will wait for)."""
+        last = self._last_speech_end_ms
+        if last is not None and 0 <= at_ms - last <= PACE_RESUME_MS:
+            self.taker.end.pace.paused(at_ms - last)
 
     def _cut(self) -> None:
         """The speech over the agent takes the turn: the agent stops now."""
@@ -475,6 +376,7 @@ class Turns:
         at the last pause on exactly this audio."""
         early = self.taker.take(utterance, self.hints)
         overlap, self._overlap = self._overlap, None
+        self._last_speech_end_ms = utterance.speech_end_ms
         if utterance.voiced_ms < MIN_UTTERANCE_VOICED_MS:
             if early is not None:
                 early.cancel()

@@ -87,7 +87,7 @@ class ActionContext:
         """Say the step's "one moment" sentence, once per turn, for a slow call."""
         if self.filler_text and not self.memo.get("filled"):
             self.memo["filled"] = True
-            await self.emit(Say(self.filler_text))
+            await self.emit(Say(self.filler_text, filler=True))
 
     async def fetch(self, awaitable: Awaitable[_T], *, announce: bool = True) -> _T:
         """Await a service call with a timeout, saying the filler if it is slow (`announce`).

@@ -124,7 +124,7 @@ async def test_with_filler_after_0_the_lookup_sentence_comes_before_the_lookup_r
     await c.hear("where is my package")
     stream = c.agent.hear("ten oh one", 0.9)
     first = await anext(stream)
-    assert first == Say("Let me look that up.")
+    assert first == Say("Let me look that up.", filler=True)
     assert "order 1001" not in orders.calls  # the caller hears it while we look
     rest = [e async for e in stream]
     assert "order 1001" in orders.calls

@@ -244,7 +244,7 @@ async def test_with_filler_after_0_the_filler_comes_before_the_lookup_once_per_t
     engine.begin(flows["t_lookup"])
     stream = engine.run()
     first = await anext(stream)
-    assert first == Say("One moment.")
+    assert first == Say("One moment.", filler=True)
     assert "order 1001" not in orders.calls
     rest = [e async for e in stream]
     assert "order 1001" in orders.calls

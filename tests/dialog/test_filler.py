@@ -16,7 +16,7 @@ from integrations.demo import DemoShop
 from tests.dialog.calls import call, demo_shop, said, transferred
 from tests.dialog.wrappers import Failing, Slow
 
-FILLER = Say("Let me look that up.")
+FILLER = Say("Let me look that up.", filler=True)  # marked: it answers nothing
 ANSWER = "Order ten oh one is on its way and should arrive tomorrow."
 
 

@@ -13,8 +13,10 @@ import pytest
 from harness.bench import default_scenarios, parse_env, persona_calls, print_result, run_calls
 from harness.bench_figures import (
     CallSample,
+    answer_latencies,
     count_underruns,
     cpu_per_call_minute,
+    cut_off_turns,
     level_passes,
     ramp,
     sample_of,
@@ -210,13 +212,105 @@ def test_stt_figures_count_only_replies_to_speech():
     assert sample.tts_ms == [5, 100]
 
 
-def test_a_level_holds_below_the_p95_limit_with_no_underruns():
-    assert level_passes({"p95_ms": 1499, "underruns": 0})
-    assert not level_passes({"p95_ms": 1500, "underruns": 0})
+def test_a_level_holds_below_the_p95_limit_with_no_underruns_and_few_cut_offs():
+    assert level_passes({"p95_ms": 1000, "underruns": 0})
+    assert not level_passes({"p95_ms": 1001, "underruns": 0})
     assert not level_passes({"p95_ms": 900, "underruns": 2})
     assert not level_passes({"p95_ms": None, "underruns": 0})
+    assert level_passes({"p95_ms": 900, "underruns": 0, "cutoff_rate": 0.02})
+    assert not level_passes({"p95_ms": 900, "underruns": 0, "cutoff_rate": 0.05})
     assert ramp(20) == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert ramp(5) == [1, 2, 4]
+    assert ramp(32, 10) == [10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32]
+
+
+# --- cut-offs and the time to answer ---------------------------------------------------------
+
+
+def spoken(state: CallState, clip: int, *spans_ms: tuple[int, int]) -> None:
+    """The caller says clip `clip`, voiced over each (start, end) span of call time."""
+    for start, end in spans_ms:
+        state.caller_voiced += [(ts, clip) for ts in range(start, end, 20)]
+        state.speech_ends[clip] = end - 20
+
+
+def test_a_reply_that_starts_inside_a_pause_the_caller_resumes_from_is_a_cut_off():
+    state = CallState()
+    # "my order number is … one zero zero three": 900 ms between the halves
+    spoken(state, 1, (1000, 2400), (3300, 5000))
+    state.reply_starts = [0, 2900, 5600]  # the greeting, a reply into the pause, the answer
+    assert cut_off_turns(state) == [1]
+
+
+def test_a_reply_after_the_caller_finished_or_after_a_long_pause_is_no_cut_off():
+    state = CallState()
+    spoken(state, 1, (1000, 2400))
+    spoken(state, 2, (6000, 7000), (8800, 9500))  # went on 1.8 s later: a new thought
+    state.reply_starts = [3000, 8000, 10_000]
+    assert cut_off_turns(state) == []
+
+
+def test_a_barge_in_starting_soon_after_a_reply_began_is_no_cut_off():
+    state = CallState()
+    spoken(state, 1, (1000, 2000))
+    spoken(state, 2, (3400, 4000))  # another clip: the caller interrupts the reply
+    state.reply_starts = [2400]
+    assert cut_off_turns(state) == []
+
+
+def test_a_caller_turn_cut_off_twice_counts_once():
+    state = CallState()
+    spoken(state, 1, (1000, 1600), (2400, 3000), (3800, 4400))
+    state.reply_starts = [1900, 3300]
+    assert cut_off_turns(state) == [1]
+
+
+def test_time_to_answer_skips_the_filler_and_an_acknowledgement():
+    state = CallState()
+    spoken(state, 1, (1000, 2000))
+    spoken(state, 2, (9000, 9600))
+    state.spans = {
+        "s2.0": (2600, 3800),  # "Let me look that up." (the filler)
+        "s3.0": (3800, 4200),  # "Sure."
+        "s3.1": (4200, 6000),  # "Your order is on its way."
+        "s5.0": (10_000, 11_000),  # "Goodbye." answers the second turn
+    }
+    record = {
+        "turns": [
+            {"seq": 1, "role": "agent", "text": "Hi.", "source": "tts"},
+            {"seq": 2, "role": "agent", "text": "Let me look that up.", "source": "filler"},
+            {"seq": 3, "role": "agent", "text": "Sure. Your order is on its way.", "source": "tts"},
+            {"seq": 4, "role": "caller", "text": "thanks", "source": "audio"},
+            {"seq": 5, "role": "agent", "text": "Goodbye.", "source": "tts"},
+        ]
+    }
+    assert answer_latencies(state, record) == [4200 - 1980, 10_000 - 9580]
+
+
+def test_a_reply_of_only_a_filler_gives_its_turn_no_time_to_answer():
+    state = CallState()
+    spoken(state, 1, (1000, 2000))
+    spoken(state, 2, (5000, 5600))
+    state.spans = {"s2.0": (2500, 3500), "s3.0": (6000, 7000)}
+    record = {
+        "turns": [
+            {"seq": 2, "role": "agent", "text": "Let me look that up.", "source": "filler"},
+            {"seq": 3, "role": "agent", "text": "It was delivered.", "source": "tts"},
+        ]
+    }
+    assert answer_latencies(state, record) == [6000 - 5580]  # the first turn got none
+
+
+def test_the_summary_gives_the_cut_off_rate_with_each_cut_off_and_the_time_to_answer():
+    samples = [
+        CallSample("pause", "CA1", latencies_ms=[400], answer_ms=[450, 900], caller_turns=3),
+        CallSample("digits", "CA2", answer_ms=[700], caller_turns=2, cutoffs=[2]),
+    ]
+    s = summarize(samples, concurrency=10, realtime=True)
+    assert s["cutoff_rate"] == 0.2  # one of five caller turns
+    assert s["cutoffs"] == [{"scenario": "digits", "call_sid": "CA2", "turn": 2}]
+    assert (s["answer_p50_ms"], s["answer_p95_ms"]) == (700, 900)
+    assert not level_passes({**s, "p95_ms": 500, "underruns": 0})
 
 
 def test_server_settings_from_the_command_line_win_and_capacity_fits_the_run():

@@ -18,8 +18,18 @@ from voice.audio import mulaw_encode, read_wav
 from voice.call import CallDeps, CallSession
 from voice.settings import Settings
 from voice.stt import Transcriber, Transcript
+from voice.turn_end import PredictorOptions
 from voice.turns import TurnOptions, TurnTaker, sounds_finished
 from voice.vad import Pause, Utterance
+
+# The rules before the end-of-turn predictor (tests/voice/test_turn_end.py has its own).
+BEFORE = PredictorOptions.off()
+OFF = {
+    "turn_complete_end_of_turn_ms": 0,
+    "turn_request_end_of_turn_ms": 0,
+    "turn_hold_partial_digits": False,
+    "turn_pace": False,
+}
 
 CLIPS = Path(__file__).parents[2] / "audio_fixtures" / "clips"
 ORDER = Hints(slot="order_number", prompt="Order number:", expect_dtmf=True)
@@ -106,7 +116,8 @@ async def test_no_guess_for_other_audio_or_other_hints():
 
 async def test_a_finished_short_answer_ends_the_turn_early_once_transcribed():
     ears = Ears("No, thanks.", held=True)
-    turns = TurnTaker(TurnOptions(quick_end_of_turn_ms=480, end_of_turn_ms=600), ears.transcribe)
+    options = TurnOptions(quick_end_of_turn_ms=480, end_of_turn_ms=600)
+    turns = TurnTaker(options, ears.transcribe, BEFORE)
     turns.paused(pause(16000), YES_NO)
     assert not turns.turn_over(480, YES_NO)  # not transcribed yet
     ears.release.set()
@@ -174,7 +185,7 @@ async def test_an_open_question_is_never_answered_early():
 async def test_a_long_answer_is_never_cut_early():
     ears = Ears("Order 1, 0.")
     options = TurnOptions(quick_end_of_turn_ms=480, end_of_turn_ms=600)
-    turns = TurnTaker(options, ears.transcribe)
+    turns = TurnTaker(options, ears.transcribe, BEFORE)
     turns.paused(pause(16000), ORDER)
     await until(lambda: turns.ready() is not None)
     assert not turns.turn_over(780, ORDER)
@@ -275,7 +286,7 @@ def speech(name: str = "where_is_my_order") -> np.ndarray:
 
 async def test_a_yes_or_no_is_answered_without_the_full_end_of_turn_wait(tmp_path):
     ears, agent = Ears("No, thanks."), AskingAgent(YES_NO)
-    call = Call(tmp_path, ears, agent, vad_quick_end_of_turn_ms=480, vad_end_of_turn_ms=600)
+    call = Call(tmp_path, ears, agent, vad_quick_end_of_turn_ms=480, vad_end_of_turn_ms=600, **OFF)
     await call.start()
     await call.audio(speech("no_thanks"))
     await call.silence(400)  # a pause: transcribing starts
@@ -301,6 +312,7 @@ async def test_an_order_number_gets_the_long_end_of_turn(tmp_path):
         vad_quick_end_of_turn_ms=480,
         vad_end_of_turn_ms=600,
         vad_long_answer_end_of_turn_ms=800,
+        **OFF,
     )
     await call.start()
     await call.audio(speech("order_1003_spoken"))
