@@ -12,7 +12,7 @@ from PIL import Image
 
 from dialog.evidence import DamageEvidence
 from dialog.loader import load_flows
-from dialog.policy import load_policy
+from dialog.policy import PolicyError, load_policy
 from integrations.demo import shop_sms
 from integrations.photos import PhotoDesk, PhotoOptions, Upload
 from tests.dialog.calls import LENA, NOW, Events, call, demo_shop, said, services, transferred
@@ -151,3 +151,15 @@ async def test_too_many_or_no_photos_keep_nothing(files):
     assert not s.events.of("replacement.created")
     if files:
         assert "more photos than we can take" in accepted.reply
+
+
+def test_the_photo_line_is_policy_and_can_be_turned_off(tmp_path):
+    damaged = load_policy().damaged
+    assert damaged.photos_above == Decimal("100")
+    assert not damaged.needs_photos(10000) and damaged.needs_photos(10001)
+    text = tmp_path / "p.yaml"
+    text.write_text("damaged:\n  photos_above: null\n")
+    assert not load_policy(text).damaged.needs_photos(10**9)
+    text.write_text("damaged:\n  photos_above: -1\n")
+    with pytest.raises(PolicyError, match="photos_above"):
+        load_policy(text)
