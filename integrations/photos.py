@@ -249,9 +249,7 @@ class Reply:
 class FollowUp(Protocol):
     """What happens once photos are kept, and what the customer is told (the dialog's)."""
 
-    async def received(
-        self, request: PhotoRequest, files: list[Attachment], source: str
-    ) -> Reply:
+    async def received(self, request: PhotoRequest, files: list[Attachment], source: str) -> Reply:
         """New photos of `request` are kept (`files`, each with its bytes and its `ref`,
         "photo:12"), from `source` ("upload" or "mms"): carry on with it."""
         ...

@@ -57,8 +57,9 @@ class Setup:
             load_flows().sms,
             clock=lambda: NOW,
         )
-        self.call = call(LENA, shop=self.shop, events=self.events, policy=self.policy,
-                         swapped=self.swapped)  # fmt: skip
+        self.call = call(
+            LENA, shop=self.shop, events=self.events, policy=self.policy, swapped=self.swapped
+        )
 
     async def to_the_photo_question(self) -> str:
         await self.call.start()

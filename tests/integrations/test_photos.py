@@ -407,8 +407,9 @@ async def test_photos_queued_for_a_ticket_wait_for_it_then_reach_the_helpdesk(tm
     )
     assert ticket.status == "queued"
     with pytest.raises(ValueError, match="needs a ref"):
-        await helpdesk.attach(ticket.id, [Attachment("x.jpg", "image/jpeg", b"x")], note="",
-                              idempotency_key="bad")  # fmt: skip
+        await helpdesk.attach(
+            ticket.id, [Attachment("x.jpg", "image/jpeg", b"x")], note="", idempotency_key="bad"
+        )
     await helpdesk.attach(ticket.id, [file], note="Photos.", idempotency_key="photos:r:1")
     [row] = store.outbox.items(kind="attachment")
     assert "data" not in str(row.payload["files"])  # the row names the photo, not its bytes
