@@ -102,6 +102,11 @@ SMS_FIELDS: dict[str, frozenset[str]] = {
         "courtesy": {"code", "description"},
         "rescheduled": {"order", "item", "carrier", "day"},
         "address_changed": {"order", "item", "address"},
+        "photo_link": {"order", "item", "url", "days", "max_photos"},
+        "photos_received": {"order", "item", "rma"},
+        "photos_kept": {"order", "item", "ticket"},
+        "photos_already": {"order", "item"},
+        "photos_refused": {"order", "problem", "max_photos", "max_mb"},
     }.items()
 }
 """The SMS templates `conversation.yaml` may define, and the fields each may use."""

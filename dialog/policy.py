@@ -76,13 +76,19 @@ class RefundsPolicy(_Strict):
 
 
 class DamagedPolicy(_Strict):
-    """Items that arrive damaged."""
+    """Items that arrive damaged. Above `photos_above` dollars (None: never) a replacement
+    waits for photos of the damage, uploaded through a link texted to the customer."""
 
     report_within_days: int = Field(7, ge=0)
     resolutions: list[Literal["replacement", "refund"]] = Field(
         default_factory=lambda: ["replacement", "refund"]
     )
     open_carrier_claim: bool = True
+    photos_above: Decimal | None = Field(Decimal("100"), ge=0)
+
+    def needs_photos(self, cents: int) -> bool:
+        """Whether a replacement of an item worth `cents` waits for photos first."""
+        return self.photos_above is not None and cents > _cents(self.photos_above)
 
 
 class LostPolicy(_Strict):

@@ -389,6 +389,10 @@ class FaultyHelpdesk:
         self.book.helpdesk_received.add(key)
         return ticket
 
+    async def attach(self, ticket_id: str, files: list[Any], **kwargs: Any) -> list[str]:
+        """Add files to a ticket (the soak plans no fault for these)."""
+        return await self.inner.attach(ticket_id, files, **kwargs)
+
 
 # --- fast stand-ins for the speech engines (--fake-engines) -----------------------------------
 

@@ -207,13 +207,21 @@ class ProviderHttp:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request under the policy; see the class docstring."""
+        """Send one request under the policy; see the class docstring. `content` is a raw
+        body (a file upload)."""
 
         async def once() -> httpx.Response:
             response = await self.client.request(
-                method, url, json=json, params=params, data=data, headers=headers
+                method,
+                url,
+                json=json,
+                params=params,
+                data=data,
+                content=content,
+                headers=headers,
             )
             if safe and response.status_code in _TRANSIENT_STATUSES:
                 raise _TransientStatus(response)

@@ -12,12 +12,14 @@ from enum import StrEnum
 
 __all__ = [
     "Address",
+    "Attachment",
     "Coupon",
     "CouponCheck",
     "Customer",
     "Label",
     "Order",
     "OrderLine",
+    "PhotoRequest",
     "Refund",
     "ReturnAuthorization",
     "Shipment",
@@ -213,3 +215,37 @@ class Ticket:
     subject: str
     status: str = "open"
     url: str = ""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file for a helpdesk ticket: its name, media type and bytes.
+
+    `ref` names a copy kept in the store (a photo: "photo:12"), so a queued attachment can name
+    the file instead of carrying it; `data` may then be empty until the file is read back.
+    """
+
+    filename: str
+    content_type: str
+    data: bytes = b""
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class PhotoRequest:
+    """A customer asked for photos of damage: the signed upload link texted to them, and what
+    the photos are for (the order line, the resolution waiting for them, the ticket)."""
+
+    id: str
+    order_number: str
+    line_id: str
+    phone: str
+    resolution: str
+    url: str
+    expires_at: datetime
+    status: str = "pending"
+    ticket_id: str = ""
+    call_sid: str | None = None
+    photo_count: int = 0
+    max_photos: int = 5
+    max_bytes: int = 10 * 1024 * 1024

@@ -55,7 +55,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from integrations.clock import aware, utc_now
-from integrations.models import Label, Refund, Ticket
+from integrations.models import Attachment, Label, Refund, Ticket
 from integrations.protocols import Refunds, Returns
 from integrations.redact import redact_data
 from integrations.schema import plain
@@ -80,7 +80,7 @@ __all__ = [
     "ticket_reference",
 ]
 
-KINDS = ("sms", "ticket", "label", "refund")
+KINDS = ("sms", "ticket", "attachment", "label", "refund")
 """The kinds of side effect the adapters here queue (a worker may deliver others)."""
 
 STATUSES = ("pending", "delivering", "delivered", "dead")
@@ -467,6 +467,33 @@ class OutboxHelpdesk(_Queueing):
             delivered = _ticket(entry.result)
             return Ticket(id=reference, subject=subject, status=delivered.status, url=delivered.url)
         return Ticket(id=reference, subject=subject, status="queued")
+
+    async def attach(
+        self, ticket_id: str, files: list[Attachment], *, note: str, idempotency_key: str
+    ) -> list[str]:
+        """Queue files for a ticket (records `ticket.attached`); the refs of the queued files.
+
+        The row names each file by its `ref` (a kept photo, "photo:12"), never its bytes; the
+        worker reads them back and attaches them once the ticket is in the helpdesk.
+        """
+        if not files or any(not f.ref for f in files):
+            raise ValueError("queued attachments name kept files: every one needs a ref")
+        item = OutboxItem(
+            "attachment",
+            f"attachment:{idempotency_key}",
+            {
+                "ticket_id": ticket_id,
+                "files": [
+                    {"ref": f.ref, "filename": f.filename, "content_type": f.content_type}
+                    for f in files
+                ],
+                "note": note,
+            },
+        )
+        await self._decide(
+            "ticket.attached", item, order=None, ticket_id=ticket_id, files=len(files)
+        )
+        return [f.ref for f in files]
 
 
 class OutboxRefunds(_Queueing):

@@ -14,11 +14,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from integrations.models import (
     Address,
+    Attachment,
     Coupon,
     CouponCheck,
     Customer,
     Label,
     Order,
+    PhotoRequest,
     Refund,
     ReturnAuthorization,
     Shipment,
@@ -35,6 +37,7 @@ __all__ = [
     "Messenger",
     "OrderFeed",
     "OrderSource",
+    "PhotoRequests",
     "ProviderError",
     "Refunds",
     "Returns",
@@ -180,6 +183,32 @@ class Helpdesk(Protocol):
         idempotency_key: str,
     ) -> Ticket: ...
 
+    async def attach(
+        self, ticket_id: str, files: list[Attachment], *, note: str, idempotency_key: str
+    ) -> list[str]:
+        """Add `files` to the ticket `ticket_id` with a private `note`; the attachments' ids.
+        The same key attaches once."""
+        ...
+
+
+@runtime_checkable
+class PhotoRequests(Protocol):
+    """Signed, expiring links a customer uploads photos of damage through."""
+
+    async def request_photos(
+        self,
+        *,
+        order_number: str,
+        line_id: str,
+        phone: str,
+        resolution: str,
+        ticket_id: str,
+        call_sid: str | None,
+        idempotency_key: str,
+    ) -> PhotoRequest:
+        """Open (once per key) a request for photos of `line_id`; it holds the upload link."""
+        ...
+
 
 DEFAULT_HUMAN_NUMBER = "+18005550199"
 """Where callers go to a person unless the shop says otherwise (`POSTVOICE_HUMAN_NUMBER`)."""
@@ -202,6 +231,8 @@ ACTION_EVENTS = frozenset(
         "address.changed",
         "redirect.requested",
         "claim.opened",
+        "photos.requested",
+        "photos.received",
         "csat.recorded",
     }
 )
@@ -230,5 +261,6 @@ class Services:
     refunds: Refunds | None = None
     helpdesk: Helpdesk | None = None
     deliveries: Deliveries | None = None
+    photos: PhotoRequests | None = None
     human_number: str = DEFAULT_HUMAN_NUMBER
     timezone: tzinfo = UTC

@@ -44,6 +44,7 @@ from integrations.clock import utc_now
 from integrations.dashboard_queries import DashboardQueries
 from integrations.outbox import Outbox, OutboxEntry, OutboxItem, enqueue, outbox
 from integrations.outbox import metadata as outbox_metadata
+from integrations.photos import metadata as photos_metadata
 from integrations.redact import redact_card_numbers, redact_data
 from integrations.schema import ENDED_STATUSES, calls, events, status_updates, stream_claims, turns
 from integrations.schema import metadata as call_metadata
@@ -58,8 +59,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-migrated_metadata = (call_metadata, outbox_metadata, accounts_metadata)
-"""Every table the migrations own: the call store's, the outbox's and the accounts'."""
+migrated_metadata = (call_metadata, outbox_metadata, accounts_metadata, photos_metadata)
+"""Every table the migrations own: the call store's, the outbox's, the accounts' and the
+photos of damage."""
 
 # PostgreSQL advisory lock held while migrating, so instances starting together take turns.
 _MIGRATION_LOCK = zlib.crc32(b"postvoice:migrate")

@@ -35,6 +35,7 @@ from integrations.clock import Clock, utc_now
 from integrations.delivery import Deliverer, OutboxLeases, RetryPolicy, classify, deliverers_for
 from integrations.demo import DemoShop
 from integrations.outbox import Outbox, OutboxEntry
+from integrations.photos import attachment_deliverer
 from integrations.provider_set import Providers
 
 __all__ = [
@@ -271,19 +272,23 @@ def demo_providers(engine: Engine) -> Providers:
     return Providers.demo(DemoShop(engine))
 
 
-def deliverers_from(providers: Providers) -> dict[str, Deliverer]:
-    """Deliverers for the Messenger, Helpdesk, Refunds and Returns of `providers`."""
-    return deliverers_for(
+def deliverers_from(providers: Providers, engine: Engine | None = None) -> dict[str, Deliverer]:
+    """Deliverers for the Messenger, Helpdesk, Refunds and Returns of `providers`; with the
+    store's `engine`, also for files kept there (photos of damage) added to tickets."""
+    found = deliverers_for(
         messenger=providers.messenger,
         helpdesk=providers.helpdesk,
         refunds=providers.refunds,
         returns=providers.returns,
     )
+    if engine is not None:
+        found["attachment"] = attachment_deliverer(providers.helpdesk, engine)
+    return found
 
 
 def demo_deliverers(engine: Engine) -> dict[str, Deliverer]:
     """Deliverers over the embedded demo shop in `engine` (the in-process default)."""
-    return deliverers_from(demo_providers(engine))
+    return deliverers_from(demo_providers(engine), engine)
 
 
 async def _close(providers: Providers) -> None:
@@ -315,7 +320,7 @@ def main(
     chosen = (providers or demo_providers)(engine)
     worker = Worker(
         store.outbox,
-        deliverers_from(chosen),
+        deliverers_from(chosen, engine),
         worker_id=worker_id or default_worker_id(),
         policy=policy or RetryPolicy(),
         lease_s=lease_s,

@@ -11,6 +11,12 @@
 The body is a private (internal) comment: it may hold the caller's words, which the customer
 need not be emailed. The requester is the customer when their email is known; their phone
 number, when known, ends the body so an agent can call back.
+
+Files (photos of damage) are added with Zendesk's uploads API: each file is `POST
+/uploads.json?filename=…` (the first upload's token passed to the next, so they share one
+token), then one private comment on the ticket names that token. The comment ends with a
+marker of the idempotency key, and the ticket's comments are read first, so a retry finds the
+comment it made instead of adding the photos twice.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 import httpx
 
 from integrations.http import DEFAULT_POLICY, DEFAULT_TIMEOUT, ProviderHttp, RetryPolicy, Sleep
-from integrations.models import Ticket
+from integrations.models import Attachment, Ticket
 from integrations.protocols import ProviderError
 
 __all__ = ["ZendeskHelpdesk", "call_ticket_body", "zendesk_priority"]
@@ -119,6 +125,57 @@ class ZendeskHelpdesk:
         )
         self._raise_for(response)
         return self._ticket(response.json()["ticket"])
+
+    async def attach(
+        self, ticket_id: str, files: list[Attachment], *, note: str, idempotency_key: str
+    ) -> list[str]:
+        """Upload `files` and add them to the ticket in one private comment; the ids of
+        Zendesk's attachments (the first comment's, when this key attached them before)."""
+        if not idempotency_key:
+            raise ValueError("an attachment needs an idempotency_key")
+        if not files or any(not f.data for f in files):
+            raise ValueError("an attachment needs its bytes")
+        marker = f"[postvoice:{idempotency_key}]"
+        done = await self._comment_with(ticket_id, marker)
+        if done is not None:
+            return done
+        token = ""
+        for f in files:
+            params = {"filename": f.filename}
+            if token:
+                params["token"] = token
+            response = await self.http.request(
+                "POST",
+                "/uploads.json",
+                params=params,
+                content=f.data,
+                headers={"Content-Type": f.content_type or "application/octet-stream"},
+                safe=True,  # an upload no comment names is discarded by Zendesk: harmless
+            )
+            self._raise_for(response)
+            token = (response.json().get("upload") or {}).get("token") or token
+        if not token:
+            raise ProviderError("Zendesk gave no upload token", code="invalid_upload")
+        body = f"{note.rstrip()}\n\n{marker}" if note.strip() else marker
+        response = await self.http.request(
+            "PUT",
+            f"/tickets/{ticket_id}.json",
+            json={"ticket": {"comment": {"body": body, "public": False, "uploads": [token]}}},
+            safe=False,  # a second comment would show the photos twice; the marker guards
+        )
+        self._raise_for(response)
+        return await self._comment_with(ticket_id, marker) or []
+
+    async def _comment_with(self, ticket_id: str, marker: str) -> list[str] | None:
+        """The attachment ids of the ticket's comment holding `marker`, or None."""
+        response = await self.http.request(
+            "GET", f"/tickets/{ticket_id}/comments.json", params={"sort_order": "desc"}, safe=True
+        )
+        self._raise_for(response)
+        for comment in response.json().get("comments") or []:
+            if marker in (comment.get("body") or ""):
+                return [str(a["id"]) for a in comment.get("attachments") or [] if "id" in a]
+        return None
 
     async def check(self) -> str:
         """A cheap authenticated call (`GET /users/me.json`); returns the agent's email."""

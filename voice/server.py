@@ -28,6 +28,7 @@ from voice import dashboard, twilio
 from voice.call import CallDeps, CallSession
 from voice.dashboard import Gate, Principal
 from voice.outbound import dialer_for, parse_since
+from voice.photo_routes import install_photo_routes
 from voice.services import build_shop
 from voice.settings import Settings
 from voice.stt import Transcriber, WhisperTranscriber
@@ -274,6 +275,7 @@ def create_app(
         extra={"oidc_transport": oidc_transport},
     )
     dashboard.mount(app, board)
+    install_photo_routes(app, shop.photos, gate)
     Viewer = Annotated[Principal, Depends(gate.require("viewer"))]
     Agent = Annotated[Principal, Depends(gate.require("agent"))]
     Approver = Annotated[Principal, Depends(gate.require("approver"))]

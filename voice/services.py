@@ -19,10 +19,11 @@ from integrations.demo import metadata as shop_metadata
 from integrations.labels import EmbeddedLabels
 from integrations.outbound import metadata as outbound_metadata
 from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds, OutboxReturns
+from integrations.photos import PhotoDesk
 from integrations.protocols import EventSink, OrderFeed, Services
 from integrations.provider_set import Providers, close_providers
 from integrations.providers import BuildProviders, build_label_maker, build_providers
-from integrations.store import Store, make_engine
+from integrations.store import CallEvents, Store, make_engine
 from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
 from integrations.twilio_sms import metadata as twilio_sms_metadata
 from integrations.worker import RetryPolicy, WorkerHandle, deliverers_from, start_in_process
@@ -45,6 +46,7 @@ class Shop:
     providers: Providers
     flows: Any
     policy: Any
+    photos: PhotoDesk | None = field(default=None)
     worker: WorkerHandle | None = field(default=None)
 
     def wake_worker(self) -> None:
@@ -74,8 +76,14 @@ class Shop:
             refunds=OutboxRefunds(events, p.refunds, wake=self.wake_worker),
             helpdesk=OutboxHelpdesk(events, wake=self.wake_worker),
             deliveries=p.deliveries,
+            photos=self.photos,
             human_number=self.settings.human_number,
         )
+
+    def request_services(self, request: Any) -> Services:
+        """The services that carry on after a call: the decisions recorded on the call that
+        asked for the photos of `request` (an `integrations.models.PhotoRequest`)."""
+        return self.services(CallEvents(self.store, request.call_sid))
 
     def agent(self, info: CallInfo, events: EventSink) -> Any:
         """The dialog for one call."""
@@ -99,9 +107,10 @@ class Shop:
     def start_worker(self) -> None:
         """Deliver the outbox from this process (call inside the running event loop)."""
         if self.worker is None:
+            deliverers = deliverers_from(self.providers, self.engine)
             self.worker = start_in_process(
                 self.store.outbox,
-                deliverers_from(self.providers),
+                deliverers,
                 poll_s=self.settings.worker_poll_s,
                 policy=RetryPolicy(
                     max_attempts=self.settings.outbox_max_attempts,
@@ -150,7 +159,7 @@ def build_shop(settings: Settings, make_providers: BuildProviders = build_provid
     )
     ensure_schema(engine)
     labels, demo, providers = choose_providers(settings, engine, make_providers)
-    return Shop(
+    shop = Shop(
         settings=settings,
         engine=engine,
         store=store,
@@ -159,4 +168,25 @@ def build_shop(settings: Settings, make_providers: BuildProviders = build_provid
         providers=providers,
         flows=load_flows(settings.flows_dir),
         policy=load_policy(settings.policy_file),
+    )
+    shop.photos = build_photo_desk(settings, shop)
+    return shop
+
+
+def build_photo_desk(settings: Settings, shop: Shop, **options: Any) -> PhotoDesk:
+    """The photo desk of `shop`: links signed with the label key, MMS photos fetched with
+    the Twilio account's credentials, and what follows photos (`dialog.evidence`) on the
+    shop's own services. `options` go to `PhotoDesk` (a test's `media_transport`)."""
+    from dialog.evidence import DamageEvidence
+
+    sid = settings.twilio_account_sid or ""
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    return PhotoDesk(
+        shop.engine,
+        settings.label_secret(),
+        settings.public_url,
+        settings.photo_options(),
+        follow_up=DamageEvidence(shop.request_services, shop.policy, shop.flows.sms),
+        media_auth=(sid, token) if sid and token else None,
+        **options,
     )

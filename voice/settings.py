@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,13 @@ class Settings(BaseSettings):
     shop_name: str = "Northwind Goods"
     support_number: str = "+18005550100"
     human_number: str = DEFAULT_HUMAN_NUMBER
+
+    # Photos of damage
+    photo_link_hours: float = Field(
+        default=72, gt=0, description="How long a texted link for photos of damage works."
+    )
+    photo_max_mb: float = Field(default=10, gt=0, le=50, description="The largest photo taken.")
+    photo_max_count: int = Field(default=5, ge=1, le=5, description="Photos one request takes.")
 
     # Speech to text
     stt_model_dir: Path | None = Field(
@@ -351,6 +359,16 @@ class Settings(BaseSettings):
         if self.label_secret_key is not None:
             return self.label_secret_key.get_secret_value().encode()
         return hashlib.sha256(b"postvoice-labels:" + self.secret()).digest()
+
+    def photo_options(self):
+        """What a photo request takes, as `integrations.photos.PhotoOptions`."""
+        from integrations.photos import PhotoOptions
+
+        return PhotoOptions(
+            max_photos=self.photo_max_count,
+            max_bytes=int(self.photo_max_mb * 1024 * 1024),
+            ttl=timedelta(hours=self.photo_link_hours),
+        )
 
     def vad_options(self, *, end_of_turn_ms: int | None = None):
         """Segmentation as `voice.vad.VadOptions`; `end_of_turn_ms` replaces the setting's

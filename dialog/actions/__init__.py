@@ -3,7 +3,7 @@
 Importing this package registers every shipped action in `ACTIONS`.
 """
 
-from dialog.actions import coupons, deliveries, orders, people, refunds, returns
+from dialog.actions import coupons, deliveries, orders, people, photos, refunds, returns
 from dialog.actions.registry import (
     ACTIONS,
     ActionContext,
@@ -22,6 +22,7 @@ __all__ = [
     "deliveries",
     "orders",
     "people",
+    "photos",
     "refunds",
     "returns",
 ]

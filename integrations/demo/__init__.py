@@ -30,6 +30,7 @@ from integrations.demo.schema import (
     shop_shipments,
     shop_sms,
     shop_stock,
+    shop_ticket_attachments,
     shop_tickets,
     shop_tracking_events,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "shop_shipments",
     "shop_sms",
     "shop_stock",
+    "shop_ticket_attachments",
     "shop_tickets",
     "shop_tracking_events",
     "tracking_url",

@@ -1,4 +1,5 @@
-"""`DemoHelpdesk`: tickets filed in `shop_tickets` for people to pick up."""
+"""`DemoHelpdesk`: tickets filed in `shop_tickets` for people to pick up, and the files added
+to them (photos of damage) in `shop_ticket_attachments`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from sqlalchemy import Connection, Engine, select
 
 from integrations.clock import Clock, utc_now
 from integrations.demo.rows import from_db, next_id, require_key, to_db, write_once
-from integrations.demo.schema import shop_tickets
-from integrations.models import Ticket
+from integrations.demo.schema import shop_ticket_attachments, shop_tickets
+from integrations.models import Attachment, Ticket
 from integrations.phones import normalize_phone
+from integrations.protocols import ProviderError
 
 _PRIORITIES = ("low", "normal", "high", "urgent")
 
@@ -58,6 +60,63 @@ class DemoHelpdesk:
             "idempotency_key": idempotency_key,
         }
         return await asyncio.to_thread(self._create, row)
+
+    async def attach(
+        self, ticket_id: str, files: list[Attachment], *, note: str, idempotency_key: str
+    ) -> list[str]:
+        """Add files to a ticket ("A-10001", …); the same key adds nothing new."""
+        require_key(idempotency_key)
+        if not files or any(not f.data for f in files):
+            raise ValueError("an attachment needs its bytes")
+        return await asyncio.to_thread(self._attach, ticket_id, files, note, idempotency_key)
+
+    def attachments(self, ticket_id: str) -> list[dict[str, Any]]:
+        """The files added to a ticket, in order, bytes included (operators and tests)."""
+        t = shop_ticket_attachments
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.id, t.c.filename, t.c.content_type, t.c.data, t.c.note)
+                .where(t.c.ticket_id == ticket_id)
+                .order_by(t.c.seq)
+            ).all()
+        return [{**row._asdict(), "data": bytes(row.data)} for row in rows]
+
+    def _attach(self, ticket_id: str, files: list[Attachment], note: str, key: str) -> list[str]:
+        t = shop_ticket_attachments
+
+        def find(conn: Connection) -> list[str] | None:
+            ids = conn.execute(
+                select(t.c.id).where(t.c.idempotency_key == key).order_by(t.c.position)
+            ).scalars()
+            return list(ids) or None
+
+        def write(conn: Connection) -> list[str]:
+            known = conn.execute(
+                select(shop_tickets.c.id).where(shop_tickets.c.id == ticket_id)
+            ).first()
+            if known is None:
+                raise ProviderError(f"no ticket {ticket_id}", code="no_ticket")
+            ids = []
+            for position, f in enumerate(files):
+                attachment_id = next_id(conn, t.c.id, "A-", 10001)
+                conn.execute(
+                    t.insert(),
+                    {
+                        "id": attachment_id,
+                        "ticket_id": ticket_id,
+                        "position": position,
+                        "filename": f.filename,
+                        "content_type": f.content_type,
+                        "data": f.data,
+                        "note": note,
+                        "idempotency_key": key,
+                        "created_at": to_db(self._clock()),
+                    },
+                )
+                ids.append(attachment_id)
+            return ids
+
+        return write_once(self._engine, find, write)
 
     def tickets(self) -> list[dict[str, Any]]:
         """Every ticket filed, oldest first, for operators and tests."""

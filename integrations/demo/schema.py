@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -284,10 +285,26 @@ shop_tickets = Table(
     Column("created_at", _UtcDateTime, nullable=False),
 )
 
+shop_ticket_attachments = Table(
+    "shop_ticket_attachments",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(16), nullable=False, unique=True),  # "A-10001"
+    Column("ticket_id", String(16), nullable=False, index=True),  # a shop_tickets.id
+    Column("position", Integer, nullable=False),
+    Column("filename", String(200), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("idempotency_key", _KEY, nullable=False),
+    Column("created_at", _UtcDateTime, nullable=False),
+    UniqueConstraint("idempotency_key", "position", name="uq_shop_ticket_attachments_key"),
+)
+
 # What was sent to a customer or handed to a person survives a reseed: a demo shop must never
 # text twice, and a ticket someone may be working on must not vanish. These tables reference no
 # demo row, so the rest can be dropped and rebuilt around them.
-KEPT_TABLES = (shop_sms, shop_tickets)
+KEPT_TABLES = (shop_sms, shop_tickets, shop_ticket_attachments)
 SEEDED_TABLES = tuple(t for t in metadata.sorted_tables if t not in KEPT_TABLES)
 
 

@@ -726,7 +726,9 @@ class FakeTwilio:
 
 @dataclass
 class FakeZendesk:
-    """Zendesk Support: tickets (create with Idempotency-Key, list by external_id), users/me."""
+    """Zendesk Support: tickets (create with Idempotency-Key, list by external_id), users/me,
+    file uploads (`POST /uploads.json`, sharing a token), and comments (a `PUT` of the ticket
+    adds one, naming upload tokens; `GET …/comments.json` lists them)."""
 
     subdomain: str = "northwind"
     email: str = "agent@northwind.example"
@@ -734,6 +736,9 @@ class FakeZendesk:
     tickets: list[dict] = field(default_factory=list)
     posts: int = 0
     by_idempotency_key: dict[str, dict] = field(default_factory=dict)
+    uploads: dict[str, list[dict]] = field(default_factory=dict)  # token -> attachments
+    comments: dict[str, list[dict]] = field(default_factory=dict)  # ticket id -> comments
+    upload_posts: int = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         expected = basic(f"{self.email}/token", self.token)
@@ -761,7 +766,57 @@ class FakeZendesk:
             )
         if path == "/api/v2/tickets.json" and request.method == "POST":
             return self._create(request)
+        if path == "/api/v2/uploads.json" and request.method == "POST":
+            return self._upload(request)
+        parts = path.removeprefix("/api/v2/tickets/").split("/")
+        known = {str(t["id"]) for t in self.tickets}
+        if path.startswith("/api/v2/tickets/") and parts[0].removesuffix(".json") in known:
+            ticket_id = parts[0].removesuffix(".json")
+            if parts[1:] == ["comments.json"] and request.method == "GET":
+                found = [
+                    {k: v for k, v in c.items() if not k.startswith("_")}
+                    for c in self.comments.get(ticket_id, [])
+                ]
+                if request.url.params.get("sort_order") == "desc":
+                    found.reverse()
+                return httpx.Response(200, json={"comments": found, "next_page": None})
+            if len(parts) == 1 and request.method == "PUT":
+                return self._comment(ticket_id, json.loads(request.content)["ticket"])
         return httpx.Response(404, json={"error": "InvalidEndpoint"})
+
+    def _upload(self, request: httpx.Request) -> httpx.Response:
+        self.upload_posts += 1
+        filename = request.url.params.get("filename")
+        if not filename or not request.content:
+            return httpx.Response(422, json={"error": "RecordInvalid"})
+        token = request.url.params.get("token") or f"tok{len(self.uploads) + 1}"
+        attachment = {
+            "id": 9000 + sum(len(a) for a in self.uploads.values()),
+            "file_name": filename,
+            "content_type": request.headers.get("Content-Type"),
+            "size": len(request.content),
+            "_content": request.content,
+        }
+        self.uploads.setdefault(token, []).append(attachment)
+        shown = [{k: v for k, v in a.items() if not k.startswith("_")} for a in self.uploads[token]]
+        return httpx.Response(201, json={"upload": {"token": token, "attachments": shown}})
+
+    def _comment(self, ticket_id: str, body: dict) -> httpx.Response:
+        comment = body.get("comment") or {}
+        attachments = [a for t in comment.get("uploads", []) for a in self.uploads.pop(t, [])]
+        self.comments.setdefault(ticket_id, []).append(
+            {
+                "id": 7000 + sum(len(c) for c in self.comments.values()),
+                "body": comment.get("body", ""),
+                "public": comment.get("public", True),
+                "attachments": [
+                    {k: v for k, v in a.items() if not k.startswith("_")} for a in attachments
+                ],
+                "_files": attachments,
+            }
+        )
+        ticket = next(t for t in self.tickets if str(t["id"]) == ticket_id)
+        return httpx.Response(200, json={"ticket": ticket})
 
     def _create(self, request: httpx.Request) -> httpx.Response:
         self.posts += 1

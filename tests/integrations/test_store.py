@@ -187,7 +187,7 @@ def test_migrations_build_the_schema_the_code_declares_and_rerun_harmlessly(db_u
     store.migrate()  # every start-up runs it again
 
     assert _schema_drift(engine) == []
-    assert _version(engine) == "0005_trust"
+    assert _version(engine) == "0006_photos"
     assert store.call("CA6")["from_number"] == MARIA
     engine.dispose()
 
@@ -227,6 +227,6 @@ def test_instances_starting_together_migrate_once_without_error(db_url: str):
         thread.join(timeout=60)
 
     assert errors == []
-    assert _version(engines[0]) == "0005_trust"
+    assert _version(engines[0]) == "0006_photos"
     for engine in engines:
         engine.dispose()

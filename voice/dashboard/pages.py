@@ -427,12 +427,18 @@ def router(dash: Dashboard) -> APIRouter:
         found = await asyncio.to_thread(
             store.tickets_page, state or None, page=_page_number(page), per_page=PER_PAGE
         )
+        desk = getattr(dash.shop, "photos", None)
+        photos = {}
+        if desk is not None:
+            refs = [t["reference"] for t in found.items]
+            photos = await asyncio.to_thread(desk.photos_of_tickets, refs)
         return render(
             dash,
             request,
             "tickets.html",
             active="tickets",
             tickets=found,
+            photos=photos,
             state=state,
             states=list(TICKET_STATES),
             links=_links("/dashboard/tickets", {"state": state}, found.page, found.pages),

@@ -1,0 +1,111 @@
+"""The photo upload page behind its signed link, and the photos on the dashboard's tickets."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from integrations.outbox import OutboxHelpdesk
+from integrations.store import CallEvents
+from tests.dashboard.callmaker import BEARER, running
+from tests.dashboard.dom import parse
+
+LENA = "+14155550105"
+
+
+@pytest.fixture
+def client(tmp_path):
+    with running(tmp_path) as c:
+        yield c
+
+
+def jpeg(colour=(180, 20, 20)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), colour).save(out, "JPEG")
+    return out.getvalue()
+
+
+def open_request(client):
+    """A photo request for Lena's vase, on a ticket queued the way the flow queues it."""
+    app = client.app
+    events = CallEvents(app.state.store, None)
+    ticket = client.portal.call(
+        lambda: OutboxHelpdesk(events).create_ticket(
+            "Photos of damage: order 1009",
+            "waiting for photos",
+            requester_phone=LENA,
+            requester_email=None,
+            tags=["damaged", "photos"],
+            priority="normal",
+            idempotency_key="CA1:ticket:photos:1009",
+        )
+    )
+    return client.portal.call(
+        lambda: app.state.photos.request_photos(
+            order_number="1009",
+            line_id="1009-1",
+            phone=LENA,
+            resolution="replacement",
+            ticket_id=ticket.id,
+            call_sid=None,
+            idempotency_key="CA1:photos:1009:1009-1",
+        )
+    )
+
+
+def path_of(url: str) -> str:
+    return url.removeprefix("https://support.example-shop.com")
+
+
+def test_the_link_shows_the_upload_form_and_a_forged_or_bare_link_shows_nothing(client):
+    request = open_request(client)
+    answer = client.get(path_of(request.url))
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "private, no-store"
+    form = parse(answer.text).one("form", id="upload")
+    field = form.find("input", type="file")
+    assert field["name"] == "photos" and "multiple" in field.attrs
+    assert "image/jpeg" in field["accept"]
+    forged = path_of(request.url)[:-3] + "abc"
+    for path in (forged, f"/photos/{request.id}"):
+        refused = client.get(path)
+        assert refused.status_code == 403 and "not valid or has expired" in refused.text
+        posted = client.post(path, files=[("photos", ("a.jpg", jpeg(), "image/jpeg"))])
+        assert posted.status_code == 403
+    assert client.app.state.photos.photos_of_tickets([request.ticket_id]) == {}
+
+
+def test_photos_sent_from_the_page_arrange_the_replacement_and_show_on_the_ticket(client):
+    request = open_request(client)
+    link = path_of(request.url)
+    not_a_photo = client.post(link, files=[("photos", ("notes.txt", b"hello", "text/plain"))])
+    assert not_a_photo.status_code == 400
+    assert "that wasn't a photo" in parse(not_a_photo.text).one(id="error").text
+
+    sent = client.post(
+        link,
+        files=[
+            ("photos", ("vase.jpg", jpeg(), "image/jpeg")),
+            ("photos", ("box.jpg", jpeg((20, 20, 180)), "image/jpeg")),
+        ],
+    )
+    assert sent.status_code == 200, sent.text[:400]
+    reply = parse(sent.text).one(id="reply").text
+    assert reply.startswith("Thanks, we've got your photos — a replacement for your ceramic vase")
+    record = client.get("/api/outbox", headers=BEARER).json()["items"]
+    assert any(i["kind"] == "attachment" for i in record)
+    again = client.post(link, files=[("photos", ("more.jpg", jpeg((0, 90, 0)), "image/jpeg"))])
+    assert again.status_code == 409 and "We already have your photos" in again.text
+
+    tickets = parse(client.get("/dashboard/tickets", headers=BEARER).text)
+    row = tickets.one("tr", data_ticket=request.ticket_id)
+    images = row.find_all("img")
+    assert len(images) == 2
+    src = images[0]["src"]
+    assert client.get(src, follow_redirects=False).status_code == 303  # not logged in
+    shown = client.get(src, headers=BEARER)
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert shown.content[:2] == b"\xff\xd8"
+    assert client.get("/dashboard/photos/999", headers=BEARER).status_code == 404
