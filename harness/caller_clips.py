@@ -1,20 +1,24 @@
 """Scenario clips said again by a caller voice that is not the one the agent was tuned on.
 
 `audio_fixtures/clips/` holds each clip as `audio_fixtures/make_clips.sh` made it from
-`audio_fixtures/clips.tsv` (name, espeak-ng voice, wpm, text). Here the same text is said by a
+`audio_fixtures/clips.tsv` (name, espeak-ng voice, wpm, text), and the callers who pause
+mid-utterance as `audio_fixtures/make_pause_clips.py` made them from
+`audio_fixtures/pause_clips.tsv` (name, caller voice, text). Here the same text is said by a
 `harness.callers` voice instead, at the speed and noise level `harness.callers.speak` picks for it:
-a " | " in the text is a one-second pause mid-sentence, so the parts are spoken alone (at the
-clip's noise level) and joined with one second from the end of one part's speech to the start
-of the next, as `make_clips.sh` joins them. `postvoice replay --caller-voice NAME` replays the
-scenarios with these clips in place of the committed ones:
+a " | " in the text is a one-second pause mid-sentence and a "|0.8|" one of that many seconds,
+so the parts are spoken alone (at the clip's noise level) and joined with the pause from the
+end of one part's speech to the start of the next, as the clip makers join them.
+`postvoice replay --caller-voice NAME` replays the scenarios with these clips in place of the
+committed ones:
 
-    texts = read_clip_texts()
+    texts = caller_clip_texts()
     clips = render_clips(scenarios, voice_named("flite-awb"), Path(tmp), texts)
     scenario = with_clips(scenario, clips)
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +40,16 @@ from voice.audio import SAMPLE_RATE, write_wav
 __all__ = [
     "CLIPS_TSV",
     "PAUSE",
+    "PAUSE_CLIPS_TSV",
     "PAUSE_S",
     "MissingClipError",
+    "caller_clip_texts",
     "choose_voices",
     "clip_text",
     "clips_used",
     "is_spoken",
     "join_parts",
+    "parts_of",
     "read_clip_texts",
     "render_clips",
     "renderings",
@@ -51,8 +58,11 @@ __all__ = [
 ]
 
 CLIPS_TSV = Path(__file__).resolve().parents[1] / "audio_fixtures" / "clips.tsv"
+PAUSE_CLIPS_TSV = CLIPS_TSV.with_name("pause_clips.tsv")
 PAUSE = " | "
 PAUSE_S = 1.0
+# " | " (a pause of PAUSE_S) or "|0.8|" (a pause of that many seconds).
+_PAUSES = re.compile(r"\s+\|\s+|\s*\|(\d+(?:\.\d+)?)\|\s*")
 # What `harness.callers` puts around each utterance (its `pad 0.3 0.5`); the line noise is
 # there too.
 LEAD_PAD_S, TRAIL_PAD_S = 0.3, 0.5
@@ -65,17 +75,31 @@ class MissingClipError(ValueError):
     """A scenario's clip has no line in clips.tsv, so no other voice can say it."""
 
 
-def read_clip_texts(path: Path = CLIPS_TSV) -> dict[str, str]:
-    """Each clip's text by name, from a clips.tsv (name, voice, wpm, text; # comments)."""
+def read_clip_texts(path: Path = CLIPS_TSV, columns: tuple[str, ...] = ()) -> dict[str, str]:
+    """Each clip's text by name, from a clips.tsv (name, voice, wpm, text; # comments), or
+    from another list whose `columns` end with the text (pause_clips.tsv: name, voice, text)."""
+    columns = columns or ("name", "voice", "wpm", "text")
     texts: dict[str, str] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t")
-        if len(fields) != 4 or not fields[3].strip():
-            raise ValueError(f"{path}:{number}: expected name, voice, wpm, text (tab-separated)")
-        texts[fields[0]] = fields[3].strip()
+        if len(fields) != len(columns) or not fields[-1].strip():
+            raise ValueError(f"{path}:{number}: expected {', '.join(columns)} (tab-separated)")
+        texts[fields[0]] = fields[-1].strip()
     return texts
+
+
+def caller_clip_texts() -> dict[str, str]:
+    """The text of every committed clip a scenario can play: clips.tsv and pause_clips.tsv."""
+    return read_clip_texts() | read_clip_texts(PAUSE_CLIPS_TSV, ("name", "voice", "text"))
+
+
+def parts_of(text: str) -> tuple[list[str], list[float]]:
+    """A clip's spoken parts and the pauses (s) between them."""
+    # text, seconds, text, ...: the seconds are None for a " | ".
+    pieces = _PAUSES.split(text)
+    return pieces[0::2], [PAUSE_S if p is None else float(p) for p in pieces[1::2]]
 
 
 def clip_text(clip: Path, texts: dict[str, str]) -> str:
@@ -108,34 +132,40 @@ def is_spoken(scenario: Scenario) -> bool:
 
 def join_parts(
     parts: Sequence[np.ndarray],
-    pause_s: float = PAUSE_S,
+    pause_s: float | Sequence[float] = PAUSE_S,
     lead_pad_s: float = LEAD_PAD_S,
     trail_pad_s: float = TRAIL_PAD_S,
 ) -> np.ndarray:
     """Utterances as `harness.callers.speak` returns them (`lead_pad_s` before the speech,
-    `trail_pad_s` after) joined into one, `pause_s` from the end of one's speech to the start
-    of the next's: the padding on either side of the pause is kept (it carries the line
-    noise) and silence makes up the rest."""
+    `trail_pad_s` after) joined into one, `pause_s` (one for every gap, or each gap's own)
+    from the end of one's speech to the start of the next's: the padding on either side of a
+    pause is kept (it carries the line noise) and silence makes up the rest; a pause shorter
+    than the padding cuts the padding down to it."""
     if not parts:
         return np.zeros(0, dtype=np.int16)
+    pauses = [pause_s] * (len(parts) - 1) if isinstance(pause_s, int | float) else list(pause_s)
+    if len(pauses) != len(parts) - 1:
+        raise ValueError(f"{len(parts)} parts need {len(parts) - 1} pauses, not {len(pauses)}")
     lead, trail = round(lead_pad_s * SAMPLE_RATE), round(trail_pad_s * SAMPLE_RATE)
-    pause = round(pause_s * SAMPLE_RATE)
-    if lead + trail > pause:
-        raise ValueError(f"the padding ({lead_pad_s + trail_pad_s} s) is longer than the pause")
-    gap = np.zeros(pause - lead - trail, dtype=np.int16)
-    pieces: list[np.ndarray] = []
-    for i, part in enumerate(parts):
-        if i:
-            pieces.append(gap)
-        pieces.append(np.asarray(part, dtype=np.int16))
-    return np.concatenate(pieces)
+    pieces = [np.asarray(part, dtype=np.int16) for part in parts]
+    joined: list[np.ndarray] = [pieces[0]]
+    for seconds, part in zip(pauses, pieces[1:], strict=True):
+        pause = round(seconds * SAMPLE_RATE)
+        excess = max(0, lead + trail - pause)
+        cut_trail = min(trail, excess)
+        if cut_trail:
+            joined[-1] = joined[-1][: len(joined[-1]) - cut_trail]
+        joined.append(np.zeros(max(0, pause - lead - trail), dtype=np.int16))
+        joined.append(part[excess - cut_trail :])
+    return np.concatenate(joined)
 
 
 def say_clip(voice: CallerVoice, text: str, speak: Speak = speak) -> np.ndarray:
-    """A clip's text said by `voice` through a phone line, its " | " pauses a second long. The
+    """A clip's text said by `voice` through a phone line, with its pauses (`parts_of`). The
     whole clip has the noise level `speak` would pick for its text."""
     noise = render(voice, text).noise
-    return join_parts([speak(voice, part, noise=noise) for part in text.split(PAUSE)])
+    parts, pauses = parts_of(text)
+    return join_parts([speak(voice, part, noise=noise) for part in parts], pauses)
 
 
 def renderings(voice: CallerVoice, text: str) -> dict[str, Any]:
@@ -144,7 +174,7 @@ def renderings(voice: CallerVoice, text: str) -> dict[str, Any]:
     return {
         "text": text,
         "noise": noise,
-        "speeds": [render(voice, part, noise).speed for part in text.split(PAUSE)],
+        "speeds": [render(voice, part, noise).speed for part in parts_of(text)[0]],
     }
 
 

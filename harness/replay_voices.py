@@ -77,10 +77,10 @@ async def run_voices(
 
     from harness.caller_clips import (
         MissingClipError,
+        caller_clip_texts,
         clip_text,
         clips_used,
         is_spoken,
-        read_clip_texts,
         renderings,
     )
     from harness.callers import missing_tools
@@ -98,7 +98,7 @@ async def run_voices(
         return 2
     try:
         scenarios = [load_scenario(path) for path in paths]
-        texts = read_clip_texts()
+        texts = caller_clip_texts()
     except (OSError, ValueError) as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 2

@@ -12,11 +12,13 @@ from harness import callers
 from harness.caller_clips import (
     CLIPS_TSV,
     MissingClipError,
+    caller_clip_texts,
     choose_voices,
     clip_text,
     clips_used,
     is_spoken,
     join_parts,
+    parts_of,
     read_clip_texts,
     render_clips,
     say_clip,
@@ -86,9 +88,23 @@ def test_a_clip_with_no_clips_line_is_an_error_naming_it():
 
 def test_every_clip_the_fixture_scenarios_play_has_its_text():
     scenarios = [load_scenario(p) for p in sorted((FIXTURES / "scenarios").glob("*.yaml"))]
-    texts = read_clip_texts(CLIPS_TSV)
+    texts = caller_clip_texts()
     used = clips_used(scenarios)
     assert used and all(clip_text(clip, texts) for clip in used)
+
+
+def test_the_pause_clips_are_read_with_their_pauses():
+    texts = caller_clip_texts()
+    assert texts["pause_order_groups"] == "It's one zero |0.8| zero three."
+    assert texts["yes_please"] == read_clip_texts(CLIPS_TSV)["yes_please"]
+    assert parts_of(texts["pause_order_groups"]) == (["It's one zero", "zero three."], [0.8])
+
+
+def test_a_line_of_the_wrong_width_names_its_columns(tmp_path):
+    tsv = tmp_path / "pause_clips.tsv"
+    tsv.write_text("pause_x\tflite-slt\t145\tUm, |0.9| where is it?\n")
+    with pytest.raises(ValueError, match=r"pause_clips.tsv:1: expected name, voice, text"):
+        read_clip_texts(tsv, ("name", "voice", "text"))
 
 
 # --- saying a clip ----------------------------------------------------------------------------
@@ -115,6 +131,16 @@ def test_a_clip_with_a_pause_is_said_in_parts_at_the_clips_noise_level():
     ]
     speech = len("My order number is") + len("one, zero, zero, three.")
     assert len(pcm) == LEAD + speech + SAMPLE_RATE + TRAIL
+
+
+def test_pauses_of_their_own_length_are_kept_even_shorter_than_the_padding():
+    assert parts_of("a | b |0.6| c") == (["a", "b", "c"], [1.0, 0.6])
+    speak = FakeSpeak()
+    pcm = say_clip(VOICE, "abc |1.2| de |0.6| f", speak)
+    voiced = np.flatnonzero(pcm)
+    gaps = np.diff(voiced)
+    assert list(gaps[gaps > 1]) == [round(1.2 * SAMPLE_RATE) + 1, round(0.6 * SAMPLE_RATE) + 1]
+    assert voiced[0] == LEAD and len(pcm) - 1 - voiced[-1] == TRAIL
 
 
 def test_a_clip_without_a_pause_is_one_utterance():
