@@ -13,6 +13,7 @@ import asyncio
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.formparsers import MultiPartException
+from starlette.types import Message, Receive
 
 from integrations.photos import Acceptance, PhotoDesk, Upload
 from voice.dashboard import Gate
@@ -77,7 +78,8 @@ def install_photo_routes(app: FastAPI, desk: PhotoDesk, gate: Gate) -> None:
         room = options.max_photos - found.photo_count
         declared = request.headers.get("content-length", "")
         limit = (options.max_photos + 2) * options.max_bytes
-        if declared.isdigit() and int(declared[:20]) > limit:
+
+        def too_much() -> HTMLResponse:
             return _page(
                 request,
                 413,
@@ -86,8 +88,16 @@ def install_photo_routes(app: FastAPI, desk: PhotoDesk, gate: Gate) -> None:
                 max_mb=max_mb,
                 error=f"That was too much at once: up to {room} photos of {max_mb} MB.",
             )
+
+        if declared.isdigit() and int(declared[:20]) > limit:
+            return too_much()
+        # A body sent without its length (chunked) is counted as it streams in: the parser
+        # stops at the limit instead of spooling whatever comes to disk.
+        capped = Request(request.scope, _capped(request.receive, limit))
         try:
-            form = await request.form(max_files=options.max_photos * 4, max_fields=20)
+            form = await capped.form(max_files=options.max_photos * 4, max_fields=20)
+        except _TooLarge:
+            return too_much()
         except MultiPartException as exc:
             return _page(request, 400, ask=found, room=room, max_mb=max_mb, error=str(exc))
         files = []
@@ -121,6 +131,26 @@ def install_photo_routes(app: FastAPI, desk: PhotoDesk, gate: Gate) -> None:
             return Response("no such photo", status_code=404, media_type="text/plain")
         content_type, data = found
         return Response(data, media_type=content_type, headers=_NO_STORE)
+
+
+class _TooLarge(Exception):
+    """The body streamed past its limit."""
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """`receive` that raises `_TooLarge` once the body it has passed on exceeds `limit`."""
+    seen = 0
+
+    async def capped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge
+        return message
+
+    return capped
 
 
 def _result(request: Request, accepted: Acceptance, max_mb: int) -> HTMLResponse:

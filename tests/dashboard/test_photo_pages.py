@@ -109,3 +109,29 @@ def test_photos_sent_from_the_page_arrange_the_replacement_and_show_on_the_ticke
     assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
     assert shown.content[:2] == b"\xff\xd8"
     assert client.get("/dashboard/photos/999", headers=BEARER).status_code == 404
+
+
+def test_an_upload_sent_without_its_length_is_refused_once_it_streams_past_the_limit(tmp_path):
+    with running(tmp_path, photo_max_mb=1, photo_max_count=1) as client:
+        request = open_request(client)
+        sent: list[int] = []
+        boundary = "postvoice-test"
+
+        def body():  # chunked: no Content-Length for the route to check first
+            yield (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; '
+                f'filename="huge.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+            ).encode()
+            for _ in range(64):  # 4 MB, over the 3 MB one photo of 1 MB may bring
+                sent.append(1)
+                yield b"\xff" * (64 * 1024)
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        refused = client.post(
+            path_of(request.url),
+            content=body(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert refused.status_code == 413
+        assert "too much at once" in parse(refused.text).one(id="error").text
+        assert client.app.state.photos.photos_of_tickets([request.ticket_id]) == {}
