@@ -8,15 +8,18 @@ from dialog import understanding
 from dialog.actions.orders import customer_orders
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.slots.choices import named_item
-from dialog.speech import say_code, say_list, say_money, say_number
+from dialog.speech import say_code, say_list, say_money, say_number, writing
 from integrations.models import Coupon, Customer, Order
 
 __all__ = ["describe_coupon"]
 
 
 def describe_coupon(coupon: Coupon) -> str:
-    """What a code gives, for the ear: "twenty percent off orders over fifty dollars"."""
-    if coupon.kind == "percent":
+    """What a code gives, for the ear: "twenty percent off orders over fifty dollars"
+    (written: "20% off orders over $50")."""
+    if coupon.kind == "percent" and writing():
+        benefit = f"{coupon.value}% off"
+    elif coupon.kind == "percent":
         benefit = f"{say_number(coupon.value)} percent off"
     elif coupon.kind == "amount":
         benefit = f"{say_money(coupon.value)} off"
