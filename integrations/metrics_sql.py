@@ -106,7 +106,7 @@ def in_window(
     window = select(calls.c.call_sid)
     if since is not None:
         window = window.where(calls.c.created_at >= since)
-    if channel is not None:  # "voice" leaves typed calls (`postvoice chat`) out
+    if channel is not None:  # "voice" leaves typed and text-message conversations out
         window = window.where(calls.c.channel == channel)
     return query.where(table.c.call_sid.in_(window))
 
