@@ -318,3 +318,19 @@ def test_photos_sent_in_a_message_conversation_show_on_its_ticket(client):
     assert shown["src"] == image["src"]
     answer = client.get(shown["src"], headers=BEARER)
     assert answer.status_code == 200 and answer.content[:2] == b"\xff\xd8"
+
+
+def test_prometheus_counts_the_calls_of_each_channel(client):
+    _four_channels(client.app.state.store)
+    text = client.get("/metrics", headers=BEARER).text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("postvoice_calls_by_channel_total{")
+    }
+    assert samples['postvoice_calls_by_channel_total{channel="sms",outcome="automated"}'] == 1
+    whatsapp = 'postvoice_calls_by_channel_total{channel="whatsapp",outcome="in_progress"}'
+    assert samples[whatsapp] == 1
+    assert samples['postvoice_calls_by_channel_total{channel="voice",outcome="automated"}'] == 1
+    assert samples['postvoice_calls_by_channel_total{channel="typed",outcome="automated"}'] == 1
+    assert sum(samples.values()) == 4
