@@ -130,10 +130,9 @@ def say_order_number(number: str) -> str:
 
 def say_money(cents: int) -> str:
     """An amount in dollars: 4800 → "forty-eight dollars", 4850 → "… and fifty cents".
-    Written: "$48", "$48.50"."""
+    Written as the shop's texts write it: "$48.00", "$48.50"."""
     if writing():
-        sign, amount = "-" if cents < 0 else "", abs(cents)
-        return f"{sign}${amount // 100:,}" + (f".{amount % 100:02d}" if amount % 100 else "")
+        return f"{'-' if cents < 0 else ''}${abs(cents) / 100:,.2f}"
     sign = "minus " if cents < 0 else ""
     dollars, rest = divmod(abs(cents), 100)
     parts = []

@@ -19,6 +19,13 @@ def written_money(cents: int) -> str:
 IN_REPLY = "in_reply"
 """The message id of a text that went out as part of the reply (`text_customer` on screen)."""
 
+SAID_IN_REPLY = frozenset(
+    {"rescheduled", "address_changed", "replacement", "refund_created", "ticket"}
+)
+"""Texts that only confirm what the reply itself says (the new day, the new address, the
+replacement and its reference, the refund made, the ticket number): in a conversation held by
+text messages they are not sent at all."""
+
 
 def caller_can_text(ctx: ActionContext) -> bool:
     """Whether the number on the line can receive a text (withheld numbers cannot); in a
@@ -52,7 +59,8 @@ async def text_customer(
 
     In a conversation held by text messages (`CallInfo.on_screen`), a text to the customer
     themselves is not sent beside it: the message goes in the reply, where the link is the
-    message (`ActionContext.in_reply`), and its id is `IN_REPLY`.
+    message (`ActionContext.in_reply`), and its id is `IN_REPLY`; one that only confirms
+    what the reply says (`SAID_IN_REPLY`) is left out (None).
     """
     own = to is None or to == ctx.call.caller_number
     to = to or (ctx.call.caller_number if caller_can_text(ctx) else None)
@@ -62,6 +70,8 @@ async def text_customer(
     if not body:
         return None
     if ctx.call.on_screen and own:
+        if template in SAID_IN_REPLY:
+            return None
         ctx.in_reply(body)
         await ctx.record("sms.sent", to=to, message_id=None, purpose=purpose, in_reply=True)
         return IN_REPLY

@@ -87,7 +87,11 @@ CONVERSATIONS: dict[str, tuple[str, list[str]]] = {
     ),
     "damaged": (
         LENA,
-        ["my vase from 1009 arrived broken :(", "02139", "a replacement", "yes", "no"],
+        ["hi, my vase from order 1009 arrived broken", "02139", "a replacement pls", "yes", "no"],
+    ),
+    "damaged_refund": (
+        LENA,
+        ["the vase (1009) came cracked", "lena.novak@example.com", "refund it please", "yes", "no"],
     ),
     "lost": (TOM, ["my espresso machine 1007 never showed up", "73301", "yes", "no"]),
     "not_received": (LENA, ["it says 1009 was delivered but i dont have it", "02139", "no"]),
@@ -231,6 +235,29 @@ async def test_a_photo_link_for_damage_is_the_message() -> None:
     assert "works for 3 days" in sent and "texted" not in sent
     assert sms_segments(_link_shortened(sent)) <= 2
     assert shop.messenger.sent() == []
+
+
+async def test_a_confirmation_the_reply_says_is_not_texted_beside_it() -> None:
+    conversation = call(AISHA, channel="sms")
+    await conversation.start()
+    for line in ("my lamp delivery 1006 failed, can it come another day", "60614", "friday"):
+        await conversation.hear(line, 1.0)
+    done = message(await conversation.hear("yes please", 1.0))
+    assert done.startswith("Done. FedEx will bring your desk lamp on Fri 20 Jun.")
+    assert conversation.shop.messenger.sent() == []
+    assert not conversation.events.of("sms.sent")
+    assert conversation.events.of("delivery.rescheduled")
+
+
+async def test_by_voice_the_same_confirmation_is_texted() -> None:
+    conversation = call(AISHA)
+    await conversation.start()
+    for line in ("my lamp delivery 1006 failed, can it come another day", "60614", "friday"):
+        await conversation.hear(line)
+    done = " ".join(_said(await conversation.hear("yes please")))
+    assert "I've texted you a confirmation." in done
+    [sms] = conversation.shop.messenger.sent()
+    assert "FedEx will deliver order 1006" in sms["body"]
 
 
 async def test_a_typed_number_is_never_read_back() -> None:
