@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dialog import alerts
 from dialog.events import Event, Hints, Say
 from dialog.flow_files import CONVERSATION_FILE
 from dialog.loader import DEFAULT_FLOWS, check_flows, load_flows
@@ -391,3 +392,18 @@ def test_a_message_leaves_fillers_and_hints_out() -> None:
         Say("Anything else?"),
     ]
     assert message(events) == "Order #1003 was delivered. Anything else?"
+
+
+async def test_the_texted_alerts_take_their_text_wording() -> None:
+    lines = Conversation(
+        alert_lost={
+            "voice": "{shop}: your order {order_number} may be lost.",
+            "text": "{shop}: order #{order_number} may be lost. Reply to sort it out.",
+        },
+        voicemail_text="{shop} called about order {order_number}.",
+    )
+    order = await demo_shop().orders.order("1007")
+    assert order is not None
+    texted = alerts.alert_text("Acme", order, "lost", lines)
+    assert texted == "Acme: order #1007 may be lost. Reply to sort it out."
+    assert alerts.voicemail_text("Acme", "1009", lines) == "Acme called about order 1009."
