@@ -8,7 +8,14 @@ from dialog.actions.registry import ActionContext
 from dialog.events import CallInfo
 from dialog.policy import Policy
 
-__all__ = ["IN_REPLY", "caller_can_text", "label_recipient", "text_customer", "written_money"]
+__all__ = [
+    "IN_REPLY",
+    "SAID_IN_REPLY",
+    "caller_can_text",
+    "label_recipient",
+    "text_customer",
+    "written_money",
+]
 
 
 def written_money(cents: int) -> str:
