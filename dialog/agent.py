@@ -36,6 +36,7 @@ from dialog.open_question import OpenQuestion
 from dialog.policy import Policy, load_policy
 from dialog.repair import Revision
 from dialog.requests import NOT_PROCEDURES, Requests
+from dialog.speech import written
 from dialog.summary import summarize
 from dialog.understanding import Understanding, classify
 from integrations.models import Order
@@ -85,6 +86,8 @@ class Agent:
         filler_after: float = FILLER_AFTER_S,
     ) -> None:
         self.flows = flows or _shipped_flows()
+        if call_info.on_screen:  # read, not heard: every line in its text wording
+            self.flows = self.flows.on_screen
         self.policy = policy or _shipped_policy()
         self._call = call_info
         self._call_record = CallRecord(services.events, call_info.call_sid, timeout)
@@ -236,16 +239,30 @@ class Agent:
         self._engine.memo["turn"] = self._engine.memo.get("turn", 0) + 1
         try:
             async with aclosing(events):
-                async for event in events:
+                async for event in self._worded(events):
                     yield self._seen(event)
+            for event in self._engine.in_reply():  # a message no step has shown yet
+                yield self._seen(event)
         except Exception:
             _log.exception("turn failed on %s", self._call.call_sid)
             if self._finished:
                 return
-            async for event in self._engine.system_down():
+            async for event in self._worded(self._engine.system_down()):
                 yield self._seen(event)
-            async for event in self._run():
+            async for event in self._worded(self._run()):
                 yield self._seen(event)
+
+    async def _worded(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        """`events`, each worked out with facts written for a screen on text messages
+        (`dialog.speech.written`): set around each step only, never left set in the caller's
+        code between them."""
+        while True:
+            with written(self._call.on_screen):
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    return
+            yield event
 
     def _seen(self, event: Event) -> Event:
         reason = self._engine.slots.get("handoff_reason") or "handoff"
@@ -442,7 +459,10 @@ class Agent:
         if outcome == "too_late":
             ticket, _texted = await handover.leave_ticket(engine, "change_after_action")
             yield Say(engine.render(self.flows.conversation.too_late_to_change))
-            if ticket:
+            shown = engine.in_reply()  # on text messages, the ticket number's own message
+            for event in shown:
+                yield event
+            if ticket and not shown:
                 yield Say(engine.render("Your ticket number is {ticket_id}."))
             for event in self._asking.repeat(self.flows.conversation.changed):
                 yield event

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from dialog.schema import Conversation
+from dialog.wording import screen_wording
 from integrations.models import Order, Shipment, ShipmentStatus
 
 __all__ = ["ALERT_KINDS", "alert_text", "exception_of", "voicemail", "voicemail_text"]
@@ -41,7 +42,7 @@ def exception_of(shipment: Shipment, now: datetime, lost_after_days: int) -> tup
 def alert_text(shop: str, order: Order, kind: str, lines: Conversation) -> str:
     """The text telling a customer of an exception (`kind`, one of `ALERT_KINDS`), with
     their options."""
-    return _fill(getattr(lines, f"alert_{kind}"), shop, order.number)
+    return _fill(screen_wording(getattr(lines, f"alert_{kind}")), shop, order.number)
 
 
 def voicemail(shop: str, order_number: str, lines: Conversation) -> str:
@@ -52,7 +53,7 @@ def voicemail(shop: str, order_number: str, lines: Conversation) -> str:
 
 def voicemail_text(shop: str, order_number: str, lines: Conversation) -> str:
     """The text sent instead of the conversation a machine answered."""
-    return _fill(lines.voicemail_text, shop, order_number)
+    return _fill(screen_wording(lines.voicemail_text), shop, order_number)  # read, not heard
 
 
 def _fill(line: str, shop: str, order_number: str) -> str:

@@ -562,8 +562,14 @@ class Engine:
                 yield event
             return
         self.sync_order()
+        for event in self.in_reply():
+            yield event
         if not self.finished:
             self._goto(frame, self._next(frame, step))
+
+    def in_reply(self) -> list[Event]:
+        """What actions put in the reply on text messages (`ActionContext.in_reply`), once."""
+        return [Say(text) for text in self.memo.pop("in_reply", [])]
 
     async def system_down(self) -> AsyncIterator[Event]:
         """A service failed: apologise and hand over; never leave the caller in silence."""

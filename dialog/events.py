@@ -31,7 +31,8 @@ answer by its own length; `POSTVOICE_FILLER_AFTER_MS` refers to this default."""
 
 @dataclass(frozen=True)
 class CallInfo:
-    """Who is on the line and why: Twilio's From/To, direction and, on outbound calls, purpose."""
+    """Who is on the line and why: Twilio's From/To, direction, on outbound calls purpose, and
+    the channel."""
 
     call_sid: str
     from_number: str
@@ -39,6 +40,14 @@ class CallInfo:
     direction: Literal["inbound", "outbound"] = "inbound"
     purpose: str | None = None
     order_ref: str | None = None
+    channel: Literal["voice", "typed", "sms", "whatsapp"] = "voice"
+    """How the customer reaches us: a call ("voice"), `postvoice chat` ("typed"), or text
+    messages ("sms", "whatsapp"); the dialog words its lines for a screen on the last two."""
+
+    @property
+    def on_screen(self) -> bool:
+        """The replies are read, not heard: text messages."""
+        return self.channel in ("sms", "whatsapp")
 
     @property
     def caller_number(self) -> str:

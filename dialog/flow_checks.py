@@ -40,6 +40,7 @@ from dialog.schema import (
     Step,
 )
 from dialog.slots import SLOT_TYPES
+from dialog.wording import Worded
 from dialog.yaml_lines import LineDict, line_of
 
 __all__ = ["BUILTIN_SLOTS", "SMS_FIELDS", "FlowChecker"]
@@ -167,9 +168,18 @@ class FlowChecker:
                 self.slot_origin.setdefault(slot, f"flow {name}")
 
     def check_template(self, path: Path, line: int, text: str | None, what: str) -> None:
+        if isinstance(text, Worded):  # each wording on its own; a text message may hold a link
+            self._check_wording(path, line, text.voice, f"{what}.voice", aloud=True)
+            self._check_wording(path, line, text.text, f"{what}.text", aloud=False)
+            return
+        self._check_wording(path, line, text, what, aloud=True)
+
+    def _check_wording(
+        self, path: Path, line: int, text: str | None, what: str, *, aloud: bool
+    ) -> None:
         if not text:
             return
-        if _URL.search(text):
+        if aloud and _URL.search(text):
             self.err(path, line, f"{what}: never read a URL aloud; send it by SMS")
         try:
             fields = template_fields(text)

@@ -42,6 +42,8 @@ async def wrap_up(engine: Engine, reason: str, *, unfinished: bool) -> AsyncIter
     yield Say(conv.wrap_up, barge_in=False)
     if ticket:
         yield Say(conv.wrap_up_ticket, barge_in=False)
+        for event in engine.in_reply():  # on text messages, the ticket number's own message
+            yield event
         if texted:
             yield Say(conv.wrap_up_texted, barge_in=False)
     yield Say(conv.wrap_up_goodbye, barge_in=False)

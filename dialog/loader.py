@@ -23,6 +23,7 @@ from pathlib import Path
 from dialog.flow_checks import FlowChecker
 from dialog.flow_files import FlowFiles, read_dir
 from dialog.schema import Conversation, FaqEntry, FlowFile, SlotDecl, Step
+from dialog.wording import for_screen
 
 __all__ = [
     "DEFAULT_FLOWS",
@@ -92,6 +93,12 @@ class Flows:
 
     def __contains__(self, name: object) -> bool:
         return name in self.flows
+
+    @cached_property
+    def on_screen(self) -> Flows:
+        """The same flows with every line in its text wording, for text messages
+        (`dialog.wording`)."""
+        return for_screen(self)
 
     def for_intent(self, intent: str) -> Flow | None:
         """The flow an intent starts, if any."""

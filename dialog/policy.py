@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dialog.wording import Line
 from dialog.yaml_lines import YamlError, line_of, load_yaml
 
 __all__ = [
@@ -124,7 +125,8 @@ class CourtesyCoupon(_Strict):
     """A goodwill code offered, at most `max_per_call` times, when things went wrong."""
 
     code: str = ""
-    description: str = ""
+    description: Line = ""
+    """What the code gives, said and texted; `{voice: ..., text: ...}` words it for each."""
     offer_on: list[Literal["upset", "lost", "damaged", "delayed"]] = Field(default_factory=list)
     max_per_call: int = Field(1, ge=0, le=1)
 

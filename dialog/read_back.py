@@ -37,6 +37,8 @@ class Guess:
 
 def needed(engine: Engine, guessed: bool) -> bool:
     """Whether the value just heard for the waiting question must be read back first."""
+    if engine.call.on_screen:  # typed: never a guess
+        return False
     if not guessed or not engine.stack or engine.stack[-1].confirming:
         return False
     return engine.waiting_type in READ_BACK_TYPES

@@ -47,6 +47,7 @@ from pydantic import (
 
 from dialog.events import FaultLines
 from dialog.expressions import template_fields
+from dialog.wording import Line, Worded
 
 __all__ = [
     "STEP_KINDS",
@@ -115,8 +116,8 @@ class _Step(_Strict):
 class SayStep(_Step):
     """Speak a template; `empathetic` is said instead once the caller is upset."""
 
-    say: str = Field(min_length=1)
-    empathetic: str | None = None
+    say: Line = Field(min_length=1)
+    empathetic: Line | None = None
 
 
 class CollectStep(_Step):
@@ -128,9 +129,9 @@ class CollectStep(_Step):
     """
 
     collect: str = Field(pattern=_ID)
-    ask: str = Field(min_length=1)
-    reprompt: str | None = None
-    empathetic: str | None = None
+    ask: Line = Field(min_length=1)
+    reprompt: Line | None = None
+    empathetic: Line | None = None
     keypad: bool = False
     max_attempts: int = Field(2, ge=1, le=5)
     on_fail: str = "handoff"
@@ -146,9 +147,9 @@ class ActionStep(_Step):
     is asked (yes or no) before it runs, and a no goes to `on_decline`."""
 
     action: str = Field(pattern=_ID)
-    say_first: str | None = None
+    say_first: Line | None = None
     on_error: str | None = None
-    confirm: str | None = Field(None, min_length=1)
+    confirm: Line | None = Field(None, min_length=1)
     on_decline: str | None = None
 
 
@@ -290,80 +291,96 @@ class Conversation(_Strict):
     """The words around the flows: asking again, silence, the keypad, slow lookups; and the
     messages outside a conversation (a voicemail, an exception alert)."""
 
-    open: str = "What can I do for you?"
-    anything_else: str = "Is there anything else I can help with?"
-    anything_else_yes: str = "Sure. What can I help you with?"
-    didnt_catch: str = "Sorry, I didn't catch that."
-    still_there: str = "Are you still there?"
-    silence_goodbye: str = "I haven't heard anything, so I'll end the call now. Goodbye."
-    keypad_unexpected: str = "Sorry, I wasn't expecting the keypad there."
-    keypad_empty: str = "I didn't get any digits."
-    filler: str = "Let me look that up."
-    declined: str = "Okay, I won't do that. Nothing has been changed."
-    confirm_reprompt: str = "Shall I go ahead? Please say yes or no."
-    cancelled: str = "Okay, I've stopped that. Nothing has been changed."
-    several: str = "I can help with both."
-    several_more: str = "I can help with all of those."
-    next_request: str = "Now, {next_topic}."
-    resume: str = "Now, back to {resume_topic}."
-    cannot_handle: str = (
+    open: Line = "What can I do for you?"
+    anything_else: Line = "Is there anything else I can help with?"
+    anything_else_yes: Line = "Sure. What can I help you with?"
+    didnt_catch: Line = Worded("Sorry, I didn't catch that.", "Sorry, I didn't understand that.")
+    still_there: Line = "Are you still there?"
+    silence_goodbye: Line = Worded(
+        "I haven't heard anything, so I'll end the call now. Goodbye.",
+        "I haven't heard back, so I'll close this conversation now. Goodbye.",
+    )
+    keypad_unexpected: Line = "Sorry, I wasn't expecting the keypad there."
+    keypad_empty: Line = "I didn't get any digits."
+    filler: Line = "Let me look that up."
+    declined: Line = "Okay, I won't do that. Nothing has been changed."
+    confirm_reprompt: Line = Worded(
+        "Shall I go ahead? Please say yes or no.", "Shall I go ahead? Please reply yes or no."
+    )
+    cancelled: Line = "Okay, I've stopped that. Nothing has been changed."
+    several: Line = "I can help with both."
+    several_more: Line = "I can help with all of those."
+    next_request: Line = "Now, {next_topic}."
+    resume: Line = "Now, back to {resume_topic}."
+    cannot_handle: Line = (
         "I'm sorry, I can't help with that here, but I can help with your orders, returns, "
         "refunds, coupons and deliveries."
     )
-    changed: str = "Okay."
+    changed: Line = "Okay."
     # A number only a second, digits-alone decode found (`guessed`): read back before use.
-    read_back: str = "I heard {heard_value}. Is that right?"
-    read_back_wrong: str = "Sorry about that."
-    too_late_to_change: str = (
+    read_back: Line = "I heard {heard_value}. Is that right?"
+    read_back_wrong: Line = "Sorry about that."
+    too_late_to_change: Line = (
         "That's already been done, so I can't change it myself. I'll pass it to our team."
     )
-    unavailable: str = "No problem, sorry to have caught you at a bad time. Goodbye."
-    offer_declined: str = "Okay."
-    reintroduce: str = "Hi, this is {shop}, calling about your order {order_number}."
+    unavailable: Line = "No problem, sorry to have caught you at a bad time. Goodbye."
+    offer_declined: Line = "Okay."
+    reintroduce: Line = "Hi, this is {shop}, calling about your order {order_number}."
     # When the voice layer fails or the call runs too long: not procedures, so they work
     # whatever flows a shop writes (these defaults), and a shop may reword them.
-    hearing_trouble: str = (
+    hearing_trouble: Line = (
         "Sorry, I'm having trouble hearing you right now. "
         "Would you like me to connect you with a person?"
     )
-    offer_taken: str = "Okay, I'll connect you with a person now."
-    cannot_hear: str = (
+    offer_taken: Line = "Okay, I'll connect you with a person now."
+    cannot_hear: Line = (
         "I'm sorry, I still can't hear you properly, so I'll connect you with a person."
     )
-    fault: str = "I'm sorry, I'm having a technical problem, so I'll connect you with a person."
+    fault: Line = Worded(
+        "I'm sorry, I'm having a technical problem, so I'll connect you with a person.",
+        "I'm sorry, I'm having a technical problem, so I'm passing you to a person on our team.",
+    )
     # Said by the voice layer on its own (`fault_lines`): the apology after a turn that failed,
     # and the request to say again what was heard as speech but recognised as nothing.
-    apology: str = "Sorry, something went wrong on my side."
-    say_again: str = "Sorry, I didn't catch that. Could you say it again?"
-    wrap_up: str = "We've been talking for quite a while, so I need to end this call now."
-    wrap_up_ticket: str = (
+    apology: Line = "Sorry, something went wrong on my side."
+    say_again: Line = Worded(
+        "Sorry, I didn't catch that. Could you say it again?",
+        "Sorry, I didn't understand that. Could you write it again?",
+    )
+    wrap_up: Line = Worded(
+        "We've been talking for quite a while, so I need to end this call now.",
+        "We've been at this for quite a while, so I need to close this conversation now.",
+    )
+    wrap_up_ticket: Line = (
         "I've passed everything we discussed to our team, and a person will follow up with you."
     )
-    wrap_up_texted: str = "I've texted you the ticket number."
-    wrap_up_goodbye: str = "Thank you for calling. Goodbye."
-    hello_back: str = "Hello, yes, I'm here."
-    system_down: str = (
+    wrap_up_texted: Line = "I've texted you the ticket number."
+    wrap_up_goodbye: Line = Worded(
+        "Thank you for calling. Goodbye.", "Thanks for getting in touch. Goodbye."
+    )
+    hello_back: Line = "Hello, yes, I'm here."
+    system_down: Line = (
         "I'm sorry, I can't reach our order system right now, so I'll connect you with a person."
     )
     # Outside any conversation (`dialog.alerts`): the message left when a machine answers a
     # call we placed, the text sent instead, and the texts alerting of an order's exception.
-    voicemail: str = (
+    voicemail: Line = (
         "Hi, this is {shop}, calling about your recent order. "
         "We'll send you a text message. Thank you, goodbye."
     )
-    voicemail_text: str = (
+    voicemail_text: Line = (
         "{shop}: we called about your order {order_number}. "
         "We hope it arrived safely! Reply or call us if anything is wrong with it."
     )
-    alert_failed_attempt: str = (
+    alert_failed_attempt: Line = (
         "{shop}: the carrier tried to deliver your order {order_number} but couldn't. "
         "Reply or call us to reschedule the delivery or change the address."
     )
-    alert_delayed: str = (
+    alert_delayed: Line = (
         "{shop}: your order {order_number} is running late. Reply or call us if you'd like to "
         "know more, change the delivery, or cancel."
     )
-    alert_lost: str = (
+    alert_lost: Line = (
         "{shop}: your order {order_number} hasn't moved in a while and may be lost. Reply or "
         "call us and we'll send a replacement or a refund."
     )
@@ -381,7 +398,9 @@ class Conversation(_Strict):
     @classmethod
     def _shop_and_order_only(cls, text: str) -> str:
         """No call's memory fills these lines, so they name nothing but the shop and the order."""
-        unknown = sorted(set(template_fields(text)) - {"shop", "order_number"})
+        wordings = [text.voice, text.text] if isinstance(text, Worded) else [text]
+        used = {name for wording in wordings for name in template_fields(wording)}
+        unknown = sorted(used - {"shop", "order_number"})
         if unknown:
             raise ValueError(
                 f"{{{unknown[0]}}} is not known outside a call: use {{shop}} or {{order_number}}"
@@ -408,7 +427,7 @@ class FaqEntry(_Strict):
 
     id: str = Field(pattern=_ID)
     when: list[str] = Field(min_length=1)
-    answer: str = Field(min_length=1)
+    answer: Line = Field(min_length=1)
     then: Literal["continue", "offer_person", "end_call"] = "continue"
     line: int = Field(0, alias="__line__", exclude=True)
 

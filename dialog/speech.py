@@ -3,12 +3,20 @@
 Everything returns text a speech synthesizer reads naturally and a caller understands on the
 first hearing: "ten oh one" rather than "1001", "tomorrow" rather than a date, "FedEx"
 rather than "fedex". No URL, address or personal detail is ever put into words here.
+
+Inside `written()` the same functions write for a screen instead (a text message): "#1001",
+"$24.99", "Fri 12 Dec", "SAVE20", "RMA-50013". The agent turns it on for the turns of a
+conversation held by text (`CallInfo.on_screen`); a context variable, because the phrases are
+made deep inside status sentences and slot types, and one conversation's turn never sees
+another's.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -39,6 +47,8 @@ __all__ = [
     "say_since",
     "say_size",
     "size_order",
+    "writing",
+    "written",
 ]
 
 _ONES = (
@@ -56,11 +66,31 @@ _MONTHS = (
 )  # fmt: skip
 
 
+_WRITTEN: ContextVar[bool] = ContextVar("postvoice_written", default=False)
+
+
+@contextmanager
+def written(on: bool = True) -> Iterator[None]:
+    """Within it, facts are written for a screen rather than said (when `on`)."""
+    token = _WRITTEN.set(on)
+    try:
+        yield
+    finally:
+        _WRITTEN.reset(token)
+
+
+def writing() -> bool:
+    """Whether facts are written for a screen just now (see `written`)."""
+    return _WRITTEN.get()
+
+
 # --- numbers and money -----------------------------------------------------------------------
 
 
 def say_number(n: int) -> str:
     """A whole number in words: 48 → "forty-eight", 1001 → "one thousand one"."""
+    if writing():
+        return str(n)
     if n < 0:
         return f"minus {say_number(-n)}"
     if n < 20:
@@ -81,8 +111,11 @@ def say_number(n: int) -> str:
 def say_order_number(number: str) -> str:
     """An order number the way people say it: "1001" → "ten oh one", "1012" → "ten twelve".
 
-    Four-digit numbers are said in pairs, like years; anything else digit by digit.
+    Four-digit numbers are said in pairs, like years; anything else digit by digit. Written:
+    "#1001".
     """
+    if writing():
+        return f"#{number.lstrip('#')}"
     if len(number) == 4 and number.isdigit() and number[0] != "0":
         high, low = int(number[:2]), number[2:]
         if low == "00" and high % 10 == 0:
@@ -96,7 +129,10 @@ def say_order_number(number: str) -> str:
 
 
 def say_money(cents: int) -> str:
-    """An amount in dollars: 4800 → "forty-eight dollars", 4850 → "… and fifty cents"."""
+    """An amount in dollars: 4800 → "forty-eight dollars", 4850 → "… and fifty cents".
+    Written as the shop's texts write it: "$48.00", "$48.50"."""
+    if writing():
+        return f"{'-' if cents < 0 else ''}${abs(cents) / 100:,.2f}"
     sign = "minus " if cents < 0 else ""
     dollars, rest = divmod(abs(cents), 100)
     parts = []
@@ -144,8 +180,20 @@ def _day_name(d: date, today: date) -> str:
     return f"{weekday}, {_MONTHS[d.month - 1]} {_ordinal(d.day)}"
 
 
+def _written_day(d: date) -> str:
+    """ "Fri 12 Dec"."""
+    return f"{_WEEKDAYS[d.weekday()][:3]} {d.day} {_MONTHS[d.month - 1][:3]}"
+
+
 def say_date(d: date, today: date) -> str:
-    """When something happens or happened: "tomorrow", "yesterday", "on Tuesday the 24th"."""
+    """When something happens or happened: "tomorrow", "yesterday", "on Tuesday the 24th".
+    Written: "today", "tomorrow (Wed 24 Dec)", "on Tue 23 Dec"."""
+    if writing():
+        days = (d - today).days
+        if days == 0:
+            return "today"
+        word = {1: "tomorrow", -1: "yesterday"}.get(days)
+        return f"{word} ({_written_day(d)})" if word else f"on {_written_day(d)}"
     relative = {0: "today", 1: "tomorrow", -1: "yesterday"}.get((d - today).days)
     return relative or f"on {_day_name(d, today)}"
 
@@ -157,6 +205,8 @@ def say_since(d: date, today: date) -> str:
         return "earlier today"
     if days_ago == 1:
         return "yesterday"
+    if writing():
+        return _written_day(d)
     if days_ago <= 6:
         return _WEEKDAYS[d.weekday()]
     return _day_name(d, today)
@@ -186,7 +236,9 @@ def size_order(size: str) -> tuple[int, str]:
 
 
 def say_size(size: str) -> str:
-    """A clothing size for the ear: "M" → "medium", "42" → "forty-two"."""
+    """A clothing size for the ear: "M" → "medium", "42" → "forty-two". Written: "M"."""
+    if writing():
+        return size.upper() if size.upper() in SIZE_NAMES else size
     if size.upper() in SIZE_NAMES:
         return SIZE_NAMES[size.upper()]
     return say_number(int(size)) if size.isdigit() else size
@@ -205,7 +257,10 @@ def _spell(chunk: str) -> str:
 
 
 def say_code(code: str) -> str:
-    """A coupon code as people say it: "SAVE20" → "save twenty", "VIP50" → "V I P fifty"."""
+    """A coupon code as people say it: "SAVE20" → "save twenty", "VIP50" → "V I P fifty".
+    Written as the shop spells it."""
+    if writing():
+        return code.upper()
     parts = re.findall(r"[A-Za-z]+|\d+", code)
     words = []
     for part in parts:
@@ -220,12 +275,16 @@ def say_code(code: str) -> str:
 
 def say_digits(number: str) -> str:
     """Digits one by one, as read off a card or a ticket: "4242" → "four two four two"."""
+    if writing():
+        return "".join(c for c in number if c.isdigit())
     names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
     return " ".join(names[int(c)] for c in number if c.isdigit())
 
 
 def say_reference(ref: str) -> str:
     """An RMA or ticket number read out: "RMA-50013" → "R M A, five zero zero one three"."""
+    if writing():
+        return ref
     parts = re.findall(r"[A-Za-z]+|\d+", ref)
     said = [_spell(p) if not p.isdigit() else say_digits(p) for p in parts]
     return ", ".join(said)

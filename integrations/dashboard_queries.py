@@ -23,8 +23,10 @@ from integrations.stats import median
 
 __all__ = [
     "CALLER_LEFT_REASONS",
+    "CHANNELS",
     "CONVERSATIONAL_INTENTS",
     "FAILED_END_REASONS",
+    "MESSAGE_CHANNELS",
     "OUTCOMES",
     "RETURN_ORDER_EVENTS",
     "SERVED_EVENTS",
@@ -37,6 +39,13 @@ __all__ = [
 ]
 
 # --- how a call went (the dashboard's list and filters) ---------------------------------------
+
+CHANNELS = ("voice", "typed", "sms", "whatsapp")
+"""How a customer reached the agent (`calls.channel`): a phone call, `postvoice chat`, or text
+messages. A message conversation is kept as a call, each message one of its turns."""
+
+MESSAGE_CHANNELS = ("sms", "whatsapp")
+"""The channels whose conversations are threads of text messages."""
 
 OUTCOMES = ("resolved", "handed_off", "abandoned", "failed", "in_progress")
 """How a call went, as `call_outcome` classifies it."""
@@ -93,11 +102,13 @@ class CallFilter:
     """What the calls list is narrowed to; every field optional.
 
     `q` matches the caller's or the called number (digits alone match however the number was
-    typed), an order number, the call sid, or words said in the call.
+    typed), an order number, the call sid, or words said in the call. `channel` is one of
+    `CHANNELS`.
     """
 
     q: str = ""
     direction: str | None = None
+    channel: str | None = None
     outcome: str | None = None
     intent: str | None = None
     handoff: bool | None = None
@@ -124,11 +135,18 @@ class CallSummary:
     intents: list[str]
     duration_s: int | None
     median_latency_ms: int | None
+    channel: str = "voice"
+    messages: int = 0
 
     @property
     def handoff(self) -> bool:
         """Whether a person took the call over."""
         return self.outcome == "handed_off"
+
+    @property
+    def by_message(self) -> bool:
+        """Whether this is a conversation held by text messages (a thread, not a call)."""
+        return self.channel in MESSAGE_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -203,13 +221,15 @@ class DashboardQueries:
                 if name and name not in intents[sid] and name not in CONVERSATIONAL_INTENTS:
                     intents[sid].append(str(name))
             latencies: dict[str, list[int]] = {sid: [] for sid in sids}
-            for sid, timing in conn.execute(
-                select(turns.c.call_sid, turns.c.timing).where(
-                    turns.c.role == "agent", turns.c.call_sid.in_(sids)
+            messages: dict[str, int] = dict.fromkeys(sids, 0)
+            for sid, role, timing in conn.execute(
+                select(turns.c.call_sid, turns.c.role, turns.c.timing).where(
+                    turns.c.call_sid.in_(sids)
                 )
             ):
+                messages[sid] += 1
                 value = timing.get("latency_ms") if isinstance(timing, dict) else None
-                if isinstance(value, int | float):
+                if role == "agent" and isinstance(value, int | float):
                     latencies[sid].append(int(value))
         items = [
             CallSummary(
@@ -228,6 +248,8 @@ class DashboardQueries:
                 intents=intents[r["call_sid"]],
                 duration_s=_duration(r),
                 median_latency_ms=median(latencies[r["call_sid"]]),
+                channel=r["channel"] or "voice",
+                messages=messages[r["call_sid"]],
             )
             for r in rows
         ]
@@ -374,6 +396,8 @@ def _call_conditions(filters: CallFilter, outcome: ColumnElement[str]) -> list[A
         where.append(calls.c.call_sid == filters.call_sid)
     if filters.direction:
         where.append(calls.c.direction == filters.direction)
+    if filters.channel:
+        where.append(calls.c.channel == filters.channel)
     if filters.outcome:
         where.append(outcome == filters.outcome)
     if filters.handoff is not None:

@@ -62,7 +62,8 @@ def report(
     engine: Engine, window: str = "7d", *, now: datetime | None = None, channel: str | None = None
 ) -> Report:
     """Every figure of the metrics page over `window` (a key of `WINDOWS`), ending `now`; of
-    every call, typed or spoken, or only those of `channel` ("voice" or "typed")."""
+    every call, typed, spoken or by text message, or only those of `channel` (one of
+    `integrations.dashboard_queries.CHANNELS`: "voice", "typed", "sms", "whatsapp")."""
     now = now or datetime.now(UTC)
     since = window_start(window, now)
     with engine.connect() as conn:

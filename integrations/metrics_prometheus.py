@@ -24,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from integrations.dashboard_queries import CHANNELS
 from integrations.metrics_figures import OUTCOMES, Distribution, Report
 from integrations.metrics_totals import Totals
 
@@ -98,6 +99,18 @@ class _Figures(Collector):
                 n = since_start.calls.get((direction, outcome), 0)
                 calls_total.add_metric((direction, outcome), n)
         yield calls_total
+        by_channel = CounterMetricFamily(
+            "postvoice_calls_by_channel_total",
+            "Calls since the first, by channel (voice, typed, sms, whatsapp: a conversation by "
+            "text messages counts once) and outcome, as postvoice_calls_total.",
+            labels=("channel", "outcome"),
+        )
+        for channel in sorted({ch for ch, _ in since_start.by_channel} | set(CHANNELS)):
+            for outcome in OUTCOMES:
+                by_channel.add_metric(
+                    (channel, outcome), since_start.by_channel.get((channel, outcome), 0)
+                )
+        yield by_channel
         yield GaugeMetricFamily(
             "postvoice_calls_in_progress",
             "Calls on the line now (started, not ended), on every instance sharing the database.",

@@ -57,7 +57,7 @@ def intent_in(names: Sequence[str], since: datetime | None) -> ColumnElement[boo
 
 
 def call_flags(dialect: str, since: datetime | None, channel: str | None = None) -> Any:
-    """One row per call of the window: its direction, day and 0/1 flags.
+    """One row per call of the window: its direction, channel, day and 0/1 flags.
 
     The events that set a flag are aggregated per call once and joined, rather than looked
     up per call: a correlated lookup lets SQLite pick the index on the event type and scan
@@ -80,6 +80,7 @@ def call_flags(dialect: str, since: datetime | None, channel: str | None = None)
     person = or_(marks.c.person == 1, c.transfer_to.is_not(None), c.end_reason == "transfer")
     query = select(
         c.direction.label("direction"),
+        c.channel.label("channel"),
         day_of(c.created_at, dialect).label("day"),
         flag(c.started_at.is_not(None)).label("answered"),
         flag(ended).label("ended"),
@@ -106,7 +107,7 @@ def in_window(
     window = select(calls.c.call_sid)
     if since is not None:
         window = window.where(calls.c.created_at >= since)
-    if channel is not None:  # "voice" leaves typed calls (`postvoice chat`) out
+    if channel is not None:  # "voice" leaves typed and text-message conversations out
         window = window.where(calls.c.channel == channel)
     return query.where(table.c.call_sid.in_(window))
 

@@ -5,7 +5,7 @@ of the Prometheus exposition (`integrations.metrics_prometheus`), from the store
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
@@ -35,6 +35,8 @@ class Totals:
     latency: Distribution  # count and total only: percentiles come from a window
     outbox: dict[tuple[str, str], int]  # (kind, status) → rows
     in_progress: int  # calls on the line now, on every instance sharing the database
+    by_channel: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(channel, outcome) → calls: phone calls, typed ones, SMS and WhatsApp conversations."""
 
 
 def totals(engine: Engine, *, now: datetime | None = None, max_call_s: float = 1800.0) -> Totals:
@@ -45,9 +47,9 @@ def totals(engine: Engine, *, now: datetime | None = None, max_call_s: float = 1
     with engine.connect() as conn:
         f = call_flags(conn.dialect.name, None)
         call_rows = conn.execute(
-            select(f.c.direction, f.c.answered, f.c.ended, f.c.person, func.count()).group_by(
-                f.c.direction, f.c.answered, f.c.ended, f.c.person
-            )
+            select(
+                f.c.direction, f.c.channel, f.c.answered, f.c.ended, f.c.person, func.count()
+            ).group_by(f.c.direction, f.c.channel, f.c.answered, f.c.ended, f.c.person)
         ).all()
         latency = reply_latency()
         count, total = conn.execute(
@@ -75,10 +77,14 @@ def totals(engine: Engine, *, now: datetime | None = None, max_call_s: float = 1
         )
         csat = csat_of(conn, None)
     by_outcome: Counter[tuple[str, str]] = Counter()
-    for direction, answered, ended, person, n in call_rows:
-        by_outcome[(direction, _outcome(answered, ended, person))] += n
+    by_channel: Counter[tuple[str, str]] = Counter()
+    for direction, channel, answered, ended, person, n in call_rows:
+        outcome = _outcome(answered, ended, person)
+        by_outcome[(direction, outcome)] += n
+        by_channel[(channel or "voice", outcome)] += n
     return Totals(
         calls=dict(by_outcome),
+        by_channel=dict(by_channel),
         escalations=escalations,
         return_reasons=return_reasons,
         csat=csat,

@@ -8,15 +8,19 @@ from dialog import understanding
 from dialog.actions.orders import customer_orders
 from dialog.actions.registry import ACTIONS, ActionContext, ServiceUnavailable
 from dialog.slots.choices import named_item
-from dialog.speech import say_code, say_list, say_money, say_number
+from dialog.speech import say_code, say_list, say_money, say_number, writing
+from dialog.wording import screen_wording
 from integrations.models import Coupon, Customer, Order
 
 __all__ = ["describe_coupon"]
 
 
 def describe_coupon(coupon: Coupon) -> str:
-    """What a code gives, for the ear: "twenty percent off orders over fifty dollars"."""
-    if coupon.kind == "percent":
+    """What a code gives, for the ear: "twenty percent off orders over fifty dollars"
+    (written: "20% off orders over $50")."""
+    if coupon.kind == "percent" and writing():
+        benefit = f"{coupon.value}% off"
+    elif coupon.kind == "percent":
         benefit = f"{say_number(coupon.value)} percent off"
     elif coupon.kind == "amount":
         benefit = f"{say_money(coupon.value)} off"
@@ -139,6 +143,11 @@ async def suggest_coupons(ctx: ActionContext) -> None:
     ctx.slots["coupon_suggestion"] = say_list(said[:2]) if said else None
 
 
+def _worded(ctx: ActionContext, line: str) -> str:
+    """A policy line in the wording of the conversation's channel."""
+    return screen_wording(line) if ctx.call.on_screen else str(line)
+
+
 @ACTIONS.action(
     "offer_courtesy_coupon",
     sets={
@@ -156,7 +165,7 @@ async def offer_courtesy_coupon(ctx: ActionContext) -> None:
     ctx.slots.update(
         courtesy_available=available,
         courtesy_code=courtesy.code if available else None,
-        courtesy_description=courtesy.description if available else None,
+        courtesy_description=_worded(ctx, courtesy.description) if available else None,
     )
 
 
@@ -175,7 +184,7 @@ async def send_courtesy_coupon(ctx: ActionContext) -> None:
         "courtesy",
         purpose="courtesy_coupon",
         code=courtesy.code,
-        description=courtesy.description,
+        description=_worded(ctx, courtesy.description),
     )
     reason = str(ctx.slots.get("courtesy_reason") or "")
     await ctx.record("coupon.offered", code=courtesy.code, reason=reason, texted=bool(sent))

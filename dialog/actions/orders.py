@@ -88,6 +88,8 @@ async def _looked_up(ctx: ActionContext, order: Order, via: str) -> None:
         "known_caller": "bool",
         "direction": "text",
         "purpose": "text",
+        "channel": "text",
+        "on_screen": "bool",
         "shop": "text",
         "product_names": "value",
         "active_codes": "value",
@@ -99,6 +101,8 @@ async def identify_caller(ctx: ActionContext) -> None:
         shop=ctx.services.shop_name,
         direction=ctx.call.direction,
         purpose=ctx.call.purpose or "",
+        channel=ctx.call.channel,
+        on_screen=ctx.call.on_screen,  # read, not heard: a flow may branch on it
         known_caller=False,
     )
     number = ctx.call.caller_number

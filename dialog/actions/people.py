@@ -61,7 +61,7 @@ async def text_ticket_number(ctx: ActionContext) -> None:
     ticket = ctx.slots.get("ticket_id")
     ctx.slots["ticket_texted"] = False
     texted = ctx.memo.setdefault("texted_tickets", set())
-    if not ticket or ticket in texted:
+    if not ticket or ticket in texted or ctx.call.on_screen:  # on screen the reply says it
         return
     try:
         sent = await text_customer(

@@ -83,8 +83,15 @@ class ActionContext:
         """An idempotency key scoped to this call."""
         return ":".join([self.call.call_sid, *(str(p) for p in parts)])
 
+    def in_reply(self, text: str) -> None:
+        """Put `text` in the reply, after what the action says (a text message's own link)."""
+        self.memo.setdefault("in_reply", []).append(text)
+
     async def filler(self) -> None:
-        """Say the step's "one moment" sentence, once per turn, for a slow call."""
+        """Say the step's "one moment" sentence, once per turn, for a slow call; never in
+        text messages, where it would only be one more message."""
+        if self.call.on_screen:
+            return
         if self.filler_text and not self.memo.get("filled"):
             self.memo["filled"] = True
             await self.emit(Say(self.filler_text, filler=True))
@@ -96,7 +103,12 @@ class ActionContext:
         non-retryable `ProviderError`, such as "already_shipped") is raised as is, for the
         action to turn into words; any other failure becomes `ServiceUnavailable`.
         """
-        announcing = announce and bool(self.filler_text) and not self.memo.get("filled")
+        announcing = (
+            announce
+            and bool(self.filler_text)
+            and not self.memo.get("filled")
+            and not self.call.on_screen
+        )
         if announcing and self.filler_after <= 0:
             await self.filler()
             announcing = False

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from dialog.graph import FlowsOverview, read_flows
 from integrations import metrics
+from integrations.dashboard_queries import CHANNELS
 from integrations.metrics_figures import WINDOWS, Distribution, Ratio, Report
 from integrations.metrics_prometheus import CONTENT_TYPE, Family, exposition
 from integrations.metrics_totals import totals
@@ -330,14 +331,15 @@ def router(dash: Dashboard) -> APIRouter:
 
     @api.get("/dashboard/metrics", response_class=HTMLResponse, dependencies=[dash.page()])
     async def metrics_page(
-        request: Request, window: str = DEFAULT_WINDOW, typed: str = "include"
+        request: Request, window: str = DEFAULT_WINDOW, channel: str = "", typed: str = "include"
     ) -> Response:
         """Deflection, WISMO automation, returns, escalations, CSAT and latency, with charts;
-        `typed=exclude` leaves out typed calls (`postvoice chat`)."""
+        `channel` counts only the conversations of one channel (voice, typed, sms,
+        whatsapp), and `typed=exclude`, as before, only the spoken calls."""
         if window not in WINDOWS:
             window = DEFAULT_WINDOW
-        channel = "voice" if typed == "exclude" else None
-        report = await asyncio.to_thread(metrics.report, dash.store.engine, window, channel=channel)
+        chosen = _channel(channel, typed)
+        report = await asyncio.to_thread(metrics.report, dash.store.engine, window, channel=chosen)
         return render(
             dash,
             request,
@@ -349,19 +351,25 @@ def router(dash: Dashboard) -> APIRouter:
             windows=WINDOWS,
             csat_flows=_csat_flows(dash),
             duration=_duration,
-            typed="exclude" if channel else "include",
+            channel=chosen or "",
+            channels=CHANNELS,
         )
 
     @api.get("/api/metrics", dependencies=[dash.api()])
-    async def metrics_json(window: str = DEFAULT_WINDOW, typed: str = "include") -> dict[str, Any]:
-        """The metrics page's figures as JSON (`typed=exclude`: spoken calls only)."""
+    async def metrics_json(
+        window: str = DEFAULT_WINDOW, channel: str = "", typed: str = "include"
+    ) -> dict[str, Any]:
+        """The metrics page's figures as JSON; `channel` one of voice, typed, sms, whatsapp
+        (`typed=exclude`: spoken calls only)."""
         if window not in WINDOWS:
             raise HTTPException(status_code=422, detail=f"window is one of {', '.join(WINDOWS)}")
         if typed not in ("include", "exclude"):
             raise HTTPException(status_code=422, detail="typed is include or exclude")
-        channel = "voice" if typed == "exclude" else None
-        report = await asyncio.to_thread(metrics.report, dash.store.engine, window, channel=channel)
-        return _as_json(report)
+        if channel and channel not in CHANNELS:
+            raise HTTPException(status_code=422, detail=f"channel is one of {', '.join(CHANNELS)}")
+        chosen = _channel(channel, typed)
+        report = await asyncio.to_thread(metrics.report, dash.store.engine, window, channel=chosen)
+        return {**_as_json(report), "channel": chosen}
 
     @api.get("/metrics", dependencies=[dash.api()], include_in_schema=False)
     async def prometheus() -> Response:
@@ -385,6 +393,14 @@ def router(dash: Dashboard) -> APIRouter:
         )
 
     return api
+
+
+def _channel(channel: str, typed: str) -> str | None:
+    """The one channel the figures count, or None for all: `channel` when it names one, else
+    spoken calls only for the older `typed=exclude`."""
+    if channel in CHANNELS:
+        return channel
+    return "voice" if typed == "exclude" else None
 
 
 def _as_json(report: Report) -> dict[str, Any]:

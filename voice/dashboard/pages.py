@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -31,7 +31,14 @@ from integrations.approvals import (
     describe,
     money,
 )
-from integrations.dashboard_queries import OUTCOMES, TICKET_STATES, CallFilter
+from integrations.clock import aware
+from integrations.dashboard_queries import (
+    CHANNELS,
+    MESSAGE_CHANNELS,
+    OUTCOMES,
+    TICKET_STATES,
+    CallFilter,
+)
 from integrations.outbox import OutboxEntry
 from integrations.redact import redact_card_numbers
 from voice.dashboard.auth import Principal
@@ -55,6 +62,7 @@ RETURNS_LOOKUP_S = 5.0
 _SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 _OUTCOME_BADGES = {"resolved": "ok", "handed_off": "warn", "failed": "bad"}
+_CHANNEL_NAMES = {"voice": "Voice", "typed": "Typed", "sms": "SMS", "whatsapp": "WhatsApp"}
 _OUTBOX_BADGES = {"delivered": "ok", "dead": "bad"}
 _RESULTS = ("approved", "denied", "already_decided")
 _TICKET_EVENTS = ("ticket.created",)
@@ -125,6 +133,11 @@ class Fmt:
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             pairs.append((key, redact_card_numbers(shown)))
         return pairs
+
+    @staticmethod
+    def channel(value: str | None) -> str:
+        """A channel as people write it: "SMS", "WhatsApp"."""
+        return _CHANNEL_NAMES.get(value or "voice", value or "")
 
     @staticmethod
     def outcome_badge(outcome: str) -> str:
@@ -206,6 +219,33 @@ def _related(call: dict[str, Any], approvals: list[PendingRefund]) -> dict[str, 
         "refunds": refunds,
         "sms": [e for e in rows.values() if e.kind == "sms"],
     }
+
+
+def _thread(call: dict[str, Any]) -> list[dict[str, Any]]:
+    """A conversation by text messages as its thread: each message (a turn) with its time and
+    side, and the events recorded with it, up to the next message. Events recorded before the
+    first message go with the first."""
+    started = aware(call["started_at"] or call["created_at"])
+    items: list[dict[str, Any]] = []
+    for turn in call["turns"]:
+        ms = turn["start_ms"]
+        at = started + timedelta(milliseconds=ms) if started and ms is not None else None
+        items.append({"turn": turn, "at": at, "ms": ms, "events": []})
+    for event in call["events"]:
+        if not items:
+            break
+        ms = event["at_ms"]
+        when = aware(event["created_at"])
+        home = items[0]
+        for item in items[1:]:
+            if ms is not None and item["ms"] is not None:
+                reached = item["ms"] <= ms
+            else:
+                reached = item["at"] is not None and when is not None and item["at"] <= when
+            if reached:
+                home = item
+        home["events"].append(event)
+    return items
 
 
 def _recording(dash: Dashboard, sid: str) -> Any:
@@ -331,6 +371,7 @@ def router(dash: Dashboard) -> APIRouter:
         request: Request,
         q: str = "",
         direction: str = "",
+        channel: str = "",
         outcome: str = "",
         intent: str = "",
         handoff: str = "",
@@ -348,6 +389,7 @@ def router(dash: Dashboard) -> APIRouter:
         filters = CallFilter(
             q=q.strip()[:200],
             direction=direction if direction in ("inbound", "outbound") else None,
+            channel=channel if channel in CHANNELS else None,
             outcome=outcome if outcome in OUTCOMES else None,
             intent=intent.strip() or None,
             handoff={"yes": True, "no": False}.get(handoff),
@@ -362,6 +404,7 @@ def router(dash: Dashboard) -> APIRouter:
         params = {
             "q": q,
             "direction": direction,
+            "channel": channel if channel in CHANNELS else "",
             "outcome": outcome,
             "intent": intent,
             "handoff": handoff,
@@ -375,6 +418,7 @@ def router(dash: Dashboard) -> APIRouter:
             calls=found,
             params=params,
             outcomes=OUTCOMES,
+            channels=CHANNELS,
             intents=intents,
             error=error,
             links=_links("/dashboard/calls", params, found.page, found.pages),
@@ -383,7 +427,8 @@ def router(dash: Dashboard) -> APIRouter:
 
     @api.get("/dashboard/calls/{call_sid}", dependencies=[dash.page()])
     async def call_page(request: Request, call_sid: str) -> Response:
-        """One call: its transcript with timings, its events, what it caused, its recording."""
+        """One call: its transcript with timings, its events, what it caused, its recording;
+        a conversation by text messages as its thread, each message with its events."""
         call = await asyncio.to_thread(store.call, call_sid)
         if call is None:
             return render(
@@ -394,6 +439,15 @@ def router(dash: Dashboard) -> APIRouter:
             asyncio.to_thread(store.calls_page, CallFilter(call_sid=call_sid), per_page=1),
             *(asyncio.to_thread(desk.get, i) for i in pending_ids),
         )
+        photo_desk = getattr(dash.shop, "photos", None)
+        refs = [
+            str((e["data"] or {}).get("reference") or "")
+            for e in call["events"]
+            if e["type"] == "ticket.created"
+        ]
+        photos = {}
+        if photo_desk is not None and any(refs):
+            photos = await asyncio.to_thread(photo_desk.photos_of_tickets, refs)
         return render(
             dash,
             request,
@@ -404,6 +458,8 @@ def router(dash: Dashboard) -> APIRouter:
             summary=found.items[0] if found.items else None,
             related=_related(call, [a for a in approvals if a is not None]),
             recording=_recording(dash, call_sid) is not None,
+            thread=_thread(call) if call.get("channel") in MESSAGE_CHANNELS else None,
+            photos=photos,
             fmt=fmt,
         )
 
