@@ -8,24 +8,66 @@ SID (a crash between receiving and replying neither loses nor doubles it): STOP 
 synonyms opt the number out (and onto the do-not-call list), START opts it back in, HELP says
 who we are. A number that opted out gets no reply to anything else.
 
-Not yet here: the conversation itself (other messages are recorded, status `received`, and
-not answered), WhatsApp's template rule, the flood limit and MMS photos.
+Any other message goes to the dialog, in the number's conversation (kept in memory, stored as
+a call of channel "sms" or "whatsapp"); its lines, fillers left out, are one reply. After a
+restart the conversation starts over and says so. Not yet here: the quiet timeout, replies to
+alerts, WhatsApp's template rule, the flood limit and MMS photos.
 """
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import Response
 
-from integrations.messaging import MessagingLines, MessagingStore, keyword_of, parse_address
+from dialog.events import CallInfo, EndCall, Say, Transfer
+from integrations.messaging import (
+    Address,
+    MessagingLines,
+    MessagingStore,
+    keyword_of,
+    parse_address,
+    segments,
+)
 from integrations.messaging import create_all as create_messaging_tables
 from integrations.outbox import OutboxMessenger
+from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents
 
 __all__ = ["install_sms_routes"]
+
+
+class _Live:
+    """A conversation held in memory: its call in the store and its agent."""
+
+    def __init__(self, call_sid: str, agent: Any) -> None:
+        self.call_sid = call_sid
+        self.agent = agent
+        self.seq = 0
+
+    def turn(self, store: Any, role: str, text: str) -> None:
+        """One message of the transcript (the store redacts card numbers)."""
+        self.seq += 1
+        store.add_turn(self.call_sid, self.seq, role, text, start_ms=0, end_ms=0, source="text")
+
+
+async def _said(events: Any) -> tuple[list[str], str | None]:
+    """What the agent says (fillers left out), and why the conversation ended, if it did."""
+    said: list[str] = []
+    ended = None
+    async for event in events:
+        if isinstance(event, Say) and not event.filler:
+            said.append(event.text)
+        elif isinstance(event, Transfer):
+            ended = "transfer"
+        elif isinstance(event, EndCall):
+            ended = event.reason
+    return said, ended
+
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +85,67 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
     locks: dict[str, asyncio.Lock] = {}
     TwilioForm = Annotated[dict[str, str], Depends(twilio_form)]
 
-    async def reply(message_sid: str, to: str, body: str) -> None:
-        messenger = OutboxMessenger(CallEvents(shop.store, None), wake=shop.wake_worker)
+    live: dict[str, _Live] = {}
+
+    async def talk(address: Address, body: str, message_sid: str) -> str:
+        """The dialog's answer to one message, in the number's conversation (a new one when
+        there is none, or after a restart: what was in memory is gone, and it says so)."""
+        prefix: list[str] = []
+        current = live.get(address.phone)
+        stored = await asyncio.to_thread(texts.open_conversation, address.phone)
+        if current is None and stored is not None:
+            await asyncio.to_thread(texts.end_conversation, stored["call_sid"], "restarted")
+            await asyncio.to_thread(
+                shop.store.upsert_call, stored["call_sid"], status="completed",
+                ended_at=datetime.now(UTC), end_reason="restarted",
+            )  # fmt: skip
+            prefix.append(lines.restarted)
+        if current is None:
+            call_sid = f"TX{uuid.uuid4().hex[:30]}"
+            info = CallInfo(
+                call_sid, address.phone, settings.support_number, "inbound",
+                channel=address.channel,  # type: ignore[arg-type]
+            )  # fmt: skip
+            await asyncio.to_thread(texts.begin_conversation, call_sid, address)
+            await asyncio.to_thread(
+                shop.store.upsert_call, call_sid, from_number=address.phone,
+                to_number=settings.support_number, direction="inbound", status="in-progress",
+                started_at=datetime.now(UTC), channel=address.channel,
+            )  # fmt: skip
+            events = CallEvents(shop.store, call_sid)
+            current = _Live(call_sid, shop.agent(info, events))
+            await asyncio.to_thread(
+                shop.store.add_event, call_sid, "call.started", None,
+                {"direction": "inbound", "channel": address.channel}, 0,
+            )  # fmt: skip
+            await _said(current.agent.start())  # the greeting: the answer below is the reply
+            live[address.phone] = current
+        await asyncio.to_thread(texts.settle, message_sid, "received",
+                                conversation=current.call_sid)  # fmt: skip
+        text = redact_card_numbers(body.strip())
+        current.turn(shop.store, "caller", text)
+        said, ended = await _said(current.agent.hear(text, 1.0))
+        answer = " ".join(prefix + said)
+        if answer:
+            current.turn(shop.store, "agent", answer)
+        await asyncio.to_thread(texts.touch, current.call_sid)
+        if ended is not None:
+            live.pop(address.phone, None)
+            summary = await current.agent.end(ended)
+            await asyncio.to_thread(texts.end_conversation, current.call_sid, ended)
+            await asyncio.to_thread(
+                shop.store.add_event, current.call_sid, "call.ended", None,
+                {"reason": ended, "channel": address.channel}, 0,
+            )  # fmt: skip
+            await asyncio.to_thread(
+                shop.store.upsert_call, current.call_sid, status="completed",
+                ended_at=datetime.now(UTC), end_reason=ended, summary=str(summary),
+            )  # fmt: skip
+        return answer
+
+    async def reply(message_sid: str, to: str, body: str, current: Any = None) -> None:
+        sid = current.call_sid if current is not None else None
+        messenger = OutboxMessenger(CallEvents(shop.store, sid), wake=shop.wake_worker)
         await messenger.send_sms(to, body, idempotency_key=f"reply:{message_sid}")
 
     @app.post("/twilio/sms")
@@ -82,6 +183,13 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
                 await reply(message_sid, address.twilio, lines.fill(lines.help, shop_name, human))
                 await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
             else:
-                log.info("text message %s recorded; conversations by text are not wired yet",
-                         message_sid)  # fmt: skip
+                said = await talk(address, body, message_sid)
+                if said:
+                    await reply(message_sid, address.twilio, said, live.get(address.phone))
+                    await asyncio.to_thread(
+                        texts.settle, message_sid, "answered",
+                        conversation=found.conversation, reply_segments=segments(said),
+                    )  # fmt: skip
+                else:
+                    await asyncio.to_thread(texts.settle, message_sid, "unanswered")
         return Response(_EMPTY, media_type="application/xml")

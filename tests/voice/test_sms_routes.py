@@ -5,6 +5,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from integrations.demo import seed
 from integrations.messaging import OPT_OUT_REASON
 from integrations.outbound import OutboundStore
 from integrations.providers import build_providers
@@ -43,6 +44,7 @@ def client(tmp_path, fake):
     app = create_app(
         settings, Engines(FakeTranscriber(), FakeSynthesizer()), make_providers=providers
     )
+    seed(app.state.runtime.engine)
     with TestClient(app) as c:
         yield c
 
@@ -114,3 +116,25 @@ def test_stop_then_nothing_more_is_texted_help_and_start(client, fake):
     help_text = fake.messages[-1]["body"]
     assert "Northwind Goods" in help_text and "Reply STOP to opt out" in help_text
     assert len(fake.messages) == 3
+
+
+MARIA = "+14155550101"
+
+
+def test_a_conversation_by_text_is_answered_stored_and_resumed(client, fake):
+    text(client, "hi, um, where's my order?", "SM10", sender=MARIA)
+    text(client, "hi, um, where's my order?", "SM10", sender=MARIA)  # Twilio's retry
+    deliver(client)
+    (first,) = fake.messages
+    assert first["to"] == MARIA and "linen shirt" in first["body"]
+    conversation = client.app.state.texts.message("SM10").conversation
+    text(client, "yes please", "SM11", sender=MARIA)
+    deliver(client)
+    bodies = [m["body"] for m in fake.messages]
+    assert len(bodies) == 3 and any("ups.com" in b.lower() for b in bodies[1:])
+    assert client.app.state.texts.message("SM11").conversation == conversation
+    call = client.app.state.store.call(conversation)
+    assert call["channel"] == "sms"
+    assert [t["role"] for t in call["turns"]] == ["caller", "agent", "caller", "agent"]
+    types = [e["type"] for e in call["events"]]
+    assert "call.started" in types and "order.looked_up" in types and "sms.sent" in types
