@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     photo_max_mb: float = Field(default=10, gt=0, le=50, description="The largest photo taken.")
     photo_max_count: int = Field(default=5, ge=1, le=5, description="Photos one request takes.")
 
+    # Text messages (see README "Text messages (SMS and WhatsApp)")
+    text_quiet_hours: float = Field(
+        default=24, gt=0, description="A text conversation this quiet is over."
+    )
+
     # Speech to text
     stt_model_dir: Path | None = Field(
         default=None,

@@ -10,7 +10,8 @@ who we are. A number that opted out gets no reply to anything else.
 
 Any other message goes to the dialog, in the number's conversation (kept in memory, stored as
 a call of channel "sms" or "whatsapp"); its lines, fillers left out, are one reply. After a
-restart the conversation starts over and says so. Not yet here: the quiet timeout, replies to
+restart the conversation starts over and says so, as it does after `text_quiet_hours` of
+quiet. Not yet here: replies to
 alerts, WhatsApp's template rule, the flood limit and MMS photos.
 """
 
@@ -18,7 +19,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -93,6 +94,14 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
         prefix: list[str] = []
         current = live.get(address.phone)
         stored = await asyncio.to_thread(texts.open_conversation, address.phone)
+        quiet = timedelta(hours=settings.text_quiet_hours)
+        if stored is not None and texts.clock() - stored["last_at"] >= quiet:
+            if current is not None:  # gone quiet: it is over, and this message starts anew
+                live.pop(address.phone, None)
+                await finish(current, "quiet", address)
+            else:
+                await asyncio.to_thread(texts.end_conversation, stored["call_sid"], "quiet")
+            current, stored = None, None
         if current is None and stored is not None:
             await asyncio.to_thread(texts.end_conversation, stored["call_sid"], "restarted")
             await asyncio.to_thread(
@@ -131,17 +140,21 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
         await asyncio.to_thread(texts.touch, current.call_sid)
         if ended is not None:
             live.pop(address.phone, None)
-            summary = await current.agent.end(ended)
-            await asyncio.to_thread(texts.end_conversation, current.call_sid, ended)
-            await asyncio.to_thread(
-                shop.store.add_event, current.call_sid, "call.ended", None,
-                {"reason": ended, "channel": address.channel}, 0,
-            )  # fmt: skip
-            await asyncio.to_thread(
-                shop.store.upsert_call, current.call_sid, status="completed",
-                ended_at=datetime.now(UTC), end_reason=ended, summary=str(summary),
-            )  # fmt: skip
+            await finish(current, ended, address)
         return answer
+
+    async def finish(current: _Live, reason: str, address: Address) -> None:
+        """End a conversation: the agent's summary, `call.ended`, the stored call."""
+        summary = await current.agent.end(reason)
+        await asyncio.to_thread(texts.end_conversation, current.call_sid, reason)
+        await asyncio.to_thread(
+            shop.store.add_event, current.call_sid, "call.ended", None,
+            {"reason": reason, "channel": address.channel}, 0,
+        )  # fmt: skip
+        await asyncio.to_thread(
+            shop.store.upsert_call, current.call_sid, status="completed",
+            ended_at=datetime.now(UTC), end_reason=reason, summary=str(summary),
+        )  # fmt: skip
 
     async def reply(message_sid: str, to: str, body: str, current: Any = None) -> None:
         sid = current.call_sid if current is not None else None

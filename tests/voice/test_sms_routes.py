@@ -138,3 +138,53 @@ def test_a_conversation_by_text_is_answered_stored_and_resumed(client, fake):
     assert [t["role"] for t in call["turns"]] == ["caller", "agent", "caller", "agent"]
     types = [e["type"] for e in call["events"]]
     assert "call.started" in types and "order.looked_up" in types and "sms.sent" in types
+
+
+def test_after_the_quiet_timeout_the_next_message_starts_a_new_conversation(client, fake):
+    from datetime import timedelta
+
+    texts = client.app.state.texts
+    text(client, "where's my order?", "SM20", sender=MARIA)
+    first = texts.message("SM20").conversation
+    text(client, "hmm ok", "SM21", sender=MARIA)
+    assert texts.message("SM21").conversation == first
+    later = texts.clock() + timedelta(hours=25)
+    texts.clock = lambda: later
+    text(client, "where's my order now?", "SM22", sender=MARIA)
+    second = texts.message("SM22").conversation
+    assert second != first
+    assert client.app.state.store.call(first)["end_reason"] == "quiet"
+
+
+def test_after_a_restart_the_conversation_starts_over_and_says_so(tmp_path, fake):
+    settings = Settings(
+        twilio_auth_token=fake.auth_token,
+        twilio_account_sid=fake.account_sid,
+        twilio_from_number="+18005550100",
+        public_url=PUBLIC,
+        database_url=f"sqlite:///{tmp_path}/r.db",
+        admin_token="admin",
+        worker_in_process=False,
+    )
+
+    def providers(config, engine, demo):
+        return build_providers(
+            config, engine, demo, transports={"twilio": httpx.MockTransport(fake)}
+        )
+
+    def server():
+        app = create_app(
+            settings, Engines(FakeTranscriber(), FakeSynthesizer()), make_providers=providers
+        )
+        seed(app.state.runtime.engine)
+        return TestClient(app)
+
+    with server() as before:
+        text(before, "where's my order?", "SM30", sender=MARIA)
+        first = before.app.state.texts.message("SM30").conversation
+    with server() as after:
+        text(after, "yes please", "SM31", sender=MARIA)
+        deliver(after)
+        assert after.app.state.texts.message("SM31").conversation != first
+        assert "start again" in fake.messages[-1]["body"]
+        assert after.app.state.store.call(first)["end_reason"] == "restarted"
