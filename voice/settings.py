@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     text_quiet_hours: float = Field(
         default=24, gt=0, description="A text conversation this quiet is over."
     )
+    text_flood_count: int = Field(
+        default=10,
+        ge=1,
+        description="More messages than this from one number within "
+        "`text_flood_seconds` get one polite reply; the rest are recorded, not answered.",
+    )
+    text_flood_seconds: float = Field(default=60, gt=0)
 
     # Speech to text
     stt_model_dir: Path | None = Field(

@@ -11,8 +11,8 @@ who we are. A number that opted out gets no reply to anything else.
 Any other message goes to the dialog, in the number's conversation (kept in memory, stored as
 a call of channel "sms" or "whatsapp"); its lines, fillers left out, are one reply. After a
 restart the conversation starts over and says so, as it does after `text_quiet_hours` of
-quiet. Not yet here: replies to
-alerts, WhatsApp's template rule, the flood limit and MMS photos.
+quiet. A flood from one number gets one polite reply; the rest are recorded. Not yet here:
+replies to alerts, WhatsApp's template rule and MMS photos.
 """
 
 import asyncio
@@ -156,6 +156,12 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
             ended_at=datetime.now(UTC), end_reason=reason, summary=str(summary),
         )  # fmt: skip
 
+    async def flooded(phone: str) -> bool:
+        """More messages from `phone` in the flood window than the shop answers."""
+        since = texts.clock() - timedelta(seconds=settings.text_flood_seconds)
+        count = await asyncio.to_thread(texts.received_since, phone, since)
+        return count > settings.text_flood_count
+
     async def reply(message_sid: str, to: str, body: str, current: Any = None) -> None:
         sid = current.call_sid if current is not None else None
         messenger = OutboxMessenger(CallEvents(shop.store, sid), wake=shop.wake_worker)
@@ -192,6 +198,15 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
                 await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
             elif await asyncio.to_thread(texts.opted_out, address.phone):
                 await asyncio.to_thread(texts.settle, message_sid, "opted_out")
+            elif await flooded(address.phone):
+                since = texts.clock() - timedelta(seconds=settings.text_flood_seconds)
+                if await asyncio.to_thread(texts.noticed_since, address.phone, since):
+                    await asyncio.to_thread(texts.settle, message_sid, "rate_limited")
+                else:
+                    line = lines.fill(lines.rate_limited, shop_name, human)
+                    await reply(message_sid, address.twilio, line, live.get(address.phone))
+                    await asyncio.to_thread(texts.settle, message_sid, "rate_noticed",
+                                            reply_segments=segments(line))  # fmt: skip
             elif keyword == "help":
                 await reply(message_sid, address.twilio, lines.fill(lines.help, shop_name, human))
                 await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)

@@ -69,7 +69,8 @@ def deliver(client) -> None:
 
     shop = client.app.state.runtime
     worker = Worker(shop.store.outbox, deliverers_from(shop.providers, shop.engine))
-    asyncio.run(worker.run_once())
+    while asyncio.run(worker.run_once()):
+        pass
 
 
 def test_an_unsigned_or_badly_signed_message_gets_403_and_is_not_recorded(client):
@@ -186,5 +187,20 @@ def test_after_a_restart_the_conversation_starts_over_and_says_so(tmp_path, fake
         text(after, "yes please", "SM31", sender=MARIA)
         deliver(after)
         assert after.app.state.texts.message("SM31").conversation != first
-        assert "start again" in fake.messages[-1]["body"]
+        assert sum("start again" in m["body"] for m in fake.messages) == 1
         assert after.app.state.store.call(first)["end_reason"] == "restarted"
+
+
+def test_a_flood_from_one_number_gets_one_polite_reply(client, fake):
+    texts = client.app.state.texts
+    for n in range(14):
+        text(client, f"hello?? {n}", f"SM4{n:02d}", sender=MARIA)
+    deliver(client)
+    statuses = [texts.message(f"SM4{n:02d}").status for n in range(14)]
+    assert statuses[10] == "rate_noticed"
+    assert statuses[11:] == ["rate_limited"] * 3
+    notices = [m for m in fake.messages if "pause replies" in m["body"]]
+    assert len(notices) == 1
+    assert len(fake.messages) == 11  # ten answers, one notice
+    text(client, "STOP", "SM499", sender=MARIA)  # an opt-out is honoured even in a flood
+    assert texts.opted_out(MARIA)
