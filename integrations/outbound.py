@@ -290,6 +290,25 @@ class OutboundStore:
                 conn.execute(delete(outbound_dnc).where(outbound_dnc.c.phone == phone)).rowcount > 0
             )
 
+    def dnc_remove_if(self, phone: str, reason: str) -> bool:
+        """Take a number off the list only if it is there for `reason` (an opt-out by text
+        is undone by START; an entry an operator or a call made stays)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                delete(outbound_dnc).where(
+                    outbound_dnc.c.phone == phone, outbound_dnc.c.reason == reason
+                )
+            )
+            return done.rowcount > 0
+
+    def dnc_reason(self, phone: str) -> str | None:
+        """Why a number is on the list; None when it is not."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(outbound_dnc.c.reason).where(outbound_dnc.c.phone == phone)
+            ).first()
+        return None if row is None else str(row[0])
+
     def dnc_contains(self, phone: str) -> bool:
         """Whether we must not call this number."""
         with self.engine.connect() as conn:

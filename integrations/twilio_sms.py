@@ -14,7 +14,12 @@ answer was lost sends a second text. So the rule here is stricter than for idemp
   attempt, and only if none is found is the text sent again (the outbox retries with the
   same key).
 - Twilio's refusals (4xx: invalid number, unsubscribed recipient, …) are final: recorded, and
-  raised as `ProviderError(code="twilio_<code>", retryable=False)`.
+  raised as `ProviderError(code="twilio_<code>", retryable=False)`. Error 21610 (the recipient
+  replied STOP to Twilio) also records the number's opt-out.
+- Nothing is sent to a number that opted out of texts (`integrations.messaging`), whoever
+  asks (replies, alerts, labels, tracking links): `ProviderError(code="opted_out")`, final, so
+  the outbox records the row as dead with that code. The one exception is the confirmation
+  of the opt-out itself, named by its key when the opt-out was recorded.
 
 Reads (GET) are retried like any safe request. Status callbacks (`MessageStatus`) are recorded
 by `record_sms_status` into `twilio_sms_status` and move the ledger's status on.
@@ -62,6 +67,8 @@ from integrations.http import (
     retry_after_seconds,
     with_retries,
 )
+from integrations.messaging import MessagingStore
+from integrations.messaging import create_all as create_messaging_tables
 from integrations.protocols import ProviderError
 
 __all__ = [
@@ -251,6 +258,7 @@ class TwilioSms:
     def create_all(self) -> None:
         """Create the SMS tables if missing."""
         metadata.create_all(self.engine)
+        create_messaging_tables(self.engine)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -275,6 +283,11 @@ class TwilioSms:
                 f"Twilio refused this text earlier (error {row['error_code']})",
                 code=f"twilio_{row['error_code']}",
             )
+        opt_outs = MessagingStore(self.engine, self._clock)
+        if not await asyncio.to_thread(opt_outs.may_text, to, idempotency_key):
+            log.info("not texting …%s: the number opted out of texts", to[-4:])
+            await asyncio.to_thread(self._set_status, idempotency_key, "not_sent")
+            raise ProviderError("the recipient opted out of texts", code="opted_out")
         if row["status"] == "sending" and not row["fresh"]:
             found = await self._find_sent(to, body, row["created_at"])
             if found is not None:
@@ -300,6 +313,9 @@ class TwilioSms:
                 ) from exc
             if 400 <= exc.status < 500:
                 await asyncio.to_thread(self._finish, key, "failed", None, str(exc.code or ""))
+                if exc.code == 21610:  # the recipient replied STOP to Twilio itself
+                    store = MessagingStore(self.engine, self._clock)
+                    await asyncio.to_thread(store.opt_out, to, "twilio_21610")
                 raise ProviderError(
                     f"Twilio refused the text: {exc.msg}",
                     code=f"twilio_{exc.code or exc.status}",

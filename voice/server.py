@@ -31,6 +31,7 @@ from voice.outbound import dialer_for, parse_since
 from voice.photo_routes import install_photo_routes
 from voice.services import build_shop
 from voice.settings import Settings
+from voice.sms_routes import install_sms_routes
 from voice.stt import Transcriber, WhisperTranscriber
 from voice.tts import PiperSynthesizer, Synthesizer, speech_chunks
 
@@ -276,6 +277,7 @@ def create_app(
     )
     dashboard.mount(app, board)
     install_photo_routes(app, shop.photos, gate)
+    install_sms_routes(app, shop, twilio_form)
     Viewer = Annotated[Principal, Depends(gate.require("viewer"))]
     Agent = Annotated[Principal, Depends(gate.require("agent"))]
     Approver = Annotated[Principal, Depends(gate.require("approver"))]

@@ -157,6 +157,18 @@ class Settings(BaseSettings):
     photo_max_mb: float = Field(default=10, gt=0, le=50, description="The largest photo taken.")
     photo_max_count: int = Field(default=5, ge=1, le=5, description="Photos one request takes.")
 
+    # Text messages (see README "Text messages (SMS and WhatsApp)")
+    text_quiet_hours: float = Field(
+        default=24, gt=0, description="A text conversation this quiet is over."
+    )
+    text_flood_count: int = Field(
+        default=10,
+        ge=1,
+        description="More messages than this from one number within "
+        "`text_flood_seconds` get one polite reply; the rest are recorded, not answered.",
+    )
+    text_flood_seconds: float = Field(default=60, gt=0)
+
     # Speech to text
     stt_model_dir: Path | None = Field(
         default=None,

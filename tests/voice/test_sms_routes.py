@@ -1,0 +1,206 @@
+"""`POST /twilio/sms`: signed, each message once, and the carriers' keywords, against a fake
+Twilio REST API behind the real outbox worker."""
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from integrations.demo import seed
+from integrations.messaging import OPT_OUT_REASON
+from integrations.outbound import OutboundStore
+from integrations.providers import build_providers
+from tests.fakes import FakeSynthesizer, FakeTranscriber
+from tests.integrations.fakes_http import FakeTwilio
+from voice import twilio
+from voice.server import Engines, create_app
+from voice.settings import Settings
+
+PUBLIC = "https://support.example-shop.com"
+AISHA = "+14155550103"
+
+
+@pytest.fixture
+def fake() -> FakeTwilio:
+    return FakeTwilio()
+
+
+@pytest.fixture
+def client(tmp_path, fake):
+    settings = Settings(
+        twilio_auth_token=fake.auth_token,
+        twilio_account_sid=fake.account_sid,
+        twilio_from_number="+18005550100",
+        public_url=PUBLIC,
+        database_url=f"sqlite:///{tmp_path}/s.db",
+        admin_token="admin",
+        worker_in_process=False,
+    )
+
+    def providers(config, engine, demo):
+        return build_providers(
+            config, engine, demo, transports={"twilio": httpx.MockTransport(fake)}
+        )
+
+    app = create_app(
+        settings, Engines(FakeTranscriber(), FakeSynthesizer()), make_providers=providers
+    )
+    seed(app.state.runtime.engine)
+    with TestClient(app) as c:
+        yield c
+
+
+def text(client, body: str, sid: str, sender: str = AISHA, signed: bool = True):
+    form = {"MessageSid": sid, "From": sender, "To": "+18005550100", "Body": body}
+    headers = {}
+    if signed:
+        headers["X-Twilio-Signature"] = twilio.compute_signature(
+            client.app.state.settings.twilio_auth_token.get_secret_value(),
+            PUBLIC + "/twilio/sms",
+            form,
+        )
+    return client.post("/twilio/sms", data=form, headers=headers)
+
+
+def deliver(client) -> None:
+    """Run the outbox worker once over what is due (the real deliverers, the fake Twilio)."""
+    import asyncio
+
+    from integrations.worker import Worker, deliverers_from
+
+    shop = client.app.state.runtime
+    worker = Worker(shop.store.outbox, deliverers_from(shop.providers, shop.engine))
+    while asyncio.run(worker.run_once()):
+        pass
+
+
+def test_an_unsigned_or_badly_signed_message_gets_403_and_is_not_recorded(client):
+    assert text(client, "STOP", "SM1", signed=False).status_code == 403
+    form = {"MessageSid": "SM1", "From": AISHA, "Body": "STOP"}
+    bad = client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": "AAAA"})
+    assert bad.status_code == 403
+    assert client.app.state.texts.message("SM1") is None
+
+
+def test_stop_then_nothing_more_is_texted_help_and_start(client, fake):
+    # A retried webhook is the same message: one confirmation.
+    assert text(client, "Stop.", "SM1").status_code == 200
+    assert text(client, "Stop.", "SM1").status_code == 200
+    deliver(client)
+    assert len(fake.messages) == 1 and "unsubscribed" in fake.messages[0]["body"]
+    outbound = OutboundStore(client.app.state.runtime.engine)
+    assert outbound.dnc_reason(AISHA) == OPT_OUT_REASON
+
+    # Opted out: HELP and questions get nothing, and nor does an alert.
+    text(client, "help", "SM2")
+    from integrations.outbox import OutboxMessenger
+    from integrations.store import CallEvents
+
+    shop = client.app.state.runtime
+    alert = OutboxMessenger(CallEvents(shop.store, None))
+    import asyncio
+
+    asyncio.run(
+        alert.send_sms(AISHA, "Northwind Goods: your order 1006 missed delivery.",
+                       idempotency_key="1006:failed_attempt:x")
+    )  # fmt: skip
+    deliver(client)
+    assert len(fake.messages) == 1
+    dead = shop.store.outbox.by_key("sms:1006:failed_attempt:x")
+    assert dead.status == "dead" and dead.error_code == "opted_out"
+
+    text(client, "START", "SM3")
+    deliver(client)
+    assert "subscribed to texts again" in fake.messages[-1]["body"]
+    assert not outbound.dnc_contains(AISHA)
+    text(client, "HELP", "SM4")
+    deliver(client)
+    help_text = fake.messages[-1]["body"]
+    assert "Northwind Goods" in help_text and "Reply STOP to opt out" in help_text
+    assert len(fake.messages) == 3
+
+
+MARIA = "+14155550101"
+
+
+def test_a_conversation_by_text_is_answered_stored_and_resumed(client, fake):
+    text(client, "hi, um, where's my order?", "SM10", sender=MARIA)
+    text(client, "hi, um, where's my order?", "SM10", sender=MARIA)  # Twilio's retry
+    deliver(client)
+    (first,) = fake.messages
+    assert first["to"] == MARIA and "linen shirt" in first["body"]
+    conversation = client.app.state.texts.message("SM10").conversation
+    text(client, "yes please", "SM11", sender=MARIA)
+    deliver(client)
+    bodies = [m["body"] for m in fake.messages]
+    assert len(bodies) == 3 and any("ups.com" in b.lower() for b in bodies[1:])
+    assert client.app.state.texts.message("SM11").conversation == conversation
+    call = client.app.state.store.call(conversation)
+    assert call["channel"] == "sms"
+    assert [t["role"] for t in call["turns"]] == ["caller", "agent", "caller", "agent"]
+    types = [e["type"] for e in call["events"]]
+    assert "call.started" in types and "order.looked_up" in types and "sms.sent" in types
+
+
+def test_after_the_quiet_timeout_the_next_message_starts_a_new_conversation(client, fake):
+    from datetime import timedelta
+
+    texts = client.app.state.texts
+    text(client, "where's my order?", "SM20", sender=MARIA)
+    first = texts.message("SM20").conversation
+    text(client, "hmm ok", "SM21", sender=MARIA)
+    assert texts.message("SM21").conversation == first
+    later = texts.clock() + timedelta(hours=25)
+    texts.clock = lambda: later
+    text(client, "where's my order now?", "SM22", sender=MARIA)
+    second = texts.message("SM22").conversation
+    assert second != first
+    assert client.app.state.store.call(first)["end_reason"] == "quiet"
+
+
+def test_after_a_restart_the_conversation_starts_over_and_says_so(tmp_path, fake):
+    settings = Settings(
+        twilio_auth_token=fake.auth_token,
+        twilio_account_sid=fake.account_sid,
+        twilio_from_number="+18005550100",
+        public_url=PUBLIC,
+        database_url=f"sqlite:///{tmp_path}/r.db",
+        admin_token="admin",
+        worker_in_process=False,
+    )
+
+    def providers(config, engine, demo):
+        return build_providers(
+            config, engine, demo, transports={"twilio": httpx.MockTransport(fake)}
+        )
+
+    def server():
+        app = create_app(
+            settings, Engines(FakeTranscriber(), FakeSynthesizer()), make_providers=providers
+        )
+        seed(app.state.runtime.engine)
+        return TestClient(app)
+
+    with server() as before:
+        text(before, "where's my order?", "SM30", sender=MARIA)
+        first = before.app.state.texts.message("SM30").conversation
+    with server() as after:
+        text(after, "yes please", "SM31", sender=MARIA)
+        deliver(after)
+        assert after.app.state.texts.message("SM31").conversation != first
+        assert sum("start again" in m["body"] for m in fake.messages) == 1
+        assert after.app.state.store.call(first)["end_reason"] == "restarted"
+
+
+def test_a_flood_from_one_number_gets_one_polite_reply(client, fake):
+    texts = client.app.state.texts
+    for n in range(14):
+        text(client, f"hello?? {n}", f"SM4{n:02d}", sender=MARIA)
+    deliver(client)
+    statuses = [texts.message(f"SM4{n:02d}").status for n in range(14)]
+    assert statuses[10] == "rate_noticed"
+    assert statuses[11:] == ["rate_limited"] * 3
+    notices = [m for m in fake.messages if "pause replies" in m["body"]]
+    assert len(notices) == 1
+    assert len(fake.messages) == 11  # ten answers, one notice
+    text(client, "STOP", "SM499", sender=MARIA)  # an opt-out is honoured even in a flood
+    assert texts.opted_out(MARIA)
