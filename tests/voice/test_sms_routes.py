@@ -132,13 +132,15 @@ def test_a_conversation_by_text_is_answered_stored_and_resumed(client, fake):
     text(client, "yes please", "SM11", sender=MARIA)
     deliver(client)
     bodies = [m["body"] for m in fake.messages]
-    assert len(bodies) == 3 and any("ups.com" in b.lower() for b in bodies[1:])
+    # On a screen the tracking link is in the reply itself, not texted beside it.
+    assert len(bodies) == 2 and "ups.com/track" in bodies[1].lower()
     assert client.app.state.texts.message("SM11").conversation == conversation
     call = client.app.state.store.call(conversation)
     assert call["channel"] == "sms"
     assert [t["role"] for t in call["turns"]] == ["caller", "agent", "caller", "agent"]
     types = [e["type"] for e in call["events"]]
     assert "call.started" in types and "order.looked_up" in types and "sms.sent" in types
+    assert any(e["type"] == "sms.sent" and e["data"].get("in_reply") for e in call["events"])
 
 
 def test_after_the_quiet_timeout_the_next_message_starts_a_new_conversation(client, fake):
