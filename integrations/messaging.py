@@ -205,7 +205,8 @@ class Inbound:
 @dataclass(frozen=True)
 class MessagingLines:
     """What the shop texts outside the dialog: the carriers' keyword replies, the one reply to
-    a flood, and the note that a conversation started over. `{shop}` and `{human}` are filled
+    a flood, the note that a conversation started over, and the answer to a photo nobody
+    asked for. `{shop}` and `{human}` are filled
     in."""
 
     stop: str = (
@@ -222,6 +223,10 @@ class MessagingLines:
         "minute. Please send your question in one message, or call {human}."
     )
     restarted: str = "Sorry, we lost track of our earlier messages, so let's start again."
+    unasked_photo: str = (
+        "{shop}: thanks for the picture. If something arrived damaged, tell us your order "
+        "number and what happened, and we'll take it from there."
+    )
 
     def fill(self, line: str, shop: str, human: str) -> str:
         """One line with the shop and the number of a person filled in."""

@@ -11,8 +11,11 @@ who we are. A number that opted out gets no reply to anything else.
 Any other message goes to the dialog, in the number's conversation (kept in memory, stored as
 a call of channel "sms" or "whatsapp"); its lines, fillers left out, are one reply. After a
 restart the conversation starts over and says so, as it does after `text_quiet_hours` of
-quiet. A flood from one number gets one polite reply; the rest are recorded. Not yet here:
-replies to alerts, WhatsApp's template rule and MMS photos.
+quiet. A STOP ends the open conversation. A flood from one number gets one polite reply; the
+rest are recorded. An MMS with photos goes to the photo desk (`integrations.photos.accept_mms`)
+when a damaged-item request is waiting for them, and its answer is the reply; a photo nobody
+asked for gets a line saying how to go on. Not yet here: replies to alerts continuing the
+alert's topic, and WhatsApp's template rule.
 """
 
 import asyncio
@@ -36,6 +39,7 @@ from integrations.messaging import (
 )
 from integrations.messaging import create_all as create_messaging_tables
 from integrations.outbox import OutboxMessenger
+from integrations.photos import accept_mms
 from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents
 
@@ -167,6 +171,14 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
         messenger = OutboxMessenger(CallEvents(shop.store, sid), wake=shop.wake_worker)
         await messenger.send_sms(to, body, idempotency_key=f"reply:{message_sid}")
 
+    async def photo_reply(address: Address, form: dict[str, str]) -> str | None:
+        """The photo desk's answer to an MMS with photos, or None when no request of this
+        number waits for photos (then it is an ordinary message)."""
+        desk = getattr(shop, "photos", None)
+        if desk is None:
+            return None
+        return await accept_mms(desk, address.phone, form)
+
     @app.post("/twilio/sms")
     async def inbound_message(form: TwilioForm) -> Response:
         """A text message (SMS or WhatsApp) to the shop."""
@@ -185,7 +197,11 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
                 return Response(_EMPTY, media_type="application/xml")  # a retry: answered
             keyword = keyword_of(body)
             shop_name, human = settings.shop_name, settings.human_number
+            photos = int(media) if media.isdigit() else 0
             if keyword == "stop":
+                current = live.pop(address.phone, None)
+                if current is not None:  # nothing more is said in it
+                    await finish(current, "opted_out", address)
                 await asyncio.to_thread(
                     texts.opt_out, address.phone, body.strip().upper()[:16],
                     f"reply:{message_sid}",
@@ -210,6 +226,15 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
             elif keyword == "help":
                 await reply(message_sid, address.twilio, lines.fill(lines.help, shop_name, human))
                 await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
+            elif photos and (answer := await photo_reply(address, form)) is not None:
+                await reply(message_sid, address.twilio, answer, live.get(address.phone))
+                await asyncio.to_thread(texts.settle, message_sid, "answered",
+                                        reply_segments=segments(answer))  # fmt: skip
+            elif photos and not body.strip():
+                line = lines.fill(lines.unasked_photo, shop_name, human)
+                await reply(message_sid, address.twilio, line, live.get(address.phone))
+                await asyncio.to_thread(texts.settle, message_sid, "answered",
+                                        reply_segments=segments(line))  # fmt: skip
             else:
                 said = await talk(address, body, message_sid)
                 if said:

@@ -206,3 +206,82 @@ def test_a_flood_from_one_number_gets_one_polite_reply(client, fake):
     assert len(fake.messages) == 11  # ten answers, one notice
     text(client, "STOP", "SM499", sender=MARIA)  # an opt-out is honoured even in a flood
     assert texts.opted_out(MARIA)
+
+
+def test_a_stop_in_the_middle_of_a_conversation_ends_it(client, fake):
+    text(client, "where's my order?", "SM40", sender=MARIA)
+    conversation = client.app.state.texts.message("SM40").conversation
+    text(client, "Stop.", "SM41", sender=MARIA)
+    call = client.app.state.store.call(conversation)
+    assert call["end_reason"] == "opted_out" and call["status"] == "completed"
+    text(client, "hello?", "SM42", sender=MARIA)  # opted out: not answered, not a new talk
+    assert client.app.state.texts.message("SM42").status == "opted_out"
+
+
+LENA = "+14155550105"
+
+
+def mms(client, sid: str, sender: str, media: list[tuple[str, str]], body: str = ""):
+    form = {"MessageSid": sid, "From": sender, "To": "+18005550100", "Body": body}
+    form["NumMedia"] = str(len(media))
+    for i, (url, kind) in enumerate(media):
+        form[f"MediaUrl{i}"], form[f"MediaContentType{i}"] = url, kind
+    token = client.app.state.settings.twilio_auth_token.get_secret_value()
+    signature = twilio.compute_signature(token, PUBLIC + "/twilio/sms", form)
+    return client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+
+
+def photo_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (180, 20, 20)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_photos_sent_by_mms_to_a_waiting_request_arrange_the_replacement(client, fake):
+    from integrations.outbox import OutboxHelpdesk
+    from integrations.store import CallEvents
+
+    app = client.app
+    ticket = client.portal.call(
+        lambda: OutboxHelpdesk(CallEvents(app.state.store, None)).create_ticket(
+            "Photos of damage: order 1009", "waiting for photos", requester_phone=LENA,
+            requester_email=None, tags=["damaged", "photos"], priority="normal",
+            idempotency_key="CA1:ticket:photos:1009",
+        )
+    )  # fmt: skip
+    client.portal.call(
+        lambda: app.state.photos.request_photos(
+            order_number="1009", line_id="1009-1", phone=LENA, resolution="replacement",
+            ticket_id=ticket.id, call_sid=None, idempotency_key="CA1:photos:1009:1009-1",
+        )
+    )  # fmt: skip
+    fetched: list[str] = []
+
+    def media(request: httpx.Request) -> httpx.Response:  # Twilio's media URL, authenticated
+        fetched.append(request.url.host)
+        if "Authorization" not in request.headers:
+            return httpx.Response(401)
+        return httpx.Response(200, content=photo_jpeg(), headers={"Content-Type": "image/jpeg"})
+
+    app.state.photos._media_transport = httpx.MockTransport(media)
+    url = f"https://api.twilio.com/2010-04-01/Accounts/{fake.account_sid}/Messages/MM1/Media/ME1"
+    assert mms(client, "MM1", LENA, [(url, "image/jpeg")]).status_code == 200
+    mms(client, "MM1", LENA, [(url, "image/jpeg")])  # Twilio's retry: nothing twice
+    deliver(client)
+    assert fetched == ["api.twilio.com"]
+    replies = [m["body"] for m in fake.messages if m["to"] == LENA]
+    assert len(replies) == 1
+    assert replies[0].startswith("Thanks, we've got your photos")
+    assert app.state.photos.photos_of_tickets([ticket.id])  # kept, for the ticket
+
+
+def test_a_photo_nobody_asked_for_is_answered_with_how_to_go_on(client, fake):
+    url = f"https://api.twilio.com/2010-04-01/Accounts/{fake.account_sid}/Messages/MM2/Media/ME2"
+    assert mms(client, "MM2", MARIA, [(url, "image/jpeg")]).status_code == 200
+    deliver(client)
+    [answer] = [m["body"] for m in fake.messages if m["to"] == MARIA]
+    assert "tell us your order number and what happened" in answer
