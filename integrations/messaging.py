@@ -59,7 +59,6 @@ __all__ = [
     "keyword_of",
     "metadata",
     "parse_address",
-    "segments",
     "text_conversations",
     "text_messages",
     "text_opt_outs",
@@ -170,22 +169,6 @@ def keyword_of(body: str) -> str | None:
     if word in _HELP:
         return "help"
     return None
-
-
-_GSM7 = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
-)
-
-
-def segments(text: str) -> int:
-    """How many SMS segments `text` takes (GSM-7: 160, or 153 each when split; otherwise
-    UCS-2: 70, or 67 each)."""
-    if all(ch in _GSM7 for ch in text):
-        length = len(text) + sum(1 for ch in text if ch in "^{}\\[~]|€")
-        return 1 if length <= 160 else -(-length // 153)
-    units = len(text.encode("utf-16-le")) // 2
-    return 1 if units <= 70 else -(-units // 67)
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import Response
 
 from dialog.events import CallInfo, EndCall, Say, Transfer
+from dialog.screen import sms_segments as segments
 from integrations.messaging import (
     Address,
     MessagingLines,
     MessagingStore,
     keyword_of,
     parse_address,
-    segments,
 )
 from integrations.messaging import create_all as create_messaging_tables
 from integrations.outbox import OutboxMessenger
