@@ -30,7 +30,7 @@ from dialog.events import Say
 from voice import twilio
 from voice.audio import SAMPLE_RATE, mulaw_decode, mulaw_encode
 from voice.call_log import CallLog, InputClock
-from voice.pool import on_behalf_of
+from voice.pool import on_behalf_of, urgent
 from voice.recorder import Tape
 from voice.tts import Synthesizer, speech_chunks
 
@@ -43,6 +43,9 @@ CLIP_ECHO_GRACE_S = 3.0  # how much longer than a clip lasts we wait for its mar
 # More late than this, the next part of a reply already playing leaves a gap the caller hears
 # (one 20 ms frame plus 40 ms of network jitter; as `postvoice bench` counts underruns).
 AUDIO_GAP_ALLOWANCE_MS = 60
+# A line is synthesized ahead of other calls' queued sentences when less audio than this is
+# left to play before it (a sentence's synthesis under load takes up to ~0.5 s).
+URGENT_LEAD_S = 1.0
 
 
 class Socket(Protocol):
@@ -275,18 +278,26 @@ class Speaker:
             finally:
                 self._speaking = None
 
-    async def _synthesize(self, text: str) -> np.ndarray:
-        """Text to speech with a deadline; any failure becomes `_SpeakingFailed`."""
+    async def _synthesize(self, text: str, *, waited_for: bool = False) -> np.ndarray:
+        """Text to speech with a deadline; any failure becomes `_SpeakingFailed`. `waited_for`:
+        the caller hears nothing until it is ready (the pool starts it before the next parts
+        of replies already playing)."""
         try:
             async with asyncio.timeout(self.voice.timeout_s):
-                with on_behalf_of(self._sid):  # the TTS pool takes turns across calls
+                # the TTS pool takes turns across calls
+                with on_behalf_of(self._sid), urgent(waited_for):
                     return await self.voice.synthesizer.synthesize(text)
         except Exception as exc:
             raise _SpeakingFailed(repr(exc)) from exc
 
     async def _speak(self, job: _SayJob) -> None:
         sentences = speech_chunks(job.say.text)
-        upcoming = asyncio.ensure_future(self._synthesize(sentences[0])) if sentences else None
+        # The caller hears silence soon unless this is ready (a reply's first line, or one after
+        # a short "Sure."): it goes before the next parts of replies that have audio queued.
+        ahead_s = self._play_end_wall - time.monotonic()
+        waited_for = self._playing_reply != job.reply or ahead_s < URGENT_LEAD_S
+        first = self._synthesize(sentences[0], waited_for=waited_for) if sentences else None
+        upcoming = asyncio.ensure_future(first) if first is not None else None
         started_ms: int | None = None
         total_samples = 0
         try:

@@ -13,6 +13,7 @@ from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
 from voice import twilio
 from voice.audio import mulaw_encode, read_wav
 from voice.call import CallDeps, CallSession
+from voice.pool import job_urgent
 from voice.settings import Settings
 from voice.stt import Transcript
 
@@ -123,6 +124,34 @@ async def test_media_socket_refused_without_the_issued_token(tmp_path, token):
     assert h.socket.closed_with == 1008
     assert h.store.call("CA1") is None
     assert h.socket.events("media") == []
+
+
+class UrgencyOfSynthesis(FakeSynthesizer):
+    """Notes, per sentence, whether it was asked for as one a caller waits for in silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urgent: dict[str, bool] = {}
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        self.urgent[text] = job_urgent.get()
+        return await super().synthesize(text)
+
+
+async def test_the_first_sentence_of_a_reply_goes_first_the_next_ones_behind_it(tmp_path):
+    h = Harness(tmp_path)
+    h.tts = h.session.deps.synthesizer = UrgencyOfSynthesis()
+    h.agent.greeting = "Hello there. This second sentence plays while the first one is heard."
+    await h.start()
+    await until(lambda: len(h.tts.urgent) == 2)
+    h.put(twilio.build_inject("hi", 100))
+    await until(lambda: "You said hi." in h.tts.urgent)
+    await h.finish()
+    assert h.tts.urgent == {
+        "Hello there.": True,
+        "This second sentence plays while the first one is heard.": False,
+        "You said hi.": True,  # a new reply: the caller waits for it
+    }
 
 
 async def test_keypad_digits_reach_the_agent_on_pound(tmp_path):
