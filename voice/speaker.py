@@ -311,11 +311,14 @@ class Speaker:
                 )
                 if job.reply <= self._cut_reply:
                     return
+                first = started_ms is None
                 if started_ms is None:
                     started_ms = self._now_ms()
-                    await self._first_audio(job, started_ms)
                 self._note_gap(job, i)
+                audio_wall = time.monotonic()
                 await self._send_mulaw(mulaw_encode(audio))
+                if first:  # recorded once it is on its way, not before
+                    self._first_audio(job, started_ms, audio_wall)
                 total_samples += len(audio)
                 name = f"s{job.seq}.{i}"
                 self._pending[name] = _Pending(seq=job.seq, barge_in=job.say.barge_in)
@@ -327,7 +330,7 @@ class Speaker:
                     await upcoming
         if started_ms is not None:
             end_ms = started_ms + total_samples * 1000 // SAMPLE_RATE
-            await self.log.spoken(job.seq, started_ms, end_ms)
+            self.log.spoken(job.seq, started_ms, end_ms)
 
     async def _tts_failed(self, job: _SayJob, exc: _SpeakingFailed) -> None:
         """The rest of the reply is dropped; the apology rendered at start-up plays (two beeps
@@ -342,7 +345,7 @@ class Speaker:
         apology = self.voice.apology
         clip = self.voice.canned.ready(apology)
         seq = self.log.next_seq()
-        await self.log.agent_turn(seq, apology if clip else "(two beeps)", "canned")
+        self.log.agent_turn(seq, apology if clip else "(two beeps)", "canned")
         await self.play_clip(clip or tone(), f"s{seq}.0", seq)
 
     def _note_gap(self, job: _SayJob, sentence: int) -> None:
@@ -360,12 +363,11 @@ class Speaker:
             )
         self._playing_reply = job.reply
 
-    async def _first_audio(self, job: _SayJob, started_ms: int) -> None:
+    def _first_audio(self, job: _SayJob, started_ms: int, audio_wall: float) -> None:
         """Record where the time went between the caller's last word and our first audio."""
-        if job.clock is None:
-            return
-        latency = job.clock.latency(job.said_wall, time.monotonic())
-        await self.log.first_audio(job.seq, started_ms, latency)
+        if job.clock is not None:
+            latency = job.clock.latency(job.said_wall, audio_wall)
+            self.log.first_audio(job.seq, started_ms, latency)
 
     async def _send_mulaw(self, mulaw: bytes) -> None:
         self.tape.agent(self._now_ms(), mulaw_decode(mulaw))  # at the stream time it leaves

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,34 @@ async def test_the_first_sentence_of_a_reply_goes_first_the_next_ones_behind_it(
         "This second sentence plays while the first one is heard.": False,
         "You said hi.": True,  # a new reply: the caller waits for it
     }
+
+
+async def test_a_slow_store_never_holds_a_reply_and_loses_nothing_of_it(tmp_path):
+    h = Harness(tmp_path)
+    await h.start()
+    gate = threading.Event()
+    add_turn = h.store.add_turn
+
+    def slow_add_turn(*args, **kwargs):
+        if args[2] == "caller":
+            gate.wait(10)  # the store is stuck while the caller's turn is written
+        return add_turn(*args, **kwargs)
+
+    h.store.add_turn = slow_add_turn
+    h.put(twilio.build_inject("where is my order", 100))
+    await until(lambda: "You said where is my order." in h.tts.spoken)
+    await until(lambda: any(m["mark"]["name"].startswith("r2:") for m in h.socket.events("mark")))
+    assert [t["role"] for t in h.store.call("CA1")["turns"]] == ["agent"]  # the greeting only
+    gate.set()
+    await h.finish()
+    turns = h.store.call("CA1")["turns"]
+    assert [(t["role"], t["text"]) for t in turns] == [
+        ("agent", "Hello. How can I help?"),
+        ("caller", "where is my order"),
+        ("agent", "You said where is my order."),
+    ]
+    # written after the turn it times, though asked for while that turn was still held up
+    assert turns[2]["timing"]["latency_ms"] >= 0 and turns[2]["end_ms"] is not None
 
 
 async def test_keypad_digits_reach_the_agent_on_pound(tmp_path):
