@@ -87,7 +87,7 @@ def test_a_plain_yes_is_answered_at_once_and_a_yes_but_waits():
 
 
 def test_a_whole_request_ends_sooner_than_the_fixed_wait():
-    assert first_over(predictor(), OPEN, "Where is my order?") == 400
+    assert first_over(predictor(), OPEN, "Where is my order?") == 300
     assert first_over(predictor(request_end_of_turn_ms=0), OPEN, "Where is my order?") == 600
 
 
@@ -95,7 +95,7 @@ def test_a_caller_naming_what_they_call_about_is_given_the_usual_wait_to_go_on()
     """ "I'm calling about order one zero zero three, … (0.5 s) and order one zero zero four"
     was cut at the request wait."""
     assert first_over(predictor(), OPEN, "I'm calling about order 1 0 0 3.") == 600
-    assert first_over(predictor(), OPEN, "Where is order 1 0 0 3?") == 400
+    assert first_over(predictor(), OPEN, "Where is order 1 0 0 3?") == 300
 
 
 @pytest.mark.parametrize("text", ["My order number is", "I'm calling about, um", "and also"])
@@ -128,7 +128,7 @@ def test_a_caller_who_pauses_a_second_mid_sentence_is_given_that_second():
     end = predictor()
     end.pace.paused(900)
     assert first_over(end, OPEN, "I ordered a lamp.") == 1100
-    assert first_over(end, OPEN, "Where is my order?") == 400
+    assert first_over(end, OPEN, "Where is my order?") == 300
     assert first_over(end, ORDER, "one zero zero three") == 300
     assert first_over(predictor(pace=False), OPEN, "I ordered a lamp.") == 600
 

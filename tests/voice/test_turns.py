@@ -286,7 +286,15 @@ def speech(name: str = "where_is_my_order") -> np.ndarray:
 
 async def test_a_yes_or_no_is_answered_without_the_full_end_of_turn_wait(tmp_path):
     ears, agent = Ears("No, thanks."), AskingAgent(YES_NO)
-    call = Call(tmp_path, ears, agent, vad_quick_end_of_turn_ms=480, vad_end_of_turn_ms=600, **OFF)
+    call = Call(
+        tmp_path,
+        ears,
+        agent,
+        vad_quick_end_of_turn_ms=480,
+        vad_end_of_turn_ms=600,
+        vad_pause_ms=240,
+        **OFF,
+    )
     await call.start()
     await call.audio(speech("no_thanks"))
     await call.silence(400)  # a pause: transcribing starts
