@@ -149,6 +149,8 @@ class CallSample:
     stt_decode_ms: list[int] = field(default_factory=list)
     tts_ms: list[int] = field(default_factory=list)
     eot_wait_ms: list[int] = field(default_factory=list)
+    # Each reply's server-side breakdown (`timing` of its first agent turn) and what it said
+    replies: list[dict[str, Any]] = field(default_factory=list)
     answer_ms: list[int] = field(default_factory=list)
     caller_turns: int = 0  # caller utterances played
     cutoffs: list[int] = field(default_factory=list)  # those the agent cut off (clip numbers)
@@ -174,10 +176,10 @@ def sample_of(scenario: str, result: CallResult) -> CallSample:
         cutoffs=cut_off_turns(result.state),
     )
     sample.underruns = len(sample.underrun_gaps)
-    source = None
+    source = caller = None
     for turn in sorted(result.record.get("turns", []), key=lambda t: t.get("seq") or 0):
         if turn.get("role") == "caller":
-            source = turn.get("source")
+            source, caller = turn.get("source"), turn.get("text")
             heard = turn.get("timing")
             if source == "audio" and isinstance(heard, dict) and heard.get("stt_ms") is not None:
                 sample.stt_decode_ms.append(int(heard["stt_ms"]))
@@ -186,6 +188,11 @@ def sample_of(scenario: str, result: CallResult) -> CallSample:
         if not isinstance(timing, dict) or "latency_ms" not in timing:
             continue
         sample.server_latency_ms.append(int(timing["latency_ms"]))
+        sample.replies.append(
+            {"seq": turn.get("seq"), "after": source, "caller": (caller or "")[:60]}
+            | {"agent": (turn.get("text") or "")[:60]}
+            | {k: v for k, v in timing.items() if isinstance(v, int)}
+        )
         if source == "audio" and timing.get("stt_ms") is not None:
             sample.stt_ms.append(int(timing["stt_ms"]))
         if timing.get("tts_ms") is not None:
@@ -253,6 +260,7 @@ def summarize(
         "tts_ms_p50": _ms(percentile(tts, 50)),
         "tts_ms_p95": _ms(percentile(tts, 95)),
         "eot_wait_ms_p50": _ms(percentile(eot, 50)),
+        "reply_timings": _reply_timings(samples),
         "cpu_s": None if cpu_s is None else round(cpu_s, 2),
         "call_minutes": round(call_ms / 60_000, 2),
         "cpu_s_per_call_min": None if cpu_min is None else round(cpu_min, 2),
@@ -280,6 +288,12 @@ def summarize(
         ],
         "wall_s": None if wall_s is None else round(wall_s, 1),
     }
+
+
+def _reply_timings(samples: Sequence[CallSample]) -> list[dict[str, Any]]:
+    """Every reply with where its time went, as the server measured it, slowest first."""
+    replies = [{"scenario": s.scenario} | r for s in samples for r in s.replies]
+    return sorted(replies, key=lambda r: -r.get("latency_ms", 0))
 
 
 def _round(value: float | None) -> float | None:

@@ -425,7 +425,7 @@ class CallSession:
         if self.events is not None:
             self._spawn(self.events.record("barge_in", interrupted_turns=cut))
         for seq in cut:
-            self._spawn(self.log.interrupted(seq))
+            self.log.interrupted(seq)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -441,7 +441,7 @@ class CallSession:
         """The speaker could not synthesize `say` (it dropped the rest of the reply): the
         turn was never heard, the call is not recorded if that was the recording notice, and
         on the first failure the brain hands the caller to a person."""
-        self._spawn(self.log.interrupted(seq))
+        self.log.interrupted(seq)
         if say is self._notice:  # without the notice heard, the call must not be recorded
             self.tape.abandon("the recording notice could not be spoken")
         if first:
@@ -554,11 +554,11 @@ class CallSession:
             await self._process_heard(item)
         elif isinstance(item, _Text):
             text = redact_card_numbers(item.text)
-            await self.log.caller_turn(text, item.at_ms, item.at_ms, "text")
+            self.log.caller_turn(text, item.at_ms, item.at_ms, "text")
             await self._reply_with(self.agent.hear(text, 1.0), item.at_ms, InputClock.at(item.wall))
         elif isinstance(item, Keys):
             digits = redact_card_numbers(item.digits)
-            await self.log.caller_turn(digits, item.at_ms, item.at_ms, "dtmf")
+            self.log.caller_turn(digits, item.at_ms, item.at_ms, "dtmf")
             await self._reply_with(self.agent.keypad(digits), item.at_ms, InputClock.at(item.wall))
         elif isinstance(item, Silence):
             await self._reply_with(self.agent.silence(item.seconds), item.at_ms, None)
@@ -584,7 +584,7 @@ class CallSession:
         # A caller reading out a card number must leave no trace of it: not in the transcript,
         # not in what the agent keeps (summaries, tickets).
         text = redact_card_numbers(transcript.text)
-        await self.log.caller_turn(
+        self.log.caller_turn(
             text, u.start_ms, u.speech_end_ms, "audio", transcript.confidence, hearing
         )
         if item.over_agent_ms is not None:  # said while the agent was still talking
@@ -612,7 +612,7 @@ class CallSession:
                 if isinstance(event, Say):
                     seq = self.log.next_seq()
                     source = "filler" if event.filler else "tts"
-                    await self.log.agent_turn(seq, event.text, source)
+                    self.log.agent_turn(seq, event.text, source)  # recorded behind
                     self.speaker.say(reply, seq, event, clock if first else None)
                     first = False
                 elif isinstance(event, Hints):
@@ -622,7 +622,7 @@ class CallSession:
                 elif isinstance(event, Transfer):
                     self.transfer_to = event.number
                     self.end_reason = "transfer"
-                    await self.log.transferred(event.number)
+                    self.log.transferred(event.number)
         self.speaker.end_reply(reply, input_ms)
 
     # --- the end -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -76,12 +77,18 @@ class Hearing:
 
 
 class CallLog:
-    """One call's writes to the store: blocking work off the event loop, in one place."""
+    """One call's writes to the store: blocking work off the event loop, in one place.
+
+    The writes of a call in progress are made in the order they were asked for, each after
+    the one before, on a thread, and nothing on a reply's way waits for them: each returns a
+    future that a caller may await (`closed`, the last, so a call's record is whole when it is
+    done) or leave. A write that fails is logged and loses only what it wrote."""
 
     def __init__(self, store: Store, call_sid: str) -> None:
         self.store = store
         self.call_sid = call_sid
         self._seq = 0
+        self._last: asyncio.Future | None = None  # the write asked for last
 
     @classmethod
     async def claim(cls, store: Store, call_sid: str, stream_sid: str) -> CallLog | None:
@@ -95,6 +102,23 @@ class CallLog:
         """The next turn number of this call."""
         self._seq += 1
         return self._seq
+
+    def _write(
+        self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.Future:
+        """`fn(*args, **kwargs)` on a thread once every write asked for before it is done."""
+        before = self._last
+
+        async def write() -> None:
+            if before is not None:
+                await asyncio.wait({before})
+            try:
+                await asyncio.to_thread(fn, *args, **kwargs)
+            except Exception:
+                log.exception("call %s: could not store %s", self.call_sid, what)
+
+        self._last = asyncio.ensure_future(write())
+        return self._last
 
     async def opened(self, info: CallInfo) -> None:
         """The call's row, in progress (also for a call turned away)."""
@@ -110,7 +134,7 @@ class CallLog:
             started_at=utc_now(),
         )
 
-    async def caller_turn(
+    def caller_turn(
         self,
         text: str,
         start_ms: int,
@@ -118,9 +142,10 @@ class CallLog:
         source: str,
         confidence: float | None = None,
         hearing: Hearing | None = None,
-    ) -> None:
+    ) -> asyncio.Future:
         """What the caller said (or typed)."""
-        await asyncio.to_thread(
+        return self._write(
+            "a caller turn",
             self.store.add_turn,
             self.call_sid,
             self.next_seq(),
@@ -133,19 +158,23 @@ class CallLog:
             timing=hearing.record() if hearing is not None else None,
         )
 
-    async def agent_turn(self, seq: int, text: str, source: str = "tts") -> None:
+    def agent_turn(self, seq: int, text: str, source: str = "tts") -> asyncio.Future:
         """A line the agent says; a failure loses the line from the transcript only."""
-        try:
-            await asyncio.to_thread(
-                self.store.add_turn, self.call_sid, seq, "agent", text, source=source
-            )
-        except Exception:
-            log.exception("call %s: could not store agent turn %d", self.call_sid, seq)
+        return self._write(
+            f"agent turn {seq}",
+            self.store.add_turn,
+            self.call_sid,
+            seq,
+            "agent",
+            text,
+            source=source,
+        )
 
-    async def first_audio(self, seq: int, started_ms: int, latency: ReplyLatency) -> None:
+    def first_audio(self, seq: int, started_ms: int, latency: ReplyLatency) -> asyncio.Future:
         """A reply's first audio left: when, and how long it took."""
         log.info("call %s: reply latency %s", self.call_sid, latency.record())
-        await asyncio.to_thread(
+        return self._write(
+            f"the timing of turn {seq}",
             self.store.update_turn,
             self.call_sid,
             seq,
@@ -153,23 +182,33 @@ class CallLog:
             start_ms=started_ms,
         )
 
-    async def spoken(self, seq: int, start_ms: int, end_ms: int) -> None:
+    def spoken(self, seq: int, start_ms: int, end_ms: int) -> asyncio.Future:
         """The stream time a line's audio spans."""
-        await asyncio.to_thread(
-            self.store.update_turn, self.call_sid, seq, start_ms=start_ms, end_ms=end_ms
+        return self._write(
+            f"the span of turn {seq}",
+            self.store.update_turn,
+            self.call_sid,
+            seq,
+            start_ms=start_ms,
+            end_ms=end_ms,
         )
 
-    async def interrupted(self, seq: int) -> None:
+    def interrupted(self, seq: int) -> asyncio.Future:
         """A line the caller did not hear to its end (barged in on, or never synthesized)."""
-        await asyncio.to_thread(self.store.update_turn, self.call_sid, seq, interrupted=1)
+        return self._write(
+            f"turn {seq} interrupted", self.store.update_turn, self.call_sid, seq, interrupted=1
+        )
 
-    async def transferred(self, number: str) -> None:
+    def transferred(self, number: str) -> asyncio.Future:
         """The call goes to a person at `number`."""
-        await asyncio.to_thread(self.store.upsert_call, self.call_sid, transfer_to=number)
+        return self._write(
+            "the transfer", self.store.upsert_call, self.call_sid, transfer_to=number
+        )
 
     async def closed(self, reason: str, summary: str | None) -> None:
-        """The call's row, finished."""
-        await asyncio.to_thread(
+        """The call's row, finished: once every write before it is done."""
+        await self._write(
+            "the end of the call",
             self.store.upsert_call,
             self.call_sid,
             status="completed" if reason != "transfer" else "transferred",

@@ -5,7 +5,9 @@ only makes them all slow. `FairPool` runs at most `workers` jobs at a time on it
 and, when a worker frees up, starts the oldest job of the *next* call in turn (round robin), so
 a talkative call queues behind itself, never in front of everybody else. A job whose caller
 stopped waiting (a speculative transcription the caller talked over) is dropped from the queue
-without running.
+without running. A job marked `urgent` (a reply's first sentence, while its caller waits in
+silence) starts before every job that is not (the next sentence of a reply already playing,
+which has the audio before it to hide behind); urgent jobs take turns the same way.
 
 Which call a job belongs to is carried by the context variable `job_owner`; the call session
 sets it with `on_behalf_of(call_sid)` around its engine calls, so the engines' public API
@@ -26,13 +28,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["FairPool", "PoolClosed", "PoolStats", "job_owner", "on_behalf_of"]
+__all__ = ["FairPool", "PoolClosed", "PoolStats", "job_owner", "on_behalf_of", "urgent"]
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 job_owner: contextvars.ContextVar[Hashable] = contextvars.ContextVar("job_owner", default="")
+job_urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("job_urgent", default=False)
 
 
 @contextlib.contextmanager
@@ -45,6 +48,16 @@ def on_behalf_of(owner: Hashable) -> Iterator[None]:
         job_owner.reset(token)
 
 
+@contextlib.contextmanager
+def urgent(flag: bool = True) -> Iterator[None]:
+    """Jobs submitted inside this block (when `flag`) go before every job that is not urgent."""
+    token = job_urgent.set(flag)
+    try:
+        yield
+    finally:
+        job_urgent.reset(token)
+
+
 @dataclass
 class _Job:
     owner: Hashable
@@ -52,6 +65,7 @@ class _Job:
     args: tuple
     future: asyncio.Future | Future
     loop: asyncio.AbstractEventLoop | None  # None: a thread waits on `future` (`when_idle`)
+    urgent: bool = False
 
 
 @dataclass
@@ -87,6 +101,7 @@ class FairPool:
         self._lock = threading.RLock()
         # owner -> its waiting jobs, oldest first; the dict's order is the turn order.
         self._queues: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
+        self._urgent: OrderedDict[Hashable, deque[_Job]] = OrderedDict()  # served first
         self._idle: deque[_Job] = deque()  # run only when nothing else runs or waits
         self._running = 0
         self.stats = PoolStats()
@@ -103,15 +118,17 @@ class FairPool:
             return self._queued()
 
     def _queued(self) -> int:
-        return sum(len(q) for q in self._queues.values()) + len(self._idle)
+        waiting = [*self._queues.values(), *self._urgent.values()]
+        return sum(len(q) for q in waiting) + len(self._idle)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on a worker when its owner's turn comes. Cancelling the caller drops
         the job if it has not started; if it has, it finishes and its result is discarded."""
         loop = asyncio.get_running_loop()
-        job = _Job(job_owner.get(), fn, args, loop.create_future(), loop)
+        job = _Job(job_owner.get(), fn, args, loop.create_future(), loop, job_urgent.get())
         with self._lock:
-            self._queues.setdefault(job.owner, deque()).append(job)
+            queues = self._urgent if job.urgent else self._queues
+            queues.setdefault(job.owner, deque()).append(job)
             self.stats.max_queued = max(self.stats.max_queued, self._queued())
             self._dispatch()
         try:
@@ -137,25 +154,28 @@ class FairPool:
         return job.future.result()
 
     def _unqueue(self, job: _Job) -> bool:
-        queue = self._queues.get(job.owner)
+        queues = self._urgent if job.urgent else self._queues
+        queue = queues.get(job.owner)
         if queue is None or job not in queue:
             return False
         queue.remove(job)
         if not queue:
-            del self._queues[job.owner]
+            del queues[job.owner]
         return True
 
     def _next(self) -> _Job | None:
-        """The oldest job of the owner whose turn it is; that owner then goes to the back."""
-        if not self._queues:
+        """The oldest job of the owner whose turn it is, urgent jobs first; that owner then
+        goes to the back."""
+        queues = self._urgent or self._queues
+        if not queues:
             if self._idle and not self._running:
                 return self._idle.popleft()
             return None
-        owner, queue = next(iter(self._queues.items()))
+        owner, queue = next(iter(queues.items()))
         job = queue.popleft()
-        del self._queues[owner]
+        del queues[owner]
         if queue:
-            self._queues[owner] = queue  # re-inserted: now last in turn
+            queues[owner] = queue  # re-inserted: now last in turn
         return job
 
     def _dispatch(self) -> None:

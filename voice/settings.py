@@ -246,7 +246,7 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = 160
     vad_end_of_turn_ms: int = 600
     vad_pause_ms: int = Field(
-        default=240,
+        default=160,
         ge=0,
         description="A pause this long starts transcribing what the caller said so far; kept "
         "if they say no more (0: transcribe only once the turn is over).",
@@ -277,7 +277,7 @@ class Settings(BaseSettings):
         "a rating (0: off, the waits above alone).",
     )
     turn_request_end_of_turn_ms: int = Field(
-        default=400,
+        default=300,
         ge=0,
         description="Silence that ends an answer to an open question that reads as a whole "
         'request ("where is my order"), unless this caller has paused longer mid-sentence '

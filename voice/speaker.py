@@ -30,7 +30,7 @@ from dialog.events import Say
 from voice import twilio
 from voice.audio import SAMPLE_RATE, mulaw_decode, mulaw_encode
 from voice.call_log import CallLog, InputClock
-from voice.pool import on_behalf_of
+from voice.pool import on_behalf_of, urgent
 from voice.recorder import Tape
 from voice.tts import Synthesizer, speech_chunks
 
@@ -43,6 +43,9 @@ CLIP_ECHO_GRACE_S = 3.0  # how much longer than a clip lasts we wait for its mar
 # More late than this, the next part of a reply already playing leaves a gap the caller hears
 # (one 20 ms frame plus 40 ms of network jitter; as `postvoice bench` counts underruns).
 AUDIO_GAP_ALLOWANCE_MS = 60
+# A line is synthesized ahead of other calls' queued sentences when less audio than this is
+# left to play before it (a sentence's synthesis under load takes up to ~0.5 s).
+URGENT_LEAD_S = 1.0
 
 
 class Socket(Protocol):
@@ -275,18 +278,26 @@ class Speaker:
             finally:
                 self._speaking = None
 
-    async def _synthesize(self, text: str) -> np.ndarray:
-        """Text to speech with a deadline; any failure becomes `_SpeakingFailed`."""
+    async def _synthesize(self, text: str, *, waited_for: bool = False) -> np.ndarray:
+        """Text to speech with a deadline; any failure becomes `_SpeakingFailed`. `waited_for`:
+        the caller hears nothing until it is ready (the pool starts it before the next parts
+        of replies already playing)."""
         try:
             async with asyncio.timeout(self.voice.timeout_s):
-                with on_behalf_of(self._sid):  # the TTS pool takes turns across calls
+                # the TTS pool takes turns across calls
+                with on_behalf_of(self._sid), urgent(waited_for):
                     return await self.voice.synthesizer.synthesize(text)
         except Exception as exc:
             raise _SpeakingFailed(repr(exc)) from exc
 
     async def _speak(self, job: _SayJob) -> None:
         sentences = speech_chunks(job.say.text)
-        upcoming = asyncio.ensure_future(self._synthesize(sentences[0])) if sentences else None
+        # The caller hears silence soon unless this is ready (a reply's first line, or one after
+        # a short "Sure."): it goes before the next parts of replies that have audio queued.
+        ahead_s = self._play_end_wall - time.monotonic()
+        waited_for = self._playing_reply != job.reply or ahead_s < URGENT_LEAD_S
+        first = self._synthesize(sentences[0], waited_for=waited_for) if sentences else None
+        upcoming = asyncio.ensure_future(first) if first is not None else None
         started_ms: int | None = None
         total_samples = 0
         try:
@@ -300,11 +311,14 @@ class Speaker:
                 )
                 if job.reply <= self._cut_reply:
                     return
+                first = started_ms is None
                 if started_ms is None:
                     started_ms = self._now_ms()
-                    await self._first_audio(job, started_ms)
                 self._note_gap(job, i)
+                audio_wall = time.monotonic()
                 await self._send_mulaw(mulaw_encode(audio))
+                if first:  # recorded once it is on its way, not before
+                    self._first_audio(job, started_ms, audio_wall)
                 total_samples += len(audio)
                 name = f"s{job.seq}.{i}"
                 self._pending[name] = _Pending(seq=job.seq, barge_in=job.say.barge_in)
@@ -316,7 +330,7 @@ class Speaker:
                     await upcoming
         if started_ms is not None:
             end_ms = started_ms + total_samples * 1000 // SAMPLE_RATE
-            await self.log.spoken(job.seq, started_ms, end_ms)
+            self.log.spoken(job.seq, started_ms, end_ms)
 
     async def _tts_failed(self, job: _SayJob, exc: _SpeakingFailed) -> None:
         """The rest of the reply is dropped; the apology rendered at start-up plays (two beeps
@@ -331,7 +345,7 @@ class Speaker:
         apology = self.voice.apology
         clip = self.voice.canned.ready(apology)
         seq = self.log.next_seq()
-        await self.log.agent_turn(seq, apology if clip else "(two beeps)", "canned")
+        self.log.agent_turn(seq, apology if clip else "(two beeps)", "canned")
         await self.play_clip(clip or tone(), f"s{seq}.0", seq)
 
     def _note_gap(self, job: _SayJob, sentence: int) -> None:
@@ -349,12 +363,11 @@ class Speaker:
             )
         self._playing_reply = job.reply
 
-    async def _first_audio(self, job: _SayJob, started_ms: int) -> None:
+    def _first_audio(self, job: _SayJob, started_ms: int, audio_wall: float) -> None:
         """Record where the time went between the caller's last word and our first audio."""
-        if job.clock is None:
-            return
-        latency = job.clock.latency(job.said_wall, time.monotonic())
-        await self.log.first_audio(job.seq, started_ms, latency)
+        if job.clock is not None:
+            latency = job.clock.latency(job.said_wall, audio_wall)
+            self.log.first_audio(job.seq, started_ms, latency)
 
     async def _send_mulaw(self, mulaw: bytes) -> None:
         self.tape.agent(self._now_ms(), mulaw_decode(mulaw))  # at the stream time it leaves

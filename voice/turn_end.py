@@ -80,6 +80,13 @@ _WHOLE = {
     "yes_no": parse_yes_no,
     "rating": parse_rating,
 }
+# "I'm calling about order 1003", "it's regarding my refund": the caller names what the call is
+# about, which reads as a request to `classify` (an order and its number), and goes on to say
+# what they want ("…, and order 1004", "…, it never came").
+_ANNOUNCES_TOPIC = re.compile(
+    r"\b(?:call(?:ing|ed)?|ringing|phoning|here|this is|it's|it is)\s+(?:about|regarding)\b"
+    r"|^\s*(?:regarding|about)\b"
+)
 _DIGIT_WORDS = re.compile(
     r"\d|\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|double|triple)\b"
@@ -102,7 +109,8 @@ def reading(text: str, hints: Hints | None) -> Reading:
 
     - "complete": a whole answer of the kind asked for (`_WHOLE`), not trailing off;
     - "request": asked nothing in particular, a whole sentence that asks for something
-      (an intent `dialog.understanding.classify` recognises), not a bare "okay";
+      (an intent `dialog.understanding.classify` recognises), not a bare "okay", nor one
+      that only names what the call is about ("I'm calling about order 1003": "finished");
     - "opening": asked nothing in particular, a word or two that ask for nothing ("Hi.",
       "So."): callers start so and go on;
     - "partial": holds some digits of a number asked for, and not all of them;
@@ -124,7 +132,8 @@ def reading(text: str, hints: Hints | None) -> Reading:
         return "unfinished"
     if slot is None and not is_backchannel(text):
         meant = classify(text)
-        if meant.intent not in ("unknown", "yes", "no") and meant.score >= 0.5:
+        asks = meant.intent not in ("unknown", "yes", "no") and meant.score >= 0.5
+        if asks and not _ANNOUNCES_TOPIC.search(text.lower()):
             return "request"
         if len(re.findall(r"[a-z0-9']+", text.lower())) <= 2:
             return "opening"  # "Hi.", "So.", "Um." heard as "Some.": how people begin

@@ -110,6 +110,9 @@ class TurnTaker:
         self.end = EndOfTurn(options, predictor)
         self._transcribe = transcribe
         self._guess: _Guess | None = None
+        # Told when a speculative transcript comes in, so the turn can end at once rather
+        # than at the next frame of audio (`Turns` sets it).
+        self.on_ready: Callable[[], None] | None = None
         self.started = 0  # speculative transcriptions started
         self.dropped = 0  # ... dropped because the caller went on
         self.used = 0  # ... that became the turn's transcript
@@ -123,6 +126,12 @@ class TurnTaker:
         task = asyncio.get_running_loop().create_task(self._transcribe(pause.pcm, hints))
         self._guess = _Guess(task, len(pause.pcm), pause.speech_end_ms, hints)
         self.started += 1
+        task.add_done_callback(self._came_in)
+
+    def _came_in(self, task: asyncio.Task) -> None:
+        guess = self._guess
+        if guess is not None and guess.task is task and self.on_ready is not None:
+            self.on_ready()
 
     def spoke(self) -> None:
         """The caller went on speaking: what was being transcribed is not the turn."""
@@ -265,6 +274,7 @@ class Turns:
     ) -> None:
         self.hints: Hints | None = None  # what the agent last said it expects
         self.taker = TurnTaker(settings.turn_options(), transcribe, settings.predictor_options())
+        self.taker.on_ready = self._transcript_came_in
         # The segmenter only ends the longest turn; `taker` ends the others (`_frame`).
         self.segmenter = Segmenter(
             settings.vad_options(end_of_turn_ms=self.taker.options.longest_ms)
@@ -279,6 +289,7 @@ class Turns:
         self._busy = busy
         self._now_ms = now_ms
         self._residue = np.zeros(0, dtype=np.int16)
+        self._frame_end_ms = 0  # stream time at the end of the last frame heard
         self._idle_frames = 0
         self._last_voiced_wall = 0.0
         self._last_speech_end_ms: int | None = None  # stream time the last turn's speech ended
@@ -309,6 +320,7 @@ class Turns:
             self._frame(_SILENT_FRAME, until_ms - (frames - i) * FRAME_MS)
 
     def _frame(self, frame: np.ndarray, at_ms: int) -> None:
+        self._frame_end_ms = at_ms + FRAME_MS
         if self._awaiting_opening():
             self._opening_frame(frame, at_ms)
             return
@@ -332,12 +344,23 @@ class Turns:
             self.taker.spoke()
             self._overlap_goes_on()
         elif self.segmenter.in_speech:
-            self._overlap_paused()
-            if self.taker.turn_over(self.segmenter.silent_ms, self.hints):
-                utterance = self.segmenter.end_turn(at_ms + FRAME_MS)
-                if utterance is not None:
-                    self._heard(utterance)
+            self._judge_pause()
         self._count_silence()
+
+    def _judge_pause(self) -> None:
+        """In a silence inside an utterance: does it stop the agent, is the turn over?"""
+        self._overlap_paused()
+        if self.taker.turn_over(self.segmenter.silent_ms, self.hints):
+            utterance = self.segmenter.end_turn(self._frame_end_ms)
+            if utterance is not None:
+                self._heard(utterance)
+
+    def _transcript_came_in(self) -> None:
+        """The speculative transcript is ready between two frames: judged now, it may end
+        the turn up to a frame sooner (the transcript is what most turns wait for)."""
+        seg = self.segmenter
+        if seg.in_speech and not seg.last_frame_voiced and not self._awaiting_opening():
+            self._judge_pause()
 
     def _resumed(self, at_ms: int) -> None:
         """Speech starts soon after a turn we ended: the caller was not done, and this is

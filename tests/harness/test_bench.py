@@ -210,6 +210,13 @@ def test_stt_figures_count_only_replies_to_speech():
     assert sample.stt_ms == [30] and sample.eot_wait_ms == [600]
     assert sample.stt_decode_ms == [280]
     assert sample.tts_ms == [5, 100]
+    # each reply's breakdown, with what it answered, is listed slowest first
+    timings = summarize([sample], concurrency=1, realtime=True)["reply_timings"]
+    assert [(t["seq"], t["after"], t["caller"], t["latency_ms"]) for t in timings] == [
+        (3, "audio", "where is my order", 640),
+        (5, "dtmf", "1001", 110),
+    ]
+    assert timings[0]["agent"] == "It's on its way." and timings[0]["eot_wait_ms"] == 600
 
 
 def test_a_level_holds_below_the_p95_limit_with_no_underruns_and_few_cut_offs():

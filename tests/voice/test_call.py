@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from tests.fakes import EchoAgent, FakeSocket, FakeSynthesizer, FakeTranscriber
 from voice import twilio
 from voice.audio import mulaw_encode, read_wav
 from voice.call import CallDeps, CallSession
+from voice.pool import job_urgent
 from voice.settings import Settings
 from voice.stt import Transcript
 
@@ -123,6 +125,62 @@ async def test_media_socket_refused_without_the_issued_token(tmp_path, token):
     assert h.socket.closed_with == 1008
     assert h.store.call("CA1") is None
     assert h.socket.events("media") == []
+
+
+class UrgencyOfSynthesis(FakeSynthesizer):
+    """Notes, per sentence, whether it was asked for as one a caller waits for in silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urgent: dict[str, bool] = {}
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        self.urgent[text] = job_urgent.get()
+        return await super().synthesize(text)
+
+
+async def test_the_first_sentence_of_a_reply_goes_first_the_next_ones_behind_it(tmp_path):
+    h = Harness(tmp_path)
+    h.tts = h.session.deps.synthesizer = UrgencyOfSynthesis()
+    h.agent.greeting = "Hello there. This second sentence plays while the first one is heard."
+    await h.start()
+    await until(lambda: len(h.tts.urgent) == 2)
+    h.put(twilio.build_inject("hi", 100))
+    await until(lambda: "You said hi." in h.tts.urgent)
+    await h.finish()
+    assert h.tts.urgent == {
+        "Hello there.": True,
+        "This second sentence plays while the first one is heard.": False,
+        "You said hi.": True,  # a new reply: the caller waits for it
+    }
+
+
+async def test_a_slow_store_never_holds_a_reply_and_loses_nothing_of_it(tmp_path):
+    h = Harness(tmp_path)
+    await h.start()
+    gate = threading.Event()
+    add_turn = h.store.add_turn
+
+    def slow_add_turn(*args, **kwargs):
+        if args[2] == "caller":
+            gate.wait(10)  # the store is stuck while the caller's turn is written
+        return add_turn(*args, **kwargs)
+
+    h.store.add_turn = slow_add_turn
+    h.put(twilio.build_inject("where is my order", 100))
+    await until(lambda: "You said where is my order." in h.tts.spoken)
+    await until(lambda: any(m["mark"]["name"].startswith("r2:") for m in h.socket.events("mark")))
+    assert [t["role"] for t in h.store.call("CA1")["turns"]] == ["agent"]  # the greeting only
+    gate.set()
+    await h.finish()
+    turns = h.store.call("CA1")["turns"]
+    assert [(t["role"], t["text"]) for t in turns] == [
+        ("agent", "Hello. How can I help?"),
+        ("caller", "where is my order"),
+        ("agent", "You said where is my order."),
+    ]
+    # written after the turn it times, though asked for while that turn was still held up
+    assert turns[2]["timing"]["latency_ms"] >= 0 and turns[2]["end_ms"] is not None
 
 
 async def test_keypad_digits_reach_the_agent_on_pound(tmp_path):

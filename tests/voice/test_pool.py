@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from voice.pool import FairPool, PoolClosed, on_behalf_of
+from voice.pool import FairPool, PoolClosed, on_behalf_of, urgent
 
 
 class Recorder:
@@ -59,6 +59,29 @@ async def test_a_talkative_call_does_not_starve_the_others():
     assert await asyncio.gather(*tasks) == ["A1", "A2", "A3", "A4", "B1", "C1"]
     # A had queued three jobs before B and C asked once each: they wait behind one of A's.
     assert rec.order == ["A1", "A2", "B1", "C1", "A3", "A4"]
+
+
+async def test_a_caller_waiting_in_silence_goes_before_replies_already_playing():
+    pool = FairPool(workers=1)
+    rec = Recorder()
+    first = await submit(pool, "A", rec.job, "A1", True)
+    await asyncio.to_thread(rec.held.wait, 10)
+    tasks = [first]
+    for owner, name in [("A", "A2"), ("B", "B2"), ("C", "C1!"), ("A", "A3"), ("D", "D1!")]:
+        with urgent(name.endswith("!")):
+            tasks.append(await submit(pool, owner, rec.job, name))
+    await queued(pool, 5)
+    # a job that is dropped while waiting leaves no trace in the urgent queue
+    with urgent():
+        dropped = await submit(pool, "E", rec.job, "E1!")
+    dropped.cancel()
+    await asyncio.gather(dropped, return_exceptions=True)
+    assert pool.queued == 5
+    rec.gate.set()
+    await asyncio.gather(*tasks)
+    # the first sentences of C and D (nothing of theirs plays yet) before the next parts of
+    # A's and B's replies; those still round robin.
+    assert rec.order == ["A1", "C1!", "D1!", "A2", "B2", "A3"]
 
 
 async def test_never_more_jobs_at_once_than_workers():

@@ -51,6 +51,9 @@ def first_over(end: EndOfTurn, hints: Hints | None, text: str | None, pending=Fa
         ("My order number is", OPEN, "unfinished"),
         ("Where is my order, and also", OPEN, "unfinished"),
         ("um", OPEN, "unfinished"),
+        ("I'm calling about order 1 0 0 3.", OPEN, "finished"),  # "…, and order 1004"
+        ("Regarding order one zero zero three.", OPEN, "finished"),
+        ("I'm calling to return order 1 0 0 3.", OPEN, "request"),
         ("I ordered a lamp.", OPEN, "finished"),  # a story's first sentence: more may follow
         ("okay", OPEN, "finished"),  # a listener's word: not a start
         ("Hi.", OPEN, "opening"),
@@ -84,8 +87,15 @@ def test_a_plain_yes_is_answered_at_once_and_a_yes_but_waits():
 
 
 def test_a_whole_request_ends_sooner_than_the_fixed_wait():
-    assert first_over(predictor(), OPEN, "Where is my order?") == 400
+    assert first_over(predictor(), OPEN, "Where is my order?") == 300
     assert first_over(predictor(request_end_of_turn_ms=0), OPEN, "Where is my order?") == 600
+
+
+def test_a_caller_naming_what_they_call_about_is_given_the_usual_wait_to_go_on():
+    """ "I'm calling about order one zero zero three, … (0.5 s) and order one zero zero four"
+    was cut at the request wait."""
+    assert first_over(predictor(), OPEN, "I'm calling about order 1 0 0 3.") == 600
+    assert first_over(predictor(), OPEN, "Where is order 1 0 0 3?") == 300
 
 
 @pytest.mark.parametrize("text", ["My order number is", "I'm calling about, um", "and also"])
@@ -118,7 +128,7 @@ def test_a_caller_who_pauses_a_second_mid_sentence_is_given_that_second():
     end = predictor()
     end.pace.paused(900)
     assert first_over(end, OPEN, "I ordered a lamp.") == 1100
-    assert first_over(end, OPEN, "Where is my order?") == 400
+    assert first_over(end, OPEN, "Where is my order?") == 300
     assert first_over(end, ORDER, "one zero zero three") == 300
     assert first_over(predictor(pace=False), OPEN, "I ordered a lamp.") == 600
 

@@ -19,7 +19,7 @@ from voice.call import CallDeps, CallSession
 from voice.settings import Settings
 from voice.stt import Transcriber, Transcript
 from voice.turn_end import PredictorOptions
-from voice.turns import TurnOptions, TurnTaker, sounds_finished
+from voice.turns import Heard, TurnOptions, Turns, TurnTaker, sounds_finished
 from voice.vad import Pause, Utterance
 
 # The rules before the end-of-turn predictor (tests/voice/test_turn_end.py has its own).
@@ -286,7 +286,15 @@ def speech(name: str = "where_is_my_order") -> np.ndarray:
 
 async def test_a_yes_or_no_is_answered_without_the_full_end_of_turn_wait(tmp_path):
     ears, agent = Ears("No, thanks."), AskingAgent(YES_NO)
-    call = Call(tmp_path, ears, agent, vad_quick_end_of_turn_ms=480, vad_end_of_turn_ms=600, **OFF)
+    call = Call(
+        tmp_path,
+        ears,
+        agent,
+        vad_quick_end_of_turn_ms=480,
+        vad_end_of_turn_ms=600,
+        vad_pause_ms=240,
+        **OFF,
+    )
     await call.start()
     await call.audio(speech("no_thanks"))
     await call.silence(400)  # a pause: transcribing starts
@@ -336,3 +344,27 @@ async def test_without_speculation_the_turn_is_transcribed_after_it_ends(tmp_pat
     record = await call.finish()
     caller = [t for t in record["turns"] if t["role"] == "caller"]
     assert caller[0]["timing"]["speculative"] is False
+
+
+async def test_a_transcript_that_comes_in_late_ends_the_turn_at_once_not_at_the_next_frame():
+    ears = Ears("Where is my order?", held=True)
+    heard: list = []
+    turns = Turns(
+        Settings(),
+        ears.transcribe,
+        emit=heard.append,
+        barge_in=lambda b: None,
+        speaking=lambda: False,
+        busy=lambda: True,
+        now_ms=lambda: 0,
+    )
+    clip = speech()
+    turns.audio(clip, 0)
+    silence = np.zeros(8000 * 700 // 1000, np.int16)  # past the request wait, still no text
+    turns.audio(silence, len(clip) // 8)
+    await until(lambda: ears.heard)
+    assert heard == []  # the turn waits for the transcript it needs
+    ears.release.set()
+    await until(lambda: heard)  # no further frame arrives: the transcript alone ended it
+    assert isinstance(heard[0], Heard) and heard[0].early is not None
+    assert (await heard[0].early).text == "Where is my order?"
