@@ -44,7 +44,7 @@ from dialog.events import Hints
 from voice.audio import SAMPLE_RATE, resample, to_float32
 from voice.pool import FairPool
 from voice.settings import setting_default
-from voice.stt_digits import decode_digits, wants_digits
+from voice.stt_digits import decode_digits, expects_digits, wants_digits
 from voice.stt_models import Engine, assemble_second_model, load_model, resolve_second_model
 
 __all__ = ["Transcriber", "Transcript", "WhisperOptions", "WhisperTranscriber", "word_errors"]
@@ -130,6 +130,8 @@ class WhisperOptions:
         digits_fallback: when the hints expect digits and the transcript holds none (nor words
             the dialog reads as the value), decode the same encoder output again in digits
             alone and keep them where the dialog reads the value in them (`voice.stt_digits`).
+        second_digits: the second model hears only answers to a number question, in digits
+            alone, where the first heard no value or only guessed one in digits alone.
     """
 
     model_dir: Path | None = None
@@ -148,6 +150,7 @@ class WhisperOptions:
     second_below: float = setting_default("stt_second_below")
     second_min_dbfs: float = -40.0
     digits_fallback: bool = False
+    second_digits: bool = False
 
     def window_for(self, seconds: float) -> int:
         """The encoder window, in seconds, for an utterance this long."""
@@ -227,7 +230,7 @@ class WhisperTranscriber(Transcriber):
         if self.options.second_model_dir is not None:
             engines.append(self._engine(second=True))
         for engine in engines:
-            if self.options.digits_fallback:
+            if self.options.digits_fallback or self.options.second_digits:
                 engine.digits_only  # noqa: B018 - built now, not in a caller's decode
             for window in sorted(set(self.options.windows_s) | {FULL_WINDOW_S}):
                 self.pool.call(self._decode_window, engine, buzz, window, None, 8)
@@ -267,6 +270,8 @@ class WhisperTranscriber(Transcriber):
         if seconds > FULL_WINDOW_S:  # longer than one window: faster-whisper's own loop
             return self._decode_long(audio, hints)
         heard = self._decode_short(self._engine(), audio, hints)
+        if self.options.second_digits:
+            return self._second_digits(heard, audio, hints)
         if self._unsure(heard.text, heard.confidence, audio):
             self.second_decodes += 1
             second = self._decode_short(self._engine(second=True), audio, hints)
@@ -282,6 +287,38 @@ class WhisperTranscriber(Transcriber):
                 heard = second
         return heard
 
+    def _second_digits(self, heard: _Heard, audio: np.ndarray, hints: Hints | None) -> _Heard:
+        """With `second_digits`: an answer to a number question in which the first model heard
+        no value, or only guessed one in digits alone, heard again by the second model in
+        digits alone; its value, where the dialog reads one, is kept as a guess to read back."""
+        if not self._digits_unsure(heard, audio, hints):
+            return heard
+        self.second_decodes += 1
+        digits = self.digits_by_second(audio, hints)
+        if digits is None:
+            return heard
+        self.second_kept += 1
+        return _Heard(digits, heard.confidence, digits_fallback=True)
+
+    def _digits_unsure(self, heard: _Heard, audio: np.ndarray, hints: Hints | None) -> bool:
+        from dialog.nlu import rescore
+
+        if self.options.second_model_dir is None or not expects_digits(hints):
+            return False
+        if not heard.text:
+            return _loud(audio, self.options.second_min_dbfs)
+        return heard.digits_fallback or rescore.fits(heard.text, hints) < 2
+
+    def digits_by_second(self, audio: np.ndarray, hints: Hints) -> str | None:
+        """What the second model hears in `audio` (16 kHz float) in digits alone, where the
+        dialog reads a value of the kind `hints` ask for in it (`voice.stt_digits`)."""
+        engine = self._engine(second=True)
+        seconds = len(audio) / WHISPER_RATE
+        budget = int(16 + self.options.tokens_per_s * seconds)
+        encoded = self._encode(engine, audio, self.options.window_for(seconds))
+        prompt = self._prompt(engine, hints)
+        return decode_digits(engine, encoded, prompt, budget, self.options.beam_size, hints)
+
     def _unsure(self, text: str, confidence: float, audio: np.ndarray) -> bool:
         """Whether the second model should hear this utterance too: the first was not
         confident enough, or heard nothing in audio loud enough to be speech."""
@@ -289,8 +326,7 @@ class WhisperTranscriber(Transcriber):
             return False
         if text:
             return confidence < self.options.second_below
-        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-        return 20 * math.log10(max(rms, 1e-9)) >= self.options.second_min_dbfs
+        return _loud(audio, self.options.second_min_dbfs)
 
     def _decode_short(self, engine: Engine, audio: np.ndarray, hints: Hints | None) -> _Heard:
         """One utterance in the shortest window that fits, redone in the full window when the
@@ -306,12 +342,8 @@ class WhisperTranscriber(Transcriber):
             result = self._decode_window(engine, audio, FULL_WINDOW_S, hints, budget)
         return self._verdict([result])
 
-    def _decode_window(
-        self, engine: Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
-    ) -> _Decoded:
-        """Encode `audio` padded with silence to `window_s`, then decode with beam search; with
-        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps; with
-        `digits_fallback`, in digits alone when a number was expected and none heard."""
+    def _encode(self, engine: Engine, audio: np.ndarray, window_s: int):
+        """The encoder's output for `audio` padded with silence to `window_s`."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         model = engine.model
@@ -328,9 +360,18 @@ class WhisperTranscriber(Transcriber):
             padded = np.zeros(window_s * WHISPER_RATE, dtype=np.float32)
             padded[: len(audio)] = audio[: len(padded)]
             features = model.feature_extractor(padded)[:, :frames]
-        encoded = model.model.encode(
+        return model.model.encode(
             get_ctranslate2_storage(np.ascontiguousarray(features[np.newaxis])), to_cpu=False
         )
+
+    def _decode_window(
+        self, engine: Engine, audio: np.ndarray, window_s: int, hints: Hints | None, budget: int
+    ) -> _Decoded:
+        """Encode `audio` padded with silence to `window_s`, then decode with beam search; with
+        `hypotheses` > 1, the hypothesis `dialog.nlu.rescore.choose` keeps; with
+        `digits_fallback`, in digits alone when a number was expected and none heard."""
+        model = engine.model
+        encoded = self._encode(engine, audio, window_s)
         prompt = self._prompt(engine, hints)
         budget = min(budget, model.max_length - len(prompt))
         hypotheses = max(1, min(self.options.hypotheses, self.options.beam_size))
@@ -442,6 +483,12 @@ def _compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def _loud(audio: np.ndarray, dbfs: float) -> bool:
+    """Whether float audio is at least `dbfs` loud (RMS)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    return 20 * math.log10(max(rms, 1e-9)) >= dbfs
+
+
 def _rms_dbfs(pcm: np.ndarray) -> float:
     if len(pcm) == 0:
         return -120.0
@@ -518,6 +565,9 @@ def _main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--second-below", type=float, default=WhisperOptions.second_below)
     parser.add_argument("--digits-fallback", action="store_true", help="see voice.stt_digits")
+    parser.add_argument(
+        "--second-digits", action="store_true", help="the second model for digits only"
+    )
     parser.add_argument("--wer", type=Path, metavar="TSV", help="clips and their texts")
     parser.add_argument(
         "--hints", action="store_true", help="with --wer: each clip's hints, by its name"
@@ -541,6 +591,7 @@ def _main(argv: list[str] | None = None) -> int:
         second_model_dir=second,
         second_below=args.second_below,
         digits_fallback=args.digits_fallback,
+        second_digits=args.second_digits,
     )
     clips = _read_clips(args.wer) if args.wer else [(wav, None) for wav in args.wavs]
     if not clips:

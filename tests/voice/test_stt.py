@@ -294,6 +294,68 @@ def test_digits_that_are_no_value_of_the_kind_asked_for_are_dropped(digits):
     assert (stt.digits_decodes, stt.digits_kept) == (1, 0)  # ... and not kept
 
 
+# --- the second model for digits alone -------------------------------------------------------
+
+
+def digits_options(**kwargs) -> WhisperOptions:
+    return unsure_options(second_digits=True, **kwargs)
+
+
+@pytest.mark.parametrize("hints", [ORDER, ZIP])
+def test_no_value_heard_the_second_model_hears_digits_alone(hints):
+    first = FakeEngine([("Tend to five.", -0.41)], digits="1005")
+    second = FakeEngine([("Ten to five", -0.2)], digits="9, 4, 1, 1, 0" if hints is ZIP else "1005")
+    stt = with_engines(digits_options(), first, second)
+    result = stt.transcribe_blocking(speech(), hints)
+    assert len(first.calls) == 1  # the first model's own digits decode is off here
+    (call,) = second.calls
+    assert call["suppress_tokens"] is second.digits_only
+    assert result.text == ("9, 4, 1, 1, 0" if hints is ZIP else "1005")
+    assert result.digits_fallback  # a guess, to be read back
+    assert result.confidence == pytest.approx(math.exp(-0.41), abs=1e-3)  # the first's
+    assert (stt.second_decodes, stt.second_kept) == (1, 1)
+
+
+def test_the_first_models_digits_guess_is_heard_again_by_the_second():
+    first = FakeEngine([("Tend to five.", -0.41)], digits="1025")
+    second = FakeEngine([], digits="1005")
+    stt = with_engines(digits_options(digits_fallback=True), first, second)
+    result = stt.transcribe_blocking(speech(), ORDER)
+    assert stt.digits_kept == 1 and len(second.calls) == 1
+    assert result.text == "1005" and result.digits_fallback
+
+
+@pytest.mark.parametrize(
+    ("heard", "hints"),
+    [
+        ("It's 1003.", ORDER),  # a value, even heard unsurely
+        ("Tend to five.", Hints(slot="yes_no")),  # no number asked for
+        ("Tend to five.", None),
+    ],
+)
+def test_the_second_model_is_not_asked_where_no_number_is_missing(heard, hints):
+    first = FakeEngine([(heard, -1.2)])  # unsure: 0.30
+    second = FakeEngine([("Ten to five", -0.1)], digits="1005")
+    stt = with_engines(digits_options(), first, second)
+    result = stt.transcribe_blocking(speech(), hints)
+    assert second.calls == [] and result.text == heard and not result.digits_fallback
+
+
+def test_digits_the_second_model_hears_that_are_no_value_are_dropped():
+    first = FakeEngine([("It's time for one near road.", -0.6)])
+    second = FakeEngine([], digits="1, 1, 0")
+    stt = with_engines(digits_options(), first, second)
+    result = stt.transcribe_blocking(speech(), ZIP)
+    assert len(second.calls) == 1 and result.text == "It's time for one near road."
+    assert (stt.second_decodes, stt.second_kept) == (1, 0) and not result.digits_fallback
+
+
+def test_the_second_digits_setting(monkeypatch):
+    assert Settings(_env_file=None).whisper_options().second_digits is False
+    monkeypatch.setenv("POSTVOICE_STT_SECOND_DIGITS", "true")
+    assert Settings(_env_file=None).whisper_options().second_digits is True
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 
