@@ -363,6 +363,27 @@ class FaultyTracking:
         return await self.inner.track(carrier, tracking_number)
 
 
+class OwnLookup:
+    """In front of the cache: a call planned for a carrier timeout does not join a refresh of
+    the same shipment that another call started (its answer would come from that call's
+    carrier), so the faulty carrier behind the cache sees the planned call's own lookup."""
+
+    def __init__(self, cached: Any, book: FaultBook) -> None:
+        self.cached = cached
+        self.book = book
+
+    async def track(self, carrier: str, tracking_number: str) -> Any:
+        """The cache's answer, once no other call's refresh of this shipment is running."""
+        plan = await self.book.current()
+        if plan is not None and plan.fault == "carrier_timeout":
+            while self.cached.busy(carrier, tracking_number):
+                await asyncio.sleep(0.02)
+        return await self.cached.track(carrier, tracking_number)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cached, name)
+
+
 class FaultyHelpdesk:
     """A helpdesk that refuses a planned call's tickets for a few attempts, while it is down."""
 
@@ -663,8 +684,11 @@ def _faulty_providers(book: FaultBook) -> BuildProviders:
         cache = SqlTrackingCache(engine)
         cache.create_all()
         # A real carrier always sits behind the cache and its deadline; so does the faulty one.
-        tracking = CachedTracking(
-            FaultyTracking(chosen.tracking, book), cache, deadline_s=config.tracking_deadline_s
+        tracking = OwnLookup(
+            CachedTracking(
+                FaultyTracking(chosen.tracking, book), cache, deadline_s=config.tracking_deadline_s
+            ),
+            book,
         )
         return replace(chosen, tracking=tracking, helpdesk=FaultyHelpdesk(chosen.helpdesk, book))
 

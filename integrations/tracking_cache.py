@@ -230,6 +230,11 @@ class CachedTracking:
             )
         return refresh.result()  # raises the carrier's own error
 
+    def busy(self, carrier: str, tracking_number: str) -> bool:
+        """A refresh of this shipment is running: a lookup now would wait for it."""
+        running = self._refreshing.get((_carrier_key(carrier), _number_key(tracking_number)))
+        return running is not None and not running.done()
+
     def _refresh(
         self, key: tuple[str, str], carrier: str, tracking_number: str
     ) -> asyncio.Task[Shipment | None]:
