@@ -122,7 +122,10 @@ def test_photos_of_damage_from_the_texted_link_to_the_ticket(
     row = page.locator("table#tickets tr", has=page.locator("td.photos img"))
     expect(row).to_have_count(1)
     expect(row.locator("td.photos img")).to_have_count(2)
-    widths = row.locator("td.photos img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+    # Each image once it has loaded (or 0 if it cannot): read at once, a lazy image may not be.
+    widths = row.locator("td.photos img").evaluate_all(
+        "imgs => Promise.all(imgs.map(i => i.decode().then(() => i.naturalWidth, () => 0)))"
+    )
     assert all(w > 0 for w in widths), widths
     screenshot(page, "photos-ticket")
     src = row.locator("td.photos img").first.get_attribute("src")
