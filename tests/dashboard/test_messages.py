@@ -15,13 +15,11 @@ import pytest
 from PIL import Image
 
 from integrations import metrics
-from integrations.outbox import OutboxHelpdesk
 from integrations.photos import Upload
-from integrations.store import CallEvents, Store
+from integrations.store import Store
 from tests.dashboard.callmaker import BEARER, JAMES, MARIA, T0, TOM, record_call, running
 from tests.dashboard.dom import parse
-
-LENA = "+14155550105"
+from tests.photo_requests import LENA, open_photo_request
 
 
 @pytest.fixture
@@ -283,34 +281,13 @@ def test_photos_sent_in_a_message_conversation_show_on_its_ticket(client):
         LENA,
         [(0, "caller", "my vase from 1009 came smashed"), (2, "agent", "Please send photos.")],
     )
-    events = CallEvents(store, "SMlena")
-    ticket = client.portal.call(
-        lambda: OutboxHelpdesk(events).create_ticket(
-            "Photos of damage: order 1009",
-            "waiting for photos",
-            requester_phone=LENA,
-            requester_email=None,
-            tags=["damaged", "photos"],
-            priority="normal",
-            idempotency_key="SMlena:ticket:photos:1009",
-        )
-    )
-    request = client.portal.call(
-        lambda: app.state.photos.request_photos(
-            order_number="1009",
-            line_id="1009-1",
-            phone=LENA,
-            resolution="replacement",
-            ticket_id=ticket.id,
-            call_sid="SMlena",
-            idempotency_key="SMlena:photos:1009:1009-1",
-        )
-    )
+    request = open_photo_request(client, "SMlena")
+    ticket_id = request.ticket_id
     photo = Upload(_jpeg(), "image/jpeg", "vase.jpg")  # a picture replied to the text
     client.portal.call(lambda: app.state.photos.accept(request, [photo], source="mms"))
 
     tickets = parse(client.get("/dashboard/tickets", headers=BEARER).text)
-    row = tickets.one("tr", data_ticket=ticket.id)
+    row = tickets.one("tr", data_ticket=ticket_id)
     [image] = row.find_all("img")
     assert "(mms)" in image["alt"]
     conversation = page(client, "/dashboard/calls/SMlena")

@@ -7,12 +7,9 @@ import io
 import pytest
 from PIL import Image
 
-from integrations.outbox import OutboxHelpdesk
-from integrations.store import CallEvents
 from tests.dashboard.callmaker import BEARER, running
 from tests.dashboard.dom import parse
-
-LENA = "+14155550105"
+from tests.photo_requests import open_photo_request
 
 
 @pytest.fixture
@@ -29,30 +26,7 @@ def jpeg(colour=(180, 20, 20)) -> bytes:
 
 def open_request(client):
     """A photo request for Lena's vase, on a ticket queued the way the flow queues it."""
-    app = client.app
-    events = CallEvents(app.state.store, None)
-    ticket = client.portal.call(
-        lambda: OutboxHelpdesk(events).create_ticket(
-            "Photos of damage: order 1009",
-            "waiting for photos",
-            requester_phone=LENA,
-            requester_email=None,
-            tags=["damaged", "photos"],
-            priority="normal",
-            idempotency_key="CA1:ticket:photos:1009",
-        )
-    )
-    return client.portal.call(
-        lambda: app.state.photos.request_photos(
-            order_number="1009",
-            line_id="1009-1",
-            phone=LENA,
-            resolution="replacement",
-            ticket_id=ticket.id,
-            call_sid=None,
-            idempotency_key="CA1:photos:1009:1009-1",
-        )
-    )
+    return open_photo_request(client)
 
 
 def path_of(url: str) -> str:

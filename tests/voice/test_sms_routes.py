@@ -11,6 +11,7 @@ from integrations.outbound import OutboundStore
 from integrations.providers import build_providers
 from tests.fakes import FakeSynthesizer, FakeTranscriber
 from tests.integrations.fakes_http import FakeTwilio
+from tests.photo_requests import LENA, open_photo_request
 from voice import twilio
 from voice.server import Engines, create_app
 from voice.settings import Settings
@@ -218,9 +219,6 @@ def test_a_stop_in_the_middle_of_a_conversation_ends_it(client, fake):
     assert client.app.state.texts.message("SM42").status == "opted_out"
 
 
-LENA = "+14155550105"
-
-
 def mms(client, sid: str, sender: str, media: list[tuple[str, str]], body: str = ""):
     form = {"MessageSid": sid, "From": sender, "To": "+18005550100", "Body": body}
     form["NumMedia"] = str(len(media))
@@ -242,23 +240,8 @@ def photo_jpeg() -> bytes:
 
 
 def test_photos_sent_by_mms_to_a_waiting_request_arrange_the_replacement(client, fake):
-    from integrations.outbox import OutboxHelpdesk
-    from integrations.store import CallEvents
-
     app = client.app
-    ticket = client.portal.call(
-        lambda: OutboxHelpdesk(CallEvents(app.state.store, None)).create_ticket(
-            "Photos of damage: order 1009", "waiting for photos", requester_phone=LENA,
-            requester_email=None, tags=["damaged", "photos"], priority="normal",
-            idempotency_key="CA1:ticket:photos:1009",
-        )
-    )  # fmt: skip
-    client.portal.call(
-        lambda: app.state.photos.request_photos(
-            order_number="1009", line_id="1009-1", phone=LENA, resolution="replacement",
-            ticket_id=ticket.id, call_sid=None, idempotency_key="CA1:photos:1009:1009-1",
-        )
-    )  # fmt: skip
+    request = open_photo_request(client)
     fetched: list[str] = []
 
     def media(request: httpx.Request) -> httpx.Response:  # Twilio's media URL, authenticated
@@ -276,7 +259,7 @@ def test_photos_sent_by_mms_to_a_waiting_request_arrange_the_replacement(client,
     replies = [m["body"] for m in fake.messages if m["to"] == LENA]
     assert len(replies) == 1
     assert replies[0].startswith("Thanks, we've got your photos")
-    assert app.state.photos.photos_of_tickets([ticket.id])  # kept, for the ticket
+    assert app.state.photos.photos_of_tickets([request.ticket_id])  # kept, for the ticket
 
 
 def test_a_photo_nobody_asked_for_is_answered_with_how_to_go_on(client, fake):
