@@ -11,11 +11,14 @@ who we are. A number that opted out gets no reply to anything else.
 Any other message goes to the dialog, in the number's conversation (kept in memory, stored as
 a call of channel "sms" or "whatsapp"); its lines, fillers left out, are one reply. After a
 restart the conversation starts over and says so, as it does after `text_quiet_hours` of
-quiet. A STOP ends the open conversation. A flood from one number gets one polite reply; the
+quiet. A new conversation that answers an exception alert texted to the number within that
+window ("yes, Friday works" to "your delivery failed… reply to reschedule") continues the
+alert's topic: when the message names no request and no order itself, the dialog hears it as
+about that order and that topic (`ALERT_TOPICS`); the transcript keeps what was typed. A STOP
+ends the open conversation. A flood from one number gets one polite reply; the
 rest are recorded. An MMS with photos goes to the photo desk (`integrations.photos.accept_mms`)
 when a damaged-item request is waiting for them, and its answer is the reply; a photo nobody
-asked for gets a line saying how to go on. Not yet here: replies to alerts continuing the
-alert's topic, and WhatsApp's template rule.
+asked for gets a line saying how to go on. Not yet here: WhatsApp's sender and template rule.
 """
 
 import asyncio
@@ -29,7 +32,9 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import Response
 
 from dialog.events import CallInfo, EndCall, Say, Transfer
+from dialog.nlu.intents import TASKS
 from dialog.screen import sms_segments as segments
+from dialog.understanding import classify
 from integrations.messaging import (
     Address,
     MessagingLines,
@@ -43,7 +48,7 @@ from integrations.photos import accept_mms
 from integrations.redact import redact_card_numbers
 from integrations.store import CallEvents
 
-__all__ = ["install_sms_routes"]
+__all__ = ["ALERT_TOPICS", "about_alert", "install_sms_routes"]
 
 
 class _Live:
@@ -75,6 +80,27 @@ async def _said(events: Any) -> tuple[list[str], str | None]:
 
 
 log = logging.getLogger(__name__)
+
+ALERT_TOPICS = {
+    "failed_attempt": "I'd like to reschedule the delivery.",
+    "delayed": "Where is my order?",
+    "lost": "My package hasn't arrived.",
+}
+"""What a reply to each kind of exception alert is about, said as a customer would."""
+
+
+def about_alert(text: str, order: str, kind: str) -> str:
+    """`text` as the dialog should hear it when it answers an alert about `order` of `kind`:
+    unchanged when it asks for something or names an order itself ("where's my refund for
+    1003?"), else with the alert's order and topic before it ("yes, Friday works")."""
+    understood = classify(text)
+    if understood.order_number or set(understood.intents) & set(TASKS):
+        return text
+    if understood.intent not in ("yes", "unknown"):
+        return text  # a "no", a goodbye, asking for a person: as written
+    topic = ALERT_TOPICS.get(kind, "")
+    return f"About order {order}. {topic} {text}".replace("  ", " ")
+
 
 _EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -113,7 +139,12 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
                 ended_at=datetime.now(UTC), end_reason="restarted",
             )  # fmt: skip
             prefix.append(lines.restarted)
+        heard = None
         if current is None:
+            since = texts.clock() - quiet
+            alert = await asyncio.to_thread(texts.recent_alert, address.phone, since)
+            if alert is not None:
+                heard = about_alert(redact_card_numbers(body.strip()), *alert)
             call_sid = f"TX{uuid.uuid4().hex[:30]}"
             info = CallInfo(
                 call_sid, address.phone, settings.support_number, "inbound",
@@ -137,7 +168,13 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
                                 conversation=current.call_sid)  # fmt: skip
         text = redact_card_numbers(body.strip())
         current.turn(shop.store, "caller", text)
-        said, ended = await _said(current.agent.hear(text, 1.0))
+        if heard is not None and heard != text:
+            order, kind = alert  # type: ignore[misc]
+            await asyncio.to_thread(
+                shop.store.add_event, current.call_sid, "text.alert_reply", order,
+                {"kind": kind}, 0,
+            )  # fmt: skip
+        said, ended = await _said(current.agent.hear(heard or text, 1.0))
         answer = " ".join(prefix + said)
         if answer:
             current.turn(shop.store, "agent", answer)

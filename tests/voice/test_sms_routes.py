@@ -268,3 +268,50 @@ def test_a_photo_nobody_asked_for_is_answered_with_how_to_go_on(client, fake):
     deliver(client)
     [answer] = [m["body"] for m in fake.messages if m["to"] == MARIA]
     assert "tell us your order number and what happened" in answer
+
+
+def alert_aisha(client) -> None:
+    """The failed-delivery alert for Aisha's order 1006, texted as `voice.outbound` texts it."""
+    from integrations.outbox import OutboxMessenger
+    from integrations.store import CallEvents
+
+    app = client.app
+    key = "1006:failed_attempt:scan-1"
+    assert OutboundStore(app.state.runtime.engine).alert_once(key, "1006", "failed_attempt", "sms")
+    body = "Northwind Goods: we couldn't deliver order 1006. Reply or call us to reschedule."
+    messenger = OutboxMessenger(CallEvents(app.state.store, None))
+    client.portal.call(lambda: messenger.send_sms(AISHA, body, idempotency_key=key))
+
+
+def replies_to(fake, phone: str) -> list[str]:
+    return [m["body"] for m in fake.messages if m["to"] == phone]
+
+
+def test_a_reply_to_an_alert_reschedules_that_order_behind_the_second_factor(client, fake):
+    alert_aisha(client)
+    deliver(client)
+    assert len(replies_to(fake, AISHA)) == 1
+    said = []
+    for n, body in enumerate(["yes, Friday works", "60614", "yes please", "no thanks"]):
+        text(client, body, f"SM5{n}")
+        deliver(client)
+        said.append(replies_to(fake, AISHA)[-1])
+    assert "desk lamp" in said[0] and "ZIP code" in said[0]  # that order, the second factor first
+    assert "Fri 11 Dec" in said[1] and said[1].endswith("Shall I go ahead?")  # asked, not done
+    assert said[2].startswith("Done.")
+    conversation = client.app.state.texts.message("SM50").conversation
+    call = client.app.state.store.call(conversation)
+    types = [e["type"] for e in call["events"]]
+    assert "text.alert_reply" in types
+    assert call["turns"][0]["text"] == "yes, Friday works"  # what was typed, not the topic
+    assert "delivery.rescheduled" in types
+
+
+def test_only_a_reply_that_asks_for_nothing_else_is_read_as_about_the_alert():
+    from voice.sms_routes import about_alert
+
+    heard = about_alert("yes, Friday works", "1006", "failed_attempt")
+    assert heard == "About order 1006. I'd like to reschedule the delivery. yes, Friday works"
+    assert about_alert("1", "1006", "delayed").startswith("About order 1006. Where is my order?")
+    for own in ("where's my refund for order 1003?", "I want to return the lamp", "no thanks"):
+        assert about_alert(own, "1006", "failed_attempt") == own
