@@ -161,7 +161,8 @@ async def heard_trouble(deps: CallDeps) -> Line:
     line.start()
     await until(lambda: deps.synthesizer.spoken)
     line.speak()
-    await until(lambda: any("trouble hearing you" in s for s in deps.synthesizer.spoken))
+    # the call log is written behind the reply: wait for the logged turn, not the audio
+    await until(lambda: any("trouble hearing you" in t for t in line.agent_turns()))
     return line
 
 
