@@ -18,7 +18,8 @@ about that order and that topic (`ALERT_TOPICS`); the transcript keeps what was 
 ends the open conversation. A flood from one number gets one polite reply; the
 rest are recorded. An MMS with photos goes to the photo desk (`integrations.photos.accept_mms`)
 when a damaged-item request is waiting for them, and its answer is the reply; a photo nobody
-asked for gets a line saying how to go on. Not yet here: WhatsApp's sender and template rule.
+asked for gets a line saying how to go on. A message from `whatsapp:+1…` is answered on
+WhatsApp (`integrations.twilio_sms`: the shop's WhatsApp sender, the 24-hour window).
 """
 
 import asyncio
