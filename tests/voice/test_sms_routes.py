@@ -328,3 +328,46 @@ def test_without_a_whatsapp_sender_the_reply_is_dead_lettered_with_the_reason(cl
     (row,) = client.app.state.store.outbox.items(kind="sms")
     assert row.status == "dead" and row.error_code == "whatsapp_off"  # on the dashboard
     assert client.app.state.texts.message("SMW9").status == "answered"
+
+
+def test_messages_a_crash_left_unanswered_are_answered_at_the_next_start(tmp_path, fake):
+    import time
+    from datetime import timedelta
+
+    from integrations.messaging import Address
+    from integrations.outbox import OutboxMessenger
+    from integrations.store import CallEvents
+
+    james = "+14155550102"
+    with server(fake, tmp_path / "c.db") as before:
+        text(before, "where's my order?", "SM60", sender=MARIA)
+        deliver(before)
+        texts, app = before.app.state.texts, before.app
+        # The process dies after recording each of these and before answering it:
+        texts.receive("SM61", Address(MARIA, "sms"), "is it coming today?", 0)
+        texts.receive("SM62", Address(AISHA, "whatsapp"), "hi", 0)  # its reply was queued
+        messenger = OutboxMessenger(CallEvents(app.state.store, None))
+        before.portal.call(
+            lambda: messenger.send_sms("whatsapp:" + AISHA, "Hello!", idempotency_key="reply:SM62")
+        )
+        old = texts.clock() - timedelta(hours=30)
+        texts.clock, now = (lambda: old), texts.clock
+        texts.receive("SM63", Address(james, "sms"), "where is it", 0)
+        texts.clock = now
+    assert len(fake.messages) == 1
+    with server(fake, tmp_path / "c.db", twilio_whatsapp_number="+18005550177") as after:
+        texts = after.app.state.texts
+        deadline = time.monotonic() + 10
+        while texts.unanswered() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [texts.message(s).status for s in ("SM61", "SM62", "SM63")] == [
+            "answered", "answered", "expired",
+        ]  # fmt: skip
+        fake.whatsapp_open.add(AISHA)
+        deliver(after)
+        text(after, "is it coming today?", "SM61", sender=MARIA)  # Twilio's retry, too late
+        deliver(after)
+    to_maria = replies_to(fake, MARIA)
+    assert len(to_maria) == 2 and "start again" in to_maria[1]  # the conversation was lost
+    assert replies_to(fake, "whatsapp:" + AISHA) == ["Hello!"]  # the queued reply, once
+    assert replies_to(fake, james) == []  # a day and more late: not answered out of the blue
