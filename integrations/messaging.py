@@ -89,7 +89,8 @@ text_messages = Table(
     Column("body", Text, nullable=False),  # card numbers removed
     Column("num_media", Integer, nullable=False),
     # received (not yet answered) | answered | unanswered (nothing to say) | rate_limited |
-    # rate_noticed (the one polite reply) | opted_out (not answered: the number opted out)
+    # rate_noticed (the one polite reply) | opted_out (not answered: the number opted out) |
+    # expired (left unanswered by a crash and found too late to answer)
     Column("status", String(16), nullable=False),
     Column("conversation", String(64), index=True),
     Column("reply_segments", Integer),
@@ -188,9 +189,8 @@ class Inbound:
 @dataclass(frozen=True)
 class MessagingLines:
     """What the shop texts outside the dialog: the carriers' keyword replies, the one reply to
-    a flood, the note that a conversation started over, and the answer to a photo nobody
-    asked for. `{shop}` and `{human}` are filled
-    in."""
+    a flood, the note that a conversation started over, the answer to a photo nobody asked
+    for, and the one to photos a crash lost. `{shop}` and `{human}` are filled in."""
 
     stop: str = (
         "{shop}: you're unsubscribed and won't get any more texts from us. Reply START to "
@@ -209,6 +209,11 @@ class MessagingLines:
     unasked_photo: str = (
         "{shop}: thanks for the picture. If something arrived damaged, tell us your order "
         "number and what happened, and we'll take it from there."
+    )
+
+    lost_photos: str = (
+        "{shop}: sorry, the photo you sent us earlier didn't reach us. Please send it again, "
+        "or call {human}."
     )
 
     def fill(self, line: str, shop: str, human: str) -> str:
@@ -293,6 +298,21 @@ class MessagingStore:
                 .where(text_messages.c.message_sid == message_sid)
                 .values(**values)
             )
+
+    def unanswered(self) -> list[Inbound]:
+        """Messages recorded and not yet answered (status "received"), oldest first."""
+        with self.engine.connect() as conn:
+            sids = (
+                conn.execute(
+                    select(text_messages.c.message_sid)
+                    .where(text_messages.c.status == "received")
+                    .order_by(text_messages.c.received_at)
+                )
+                .scalars()
+                .all()
+            )
+        found = [self.message(sid) for sid in sids]
+        return [m for m in found if m is not None]
 
     def received_since(self, phone: str, since: datetime) -> int:
         """How many messages this number sent since `since` (the flood check)."""

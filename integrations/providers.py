@@ -69,6 +69,8 @@ class ProviderConfig:
     twilio_auth_token: str = field(repr=False)
     twilio_voice_number: str
     twilio_from_number: str
+    twilio_whatsapp_number: str
+    twilio_whatsapp_template_sid: str
 
     zendesk_subdomain: str
     zendesk_email: str
@@ -271,6 +273,8 @@ def build_providers(
             config.twilio_auth_token,
             config.sms_sender,
             engine,
+            whatsapp_from=config.twilio_whatsapp_number,
+            whatsapp_template=config.twilio_whatsapp_template_sid,
             status_callback_url=config.url("/twilio/sms-status") if config.public_url else None,
             timeout=timeout,
             transport=transports.get("twilio"),

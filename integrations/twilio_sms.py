@@ -21,6 +21,17 @@ answer was lost sends a second text. So the rule here is stricter than for idemp
   the outbox records the row as dead with that code. The one exception is the confirmation
   of the opt-out itself, named by its key when the opt-out was recorded.
 
+WhatsApp goes through the same Messages API: `to` is `whatsapp:+1…` and the text comes from
+`whatsapp:<whatsapp_from>` (no sender configured: refused as `whatsapp_off`, final). WhatsApp
+allows a free-form message only within 24 hours of the customer's last message
+(`MessagingStore.session_open`); outside that window the approved template `whatsapp_template`
+is sent instead, its one variable `{{1}}` the message, and without a template the text goes by
+SMS to the same number. If Twilio still answers 63016 (outside the window), the same fallback
+is taken at once: Twilio sent nothing. The destination chosen first (WhatsApp or the SMS
+number) is kept in the ledger, so a retry never sends on the other channel as well; the
+search for an earlier attempt's message matches a template's text by the message it carries.
+Opt-outs are per number, whatever the channel.
+
 Reads (GET) are retried like any safe request. Status callbacks (`MessageStatus`) are recorded
 by `record_sms_status` into `twilio_sms_status` and move the ledger's status on.
 """
@@ -28,9 +39,9 @@ by `record_sms_status` into `twilio_sms_status` and move the ledger's status on.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,7 +78,7 @@ from integrations.http import (
     retry_after_seconds,
     with_retries,
 )
-from integrations.messaging import MessagingStore
+from integrations.messaging import MessagingStore, parse_address
 from integrations.messaging import create_all as create_messaging_tables
 from integrations.protocols import ProviderError
 
@@ -85,7 +96,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SMS_MAX_CHARS = 1600  # Twilio's limit for one message body
-_E164 = re.compile(r"\+[1-9]\d{7,14}")
+TEMPLATE_MAX_CHARS = 1024  # WhatsApp's limit for a template's body, variables included
+_OUTSIDE_WINDOW = 63016  # Twilio: a free-form WhatsApp message outside the 24-hour window
 # How far back, before our own attempt, a matching message still counts as ours (clock skew).
 _RECONCILE_SLACK = timedelta(minutes=5)
 
@@ -196,6 +208,10 @@ class HttpxTwilioClient(AsyncHttpClient):
         await self._client.aclose()
 
 
+class _WindowClosed(Exception):
+    """Twilio's 63016: the WhatsApp window is closed, and nothing was sent."""
+
+
 class _Transient(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -235,6 +251,8 @@ class TwilioSms:
         from_number: str,
         engine: Engine,
         *,
+        whatsapp_from: str = "",
+        whatsapp_template: str = "",
         status_callback_url: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -243,6 +261,8 @@ class TwilioSms:
         clock: Clock = utc_now,
     ) -> None:
         self.from_number = from_number
+        self.whatsapp_from = whatsapp_from
+        self.whatsapp_template = whatsapp_template
         self.engine = engine
         self.status_callback_url = status_callback_url
         self._clock = clock
@@ -265,9 +285,16 @@ class TwilioSms:
         await self.client.http_client.close()  # type: ignore[attr-defined]
 
     async def send_sms(self, to: str, body: str, *, idempotency_key: str) -> str:
-        """Send `body` to `to` (E.164) once per `idempotency_key`; returns Twilio's SID."""
-        if not _E164.fullmatch(to):
-            raise ValueError(f"not an E.164 phone number: {to!r}")
+        """Send `body` to `to` (E.164, or `whatsapp:` and E.164) once per `idempotency_key`;
+        returns Twilio's SID."""
+        address = parse_address(to)
+        if address is None or address.twilio != to:
+            raise ValueError(f"not an E.164 phone number or WhatsApp address: {to!r}")
+        if address.channel == "whatsapp" and not self.whatsapp_from:
+            raise ProviderError(
+                "no WhatsApp sender is configured (POSTVOICE_TWILIO_WHATSAPP_NUMBER)",
+                code="whatsapp_off",
+            )
         if not body.strip():
             raise ValueError("empty SMS body")
         if len(body) > SMS_MAX_CHARS:
@@ -276,6 +303,7 @@ class TwilioSms:
             raise ValueError("an SMS needs an idempotency_key")
 
         row = await asyncio.to_thread(self._claim, idempotency_key, to, body)
+        to = row["to_number"]  # where the first attempt went: a retry goes there too
         if row["message_sid"]:
             return row["message_sid"]
         if row["status"] == "failed":
@@ -284,7 +312,7 @@ class TwilioSms:
                 code=f"twilio_{row['error_code']}",
             )
         opt_outs = MessagingStore(self.engine, self._clock)
-        if not await asyncio.to_thread(opt_outs.may_text, to, idempotency_key):
+        if not await asyncio.to_thread(opt_outs.may_text, address.phone, idempotency_key):
             log.info("not texting …%s: the number opted out of texts", to[-4:])
             await asyncio.to_thread(self._set_status, idempotency_key, "not_sent")
             raise ProviderError("the recipient opted out of texts", code="opted_out")
@@ -295,9 +323,38 @@ class TwilioSms:
                 return found[0]
         return await self._send(idempotency_key, to, body)
 
+    def _sender(self, to: str) -> str:
+        return f"whatsapp:{self.whatsapp_from}" if to.startswith("whatsapp:") else self.from_number
+
+    async def _outside_window(self, key: str, to: str, body: str) -> tuple[str, dict[str, Any]]:
+        """Where a WhatsApp text outside the 24-hour window goes, and how: the template to
+        the same address, or (without one, or for a message too long for it) the SMS number,
+        recorded in the ledger so that a retry goes there too."""
+        if self.whatsapp_template and len(body) <= TEMPLATE_MAX_CHARS - 64:
+            variables = json.dumps({"1": body})
+            return to, {"content_sid": self.whatsapp_template, "content_variables": variables}
+        phone = to.removeprefix("whatsapp:")
+        log.info("WhatsApp window closed for …%s: texting the number instead", phone[-4:])
+        await asyncio.to_thread(self._redirect, key, phone)
+        return phone, {"body": body}
+
     async def _send(self, key: str, to: str, body: str) -> str:
         await asyncio.to_thread(self._set_status, key, "sending")
-        kwargs: dict[str, Any] = {"to": to, "from_": self.from_number, "body": body}
+        content: dict[str, Any] = {"body": body}
+        if to.startswith("whatsapp:"):
+            store = MessagingStore(self.engine, self._clock)
+            if not await asyncio.to_thread(store.session_open, to.removeprefix("whatsapp:")):
+                to, content = await self._outside_window(key, to, body)
+        try:
+            return await self._create(key, to, content)
+        except _WindowClosed:
+            # Twilio counts the window from what it saw and sent nothing: fall back now.
+            to, content = await self._outside_window(key, to, body)
+            return await self._create(key, to, content)
+
+    async def _create(self, key: str, to: str, content: dict[str, Any]) -> str:
+        """One POST to Twilio, its outcome recorded in the ledger under `key`."""
+        kwargs: dict[str, Any] = {"to": to, "from_": self._sender(to), **content}
         if self.status_callback_url:
             kwargs["status_callback"] = self.status_callback_url
         try:
@@ -306,6 +363,8 @@ class TwilioSms:
             await asyncio.to_thread(self._set_status, key, "not_sent")
             raise
         except TwilioRestException as exc:
+            if exc.code == _OUTSIDE_WINDOW and "body" in content and to.startswith("whatsapp:"):
+                raise _WindowClosed from exc
             if exc.status == 429:
                 await asyncio.to_thread(self._set_status, key, "not_sent")
                 raise ProviderError(
@@ -315,7 +374,8 @@ class TwilioSms:
                 await asyncio.to_thread(self._finish, key, "failed", None, str(exc.code or ""))
                 if exc.code == 21610:  # the recipient replied STOP to Twilio itself
                     store = MessagingStore(self.engine, self._clock)
-                    await asyncio.to_thread(store.opt_out, to, "twilio_21610")
+                    await asyncio.to_thread(store.opt_out, to.removeprefix("whatsapp:"),
+                                            "twilio_21610")  # fmt: skip
                 raise ProviderError(
                     f"Twilio refused the text: {exc.msg}",
                     code=f"twilio_{exc.code or exc.status}",
@@ -330,11 +390,12 @@ class TwilioSms:
 
     async def _find_sent(self, to: str, body: str, since: datetime) -> tuple[str, str] | None:
         """A message already sent to `to` with this body since `since`, as (sid, status)."""
-        recent = await self.client.messages.list_async(to=to, from_=self.from_number, limit=20)
+        recent = await self.client.messages.list_async(to=to, from_=self._sender(to), limit=20)
+        template = to.startswith("whatsapp:") and self.whatsapp_template
         for message in recent:
             created = message.date_created
             if (
-                message.body == body
+                (message.body == body or (template and body in (message.body or "")))
                 and message.sid
                 and (created is None or aware(created) >= since - _RECONCILE_SLACK)
             ):
@@ -362,7 +423,13 @@ class TwilioSms:
                         updated_at=now,
                     )
                 )
-            return {"message_sid": None, "status": "sending", "fresh": True, "created_at": now}
+            return {
+                "message_sid": None,
+                "status": "sending",
+                "fresh": True,
+                "created_at": now,
+                "to_number": to,
+            }
         except IntegrityError:
             pass
         with self.engine.connect() as conn:
@@ -375,7 +442,16 @@ class TwilioSms:
             "error_code": row.error_code,
             "fresh": False,
             "created_at": aware(row.created_at),
+            "to_number": row.to_number,
         }
+
+    def _redirect(self, key: str, to: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                twilio_sms_ledger.update()
+                .where(twilio_sms_ledger.c.idempotency_key == key)
+                .values(to_number=to, updated_at=self._clock())
+            )
 
     def _set_status(self, key: str, status: str) -> None:
         with self.engine.begin() as conn:

@@ -5,6 +5,7 @@ defined inside `create_app` from real annotations.
 """
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -231,7 +232,12 @@ def create_app(
             shop.start_worker()
         log.info("postvoice ready: webhooks at %s/twilio/voice", settings.public_url.rstrip("/"))
         log.info("try the agent in a browser: %s/try", settings.public_url.rstrip("/"))
+        # Text messages a crash left unanswered, answered beside new ones (`voice.sms_routes`).
+        recovering = asyncio.create_task(_app.state.recover_texts())
         yield
+        recovering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovering
         if dialer.calls is not None:
             await dialer.calls.aclose()
         await shop.close()

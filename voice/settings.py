@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     stripe_api_base: str = ""
     twilio_voice_number: str = ""
     twilio_from_number: str = ""
+    twilio_whatsapp_number: str = Field(
+        default="",
+        description="The shop's WhatsApp sender (E.164, without whatsapp:); empty: WhatsApp off.",
+    )
+    twilio_whatsapp_template_sid: str = Field(
+        default="",
+        description="ContentSid of an approved WhatsApp template whose one variable {{1}} is "
+        "the message, sent outside the 24-hour window; empty: such a text goes by SMS.",
+    )
     zendesk_subdomain: str = ""
     zendesk_email: str = ""
     zendesk_api_token: SecretStr | None = None

@@ -18,7 +18,9 @@ about that order and that topic (`ALERT_TOPICS`); the transcript keeps what was 
 ends the open conversation. A flood from one number gets one polite reply; the
 rest are recorded. An MMS with photos goes to the photo desk (`integrations.photos.accept_mms`)
 when a damaged-item request is waiting for them, and its answer is the reply; a photo nobody
-asked for gets a line saying how to go on. Not yet here: WhatsApp's sender and template rule.
+asked for gets a line saying how to go on. A message from `whatsapp:+1…` is answered on
+WhatsApp (`integrations.twilio_sms`: the shop's WhatsApp sender, the 24-hour window). At
+start-up, `recover` answers what a crash left recorded and unanswered.
 """
 
 import asyncio
@@ -37,6 +39,7 @@ from dialog.screen import sms_segments as segments
 from dialog.understanding import classify
 from integrations.messaging import (
     Address,
+    Inbound,
     MessagingLines,
     MessagingStore,
     keyword_of,
@@ -216,6 +219,95 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
             return None
         return await accept_mms(desk, address.phone, form)
 
+    async def respond(inbound: Inbound, form: dict[str, str], *, recovered: bool = False) -> None:
+        """Answer one recorded message (under its number's lock) and settle it. A message
+        whose reply is already in the outbox (a crash after queueing it) is only settled."""
+        address = Address(inbound.phone, inbound.channel)
+        message_sid, body, photos = inbound.message_sid, form.get("Body", ""), inbound.num_media
+        if await asyncio.to_thread(shop.store.outbox.by_key, f"sms:reply:{message_sid}"):
+            await asyncio.to_thread(texts.settle, message_sid, "answered")
+            return
+        keyword = keyword_of(body)
+        shop_name, human = settings.shop_name, settings.human_number
+        if keyword == "stop":
+            current = live.pop(address.phone, None)
+            if current is not None:  # nothing more is said in it
+                await finish(current, "opted_out", address)
+            await asyncio.to_thread(
+                texts.opt_out, address.phone, body.strip().upper()[:16],
+                f"reply:{message_sid}",
+            )  # fmt: skip
+            await reply(message_sid, address.twilio, lines.fill(lines.stop, shop_name, human))
+            await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
+        elif keyword == "start":
+            await asyncio.to_thread(texts.opt_in, address.phone)
+            await reply(message_sid, address.twilio, lines.fill(lines.start, shop_name, human))
+            await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
+        elif await asyncio.to_thread(texts.opted_out, address.phone):
+            await asyncio.to_thread(texts.settle, message_sid, "opted_out")
+        elif not recovered and await flooded(address.phone):
+            since = texts.clock() - timedelta(seconds=settings.text_flood_seconds)
+            if await asyncio.to_thread(texts.noticed_since, address.phone, since):
+                await asyncio.to_thread(texts.settle, message_sid, "rate_limited")
+            else:
+                line = lines.fill(lines.rate_limited, shop_name, human)
+                await reply(message_sid, address.twilio, line, live.get(address.phone))
+                await asyncio.to_thread(texts.settle, message_sid, "rate_noticed",
+                                        reply_segments=segments(line))  # fmt: skip
+        elif keyword == "help":
+            await reply(message_sid, address.twilio, lines.fill(lines.help, shop_name, human))
+            await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
+        elif photos and not recovered and (answer := await photo_reply(address, form)) is not None:
+            await reply(message_sid, address.twilio, answer, live.get(address.phone))
+            await asyncio.to_thread(texts.settle, message_sid, "answered",
+                                    reply_segments=segments(answer))  # fmt: skip
+        elif photos and (recovered or not body.strip()):
+            # Photos nobody asked for, or ones a crash lost track of (their links are gone).
+            line = lines.fill(lines.lost_photos if recovered else lines.unasked_photo,
+                              shop_name, human)  # fmt: skip
+            await reply(message_sid, address.twilio, line, live.get(address.phone))
+            await asyncio.to_thread(texts.settle, message_sid, "answered",
+                                    reply_segments=segments(line))  # fmt: skip
+        else:
+            said = await talk(address, body, message_sid)
+            if said:
+                await reply(message_sid, address.twilio, said, live.get(address.phone))
+                await asyncio.to_thread(
+                    texts.settle, message_sid, "answered",
+                    conversation=inbound.conversation, reply_segments=segments(said),
+                )  # fmt: skip
+            else:
+                await asyncio.to_thread(texts.settle, message_sid, "unanswered")
+
+    async def recover() -> int:
+        """Answer what a crash left unanswered: every message still "received" when the
+        server starts (none is in flight yet), oldest first, as Twilio's retry would be; one
+        older than the quiet window is settled "expired" instead. How many were answered."""
+        since = texts.clock() - timedelta(hours=settings.text_quiet_hours)
+        answered = 0
+        try:
+            waiting = await asyncio.to_thread(texts.unanswered)
+        except Exception:  # the server serves on; the next start tries again
+            log.exception("unanswered text messages not looked up")
+            return 0
+        for inbound in waiting:
+            if inbound.received_at < since:
+                await asyncio.to_thread(texts.settle, inbound.message_sid, "expired")
+                continue
+            form = {"Body": inbound.body}
+            try:
+                async with locks.setdefault(inbound.phone, asyncio.Lock()):
+                    await respond(inbound, form, recovered=True)
+            except Exception:  # one message's failure must not stop the others
+                log.exception("text %s not recovered", inbound.message_sid)
+                continue
+            answered += 1
+        if answered:
+            log.info("answered %d text message(s) a restart had left unanswered", answered)
+        return answered
+
+    app.state.recover_texts = recover
+
     @app.post("/twilio/sms")
     async def inbound_message(form: TwilioForm) -> Response:
         """A text message (SMS or WhatsApp) to the shop."""
@@ -223,63 +315,13 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
         address = parse_address(form.get("From", ""))
         if not message_sid or address is None:
             raise HTTPException(status_code=400, detail="MessageSid and a From number needed")
-        body = form.get("Body", "")
         media = form.get("NumMedia", "0")
-        lock = locks.setdefault(address.phone, asyncio.Lock())
-        async with lock:  # one number's messages one at a time, in order
+        async with locks.setdefault(address.phone, asyncio.Lock()):
+            # one number's messages one at a time, in order
             found, _fresh = await asyncio.to_thread(
-                texts.receive, message_sid, address, body, int(media) if media.isdigit() else 0
-            )
-            if found.status != "received":
-                return Response(_EMPTY, media_type="application/xml")  # a retry: answered
-            keyword = keyword_of(body)
-            shop_name, human = settings.shop_name, settings.human_number
-            photos = int(media) if media.isdigit() else 0
-            if keyword == "stop":
-                current = live.pop(address.phone, None)
-                if current is not None:  # nothing more is said in it
-                    await finish(current, "opted_out", address)
-                await asyncio.to_thread(
-                    texts.opt_out, address.phone, body.strip().upper()[:16],
-                    f"reply:{message_sid}",
-                )  # fmt: skip
-                await reply(message_sid, address.twilio, lines.fill(lines.stop, shop_name, human))
-                await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
-            elif keyword == "start":
-                await asyncio.to_thread(texts.opt_in, address.phone)
-                await reply(message_sid, address.twilio, lines.fill(lines.start, shop_name, human))
-                await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
-            elif await asyncio.to_thread(texts.opted_out, address.phone):
-                await asyncio.to_thread(texts.settle, message_sid, "opted_out")
-            elif await flooded(address.phone):
-                since = texts.clock() - timedelta(seconds=settings.text_flood_seconds)
-                if await asyncio.to_thread(texts.noticed_since, address.phone, since):
-                    await asyncio.to_thread(texts.settle, message_sid, "rate_limited")
-                else:
-                    line = lines.fill(lines.rate_limited, shop_name, human)
-                    await reply(message_sid, address.twilio, line, live.get(address.phone))
-                    await asyncio.to_thread(texts.settle, message_sid, "rate_noticed",
-                                            reply_segments=segments(line))  # fmt: skip
-            elif keyword == "help":
-                await reply(message_sid, address.twilio, lines.fill(lines.help, shop_name, human))
-                await asyncio.to_thread(texts.settle, message_sid, "answered", reply_segments=1)
-            elif photos and (answer := await photo_reply(address, form)) is not None:
-                await reply(message_sid, address.twilio, answer, live.get(address.phone))
-                await asyncio.to_thread(texts.settle, message_sid, "answered",
-                                        reply_segments=segments(answer))  # fmt: skip
-            elif photos and not body.strip():
-                line = lines.fill(lines.unasked_photo, shop_name, human)
-                await reply(message_sid, address.twilio, line, live.get(address.phone))
-                await asyncio.to_thread(texts.settle, message_sid, "answered",
-                                        reply_segments=segments(line))  # fmt: skip
-            else:
-                said = await talk(address, body, message_sid)
-                if said:
-                    await reply(message_sid, address.twilio, said, live.get(address.phone))
-                    await asyncio.to_thread(
-                        texts.settle, message_sid, "answered",
-                        conversation=found.conversation, reply_segments=segments(said),
-                    )  # fmt: skip
-                else:
-                    await asyncio.to_thread(texts.settle, message_sid, "unanswered")
+                texts.receive, message_sid, address, form.get("Body", ""),
+                int(media) if media.isdigit() else 0,
+            )  # fmt: skip
+            if found.status == "received":  # not a retry of one already answered
+                await respond(found, form)
         return Response(_EMPTY, media_type="application/xml")

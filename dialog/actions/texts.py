@@ -43,12 +43,16 @@ def caller_can_text(ctx: ActionContext) -> bool:
 def label_recipient(call: CallInfo, policy: Policy) -> str | None:
     """The number a return label bought later (through the outbox) is texted to, or None.
 
-    The number on the line when it can take a text and the shop texts its labels. The services
-    hand it to the outbox and the return flow says the label is on its way only when there is
-    one, so both ask here and what the caller is told is what the worker does.
+    The number on the line when it can take a text and the shop texts its labels; in a
+    conversation held on WhatsApp, its WhatsApp address (`whatsapp:+1…`), so the label follows
+    the conversation. The services hand it to the outbox and the return flow says the label is
+    on its way only when there is one, so both ask here and what the caller is told is what
+    the worker does.
     """
     number = call.caller_number
-    return number if policy.returns.label_by_sms and number.startswith("+") else None
+    if not (policy.returns.label_by_sms and number.startswith("+")):
+        return None
+    return f"whatsapp:{number}" if call.channel == "whatsapp" else number
 
 
 async def text_customer(

@@ -29,8 +29,9 @@ class DemoMessenger:
         self._clock = clock
 
     async def send_sms(self, to: str, body: str, *, idempotency_key: str) -> str:
-        """Record a text to `to` and return its id, "SM" and 32 hex digits."""
-        e164 = normalize_phone(to)
+        """Record a text to `to` (a number, or `whatsapp:` and a number, recorded as such)
+        and return its id, "SM" and 32 hex digits."""
+        e164 = _recorded_as(to)
         if e164 is None:
             raise ValueError(f"not a phone number: {to!r}")
         if not body.strip():
@@ -46,7 +47,7 @@ class DemoMessenger:
         columns = [c for c in shop_sms.c if c.name != "seq"]
         query = select(*columns).order_by(shop_sms.c.seq)
         if to is not None:
-            query = query.where(shop_sms.c.to == (normalize_phone(to) or to))
+            query = query.where(shop_sms.c.to == _recorded_as(to))
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return [{**row._asdict(), "created_at": from_db(row.created_at)} for row in rows]
@@ -79,3 +80,10 @@ class DemoMessenger:
             return conn.execute(
                 select(shop_sms.c.id).where(shop_sms.c.idempotency_key == key)
             ).scalar_one_or_none()
+
+
+def _recorded_as(to: str) -> str | None:
+    """`to` as a text to it is recorded: E.164, with `whatsapp:` kept for WhatsApp."""
+    number = to.removeprefix("whatsapp:")
+    e164 = normalize_phone(number)
+    return e164 if e164 is None or number == to else f"whatsapp:{e164}"

@@ -613,6 +613,9 @@ class FakeTwilio:
     messages: list[dict] = field(default_factory=list)
     posts: int = 0
     refuse_with: tuple[int, int, str] | None = None  # (HTTP status, Twilio code, message)
+    # WhatsApp: numbers whose 24-hour window is open, and the approved templates by ContentSid
+    whatsapp_open: set[str] = field(default_factory=set)
+    templates: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         expected = basic(self.account_sid, self.auth_token)
@@ -671,13 +674,28 @@ class FakeTwilio:
         if self.refuse_with:
             status, code, message = self.refuse_with
             return self._error(status, code, message)
+        to, sender = form["To"][0], form["From"][0]
+        if to.startswith("whatsapp:") != sender.startswith("whatsapp:"):
+            return self._error(400, 21910, "Invalid From and To pair")
+        if "ContentSid" in form:
+            template = self.templates.get(form["ContentSid"][0])
+            if template is None:
+                return self._error(400, 21655, "The ContentSid is Invalid")
+            variables = json.loads(form.get("ContentVariables", ["{}"])[0])
+            body = re.sub(r"\{\{(\w+)\}\}", lambda m: variables.get(m[1], ""), template)
+        else:
+            body = form["Body"][0]
+            closed = to.removeprefix("whatsapp:") not in self.whatsapp_open
+            if to.startswith("whatsapp:") and closed:
+                why = "Failed to send freeform message because you are outside the allowed window."
+                return self._error(400, 63016, why)
         sid = f"SM{len(self.messages) + 1:032x}"
         message = {
             "sid": sid,
             "account_sid": self.account_sid,
-            "to": form["To"][0],
-            "from": form["From"][0],
-            "body": form["Body"][0],
+            "to": to,
+            "from": sender,
+            "body": body,
             "status": "queued",
             "num_segments": "1",
             "direction": "outbound-api",

@@ -198,3 +198,135 @@ async def test_the_request_is_what_twilio_documents(twilio: FakeTwilio):
     assert form["To"] == [MARIA]
     assert form["From"] == [SHOP]
     await messenger.aclose()
+
+
+# --- WhatsApp ---------------------------------------------------------------------------------
+
+WA_SHOP = "+18005550177"
+WA_MARIA = "whatsapp:" + MARIA
+TEMPLATE = "HX" + "7" * 32
+NOW = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+
+
+def whatsapp(fake: FakeTwilio, handler=None, db=None, template: str = "") -> TwilioSms:
+    client = TwilioSms(
+        fake.account_sid,
+        fake.auth_token,
+        SHOP,
+        db or engine(),
+        whatsapp_from=WA_SHOP,
+        whatsapp_template=template,
+        transport=httpx.MockTransport(handler or fake),
+        sleep=_no_sleep,
+        clock=lambda: NOW,
+    )
+    client.create_all()
+    return client
+
+
+def maria_wrote(messenger: TwilioSms, hours_ago: float, sid: str = "SMin1") -> None:
+    """Maria's last WhatsApp message to the shop, `hours_ago` before now (the window's start)."""
+    from datetime import timedelta
+
+    from integrations.messaging import Address, MessagingStore
+
+    store = MessagingStore(messenger.engine, lambda: NOW - timedelta(hours=hours_ago))
+    store.receive(sid, Address(MARIA, "whatsapp"), "hi", 0)
+
+
+async def test_within_the_window_a_whatsapp_text_goes_from_the_whatsapp_sender(twilio):
+    twilio.whatsapp_open.add(MARIA)
+    messenger = whatsapp(twilio)
+    maria_wrote(messenger, hours_ago=23)
+    await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+    (sent,) = twilio.messages
+    assert (sent["to"], sent["from"], sent["body"]) == (WA_MARIA, "whatsapp:" + WA_SHOP, BODY)
+    await messenger.aclose()
+
+
+async def test_outside_the_window_the_approved_template_carries_the_message(twilio):
+    twilio.templates[TEMPLATE] = "An update from Northwind Goods: {{1}}"
+    messenger = whatsapp(twilio, template=TEMPLATE)
+    maria_wrote(messenger, hours_ago=25)
+    await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+    (sent,) = twilio.messages  # free-form would have been refused (63016) by Twilio
+    assert sent["to"] == WA_MARIA and sent["body"] == "An update from Northwind Goods: " + BODY
+    await messenger.aclose()
+
+
+async def test_outside_the_window_without_a_template_it_goes_by_sms_and_stays_there(twilio):
+    class LostAnswer:
+        def __init__(self) -> None:
+            self.lose_next = True
+
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            response = twilio(request)
+            if request.method == "POST" and self.lose_next:
+                self.lose_next = False
+                raise httpx.ReadTimeout("answer lost", request=request)
+            return response
+
+    db = engine()
+    messenger = whatsapp(twilio, LostAnswer(), db)  # Maria never wrote on WhatsApp
+    with pytest.raises(ProviderError):
+        await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+    (sent,) = twilio.messages
+    assert (sent["to"], sent["from"]) == (MARIA, SHOP)
+    # Maria writes on WhatsApp meanwhile; the retry finds the SMS instead of sending on WhatsApp.
+    twilio.whatsapp_open.add(MARIA)
+    maria_wrote(messenger, hours_ago=0)
+    assert await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1") == sent["sid"]
+    assert twilio.posts == 1
+    await messenger.aclose()
+
+
+async def test_when_twilio_says_the_window_closed_the_fallback_is_taken_at_once(twilio):
+    twilio.templates[TEMPLATE] = "Northwind Goods: {{1}}"
+    messenger = whatsapp(twilio, template=TEMPLATE)
+    maria_wrote(messenger, hours_ago=1)  # we saw her message; Twilio's window disagrees
+    await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+    (sent,) = twilio.messages
+    assert twilio.posts == 2 and sent["body"] == "Northwind Goods: " + BODY
+    await messenger.aclose()
+
+
+async def test_a_template_text_whose_answer_was_lost_is_found_by_the_message_it_carries(twilio):
+    twilio.templates[TEMPLATE] = "Northwind Goods: {{1}}"
+    lost = {"next": True}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = twilio(request)
+        if request.method == "POST" and lost.pop("next", False):
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+    messenger = whatsapp(twilio, handler, template=TEMPLATE)
+    with pytest.raises(ProviderError):
+        await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+    assert (
+        await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+        == (twilio.messages[0]["sid"])
+    )
+    assert twilio.posts == 1
+    await messenger.aclose()
+
+
+async def test_whatsapp_without_a_sender_or_to_an_opted_out_number_sends_nothing(twilio):
+    from integrations.messaging import MessagingStore
+
+    plain = sms(twilio)
+    with pytest.raises(ProviderError) as raised:
+        await plain.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
+    assert raised.value.code == "whatsapp_off" and not raised.value.retryable
+    messenger = whatsapp(twilio)
+    maria_wrote(messenger, hours_ago=1)
+    MessagingStore(messenger.engine).opt_out(MARIA, "STOP")  # she replied STOP by SMS
+    with pytest.raises(ProviderError) as raised:
+        await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-2")
+    assert raised.value.code == "opted_out"
+    for bad in ("whatsapp:415-555-0101", "WhatsApp:" + MARIA, "whatsapp: " + MARIA):
+        with pytest.raises(ValueError):
+            await messenger.send_sms(bad, BODY, idempotency_key="k-3")
+    assert twilio.posts == 0
+    await plain.aclose()
+    await messenger.aclose()

@@ -42,11 +42,17 @@ async def _said(stream: AsyncIterator[object]) -> list[str]:
 
 
 async def _return_earbuds(
-    shop: Shop, caller: str = JAMES, turns: list[str] = RETURN_EARBUDS, call_sid: str = "CA1"
+    shop: Shop,
+    caller: str = JAMES,
+    turns: list[str] = RETURN_EARBUDS,
+    call_sid: str = "CA1",
+    channel: str = "voice",
 ) -> str:
-    """A return of James's earbuds for a refund, called in from `caller`; all the agent said."""
+    """A return of James's earbuds for a refund, called in (or written, on `channel`) from
+    `caller`; all the agent said."""
     shop.store.upsert_call(call_sid, from_number=caller)
-    agent = shop.agent(CallInfo(call_sid, caller, SUPPORT), CallEvents(shop.store, call_sid))
+    info = CallInfo(call_sid, caller, SUPPORT, channel=channel)  # type: ignore[arg-type]
+    agent = shop.agent(info, CallEvents(shop.store, call_sid))
     said = await _said(agent.start())
     for text in turns:
         said += await _said(agent.hear(text))
@@ -75,6 +81,17 @@ async def test_a_return_queues_one_label_says_it_is_on_its_way_and_the_worker_te
     assert label.status == "delivered" and label.result["url"]
     (text,) = shop.demo.messenger.sent(JAMES)
     assert label.result["url"] in text["body"] and label.payload["rma"] in text["body"]
+
+
+async def test_a_return_held_on_whatsapp_gets_its_label_on_whatsapp(shop: Shop):
+    await _return_earbuds(shop, channel="whatsapp")
+
+    (label,) = shop.store.outbox.items(kind="label")
+    assert label.payload["notify_phone"] == "whatsapp:" + JAMES
+    await Worker(shop.store.outbox, deliverers_from(shop.providers)).drain(timeout_s=30)
+    assert shop.demo.messenger.sent(JAMES) == []  # not by SMS beside the conversation
+    (text,) = shop.demo.messenger.sent("whatsapp:" + JAMES)
+    assert label.payload["rma"] in text["body"]
 
 
 async def test_an_rma_number_a_reseeded_shop_gives_again_gets_its_own_label(shop: Shop):

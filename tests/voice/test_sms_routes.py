@@ -25,16 +25,17 @@ def fake() -> FakeTwilio:
     return FakeTwilio()
 
 
-@pytest.fixture
-def client(tmp_path, fake):
+def server(fake: FakeTwilio, database: str, **overrides) -> TestClient:
+    """The server over the seeded demo shop, texting through the fake Twilio (not started)."""
     settings = Settings(
         twilio_auth_token=fake.auth_token,
         twilio_account_sid=fake.account_sid,
         twilio_from_number="+18005550100",
         public_url=PUBLIC,
-        database_url=f"sqlite:///{tmp_path}/s.db",
+        database_url=f"sqlite:///{database}",
         admin_token="admin",
         worker_in_process=False,
+        **overrides,
     )
 
     def providers(config, engine, demo):
@@ -46,12 +47,18 @@ def client(tmp_path, fake):
         settings, Engines(FakeTranscriber(), FakeSynthesizer()), make_providers=providers
     )
     seed(app.state.runtime.engine)
-    with TestClient(app) as c:
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(tmp_path, fake):
+    with server(fake, tmp_path / "s.db") as c:
         yield c
 
 
 def text(client, body: str, sid: str, sender: str = AISHA, signed: bool = True):
-    form = {"MessageSid": sid, "From": sender, "To": "+18005550100", "Body": body}
+    to = "whatsapp:+18005550100" if sender.startswith("whatsapp:") else "+18005550100"
+    form = {"MessageSid": sid, "From": sender, "To": to, "Body": body}
     headers = {}
     if signed:
         headers["X-Twilio-Signature"] = twilio.compute_signature(
@@ -161,32 +168,10 @@ def test_after_the_quiet_timeout_the_next_message_starts_a_new_conversation(clie
 
 
 def test_after_a_restart_the_conversation_starts_over_and_says_so(tmp_path, fake):
-    settings = Settings(
-        twilio_auth_token=fake.auth_token,
-        twilio_account_sid=fake.account_sid,
-        twilio_from_number="+18005550100",
-        public_url=PUBLIC,
-        database_url=f"sqlite:///{tmp_path}/r.db",
-        admin_token="admin",
-        worker_in_process=False,
-    )
-
-    def providers(config, engine, demo):
-        return build_providers(
-            config, engine, demo, transports={"twilio": httpx.MockTransport(fake)}
-        )
-
-    def server():
-        app = create_app(
-            settings, Engines(FakeTranscriber(), FakeSynthesizer()), make_providers=providers
-        )
-        seed(app.state.runtime.engine)
-        return TestClient(app)
-
-    with server() as before:
+    with server(fake, tmp_path / "r.db") as before:
         text(before, "where's my order?", "SM30", sender=MARIA)
         first = before.app.state.texts.message("SM30").conversation
-    with server() as after:
+    with server(fake, tmp_path / "r.db") as after:
         text(after, "yes please", "SM31", sender=MARIA)
         deliver(after)
         assert after.app.state.texts.message("SM31").conversation != first
@@ -315,3 +300,74 @@ def test_only_a_reply_that_asks_for_nothing_else_is_read_as_about_the_alert():
     assert about_alert("1", "1006", "delayed").startswith("About order 1006. Where is my order?")
     for own in ("where's my refund for order 1003?", "I want to return the lamp", "no thanks"):
         assert about_alert(own, "1006", "failed_attempt") == own
+
+
+def test_a_conversation_on_whatsapp_is_answered_on_whatsapp_from_the_shops_sender(tmp_path, fake):
+    wa_maria = "whatsapp:" + MARIA
+    fake.whatsapp_open.add(MARIA)  # she just wrote: Twilio's window is open
+    with server(fake, tmp_path / "w.db", twilio_whatsapp_number="+18005550177") as client:
+        text(client, "hi where's my order", "SMW1", sender=wa_maria)
+        deliver(client)
+        (reply,) = fake.messages
+        assert (reply["to"], reply["from"]) == (wa_maria, "whatsapp:+18005550177")
+        assert "linen shirt" in reply["body"]
+        text(client, "STOP", "SMW2", sender=wa_maria)  # opts the number out, on any channel
+        deliver(client)
+        text(client, "hello?", "SMW3", sender=MARIA)
+        deliver(client)
+        conversation = client.app.state.texts.message("SMW1").conversation
+        call = client.app.state.store.call(conversation)
+    assert call["channel"] == "whatsapp" and call["from_number"] == MARIA
+    assert [m["to"] for m in fake.messages] == [wa_maria, wa_maria]  # nothing after STOP
+
+
+def test_without_a_whatsapp_sender_the_reply_is_dead_lettered_with_the_reason(client, fake):
+    text(client, "where's my order", "SMW9", sender="whatsapp:" + MARIA)
+    deliver(client)
+    assert fake.messages == []  # Twilio would refuse a WhatsApp text from no sender
+    (row,) = client.app.state.store.outbox.items(kind="sms")
+    assert row.status == "dead" and row.error_code == "whatsapp_off"  # on the dashboard
+    assert client.app.state.texts.message("SMW9").status == "answered"
+
+
+def test_messages_a_crash_left_unanswered_are_answered_at_the_next_start(tmp_path, fake):
+    import time
+    from datetime import timedelta
+
+    from integrations.messaging import Address
+    from integrations.outbox import OutboxMessenger
+    from integrations.store import CallEvents
+
+    james = "+14155550102"
+    with server(fake, tmp_path / "c.db") as before:
+        text(before, "where's my order?", "SM60", sender=MARIA)
+        deliver(before)
+        texts, app = before.app.state.texts, before.app
+        # The process dies after recording each of these and before answering it:
+        texts.receive("SM61", Address(MARIA, "sms"), "is it coming today?", 0)
+        texts.receive("SM62", Address(AISHA, "whatsapp"), "hi", 0)  # its reply was queued
+        messenger = OutboxMessenger(CallEvents(app.state.store, None))
+        before.portal.call(
+            lambda: messenger.send_sms("whatsapp:" + AISHA, "Hello!", idempotency_key="reply:SM62")
+        )
+        old = texts.clock() - timedelta(hours=30)
+        texts.clock, now = (lambda: old), texts.clock
+        texts.receive("SM63", Address(james, "sms"), "where is it", 0)
+        texts.clock = now
+    assert len(fake.messages) == 1
+    with server(fake, tmp_path / "c.db", twilio_whatsapp_number="+18005550177") as after:
+        texts = after.app.state.texts
+        deadline = time.monotonic() + 10
+        while texts.unanswered() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [texts.message(s).status for s in ("SM61", "SM62", "SM63")] == [
+            "answered", "answered", "expired",
+        ]  # fmt: skip
+        fake.whatsapp_open.add(AISHA)
+        deliver(after)
+        text(after, "is it coming today?", "SM61", sender=MARIA)  # Twilio's retry, too late
+        deliver(after)
+    to_maria = replies_to(fake, MARIA)
+    assert len(to_maria) == 2 and "start again" in to_maria[1]  # the conversation was lost
+    assert replies_to(fake, "whatsapp:" + AISHA) == ["Hello!"]  # the queued reply, once
+    assert replies_to(fake, james) == []  # a day and more late: not answered out of the blue
