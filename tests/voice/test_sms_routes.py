@@ -371,3 +371,34 @@ def test_messages_a_crash_left_unanswered_are_answered_at_the_next_start(tmp_pat
     assert len(to_maria) == 2 and "start again" in to_maria[1]  # the conversation was lost
     assert replies_to(fake, "whatsapp:" + AISHA) == ["Hello!"]  # the queued reply, once
     assert replies_to(fake, james) == []  # a day and more late: not answered out of the blue
+
+
+def test_a_whole_return_by_text_behind_the_second_factor_with_the_label_texted_once(client, fake):
+    james = "+14155550102"  # wireless earbuds, order 1003, ZIP 10001
+    said = []
+    for n, body in enumerate(
+        [
+            "hi i want to return my wireless earbuds",
+            "10001",
+            "one of them doesnt charge anymore",
+            "just my money back",
+            "yes",
+        ]
+    ):
+        text(client, body, f"SMR{n}", sender=james)
+        deliver(client)
+        said.append(replies_to(fake, james)[-1])
+    assert "ZIP code" in said[0]  # nothing about the order before the second factor
+    assert said[1].endswith("reason for the return?")
+    assert "$89.00" in said[3] and said[3].endswith("Shall I go ahead?")  # asked, not done
+    conversation = client.app.state.texts.message("SMR0").conversation
+    types = [e["type"] for e in client.app.state.store.call(conversation)["events"]]
+    assert "return.created" not in types[: types.index("caller.verified")]
+    assert types.count("return.created") == 1 and types.count("return.label_created") == 1
+    replies = replies_to(fake, james)
+    assert replies[-2].startswith("Done. Your return number is RMA-")
+    (label,) = [r for r in replies if "return label for RMA-" in r]  # one text, after the yes
+    assert "/labels/RMA-" in label and replies.index(label) == len(replies) - 1
+    text(client, "yes", "SMR4", sender=james)  # Twilio's retry of the yes: nothing again
+    deliver(client)
+    assert replies_to(fake, james) == replies
