@@ -6,7 +6,7 @@ answer weighs, together:
 - **the silence so far** (webrtcvad), against the waits of `TurnOptions`;
 - **the speculative transcript** of what was said so far, when it is ready (`reading`): a
   whole answer to what was asked (an order number of four digits, a ZIP code of five, a yes
-  or no, a rating, an email, a phone number) is *complete*; a request that reads as whole
+  or no, a rating, an email, a phone number, a coupon code) is *complete*; a request that reads as whole
   ("where is my order") is a *request*; some digits of a number still being read out, or a
   sentence that trails off ("my order number is…", "and also…", "um") are *unfinished*;
 - **what the agent asked** (`Hints.slot`): a digit string invites pauses between groups, so
@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from dialog.events import Hints
+from dialog.slots.numbers import whole_code
 from dialog.understanding import (
     classify,
     is_backchannel,
@@ -67,6 +69,9 @@ _DANGLING = frozenset(
     }
 )  # fmt: skip
 
+# Phrases whose last word dangles elsewhere ("put me on…") but that are said whole.
+_WHOLE_PHRASES = [["hold", "on"], ["hang", "on"], ["go", "on"], ["carry", "on"]]
+
 # Slots whose answer is read out digit by digit, and how to tell a whole one.
 _DIGIT_SLOTS = {
     "order_number": parse_order_number,
@@ -101,6 +106,8 @@ def sounds_finished(text: str) -> bool:
     if not text or text.endswith((",", "...", "-", ";", ":", "…")):
         return False
     words = re.findall(r"[a-z0-9']+", text.lower())
+    if words[-2:] in _WHOLE_PHRASES:
+        return True  # "wait, hold on": said whole, though "on" may dangle elsewhere
     return bool(words) and words[-1] not in _DANGLING
 
 
@@ -123,6 +130,9 @@ def reading(text: str, hints: Hints | None) -> Reading:
     finished = sounds_finished(text)
     slot = hints.slot if hints is not None else None
     whole = _WHOLE.get(slot or "")
+    if slot == "coupon_code":  # a known code, or one said like a code, whose number is whole
+        known = hints.vocabulary if hints is not None else ()
+        whole = partial(whole_code, known=known)
     if whole is not None:
         if whole(text) is not None:
             return "complete" if finished or slot in _DIGIT_SLOTS else "unfinished"

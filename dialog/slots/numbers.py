@@ -5,13 +5,14 @@ advertised); and amounts, counts, codes, references and payment methods said bac
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from dialog import understanding
 from dialog.slots.base import SlotContext, SlotType
 from dialog.speech import say_code, say_digits, say_money, say_number, say_reference
 
-__all__ = ["TYPES"]
+__all__ = ["TYPES", "whole_code"]
 
 
 def _rating(text: str, ctx: SlotContext) -> int | None:
@@ -58,6 +59,19 @@ def _code_shape(text: str) -> str | None:
     if not out or number is None:
         return None
     return "".join(out[-1:]) + str(number)
+
+
+def whole_code(text: str, known: Iterable[str]) -> str | None:
+    """A coupon code the caller has finished saying: one of the `known` codes, or the shape of
+    one ("summer fifteen") whose number cannot go on (not a round "fifty" that "five" may
+    follow). The end-of-turn predictor asks, so a code is answered without the long wait."""
+    if found := understanding.parse_coupon_code(text, known):
+        return found
+    shaped = _code_shape(text)
+    if shaped is None:
+        return None
+    number = int(re.sub(r"\D", "", shaped) or 0)
+    return None if number >= 20 and number % 10 == 0 else shaped
 
 
 def _coupon(text: str, ctx: SlotContext) -> str | None:

@@ -16,6 +16,7 @@ ORDER = Hints(slot="order_number", prompt="Order number:", expect_dtmf=True)
 ZIP = Hints(slot="zip")
 YES_NO = Hints(slot="yes_no")
 OPEN = None  # "What can I do for you?": nothing in particular expected
+COUPON = Hints(slot="coupon_code", vocabulary=("SAVE20", "WELCOME10"))
 
 
 def predictor(**techniques) -> EndOfTurn:
@@ -59,6 +60,13 @@ def first_over(end: EndOfTurn, hints: Hints | None, text: str | None, pending=Fa
         ("Hi.", OPEN, "opening"),
         ("Some.", OPEN, "opening"),  # tiny.en's "Um," at a pause
         ("...", OPEN, "nothing"),
+        ("Wait, hold on.", OPEN, "finished"),  # said whole, not trailing off on "on"
+        ("Can you put me on", OPEN, "unfinished"),
+        ("It's summer 15th", COUPON, "complete"),  # said like a code, though not advertised
+        ("save twenty", COUPON, "complete"),  # one of the shop's codes
+        ("vip fifty", COUPON, "finished"),  # not the shop's: "… five" may follow
+        ("It's summer", COUPON, "finished"),  # the number is coming
+        ("the code is", COUPON, "unfinished"),
     ],
 )
 def test_what_the_transcript_so_far_says_about_the_turn(text, hints, expected):
@@ -84,6 +92,13 @@ def test_a_zip_code_read_in_groups_waits_for_the_rest():
 def test_a_plain_yes_is_answered_at_once_and_a_yes_but_waits():
     assert first_over(predictor(), YES_NO, "Yes.") == 300
     assert first_over(predictor(), YES_NO, "Yeah, but") == 1500
+
+
+def test_a_whole_coupon_code_is_answered_without_the_long_wait():
+    end = predictor()
+    assert first_over(end, COUPON, "It's summer 15th") == 300
+    assert first_over(end, COUPON, "It's summer") == 800  # the long-answer wait
+    assert first_over(predictor(complete_end_of_turn_ms=0), COUPON, "save twenty") == 800
 
 
 def test_a_whole_request_ends_sooner_than_the_fixed_wait():
