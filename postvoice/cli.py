@@ -1002,6 +1002,38 @@ def conversations(
 
 
 @app.command()
+def texts(
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="A text conversation file or directory (default: the shipped set)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print each failed conversation's exchange.")
+    ] = False,
+    markdown: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Write what was typed and what came back here."),
+    ] = None,
+) -> None:
+    """Run text conversations through the signed SMS route of a fresh demo shop and print
+    the outcomes per category; exits 1 when any conversation fails."""
+    from harness.text_conversations import format_results, run
+    from harness.text_conversations import markdown as to_markdown
+
+    setup_logging("ERROR")
+    try:
+        outcomes = run(target)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(format_results(outcomes, verbose=verbose))
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(to_markdown(outcomes))
+    if not outcomes or not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor() -> None:
     """Check each configured provider (credentials, reachability, webhook URLs) and the models."""
     import asyncio
