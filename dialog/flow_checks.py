@@ -86,6 +86,7 @@ BUILTIN_SLOTS: dict[str, str] = {
     "ticket_reason": "text",
     "claim_kind": "text",
     "refund_reason": "text",
+    "status_told": "bool",  # the order's status was just said (a flow called next goes on)
 }
 """Slots the engine itself keeps (who is calling, which order, how the call is going)."""
 

@@ -6,9 +6,10 @@ answer weighs, together:
 - **the silence so far** (webrtcvad), against the waits of `TurnOptions`;
 - **the speculative transcript** of what was said so far, when it is ready (`reading`): a
   whole answer to what was asked (an order number of four digits, a ZIP code of five, a yes
-  or no, a rating, an email, a phone number, a coupon code) is *complete*; a request that reads as whole
-  ("where is my order") is a *request*; some digits of a number still being read out, or a
-  sentence that trails off ("my order number is…", "and also…", "um") are *unfinished*;
+  or no, a rating, an email, a phone number, a coupon code) is *complete*; a request that
+  reads as whole ("where is my order") is a *request*; some digits of a number still being
+  read out, or a sentence that trails off ("my order number is…", "and also…", "um") are
+  *unfinished*;
 - **what the agent asked** (`Hints.slot`): a digit string invites pauses between groups, so
   a partial one is held; a short answer may end sooner;
 - **the caller's own pace** in this call (`Pace`): the longest pause this caller has made
