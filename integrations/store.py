@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from integrations.accounts import metadata as accounts_metadata
 from integrations.clock import utc_now
@@ -148,14 +149,24 @@ class Store(DashboardQueries):
 
         from integrations.migrations import alembic_config
 
-        with self.engine.connect() as conn:
-            _lock_schema(conn)
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-            for extra in also:
-                extra.create_all(conn)
-            conn.commit()
+        for attempt in range(_MIGRATE_ATTEMPTS):
+            try:
+                with self.engine.connect() as conn:
+                    _lock_schema(conn)
+                    config = alembic_config()
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
+                    for extra in also:
+                        extra.create_all(conn)
+                    conn.commit()
+                return
+            except OperationalError as exc:
+                # SQLite may answer "locked" at once, not after its timeout, while another
+                # instance turns a new file to WAL; the migration rolled back: try again.
+                locked = self.engine.dialect.name == "sqlite" and "locked" in str(exc)
+                if not locked or attempt == _MIGRATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def create_all(self) -> None:
         """Create or upgrade the schema: the same as `migrate()`, kept for older callers."""
@@ -410,6 +421,9 @@ def _event_of(conn: Connection, event_type: str, entry: OutboxEntry) -> int | No
 # Event types of which an order line has at most one: a second (the same return received
 # twice, two desks at once) is the first one again.
 _ONE_PER_LINE = frozenset({"refund.pending_approval"})
+
+
+_MIGRATE_ATTEMPTS = 5
 
 
 def _lock_schema(conn: Connection) -> None:
