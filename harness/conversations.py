@@ -125,18 +125,19 @@ class ConversationFile(BaseModel):
     conversations: list[Conversation]
 
 
-def load_conversations(target: Path) -> list[Conversation]:
-    """Every conversation in a file, or in the `*.yaml` files of a directory (sorted).
+def load_categorised(target: Path, file_model: type[BaseModel]) -> list[Any]:
+    """Every conversation in a file, or in the `*.yaml` files of a directory (sorted), each
+    file read as `file_model` (a `category` and its `conversations`).
 
     Names are unique across what is loaded; a mistake names its file.
     """
     paths = sorted(target.glob("*.yaml")) if target.is_dir() else [target]
-    found: list[Conversation] = []
+    found: list[Any] = []
     seen: dict[str, Path] = {}
     for path in paths:
         data = yaml.safe_load(path.read_text())
         try:
-            parsed = ConversationFile.model_validate(data)
+            parsed: Any = file_model.model_validate(data)
         except ValidationError as exc:
             raise ValueError(f"{path}: {exc}") from exc
         for conv in parsed.conversations:
@@ -146,6 +147,11 @@ def load_conversations(target: Path) -> list[Conversation]:
             conv.category = parsed.category
             found.append(conv)
     return found
+
+
+def load_conversations(target: Path) -> list[Conversation]:
+    """Every conversation in a file, or in the `*.yaml` files of a directory (sorted)."""
+    return load_categorised(target, ConversationFile)
 
 
 class _Events:

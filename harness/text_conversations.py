@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.conversations import TurnExpect, _turn_failures
+from harness.conversations import TurnExpect, _turn_failures, load_categorised
 from harness.scenario import event_matches
 
 __all__ = [
@@ -126,25 +126,9 @@ class TextFile(BaseModel):
 
 
 def load_texts(target: Path) -> list[TextConversation]:
-    """Every conversation in a file, or in the `*.yaml` files of a directory (sorted).
-
-    Names are unique across what is loaded; a mistake names its file.
-    """
-    paths = sorted(target.glob("*.yaml")) if target.is_dir() else [target]
-    found: list[TextConversation] = []
-    seen: dict[str, Path] = {}
-    for path in paths:
-        try:
-            parsed = TextFile.model_validate(yaml.safe_load(path.read_text()))
-        except ValidationError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        for conv in parsed.conversations:
-            if conv.name in seen:
-                raise ValueError(f"{path}: conversation {conv.name!r} is also in {seen[conv.name]}")
-            seen[conv.name] = path
-            conv.category = parsed.category
-            found.append(conv)
-    return found
+    """Every text conversation in a file, or in the `*.yaml` files of a directory (sorted);
+    names unique across what is loaded, a mistake naming its file."""
+    return load_categorised(target, TextFile)
 
 
 @dataclass

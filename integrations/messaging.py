@@ -190,7 +190,8 @@ class Inbound:
 class MessagingLines:
     """What the shop texts outside the dialog: the carriers' keyword replies, the one reply to
     a flood, the note that a conversation started over, the answer to a photo nobody asked
-    for, and the one to photos a crash lost. `{shop}` and `{human}` are filled in."""
+    for, the one to photos a crash lost, and the one to a message after a handoff. `{shop}` and
+    `{human}` are filled in (and `{ticket}`, where there is one)."""
 
     stop: str = (
         "{shop}: you're unsubscribed and won't get any more texts from us. Reply START to "
@@ -211,14 +212,18 @@ class MessagingLines:
         "number and what happened, and we'll take it from there."
     )
 
+    handed_over: str = (
+        "{shop}: thanks, we've added that to your case{ticket}; a person from our team will "
+        "get back to you. To ask about something else, just say what you need, or call {human}."
+    )
     lost_photos: str = (
         "{shop}: sorry, the photo you sent us earlier didn't reach us. Please send it again, "
         "or call {human}."
     )
 
-    def fill(self, line: str, shop: str, human: str) -> str:
-        """One line with the shop and the number of a person filled in."""
-        return line.format(shop=shop, human=human)
+    def fill(self, line: str, shop: str, human: str, ticket: str = "") -> str:
+        """One line with the shop, the number of a person and the ticket filled in."""
+        return line.format(shop=shop, human=human, ticket=f" ({ticket})" if ticket else "")
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -413,6 +418,20 @@ class MessagingStore:
                 .values(ended_at=self.clock(), end_reason=reason[:32])
             )
         return done.rowcount == 1
+
+    def handed_over(self, phone: str, since: datetime) -> str | None:
+        """The newest conversation of this number that ended in a handoff to a person since
+        `since` (its call sid): later messages belong with that person's case."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(text_conversations.c.call_sid)
+                .where(
+                    text_conversations.c.phone == phone,
+                    text_conversations.c.end_reason == "transfer",
+                    text_conversations.c.ended_at >= since,
+                )
+                .order_by(text_conversations.c.ended_at.desc())
+            ).scalar()
 
     # --- opt-out ------------------------------------------------------------------------------
 

@@ -143,6 +143,10 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
             )  # fmt: skip
             prefix.append(lines.restarted)
         heard = None
+        if current is None and not prefix:
+            handed = await to_person(address, body)
+            if handed is not None:
+                return handed
         if current is None:
             since = texts.clock() - quiet
             alert = await asyncio.to_thread(texts.recent_alert, address.phone, since)
@@ -186,6 +190,32 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
             live.pop(address.phone, None)
             await finish(current, ended, address)
         return answer
+
+    async def to_person(address: Address, body: str) -> str | None:
+        """After a conversation was handed to a person (within the quiet window), a message
+        that asks for nothing new ("94110", "new pair pls", "ok thanks") goes with that case:
+        recorded in it (event `text.after_handoff`) and answered so, instead of a fresh
+        dialog opening a second case. None when there is no such case or the message asks
+        for something the dialog does (a new request starts a new conversation)."""
+        since = texts.clock() - timedelta(hours=settings.text_quiet_hours)
+        sid = await asyncio.to_thread(texts.handed_over, address.phone, since)
+        if sid is None:
+            return None
+        text = redact_card_numbers(body.strip())
+        understood = classify(text)
+        if set(understood.intents) & set(TASKS) and understood.score >= 0.5:
+            return None
+        call = await asyncio.to_thread(shop.store.call, sid) or {}
+        tickets = [e for e in call.get("events", []) if e["type"] == "ticket.created"]
+        ticket = str((tickets[-1].get("data") or {}).get("ticket_id") or "") if tickets else ""
+        line = lines.fill(lines.handed_over, settings.shop_name, settings.human_number, ticket)
+        seq = len(call.get("turns", []))
+        for n, (role, said) in enumerate((("caller", text), ("agent", line)), start=1):
+            await asyncio.to_thread(shop.store.add_turn, sid, seq + n, role, said,
+                                    start_ms=0, end_ms=0, source="text")  # fmt: skip
+        await asyncio.to_thread(shop.store.add_event, sid, "text.after_handoff", None,
+                                {"ticket_id": ticket or None}, 0)  # fmt: skip
+        return line
 
     async def finish(current: _Live, reason: str, address: Address) -> None:
         """End a conversation: the agent's summary, `call.ended`, the stored call."""

@@ -402,3 +402,22 @@ def test_a_whole_return_by_text_behind_the_second_factor_with_the_label_texted_o
     text(client, "yes", "SMR4", sender=james)  # Twilio's retry of the yes: nothing again
     deliver(client)
     assert replies_to(fake, james) == replies
+
+
+def test_after_a_handoff_a_message_goes_with_that_case_and_a_new_request_starts_anew(client, fake):
+    text(client, "my trail shoes came with the sole ripped", "SMH1", sender=MARIA)
+    deliver(client)
+    handed = client.app.state.texts.message("SMH1").conversation
+    call = client.app.state.store.call(handed)
+    assert call["end_reason"] == "transfer"
+    (ticket,) = [e["data"]["ticket_id"] for e in call["events"] if e["type"] == "ticket.created"]
+    text(client, "94110", "SMH2", sender=MARIA)
+    deliver(client)
+    assert f"added that to your case ({ticket})" in replies_to(fake, MARIA)[-1]
+    call = client.app.state.store.call(handed)
+    assert [t["text"] for t in call["turns"]][-2] == "94110"  # kept with the case
+    assert [e["type"] for e in call["events"]].count("ticket.created") == 1
+    text(client, "where's my order?", "SMH3", sender=MARIA)  # something new: a new conversation
+    deliver(client)
+    assert "linen shirt" in replies_to(fake, MARIA)[-1]
+    assert client.app.state.texts.message("SMH3").conversation != handed
