@@ -58,7 +58,10 @@ KEY_WORDS = (
 
 # Two-word slips no single word would catch.
 _PHRASES = [
-    (re.compile(r"\b(hand|bend|sand|spend|lend|tend) (it |them |this )?back\b"), r"send \2back"),
+    (re.compile(r"\b(hand|bend|sand|spend|lend|tend|end|defend) (it |them |this )?back\b"),
+     r"send \2back"),
+    (re.compile(r"\b(mother|monkey|mummy) back\b"), "money back"),
+    (re.compile(r"\b(got|been|was) locked\b"), r"\1 lost"),
     (re.compile(r"\b(a|the) dress\b"), "address"),
     (re.compile(r"\bre ?believe\b"), "redeliver"),
     (re.compile(r"\bthe active\b"), "defective"),
@@ -87,6 +90,10 @@ _NEIGHBOURS = {
     "persona": "person",
     "rhythm": "refund",
     "effective": "defective",
+    "refill": "refund",
+    "racking": "tracking",
+    "arrest": "address",
+    "unrest": "address",
 }
 """Words tiny.en writes for a key word that share too little spelling to be found by sound."""
 
