@@ -44,6 +44,21 @@ def sms(fake: FakeTwilio, handler=None, db=None) -> TwilioSms:
     return client
 
 
+class LostAnswer:
+    """Twilio gets the first POST and queues the text, but its answer never arrives."""
+
+    def __init__(self, twilio: FakeTwilio) -> None:
+        self.twilio = twilio
+        self.lose_next = True
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = self.twilio(request)
+        if request.method == "POST" and self.lose_next:
+            self.lose_next = False
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+
 @pytest.fixture
 def twilio() -> FakeTwilio:
     return FakeTwilio()
@@ -81,21 +96,8 @@ async def test_a_send_that_never_left_is_retried_at_once(twilio: FakeTwilio):
 
 
 async def test_a_send_whose_answer_was_lost_is_not_repeated_blindly(twilio: FakeTwilio):
-    class LostAnswer:
-        """Twilio gets the POST and queues the text, but the answer never arrives."""
-
-        def __init__(self) -> None:
-            self.lose_next = True
-
-        def __call__(self, request: httpx.Request) -> httpx.Response:
-            response = twilio(request)
-            if request.method == "POST" and self.lose_next:
-                self.lose_next = False
-                raise httpx.ReadTimeout("answer lost", request=request)
-            return response
-
     db = engine()
-    messenger = sms(twilio, LostAnswer(), db)
+    messenger = sms(twilio, LostAnswer(twilio), db)
     with pytest.raises(ProviderError) as raised:
         await messenger.send_sms(MARIA, BODY, idempotency_key="k-1")
     assert raised.value.code == "timeout"
@@ -255,19 +257,8 @@ async def test_outside_the_window_the_approved_template_carries_the_message(twil
 
 
 async def test_outside_the_window_without_a_template_it_goes_by_sms_and_stays_there(twilio):
-    class LostAnswer:
-        def __init__(self) -> None:
-            self.lose_next = True
-
-        def __call__(self, request: httpx.Request) -> httpx.Response:
-            response = twilio(request)
-            if request.method == "POST" and self.lose_next:
-                self.lose_next = False
-                raise httpx.ReadTimeout("answer lost", request=request)
-            return response
-
     db = engine()
-    messenger = whatsapp(twilio, LostAnswer(), db)  # Maria never wrote on WhatsApp
+    messenger = whatsapp(twilio, LostAnswer(twilio), db)  # Maria never wrote on WhatsApp
     with pytest.raises(ProviderError):
         await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
     (sent,) = twilio.messages
@@ -292,15 +283,7 @@ async def test_when_twilio_says_the_window_closed_the_fallback_is_taken_at_once(
 
 async def test_a_template_text_whose_answer_was_lost_is_found_by_the_message_it_carries(twilio):
     twilio.templates[TEMPLATE] = "Northwind Goods: {{1}}"
-    lost = {"next": True}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        response = twilio(request)
-        if request.method == "POST" and lost.pop("next", False):
-            raise httpx.ReadTimeout("answer lost", request=request)
-        return response
-
-    messenger = whatsapp(twilio, handler, template=TEMPLATE)
+    messenger = whatsapp(twilio, LostAnswer(twilio), template=TEMPLATE)
     with pytest.raises(ProviderError):
         await messenger.send_sms(WA_MARIA, BODY, idempotency_key="k-1")
     assert (
