@@ -229,6 +229,20 @@ class MessagingLines:
 # --- the store --------------------------------------------------------------------------------
 
 
+def _inbound(row: Any) -> Inbound:
+    """A `text_messages` row as an `Inbound`."""
+    return Inbound(
+        message_sid=row["message_sid"],
+        phone=row["phone"],
+        channel=row["channel"],
+        body=row["body"],
+        num_media=row["num_media"],
+        status=row["status"],
+        conversation=row["conversation"],
+        received_at=aware(row["received_at"]),
+    )
+
+
 class MessagingStore:
     """Row operations on the messaging tables; `clock` stamps rows (tests run on their own)."""
 
@@ -269,18 +283,7 @@ class MessagingStore:
         with self.engine.connect() as conn:
             query = select(text_messages).where(text_messages.c.message_sid == message_sid)
             row = conn.execute(query).mappings().first()
-        if row is None:
-            return None
-        return Inbound(
-            message_sid=row["message_sid"],
-            phone=row["phone"],
-            channel=row["channel"],
-            body=row["body"],
-            num_media=row["num_media"],
-            status=row["status"],
-            conversation=row["conversation"],
-            received_at=aware(row["received_at"]),
-        )
+        return None if row is None else _inbound(row)
 
     def settle(
         self,
@@ -307,17 +310,12 @@ class MessagingStore:
     def unanswered(self) -> list[Inbound]:
         """Messages recorded and not yet answered (status "received"), oldest first."""
         with self.engine.connect() as conn:
-            sids = (
-                conn.execute(
-                    select(text_messages.c.message_sid)
-                    .where(text_messages.c.status == "received")
-                    .order_by(text_messages.c.received_at)
-                )
-                .scalars()
-                .all()
-            )
-        found = [self.message(sid) for sid in sids]
-        return [m for m in found if m is not None]
+            rows = conn.execute(
+                select(text_messages)
+                .where(text_messages.c.status == "received")
+                .order_by(text_messages.c.received_at)
+            ).mappings()
+            return [_inbound(row) for row in rows]
 
     def received_since(self, phone: str, since: datetime) -> int:
         """How many messages this number sent since `since` (the flood check)."""
