@@ -266,6 +266,7 @@ class TwilioSms:
         self.engine = engine
         self.status_callback_url = status_callback_url
         self._clock = clock
+        self._texts = MessagingStore(engine, clock)  # opt-outs and WhatsApp's window
         self.client = twilio_client(
             account_sid,
             auth_token,
@@ -311,8 +312,7 @@ class TwilioSms:
                 f"Twilio refused this text earlier (error {row['error_code']})",
                 code=f"twilio_{row['error_code']}",
             )
-        opt_outs = MessagingStore(self.engine, self._clock)
-        if not await asyncio.to_thread(opt_outs.may_text, address.phone, idempotency_key):
+        if not await asyncio.to_thread(self._texts.may_text, address.phone, idempotency_key):
             log.info("not texting …%s: the number opted out of texts", to[-4:])
             await asyncio.to_thread(self._set_status, idempotency_key, "not_sent")
             raise ProviderError("the recipient opted out of texts", code="opted_out")
@@ -341,10 +341,9 @@ class TwilioSms:
     async def _send(self, key: str, to: str, body: str) -> str:
         await asyncio.to_thread(self._set_status, key, "sending")
         content: dict[str, Any] = {"body": body}
-        if to.startswith("whatsapp:"):
-            store = MessagingStore(self.engine, self._clock)
-            if not await asyncio.to_thread(store.session_open, to.removeprefix("whatsapp:")):
-                to, content = await self._outside_window(key, to, body)
+        phone = to.removeprefix("whatsapp:")
+        if phone != to and not await asyncio.to_thread(self._texts.session_open, phone):
+            to, content = await self._outside_window(key, to, body)
         try:
             return await self._create(key, to, content)
         except _WindowClosed:
@@ -373,8 +372,7 @@ class TwilioSms:
             if 400 <= exc.status < 500:
                 await asyncio.to_thread(self._finish, key, "failed", None, str(exc.code or ""))
                 if exc.code == 21610:  # the recipient replied STOP to Twilio itself
-                    store = MessagingStore(self.engine, self._clock)
-                    await asyncio.to_thread(store.opt_out, to.removeprefix("whatsapp:"),
+                    await asyncio.to_thread(self._texts.opt_out, to.removeprefix("whatsapp:"),
                                             "twilio_21610")  # fmt: skip
                 raise ProviderError(
                     f"Twilio refused the text: {exc.msg}",
