@@ -209,10 +209,10 @@ def install_sms_routes(app: FastAPI, shop: Any, twilio_form: Callable[..., Any])
         tickets = [e for e in call.get("events", []) if e["type"] == "ticket.created"]
         ticket = str((tickets[-1].get("data") or {}).get("ticket_id") or "") if tickets else ""
         line = lines.fill(lines.handed_over, settings.shop_name, settings.human_number, ticket)
-        seq = len(call.get("turns", []))
-        for n, (role, said) in enumerate((("caller", text), ("agent", line)), start=1):
-            await asyncio.to_thread(shop.store.add_turn, sid, seq + n, role, said,
-                                    start_ms=0, end_ms=0, source="text")  # fmt: skip
+        case = _Live(sid, agent=None)  # the handed-over conversation, its transcript going on
+        case.seq = len(call.get("turns", []))
+        await asyncio.to_thread(case.turn, shop.store, "caller", text)
+        await asyncio.to_thread(case.turn, shop.store, "agent", line)
         await asyncio.to_thread(shop.store.add_event, sid, "text.after_handoff", None,
                                 {"ticket_id": ticket or None}, 0)  # fmt: skip
         return line
