@@ -17,14 +17,18 @@ from dialog.events import CallInfo
 from integrations.demo import DemoShop, ensure_schema
 from integrations.demo import metadata as shop_metadata
 from integrations.labels import EmbeddedLabels
+from integrations.messaging import metadata as messaging_metadata
 from integrations.outbound import metadata as outbound_metadata
 from integrations.outbox import OutboxHelpdesk, OutboxMessenger, OutboxRefunds, OutboxReturns
 from integrations.photos import PhotoDesk
 from integrations.protocols import EventSink, OrderFeed, Services
 from integrations.provider_set import Providers, close_providers
 from integrations.providers import BuildProviders, build_label_maker, build_providers
+from integrations.shipping_labels import metadata as label_ledger_metadata
 from integrations.store import CallEvents, Store, make_engine
+from integrations.stripe_refunds import metadata as refund_ledger_metadata
 from integrations.stripe_webhooks import metadata as stripe_webhook_metadata
+from integrations.tracking_cache import metadata as tracking_cache_metadata
 from integrations.twilio_sms import metadata as twilio_sms_metadata
 from integrations.worker import RetryPolicy, WorkerHandle, deliverers_from, start_in_process
 from voice.settings import Settings
@@ -154,8 +158,19 @@ def build_shop(settings: Settings, make_providers: BuildProviders = build_provid
 
     engine = make_engine(settings.database_url)
     store = Store(engine)
+    # Every table outside the migrations is created under the migration's lock, so servers
+    # starting together on one PostgreSQL database do not race to create it.
     store.migrate(
-        also=[shop_metadata, twilio_sms_metadata, stripe_webhook_metadata, outbound_metadata]
+        also=[
+            shop_metadata,
+            twilio_sms_metadata,
+            stripe_webhook_metadata,
+            outbound_metadata,
+            messaging_metadata,
+            tracking_cache_metadata,
+            label_ledger_metadata,
+            refund_ledger_metadata,
+        ]
     )
     ensure_schema(engine)
     labels, demo, providers = choose_providers(settings, engine, make_providers)

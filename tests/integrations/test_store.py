@@ -230,3 +230,77 @@ def test_instances_starting_together_migrate_once_without_error(db_url: str):
     assert _version(engines[0]) == "0006_photos"
     for engine in engines:
         engine.dispose()
+
+
+def test_servers_starting_together_create_every_table_without_error(db_url: str):
+    """What CI once saw on PostgreSQL: two servers starting on one new database, one creating
+    the messaging tables outside the migration's lock while the other did too."""
+    from tests.fakes import FakeSynthesizer, FakeTranscriber
+    from voice.server import Engines, create_app
+    from voice.settings import Settings
+
+    servers = 4
+    barrier = threading.Barrier(servers)
+    errors: list[Exception] = []
+    apps: list = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            settings = Settings(database_url=db_url)
+            apps.append(create_app(settings, Engines(FakeTranscriber(), FakeSynthesizer())))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(servers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert len(apps) == servers
+    engine = apps[0].state.runtime.engine
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"text_messages", "text_conversations", "text_opt_outs"} <= tables
+    for app in apps:
+        app.state.runtime.engine.dispose()
+
+
+def test_the_server_creates_no_table_outside_the_migration_lock(tmp_path):
+    """Start-up creates every table in `Store.migrate` (one instance at a time); what runs
+    after it, as each route is installed, finds them there and creates none."""
+    from tests.fakes import FakeSynthesizer, FakeTranscriber
+    from voice import services
+    from voice.server import Engines, create_app
+    from voice.settings import Settings
+
+    created: list[str] = []
+    migrating = threading.local()
+    migrate = Store.migrate
+
+    def locked_migrate(self, *args, **kwargs):
+        migrating.on = True
+        try:
+            return migrate(self, *args, **kwargs)
+        finally:
+            migrating.on = False
+
+    def record(conn, cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("CREATE TABLE") and not getattr(
+            migrating, "on", False
+        ):
+            created.append(statement.split("(")[0].strip())
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(services.Store, "migrate", locked_migrate)
+            app = create_app(
+                Settings(database_url=f"sqlite:///{tmp_path}/new.db"),
+                Engines(FakeTranscriber(), FakeSynthesizer()),
+            )
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    app.state.runtime.engine.dispose()
+    assert created == []
