@@ -24,6 +24,7 @@ from typing import Any
 
 from dialog import handover, read_back, understanding
 from dialog.agenda import Agenda
+from dialog.answer_first import answer_first
 from dialog.call_record import CallRecord
 from dialog.corrections import changed_mind, misheard_digits, past_the_no, read_answer, revise
 from dialog.engine import Engine
@@ -84,12 +85,16 @@ class Agent:
         tz: tzinfo | None = None,
         timeout: float = 8.0,
         filler_after: float = FILLER_AFTER_S,
+        answer_first: bool = True,
     ) -> None:
         self.flows = flows or _shipped_flows()
         if call_info.on_screen:  # read, not heard: every line in its text wording
             self.flows = self.flows.on_screen
         self.policy = policy or _shipped_policy()
         self._call = call_info
+        # On a call, an opening "Thank you." is left out when the answer is ready in time.
+        self._answer_first = answer_first and not call_info.on_screen
+        self._filler_after = filler_after
         self._call_record = CallRecord(services.events, call_info.call_sid, timeout)
         self._services = replace(services, events=self._call_record)
         self._summary: str | None = None
@@ -238,8 +243,8 @@ class Agent:
         self._engine.memo["input"] = source
         self._engine.memo["turn"] = self._engine.memo.get("turn", 0) + 1
         try:
-            async with aclosing(events):
-                async for event in self._worded(events):
+            async with aclosing(events), aclosing(self._spoken(self._worded(events))) as reply:
+                async for event in reply:
                     yield self._seen(event)
             for event in self._engine.in_reply():  # a message no step has shown yet
                 yield self._seen(event)
@@ -263,6 +268,10 @@ class Agent:
                 except StopAsyncIteration:
                     return
             yield event
+
+    def _spoken(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        """A turn's events as the caller hears them: its answer first (`dialog.answer_first`)."""
+        return answer_first(events, self._filler_after) if self._answer_first else events
 
     def _seen(self, event: Event) -> Event:
         reason = self._engine.slots.get("handoff_reason") or "handoff"

@@ -100,6 +100,7 @@ class Shop:
             policy=self.policy,
             human_number=self.settings.human_number,
             filler_after=self.settings.filler_after_ms / 1000,
+            answer_first=self.settings.answer_first,
         )
 
     def order_feed(self) -> OrderFeed | None:

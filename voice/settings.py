@@ -317,6 +317,13 @@ class Settings(BaseSettings):
         "answered this long after it began, so a fast answer comes first (0: always say it "
         "before the lookup).",
     )
+    answer_first: bool = Field(
+        default=True,
+        description='A reply\'s opening acknowledgement ("Thank you.", "Okay.") is left out on a '
+        "call when the sentence after it is ready within the filler wait, so the caller hears "
+        "the answer first; said as before when nothing follows or the next step is slow "
+        "(false: always said).",
+    )
     vad_max_utterance_s: float = 30.0
     vad_barge_in_min_ms: int = Field(
         default=700,

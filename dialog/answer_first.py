@@ -1,0 +1,109 @@
+"""A spoken reply begins with its answer: an opening acknowledgement is said only to fill a wait.
+
+Some steps open a reply with a bare acknowledgement ("Thank you." once the second factor
+matches, "Okay." after a correction or a declined offer) and the step after it says what the
+caller asked for. On a call the caller hears the answer only once the acknowledgement has
+been played, about 0.7 s later, for nothing it tells them that the answer does not: the
+agent reads an order only to a caller it accepted, and answers for the value they corrected.
+`answer_first` holds such an opening for up to `wait` seconds. If a sentence that is not a
+question is ready by then, the acknowledgement is left out and the caller hears that sentence
+first. It is said as before when the reply is the acknowledgement alone, when a question comes
+next ("Okay. Is there anything else I can help with?": there it is what tells the caller their
+"no" was taken), and when the next step is slow (a provider still answering: it fills the
+wait, and the filler after it if one is due).
+
+Only the first sentence of a reply is held, only on a call (a text message arrives whole, so
+an acknowledgement costs its reader nothing); `POSTVOICE_ANSWER_FIRST=false` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+
+from dialog.events import Event, Say
+from dialog.understanding import is_backchannel
+
+__all__ = ["answer_first", "is_acknowledgement"]
+
+
+def is_acknowledgement(event: Event) -> bool:
+    """Whether `event` is a sentence that only acknowledges ("Thank you.", "Okay.", "Got it."):
+    the test the bench uses for a sentence that carries no answer
+    (`harness.bench_figures.carries_answer`)."""
+    return isinstance(event, Say) and not event.filler and is_backchannel(event.text)
+
+
+_FIRST_SENTENCE = re.compile(r"(?:[^.?!]|(?<=\d)\.(?=\d))*[.?!]?")
+
+
+def _asks(say: Say) -> bool:
+    """Whether `say` opens with a question ("Is there anything else I can help with?"): an
+    acknowledgement before a new question marks that the caller's answer was taken, where an
+    answer that follows would show it by itself."""
+    match = _FIRST_SENTENCE.match(say.text.strip())
+    return bool(match) and match.group().rstrip().endswith("?")
+
+
+async def _next(events: AsyncIterator[Event]) -> Event | None:
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        return None
+
+
+async def answer_first(events: AsyncIterator[Event], wait: float) -> AsyncIterator[Event]:
+    """`events`, an opening acknowledgement left out when another sentence follows it within
+    `wait` seconds; the events between them (`Hints`) are passed on in order.
+
+    The next event is awaited as a task of its own so the wait can end while a step is still
+    running; closing this generator cancels that task and waits for it, so nothing of the
+    turn outlives it."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[Event | None] | None = None
+    said = False
+    try:
+        while (event := await _next(events)) is not None:
+            if said or not is_acknowledgement(event):
+                said = said or isinstance(event, Say)
+                yield event
+                continue
+            said = True
+            held: list[Event] = []
+            deadline = loop.time() + wait
+            while True:
+                pending = asyncio.ensure_future(_next(events))
+                done, _ = await asyncio.wait({pending}, timeout=max(0.0, deadline - loop.time()))
+                if not done:  # the next step is slow: the acknowledgement fills the wait
+                    yield event
+                    for h in held:
+                        yield h
+                    following = await pending
+                    pending = None
+                    if following is None:
+                        return
+                    yield following
+                    break
+                following = pending.result()
+                pending = None
+                if following is None:  # the acknowledgement is the whole reply
+                    yield event
+                    for h in held:
+                        yield h
+                    return
+                if not isinstance(following, Say):
+                    held.append(following)
+                    continue
+                if following.filler or _asks(following):  # acknowledged first, as before
+                    yield event
+                for h in held:
+                    yield h
+                yield following
+                break
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
