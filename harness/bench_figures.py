@@ -6,7 +6,7 @@ What each figure means is in `harness.bench`. Percentiles are `integrations.stat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +25,13 @@ __all__ = [
     "UNDERRUN_ALLOWANCE_MS",
     "CallSample",
     "answer_latencies",
+    "capacity",
     "carries_answer",
     "count_underruns",
     "cpu_per_call_minute",
     "cut_off_turns",
+    "level_calls",
+    "level_keeps_pace",
     "level_passes",
     "ramp",
     "sample_of",
@@ -303,14 +306,34 @@ def _round(value: float | None) -> float | None:
 def level_passes(summary: dict[str, Any]) -> bool:
     """A concurrency level holds when p95 stays under the limit, nothing underran and at
     most `CUTOFF_LIMIT` of the caller turns were cut off."""
-    p95 = summary.get("p95_ms")
     cut = summary.get("cutoff_rate") or 0.0
-    return (
-        p95 is not None
-        and p95 <= P95_LIMIT_MS
-        and summary.get("underruns", 0) == 0
-        and cut <= CUTOFF_LIMIT
-    )
+    return level_keeps_pace(summary) and cut <= CUTOFF_LIMIT
+
+
+def level_keeps_pace(summary: dict[str, Any]) -> bool:
+    """A level's latency held: p95 under the limit and nothing underran (cut-offs aside)."""
+    p95 = summary.get("p95_ms")
+    return p95 is not None and p95 <= P95_LIMIT_MS and summary.get("underruns", 0) == 0
+
+
+def level_calls(concurrency: int, calls: int, scenarios: int) -> int:
+    """The calls one level of `--find-max` plays: at least `calls` and two per line, in whole
+    rounds of the `scenarios`, so every level hears each caller as often as the others and a
+    level's cut-off rate is not one clip more or less (one clip in the default set pauses a
+    second after a whole request)."""
+    rounds = -(-max(calls, 2 * concurrency, 1) // max(scenarios, 1))
+    return rounds * max(scenarios, 1)
+
+
+def capacity(levels: Sequence[dict[str, Any]], rule: Callable[[dict[str, Any]], bool]) -> int:
+    """The highest concurrency of `levels` (in ramp order) below which every level kept
+    `rule`, or 0."""
+    best = 0
+    for level in levels:
+        if not rule(level):
+            break
+        best = level["concurrency"]
+    return best
 
 
 def ramp(max_level: int, min_level: int = 1) -> list[int]:

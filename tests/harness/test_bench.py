@@ -14,9 +14,12 @@ from harness.bench import default_scenarios, parse_env, persona_calls, print_res
 from harness.bench_figures import (
     CallSample,
     answer_latencies,
+    capacity,
     count_underruns,
     cpu_per_call_minute,
     cut_off_turns,
+    level_calls,
+    level_keeps_pace,
     level_passes,
     ramp,
     sample_of,
@@ -229,6 +232,26 @@ def test_a_level_holds_below_the_p95_limit_with_no_underruns_and_few_cut_offs():
     assert ramp(20) == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert ramp(5) == [1, 2, 4]
     assert ramp(32, 10) == [10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32]
+
+
+def test_every_level_plays_whole_rounds_of_the_scenarios():
+    assert level_calls(1, 6, 15) == 15
+    assert level_calls(10, 20, 15) == 30
+    assert level_calls(30, 20, 15) == 60
+    assert level_calls(31, 20, 15) == 75
+    assert level_calls(4, 6, 1) == 8
+    assert level_calls(2, 0, 0) == 4
+
+
+def test_capacity_counts_levels_up_to_the_first_that_fails_each_rule():
+    def level(c: int, p95: int, cut: float) -> dict[str, object]:
+        return {"concurrency": c, "p95_ms": p95, "underruns": 0, "cutoff_rate": cut}
+
+    levels = [level(10, 600, 0.01), level(12, 610, 0.026), level(14, 620, 0.0), level(16, 1100, 0)]
+    assert capacity(levels, level_passes) == 10  # C = 14 held again, but C = 12 did not
+    assert capacity(levels, level_keeps_pace) == 14
+    assert capacity([level(1, 1200, 0)], level_keeps_pace) == 0
+    assert not level_keeps_pace({"p95_ms": 600, "underruns": 1})
 
 
 # --- cut-offs and the time to answer ---------------------------------------------------------
