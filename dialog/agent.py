@@ -271,7 +271,10 @@ class Agent:
 
     def _spoken(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         """A turn's events as the caller hears them: its answer first (`dialog.answer_first`)."""
-        return answer_first(events, self._filler_after) if self._answer_first else events
+        if not self._answer_first:
+            return events
+        closing = self._engine.render(self.flows.conversation.anything_else)
+        return answer_first(events, self._filler_after, keep_before=(closing,))
 
     def _seen(self, event: Event) -> Event:
         reason = self._engine.slots.get("handoff_reason") or "handoff"

@@ -5,12 +5,13 @@ matches, "Okay." after a correction or a declined offer) and the step after it s
 caller asked for. On a call the caller hears the answer only once the acknowledgement has
 been played, about 0.7 s later, for nothing it tells them that the answer does not: the
 agent reads an order only to a caller it accepted, and answers for the value they corrected.
-`answer_first` holds such an opening for up to `wait` seconds. If a sentence that is not a
-question is ready by then, the acknowledgement is left out and the caller hears that sentence
-first. It is said as before when the reply is the acknowledgement alone, when a question comes
-next ("Okay. Is there anything else I can help with?": there it is what tells the caller their
-"no" was taken), and when the next step is slow (a provider still answering: it fills the
-wait, and the filler after it if one is due).
+`answer_first` holds such an opening for up to `wait` seconds. If the next sentence is ready
+by then, the acknowledgement is left out and the caller hears that sentence first: the
+answer, or the procedure's next question ("What's the reason for the return?", which shows
+the ZIP code was taken). It is said as before when the reply is the acknowledgement alone,
+when only the closing question comes next ("Okay. Is there anything else I can help with?":
+there the "Okay." is all the answer the caller's "no thanks" gets), and when the next step is
+slow (a provider still answering: it fills the wait, and the filler after it if one is due).
 
 Only the first sentence of a reply is held, only on a call (a text message arrives whole, so
 an acknowledgement costs its reader nothing); `POSTVOICE_ANSWER_FIRST=false` turns it off.
@@ -20,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 from dialog.events import Event, Say
 from dialog.understanding import is_backchannel
@@ -36,15 +36,8 @@ def is_acknowledgement(event: Event) -> bool:
     return isinstance(event, Say) and not event.filler and is_backchannel(event.text)
 
 
-_FIRST_SENTENCE = re.compile(r"(?:[^.?!]|(?<=\d)\.(?=\d))*[.?!]?")
-
-
-def _asks(say: Say) -> bool:
-    """Whether `say` opens with a question ("Is there anything else I can help with?"): an
-    acknowledgement before a new question marks that the caller's answer was taken, where an
-    answer that follows would show it by itself."""
-    match = _FIRST_SENTENCE.match(say.text.strip())
-    return bool(match) and match.group().rstrip().endswith("?")
+def _same(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 async def _next(events: AsyncIterator[Event]) -> Event | None:
@@ -54,14 +47,18 @@ async def _next(events: AsyncIterator[Event]) -> Event | None:
         return None
 
 
-async def answer_first(events: AsyncIterator[Event], wait: float) -> AsyncIterator[Event]:
+async def answer_first(
+    events: AsyncIterator[Event], wait: float, keep_before: Collection[str] = ()
+) -> AsyncIterator[Event]:
     """`events`, an opening acknowledgement left out when another sentence follows it within
-    `wait` seconds; the events between them (`Hints`) are passed on in order.
+    `wait` seconds, unless that sentence is one of `keep_before` (the shop's "Is there
+    anything else I can help with?"); the events between them (`Hints`) are passed on in order.
 
     The next event is awaited as a task of its own so the wait can end while a step is still
     running; closing this generator cancels that task and waits for it, so nothing of the
     turn outlives it."""
     loop = asyncio.get_running_loop()
+    closing = {_same(text) for text in keep_before}
     pending: asyncio.Future[Event | None] | None = None
     said = False
     try:
@@ -96,7 +93,7 @@ async def answer_first(events: AsyncIterator[Event], wait: float) -> AsyncIterat
                 if not isinstance(following, Say):
                     held.append(following)
                     continue
-                if following.filler or _asks(following):  # acknowledged first, as before
+                if following.filler or _same(following.text) in closing:  # said, as before
                     yield event
                 for h in held:
                     yield h

@@ -37,3 +37,13 @@ def test_every_scenario_reaches_its_outcome(tmp_path):
         "handoff",
     ):
         assert event in types, event
+
+
+def test_calls_that_pass_the_second_factor_and_then_decline_change_nothing(tmp_path):
+    # The calls bench plays to time the reply after a ZIP code (harness.bench --scenarios).
+    directory = SCENARIOS.parent / "scenarios_second_factor"
+    code = run_target(directory, url=None, out=tmp_path, realtime=False, settings=Settings())
+    reports = [json.loads(p.read_text()) for p in tmp_path.glob("*/report.json")]
+    assert len(reports) == len(list(directory.glob("*.yaml"))) == 2
+    assert [r["failures"] for r in reports if not r["passed"]] == []
+    assert code == 0

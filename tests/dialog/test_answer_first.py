@@ -49,11 +49,13 @@ async def test_an_answer_ready_inside_the_wait_is_said_first_and_hints_keep_thei
     assert await heard(THANKS, hints, 0.1, ANSWER) == [hints, ANSWER]
 
 
-async def test_before_a_question_the_acknowledgement_stays():
-    question = Say("Is there anything else I can help with?")
-    assert await heard(Say("Okay."), question) == [Say("Okay."), question]
-    price = Say("Would you like the $5.00 back?")
-    assert await heard(THANKS, price) == [THANKS, price]
+async def test_before_the_closing_question_the_acknowledgement_stays():
+    closing = Say("Is there anything else I can help with?")
+    kept = answer_first(steps(Say("Okay."), closing), WAIT, keep_before=[closing.text])
+    assert [e async for e in kept] == [Say("Okay."), closing]
+    # A procedure's own next question shows the answer was taken, as an answer does.
+    reason = Say("What's the reason for the return?")
+    assert await heard(THANKS, reason) == [reason]
 
 
 async def test_an_acknowledgement_alone_is_said():

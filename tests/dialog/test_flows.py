@@ -40,7 +40,7 @@ async def test_email_or_keypad_verifies_too():
     await c.start()
     await c.hear("I want to return my earbuds")
     events = await c.hear("it's james dot chen at example dot com")
-    assert "Thank you." in said(events)
+    assert said(events) == "What's the reason for the return?"  # the answer shows it matched
     assert c.events.of("caller.verified")[0]["method"] == "email"
     c = call(JAMES)
     await c.start()
@@ -68,7 +68,7 @@ async def test_a_stranger_verifies_against_the_order_not_the_phone():
     await c.hear("I want to return something")
     await c.hear("it's order ten oh three")
     events = await c.hear("one zero zero zero one")
-    assert "Thank you." in said(events)
+    assert "doesn't match" not in said(events)
     assert c.events.of("caller.verified")[0]["customer_id"] == "cust_002"
 
 
