@@ -68,37 +68,34 @@ async def answer_first(
                 yield event
                 continue
             said = True
-            held: list[Event] = []
+            held: list[Event] = []  # what comes between it and the next sentence (`Hints`)
+            following: Event | None = None
             deadline = loop.time() + wait
             while True:
                 pending = asyncio.ensure_future(_next(events))
                 done, _ = await asyncio.wait({pending}, timeout=max(0.0, deadline - loop.time()))
-                if not done:  # the next step is slow: the acknowledgement fills the wait
-                    yield event
-                    for h in held:
-                        yield h
-                    following = await pending
-                    pending = None
-                    if following is None:
-                        return
-                    yield following
+                if not done:  # the next step is slow: `pending` is awaited once this is said
                     break
-                following = pending.result()
-                pending = None
-                if following is None:  # the acknowledgement is the whole reply
-                    yield event
-                    for h in held:
-                        yield h
-                    return
-                if not isinstance(following, Say):
-                    held.append(following)
-                    continue
-                if following.filler or _same(following.text) in closing:  # said, as before
-                    yield event
-                for h in held:
-                    yield h
-                yield following
-                break
+                following, pending = pending.result(), None
+                if following is None or isinstance(following, Say):
+                    break
+                held.append(following)
+            # Said as before when it fills a wait, is the whole reply, comes before a filler
+            # or before only the closing question.
+            if (
+                pending is not None
+                or not isinstance(following, Say)
+                or following.filler
+                or _same(following.text) in closing
+            ):
+                yield event
+            for h in held:
+                yield h
+            if pending is not None:
+                following, pending = await pending, None
+            if following is None:
+                return
+            yield following
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
