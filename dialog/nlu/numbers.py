@@ -101,7 +101,7 @@ def _number_mask(tokens: list[str]) -> list[bool]:
             elif tok in _HOMOPHONES:
                 ok = at(i - 1) and (at(i + 1) or i == n - 1)
             elif tok == "and":
-                ok = i > 0 and tokens[i - 1] in ("hundred", "thousand") and at(i + 1)
+                ok = i > 0 and _round(tokens[i - 1]) is not None and at(i + 1)
             elif tok == "a":
                 ok = nxt in ("hundred", "thousand")
             elif tok in _FILLERS:
@@ -125,6 +125,31 @@ def _runs(tokens: list[str]) -> list[tuple[int, list[str]]]:
         else:
             runs.append((i, [tok]))
     return runs
+
+
+def _round(token: str) -> int | None:
+    """The place a number word or a round figure stands for before "and": "hundred" 100,
+    "thousand" 1000, and the figures speech-to-text writes for them ("1000 and 8", "300 and
+    5"); None for any other token."""
+    if token in ("hundred", "thousand"):
+        return 100 if token == "hundred" else 1000
+    if token.isdigit() and not token.startswith("0") and len(token) <= 4 and int(token) % 100 == 0:
+        return int(token)
+    return None
+
+
+def _figure_and(toks: list[str], i: int) -> tuple[int, int] | None:
+    """A round figure, "and", and a smaller number at `i` ("1000 and 8" → 1008), as Whisper
+    writes "one thousand and eight"; None where the number after "and" is not below the
+    figure's place ("1000 and 1000" is two numbers)."""
+    figure = _round(toks[i]) if toks[i].isdigit() else None
+    if figure is None or i + 2 >= len(toks) or toks[i + 1] != "and":
+        return None
+    rest = _below_thousand(toks, i + 2)
+    place = 1000 if figure % 1000 == 0 else 100
+    if rest is None or rest[0] >= place:
+        return None
+    return figure + rest[0], rest[1]
 
 
 def _below_hundred(toks: list[str], i: int) -> tuple[int, int] | None:
@@ -201,7 +226,7 @@ def _chunks(tokens: list[str]) -> list[str]:
     chunks: list[str] = []
     i = 0
     while i < len(toks):
-        cardinal = _cardinal(toks, i)
+        cardinal = _cardinal(toks, i) or _figure_and(toks, i)
         if cardinal is not None:
             chunks.append(str(cardinal[0]))
             i = cardinal[1]

@@ -70,6 +70,11 @@ from dialog.understanding import (
         ("one 003", "1003"),
         ("1 thousand and 1", "1001"),
         ("one thousand 3", "1003"),
+        # "one thousand and eight" as Whisper writes it
+        ("It's 1000 and 8.", "1008"),
+        ("It's only 1000 and 3.", "1003"),
+        ("1000 and 12", "1012"),
+        ("1100 and 5", "1105"),
         ("uh one zero uh zero three", "1003"),
         ("ten oh to", "1002"),
         ("one zero zero for", "1004"),
