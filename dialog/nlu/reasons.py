@@ -88,7 +88,8 @@ _REASONS: list[tuple[str, re.Pattern[str]]] = [
     (
         "changed_mind",
         re.compile(
-            r"\b(changed my mind|change of heart|dont (need|want|like) (it|them|this|these)"
+            r"\b(chang(e|ed|ing) (my|our) minds?|changed mind|change of heart"
+            r"|dont (need|want|like) (it|them|this|these)"
             r"|do not (need|want) (it|them)|no longer (need|want)|dont need it anymore"
             r"|(found|saw) (it|them|one|this|these) cheaper|cheaper (elsewhere|somewhere)"
             r"|ordered (it )?by (mistake|accident)|not (really )?my style|not for me"
