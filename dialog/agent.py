@@ -32,6 +32,7 @@ from dialog.escalation import Escalation
 from dialog.events import FILLER_AFTER_S, CallInfo, EndCall, Event, Hints, Say
 from dialog.faq import match_faqs
 from dialog.loader import Flows, load_flows
+from dialog.nlu.intents import hinted_task
 from dialog.off_script import faq_first, faq_reply
 from dialog.open_question import OpenQuestion
 from dialog.policy import Policy, load_policy
@@ -106,6 +107,7 @@ class Agent:
         self._offered: tuple[str, str] | None = None
         # A number only guessed from the audio, read back and waiting for its yes or no.
         self._guess: read_back.Guess | None = None
+        self._hinted: str | None = None  # the request asked about: "Is this about …?"
         number = human_number or services.human_number
         self._engine = Engine(
             flows=self.flows,
@@ -532,6 +534,14 @@ class Agent:
         text = engine.heard
         heard = past_the_no(heard, text)
         intent = heard.intent
+        hinted, self._hinted = self._hinted, None
+        if hinted is not None and intent == "yes":
+            intent = hinted  # "Is this about where your order is?" "Yes."
+        elif hinted is not None and intent == "no" and not understanding.corrects_something(text):
+            engine.begin(self.flows[self.flows.conversation.roles.fallback])
+            async for event in self._run():
+                yield event
+            return
         if changed_mind(engine, heard):
             frame, answer = engine.last_answer  # type: ignore[misc]
             await self._note(intent, heard)
@@ -599,6 +609,14 @@ class Agent:
         engine.slots["too_many_misses"] = (
             self._misses >= self.policy.escalation.max_misunderstandings
         )
+        hint = None if engine.slots["too_many_misses"] else hinted_task(text)
+        topic = self.flows.topics.get(hint or "")
+        if topic:
+            # Words that only hint at one request: asked about, never acted on unconfirmed.
+            self._hinted = hint
+            engine.slots["guess_topic"] = topic
+            yield Say(engine.render(self.flows.conversation.guess_request))
+            return
         if confidence < _LOW_CONFIDENCE and self._misses < 2:
             text = self.flows.conversation.didnt_catch + " " + self.flows.conversation.open
             yield Say(engine.render(text))

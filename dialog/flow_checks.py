@@ -80,6 +80,7 @@ BUILTIN_SLOTS: dict[str, str] = {
     "next_topic": "text",
     "resume_topic": "text",
     "heard_value": "text",
+    "guess_topic": "text",
     "misses": "number",
     "too_many_misses": "bool",
     "courtesy_reason": "text",

@@ -317,6 +317,11 @@ class Conversation(_Strict):
         "refunds, coupons and deliveries."
     )
     changed: Line = "Okay."
+    # At the open question, words that only hint at one request ("that is my order"): asked
+    # about before anything is done (`dialog.nlu.intents.hinted_task`).
+    guess_request: Line = (
+        "Is this about {guess_topic}? If it's something else, just tell me what you need."
+    )
     # A number only a second, digits-alone decode found (`guessed`): read back before use.
     read_back: Line = "I heard {heard_value}. Is that right?"
     read_back_wrong: Line = "Sorry about that."

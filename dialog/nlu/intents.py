@@ -18,7 +18,16 @@ from dialog.nlu.answers import leading_yes_no, parse_yes_no
 from dialog.nlu.numbers import digit_runs
 from dialog.nlu.text import normalize
 
-__all__ = ["INTENTS", "MIN_SCORE", "TASKS", "IntentScores", "canonical", "score_intents"]
+__all__ = [
+    "HINT_SCORE",
+    "INTENTS",
+    "MIN_SCORE",
+    "TASKS",
+    "IntentScores",
+    "canonical",
+    "hinted_task",
+    "score_intents",
+]
 
 TASKS = (
     "order_status",
@@ -40,6 +49,8 @@ INTENTS = (*TASKS, "human", "goodbye", "yes", "no", "unknown")
 """Every intent `classify` can return."""
 
 MIN_SCORE = 0.5
+HINT_SCORE = 0.25
+"""A task scored this much, below `MIN_SCORE`, is hinted at ("my order" alone): asked about."""
 
 # On equal scores the earlier wins: a person first; then the specific complaint over the
 # generic one (a return over the damage that motivates it, "says delivered" over "where").
@@ -668,3 +679,17 @@ def score_intents(text: str, *, has_number: bool = False) -> IntentScores:
         return IntentScores(whole_intent, whole_score, (whole_intent,))
     best = "human" if "human" in tasks else tasks[0]
     return IntentScores(best, _scores(clean).get(best, 0.0) or whole_score, intents, requests)
+
+
+def hinted_task(text: str) -> str | None:
+    """The one task the words hint at without asking for it ("that is my order", "calling
+    about my package"): scored at least `HINT_SCORE` and more than any other, where nothing
+    reaches `MIN_SCORE`. None where a request (or a person, a yes or a no) is said outright,
+    or no task, or two equally, is hinted at."""
+    scores = _scores(canonical(text))
+    if any(score >= MIN_SCORE for score in scores.values()):
+        return None
+    hinted = sorted(((scores[t], t) for t in TASKS if scores[t] >= HINT_SCORE), reverse=True)
+    if not hinted or (len(hinted) > 1 and hinted[0][0] == hinted[1][0]):
+        return None
+    return hinted[0][1]
