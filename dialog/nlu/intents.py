@@ -216,6 +216,15 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
             0.6,
         ),
         (_p(r"\breplace (it|them|this) with\b"), 0.4),
+        # "could I change it for the next size": a swap; "change the delivery for Friday" is not
+        (
+            _p(
+                r"\b(change|changed|changing) (it|them|this|that|these|those|(the|my) (?!delivery"
+                r"|address|date|day|time|shipping)\w+) for\b(?! (next|this|tomorrow|today|later"
+                r"|the (weekend|morning|afternoon|evening))\b| \w+day\b)"
+            ),
+            0.6,
+        ),
         (_p(r"\binstead\b"), 0.1),
         (
             _p(
