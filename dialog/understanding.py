@@ -25,7 +25,7 @@ from dialog.nlu.contacts import parse_email, parse_phone, parse_zip
 from dialog.nlu.coupons import parse_coupon_code
 from dialog.nlu.dates import parse_date
 from dialog.nlu.intents import INTENTS, TASKS, IntentScores, canonical, score_intents
-from dialog.nlu.numbers import ORDER_DIGITS, parse_order_number
+from dialog.nlu.numbers import ORDER_DIGITS, digit_runs, parse_order_number
 from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
 from dialog.nlu.repair import (
     asks_about,
@@ -68,6 +68,7 @@ __all__ = [
     "is_unavailable",
     "match_item",
     "normalize",
+    "number_taken_back",
     "parse_coupon_code",
     "parse_date",
     "parse_email",
@@ -121,7 +122,7 @@ def classify(text: str) -> Understanding:
     """The caller's intents in one utterance, with every slot value it carries."""
     part = corrected_part(text)
     corrected = parse_order_number(part) if part else None
-    number = corrected or parse_order_number(text)
+    number = corrected or (None if number_taken_back(part) else parse_order_number(text))
     email, phone, zip_code = parse_email(text), parse_phone(text), parse_zip(text)
     found = score_intents(text, has_number=number is not None)
     if not (email or zip_code or phone):  # a contact detail is read as said, never respelled
@@ -148,6 +149,19 @@ def classify(text: str) -> Understanding:
         # "check ten oh eight, actually make that ten oh seven" asks about one order
         requests=() if corrected else found.requests,
     )
+
+
+_NOT_AN_ORDER = re.compile(r"\b(zip|zipcode|postal|post code|phone|email|mail)\b")
+
+
+def number_taken_back(part: str | None) -> bool:
+    """Whether what follows a correction cue is a number that did not come through ("ten oh
+    one, sorry, timing one zero zero zero three"): the number before it was taken back, so it
+    is not used, and the agent asks again. Not so where it names another kind of value ("…
+    sorry, my zip is 94110") or holds no number ("…sorry, it's for my wife")."""
+    if not part or _NOT_AN_ORDER.search(part):
+        return False
+    return any(3 <= len(run.digits) <= 5 for run in digit_runs(part.split()))
 
 
 def _sounds_like(text: str, found: IntentScores, *, has_number: bool) -> IntentScores:

@@ -82,6 +82,8 @@ def hear(slot_type: SlotType, text: str, ctx: SlotContext) -> Any:
         value = slot_type.parse(part, ctx)
         if value is not None:
             return value
+        if slot_type.name == "order_number" and understanding.number_taken_back(part):
+            return None  # "ten oh one, sorry, timing one zero zero zero three": asked again
     # "Friday, um, no, Monday's better actually": two values, the later one meant.
     said = [
         value

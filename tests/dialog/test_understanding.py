@@ -216,6 +216,24 @@ def test_a_correction_keeps_its_number():
     assert understood.yes_no is False
 
 
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("where is order 1001, sorry, I mean 1003", "1003"),
+        ("where is order ten oh one, no sorry, ten oh three", "1003"),
+        # the number after the correction did not come through: the first was taken back
+        ("Where is order 1, 0, 0, 1, sorry, timing 1, 0, 0, 0, 3,", None),
+        ("order 1001, sorry, I mean one zero zero", None),
+        # a correction cue without a number after it keeps the number
+        ("order 1001, sorry, it's for my wife", "1001"),
+        ("order 1001, sorry, my zip is 94110", "1001"),
+        ("ten oh one, sorry", "1001"),
+    ],
+)
+def test_a_number_taken_back_is_not_used(text, number):
+    assert classify(text).order_number == number
+
+
 def test_scores_are_between_zero_and_one_and_intents_are_known():
     for text in ("where is my order", "bye", "banana", "yes", "agent please"):
         understood = classify(text)
