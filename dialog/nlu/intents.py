@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from dialog.nlu.answers import leading_yes_no, parse_yes_no
-from dialog.nlu.numbers import digit_runs
+from dialog.nlu.numbers import digit_runs, parse_order_number
 from dialog.nlu.text import normalize
 
 __all__ = [
@@ -637,14 +637,20 @@ _ANSWER_THEN_MORE = re.compile(
 )
 
 
-def _requests(parts: list[str], tasks: list[str]) -> tuple[tuple[str, str], ...]:
+def _requests(
+    parts: list[str], tasks: list[str], default: str | None = None
+) -> tuple[tuple[str, str], ...]:
     """Each request with its own words: a part carrying an intent starts one, a part naming
     only another order asks the same again for that order, other parts add to the request
-    before them (an absorbed intent's words go to the one that absorbed it)."""
+    before them (an absorbed intent's words go to the one that absorbed it). `default` is the
+    request of the whole where no part says one ("calling about order 1003, and order 1004":
+    each order its own)."""
     found: list[list[str]] = []  # [intent, words]
     for part in parts:
         intent, _ = _best(_scores(part))
         numbered = bool(digit_runs(part.split()))
+        if intent not in TASKS and default and not found and parse_order_number(part):
+            intent = default
         if intent in TASKS:
             owner = next((r for r in found if intent in _ABSORBS.get(r[0], ())), None)
             if owner is not None:
@@ -674,7 +680,8 @@ def score_intents(text: str, *, has_number: bool = False) -> IntentScores:
         if intent in TASKS or intent == "human":
             found.append(intent)
     tasks = _merge(found)
-    requests = _requests(parts, tasks)
+    default = whole_intent if whole_intent in TASKS and not tasks else None
+    requests = _requests(parts, tasks or ([default] if default else []), default)
     answer = _ANSWER_THEN_MORE.match(clean)
     if answer and tasks:
         # "yes, and also where's my refund": an answer, then a new request

@@ -234,6 +234,12 @@ def test_a_number_taken_back_is_not_used(text, number):
     assert classify(text).order_number == number
 
 
+def test_two_orders_named_are_two_requests_even_where_no_part_says_what():
+    understood = classify("I'm calling about order 1, 0, 0, 3, and order 1, 0, 0, 4")
+    assert understood.intent == "order_status"
+    assert [intent for intent, _ in understood.requests] == ["order_status", "order_status"]
+
+
 def test_scores_are_between_zero_and_one_and_intents_are_known():
     for text in ("where is my order", "bye", "banana", "yes", "agent please"):
         understood = classify(text)
