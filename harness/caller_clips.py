@@ -28,6 +28,7 @@ import numpy as np
 from harness.callers import (
     VOICES,
     CallerVoice,
+    heldout_voices,
     render,
     speak,
     test_voices,
@@ -212,7 +213,8 @@ def with_clips(scenario: Scenario, clips: dict[Path, Path]) -> Scenario:
 
 
 def choose_voices(names: Sequence[str] = (), groups: Sequence[str] = ()) -> list[CallerVoice]:
-    """The voices named, then every voice of each group (`test`, `tuning`, `all`), each once;
+    """The voices named, then every voice of each group (`test`, `tuning`, `heldout`, `all`),
+    each once;
     ValueError for a name or group nobody knows."""
     chosen: list[CallerVoice] = [voice_named(name) for name in names]
     for group in groups:
@@ -220,10 +222,12 @@ def choose_voices(names: Sequence[str] = (), groups: Sequence[str] = ()) -> list
             chosen += test_voices()
         elif group == "tuning":
             chosen += tuning_voices()
+        elif group == "heldout":
+            chosen += heldout_voices()
         elif group == "all":
             chosen += list(VOICES)
         else:
-            raise ValueError(f"no group of caller voices {group!r}: test, tuning or all")
+            raise ValueError(f"no group of caller voices {group!r}: test, tuning, heldout or all")
     unique: dict[str, CallerVoice] = {}
     for voice in chosen:
         unique.setdefault(voice.name, voice)

@@ -169,6 +169,7 @@ async def run_voices(
             ],
             "test": _calls(runs, "test"),
             "tuning": _calls(runs, "tuning"),
+            "heldout": _calls(runs, "heldout"),
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(data, indent=2, default=str))
@@ -237,7 +238,7 @@ def _print_voices(console, runs: list[_VoiceRun]) -> None:
             f" — heard: {heard}",
             markup=False,
         )
-    for split in ("test", "tuning"):
+    for split in ("test", "heldout", "tuning"):
         calls = _calls(runs, split)
         if not calls["calls"]:
             continue
@@ -247,8 +248,10 @@ def _print_voices(console, runs: list[_VoiceRun]) -> None:
         if split == "test":
             verdict = "met" if calls["met"] else "NOT met"
             line += f", target {TARGET_RATE:.0%}: {verdict}"
-        else:
+        elif split == "tuning":
             line += " (tuning voices: not a reported figure)"
+        else:
+            line += " (voices no change has seen)"
         console.print(line, markup=False)
     if not any(run.voice.split == "test" for run in runs):
         console.print("no test voice in this run: no figure against the target", markup=False)

@@ -116,7 +116,9 @@ def replay(
     ] = None,
     caller_voices: Annotated[
         list[str] | None,
-        typer.Option("--caller-voices", help="Every caller voice of a split: test, tuning or all."),
+        typer.Option(
+            "--caller-voices", help="Every caller voice of a split: test, tuning, heldout or all."
+        ),
     ] = None,
     json_path: Annotated[
         Path | None,

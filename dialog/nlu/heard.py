@@ -240,7 +240,8 @@ def score_voices(
         score.missing = len(set(labels) - seen)
         _second_factor_calls(score, passed)
         scores.append(score)
-    return sorted(scores, key=lambda s: (s.split != "test", s.voice))
+    order = {"test": 0, "heldout": 1}
+    return sorted(scores, key=lambda s: (order.get(s.split, 2), s.voice))
 
 
 def _total(tallies: Iterable[Tally]) -> Tally:
@@ -262,31 +263,10 @@ def format_voices(scores: list[VoiceScore], *, verbose: bool = False) -> str:
     for score in scores:
         cells = "".join(f" {score.slots[s]!s:>17}" for s in SCORED)
         lines.append(f"{score.voice:<22} {score.split:<7}{cells} {score.second_factor_calls!s:>17}")
-    test = [s for s in scores if s.split == "test"]
-    if test:
-        lines += ["", f"test voices together ({len(test)} voices):"]
-        for slot in SCORED:
-            target = TARGETS.get(slot)
-            total = _total(score.slots[slot] for score in test)
-            mark = ""
-            if target is not None:
-                mark = f"   target {target:.0%}: " + ("met" if total.share >= target else "MISSED")
-            lines.append(f"  {slot:<14} {total!s:>17}{mark}")
-        calls = _total(score.second_factor_calls for score in test)
-        lines.append(
-            f"  {'2nd factor in 2':<14} {calls!s:>17}   target 97%: "
-            + ("met" if calls.share >= 0.97 else "MISSED")
-        )
-        noises = sorted({noise for score in test for noise in score.intent_by_noise})
-        by_noise = {
-            n: _total(s.intent_by_noise[n] for s in test if n in s.intent_by_noise) for n in noises
-        }
-        lines.append(
-            "  intent by noise: "
-            + ", ".join(f"{noise} {tally.share:.1%}" for noise, tally in sorted(by_noise.items()))
-        )
-        wrong = sum(s.false_numbers for s in test)
-        lines.append(f"  order numbers heard where none was said: {wrong}")
+    for split, name in (("test", "test voices"), ("heldout", "held-out voices")):
+        group = [s for s in scores if s.split == split]
+        if group:
+            lines += ["", f"{name} together ({len(group)} voices):", *_together(group)]
     if any(s.missing for s in scores):
         lines.append("")
         lines += [f"  {s.voice}: {s.missing} spoken lines not heard" for s in scores if s.missing]
@@ -296,3 +276,31 @@ def format_voices(scores: list[VoiceScore], *, verbose: bool = False) -> str:
             for said, text, what, expected, got in score.misses:
                 lines.append(f"  [{what}] {said!r} → {text!r}: expected {expected!r}, got {got!r}")
     return "\n".join(lines)
+
+
+def _together(group: list[VoiceScore]) -> list[str]:
+    """The voices of one split added up, against `TARGETS`."""
+    lines = []
+    for slot in SCORED:
+        target = TARGETS.get(slot)
+        total = _total(score.slots[slot] for score in group)
+        mark = ""
+        if target is not None:
+            mark = f"   target {target:.0%}: " + ("met" if total.share >= target else "MISSED")
+        lines.append(f"  {slot:<14} {total!s:>17}{mark}")
+    calls = _total(score.second_factor_calls for score in group)
+    lines.append(
+        f"  {'2nd factor in 2':<14} {calls!s:>17}   target 97%: "
+        + ("met" if calls.share >= 0.97 else "MISSED")
+    )
+    noises = sorted({noise for score in group for noise in score.intent_by_noise})
+    by_noise = {
+        n: _total(s.intent_by_noise[n] for s in group if n in s.intent_by_noise) for n in noises
+    }
+    lines.append(
+        "  intent by noise: "
+        + ", ".join(f"{noise} {tally.share:.1%}" for noise, tally in sorted(by_noise.items()))
+    )
+    wrong = sum(s.false_numbers for s in group)
+    lines.append(f"  order numbers heard where none was said: {wrong}")
+    return lines
