@@ -627,6 +627,7 @@ class Agent:
 
     async def _on_keypad(self, digits: str) -> AsyncIterator[Event]:
         self._guess = None  # typed: no guess left to read back
+        self._hinted = None  # nor a request asked about
         engine = self._engine
         conv = self.flows.conversation
         digits = "".join(c for c in digits if c.isdigit())
@@ -652,6 +653,7 @@ class Agent:
 
     async def _on_silence(self) -> AsyncIterator[Event]:
         self._silences += 1
+        self._hinted = None  # a yes to "Are you still there?" starts nothing
         conv = self.flows.conversation
         if self._silences >= conv.max_silences:
             self._call_record.outcome = "silence"

@@ -93,3 +93,13 @@ async def test_a_whole_request_is_not_asked_about():
     await c.start()
     events = await c.hear("where is my order")
     assert "linen shirt" in said(events)
+
+
+async def test_a_yes_to_are_you_still_there_starts_nothing():
+    c = call(MARIA)
+    await c.start()
+    assert said(await c.hear("about my package")) == GUESS
+    assert said(await c.silence()).startswith("Are you still there?")
+    events = await c.hear("yes")
+    assert "linen shirt" not in said(events) and c.agent.intents == []
+
