@@ -102,4 +102,3 @@ async def test_a_yes_to_are_you_still_there_starts_nothing():
     assert said(await c.silence()).startswith("Are you still there?")
     events = await c.hear("yes")
     assert "linen shirt" not in said(events) and c.agent.intents == []
-
