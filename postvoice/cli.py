@@ -1041,16 +1041,21 @@ def doctor() -> None:
     import asyncio
 
     from integrations.doctor import format_table, run_doctor
-    from voice.stt_models import default_model_dir
+    from voice.stt_models import default_model_dir, resolve_second_model
     from voice.tts import default_voice
 
     settings = load_settings()
     setup_logging("WARNING")
+    try:
+        digits_model = resolve_second_model(settings.stt_second_model_dir)
+    except FileNotFoundError:
+        digits_model = None
     checks = asyncio.run(
         run_doctor(
             settings.provider_config(),
             database_url=settings.database_url,
             stt_model_dir=settings.stt_model_dir or default_model_dir(),
+            digits_model=(settings.stt_second_model_dir, digits_model),
             tts_model=settings.tts_model or default_voice(),
         )
     )

@@ -196,6 +196,26 @@ async def test_the_machine_checks(tmp_path):
     assert status_of(checks, "database", "reachable") == FAIL
 
 
+@pytest.mark.parametrize(
+    ("setting", "found", "status"),
+    [
+        ("auto", None, FAIL),  # the default, never assembled
+        ("auto", "assembled", OK),
+        ("", None, SKIPPED),  # turned off
+        ("/models/base", "empty", FAIL),  # named, but no model.bin in it
+    ],
+)
+async def test_the_digits_model_is_checked(tmp_path, setting, found, status):
+    model_dir = None
+    if found is not None:
+        model_dir = tmp_path / "base"
+        model_dir.mkdir()
+        if found == "assembled":
+            (model_dir / "model.bin").write_bytes(b"x")
+    checks = await run_doctor(provider_config(), digits_model=(setting, model_dir))
+    assert status_of(checks, "speech-to-text", "second model (digits)") == status
+
+
 async def test_twilio_needs_a_public_https_url(machine):
     config = full_config(public_url="http://localhost:8080")
     checks = await run_doctor(config, transports=transports(), **machine)
