@@ -681,7 +681,7 @@ def score_intents(text: str, *, has_number: bool = False) -> IntentScores:
             found.append(intent)
     tasks = _merge(found)
     default = whole_intent if whole_intent in TASKS and not tasks else None
-    requests = _requests(parts, tasks or ([default] if default else []), default)
+    requests = _requests(parts, [default] if default else tasks, default)
     answer = _ANSWER_THEN_MORE.match(clean)
     if answer and tasks:
         # "yes, and also where's my refund": an answer, then a new request
