@@ -74,6 +74,9 @@ class Requests:
         number = understanding.parse_order_number(words)
         if number is not None:
             return f"order:{number}"
+        unheard = understanding.unheard_order_number(words)
+        if unheard is not None:
+            return f"unheard order:{unheard}"
         ctx = self._context()
         names = list(ctx.products)
         index = named_item(words, names, positions=False) if names else None
@@ -88,8 +91,11 @@ class Requests:
         return None
 
     def names_an_order(self, said: str) -> bool:
-        """Whether words name an order of their own (a number, or one of the caller's items)."""
+        """Whether words name an order of their own (a number, or one of the caller's items,
+        or an order whose number did not come through)."""
         if understanding.parse_order_number(said) is not None:
+            return True
+        if understanding.unheard_order_number(said) is not None:
             return True
         names = self._context().products
         return bool(names) and named_item(said, list(names)) is not None
@@ -119,6 +125,8 @@ class Requests:
         number = understanding.parse_order_number(said)
         if number is not None:
             return f"order {say_order_number(number)}"
+        if understanding.unheard_order_number(said) is not None:
+            return self.flows.topics.get("other_order", "the other order")
         names = list(self._context().products)
         index = named_item(said, names) if names else None
         if index is not None:

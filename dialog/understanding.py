@@ -84,6 +84,7 @@ __all__ = [
     "relative_size",
     "sentiment",
     "speaks_other_language",
+    "unheard_order_number",
     "wants_both",
 ]
 
@@ -162,6 +163,23 @@ def number_taken_back(part: str | None) -> bool:
     if not part or _NOT_AN_ORDER.search(part):
         return False
     return any(3 <= len(run.digits) <= 5 for run in digit_runs(part.split()))
+
+
+_ORDER_WORD = re.compile(r"\border\b|\bnumber\b")
+
+
+def unheard_order_number(words: str) -> str | None:
+    """The digits of an order named whose number did not come through as one ("order one
+    zero zero zero four": five digits, no order of the shop's shape), else None. A second
+    order said so is a request of its own, whose number the agent asks for, never the first
+    order's answer again."""
+    if parse_order_number(words) is not None:
+        return None
+    clean = normalize(words)
+    if not _ORDER_WORD.search(clean):
+        return None
+    runs = [run for run in digit_runs(clean.split()) if len(run.digits) >= 3]
+    return runs[-1].digits if runs else None
 
 
 def _sounds_like(text: str, found: IntentScores, *, has_number: bool) -> IntentScores:

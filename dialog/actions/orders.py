@@ -187,6 +187,12 @@ async def find_order(ctx: ActionContext) -> None:
                 ctx.slots["order_choices"] = fitting
             return
     if mine and kinds[-1] in ("open", "any"):
+        if len(mine) > 1 and heard and understanding.unheard_order_number(heard):
+            # "order one zero zero zero four": a number said that did not come through is
+            # asked about, never answered with the latest order instead.
+            if len(mine) <= _MAX_CHOICES:
+                ctx.slots["order_choices"] = mine
+            return
         await _looked_up(ctx, mine[0], "caller_id")  # nothing on its way: the latest order
 
 
