@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from dialog.nlu.answers import leading_yes_no, parse_yes_no
 from dialog.nlu.numbers import digit_runs, parse_order_number
+from dialog.nlu.sounds_like import respell
 from dialog.nlu.text import normalize
 
 __all__ = [
@@ -701,8 +702,19 @@ def hinted_task(text: str) -> str | None:
     """The one task the words hint at without asking for it ("that is my order", "calling
     about my package"): scored at least `HINT_SCORE` and more than any other, where nothing
     reaches `MIN_SCORE`. None where a request (or a person, a yes or a no) is said outright,
-    or no task, or two equally, is hinted at."""
-    scores = _scores(canonical(text))
+    or no task, or two equally, is hinted at. Words heard as neighbours of a key word ("my
+    orger") are read as it when the words as heard hint at nothing: a hint is only asked
+    about, so a respelling can cost no more than the question."""
+    found = _hinted(canonical(text))
+    if found is None:
+        respelled = respell(text)
+        if respelled != canonical(text):
+            found = _hinted(respelled)
+    return found
+
+
+def _hinted(clean: str) -> str | None:
+    scores = _scores(clean)
     if any(score >= MIN_SCORE for score in scores.values()):
         return None
     hinted = sorted(((scores[t], t) for t in TASKS if scores[t] >= HINT_SCORE), reverse=True)

@@ -27,6 +27,13 @@ def test_a_hint_names_one_request_below_the_score_that_starts_it():
     assert hinted_task("") is None
 
 
+def test_a_key_word_heard_as_its_neighbour_still_hints():
+    # "where is my order" in an espeak voice, as tiny.en heard it
+    assert hinted_task("I wear it with my orger") == "order_status"
+    assert hinted_task("the weather is nice") is None
+    assert hinted_task("I wear it") is None
+
+
 async def test_a_yes_starts_the_request_hinted_at():
     c = call(MARIA)
     await c.start()
