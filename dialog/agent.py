@@ -52,6 +52,9 @@ __all__ = ["Agent"]
 _log = logging.getLogger(__name__)
 
 _LOW_CONFIDENCE = 0.4
+MAX_IDLE_TURNS = 3
+"""Turns in a row that ask nothing ("hang on", "uh-huh") and are not counted as misses; the
+next one is heard as any other turn, so a line of noise still reaches a person."""
 
 
 @cache
@@ -102,6 +105,7 @@ class Agent:
         self._finished = False
         self._silences = 0
         self._misses = 0
+        self._idle_turns = 0  # "hang on", "uh-huh" in a row (`MAX_IDLE_TURNS`)
         # A person was offered: ("fault", reason) when the voice layer failed, ("faq", id)
         # when the FAQ's answer offers one (another language); a yes hands over.
         self._offered: tuple[str, str] | None = None
@@ -327,6 +331,8 @@ class Agent:
         engine = self._engine
         engine.heard = text
         heard = classify(text)
+        if not (understanding.asks_to_wait(text) or understanding.is_backchannel(text)):
+            self._idle_turns = 0
         offered, self._offered = self._offered, None
         guess, self._guess = self._guess, None
         if offered and heard.intent in ("yes", "no"):  # the answer to "would you like a person?"
@@ -351,6 +357,10 @@ class Agent:
             events = self._run()
         elif understanding.is_greeting(text):
             events = _listed(self._hello())
+        elif understanding.asks_to_wait(text) and self._idle():
+            # "Hang on, let me find it": the question stands, nothing is counted against them.
+            self._guess, self._offered = guess, offered
+            events = _listed([Say(engine.render(self.flows.conversation.hold_on))])
         elif self._call.direction == "outbound" and understanding.is_unavailable(text):
             events = self._unavailable()
         elif engine.waiting is not None:
@@ -370,6 +380,11 @@ class Agent:
         else:
             lead = conv.hello_back
         return self._asking.repeat(engine.render(lead), short=False)
+
+    def _idle(self) -> bool:
+        """Another turn that asks nothing may pass uncounted (`MAX_IDLE_TURNS`)."""
+        self._idle_turns += 1
+        return self._idle_turns <= MAX_IDLE_TURNS
 
     async def _unavailable(self) -> AsyncIterator[Event]:
         """The person we called cannot talk now: no questions, a polite goodbye."""
@@ -602,6 +617,11 @@ class Agent:
             return
         if self._escalation.pending:
             async for event in self._run():
+                yield event
+            return
+        if understanding.is_backchannel(text) and self._idle():
+            # "Uh-huh" at the open question (the agent stopped for it): listening, not a miss.
+            for event in self._asking.repeat(self.flows.conversation.listening):
                 yield event
             return
         self._misses += 1

@@ -364,6 +364,10 @@ class Conversation(_Strict):
         "Thank you for calling. Goodbye.", "Thanks for getting in touch. Goodbye."
     )
     hello_back: Line = "Hello, yes, I'm here."
+    # "Wait, hold on", "one second, let me find it": the question stands, not counted a miss.
+    hold_on: Line = "Sure, take your time."
+    # "Uh-huh" at the open question: said again, not counted a miss.
+    listening: Line = "I'm listening."
     system_down: Line = (
         "I'm sorry, I can't reach our order system right now, so I'll connect you with a person."
     )

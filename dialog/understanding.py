@@ -29,6 +29,7 @@ from dialog.nlu.numbers import ORDER_DIGITS, digit_runs, parse_order_number
 from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
 from dialog.nlu.repair import (
     asks_about,
+    asks_to_wait,
     corrected_part,
     corrects_something,
     denies_and_continues,
@@ -54,6 +55,7 @@ __all__ = [
     "TASKS",
     "Understanding",
     "asks_about",
+    "asks_to_wait",
     "classify",
     "corrected_part",
     "corrects_something",

@@ -15,6 +15,7 @@ from dialog.nlu.text import normalize
 
 __all__ = [
     "asks_about",
+    "asks_to_wait",
     "corrected_part",
     "corrects_something",
     "denies_and_continues",
@@ -64,6 +65,39 @@ _CANCEL = re.compile(
 def is_cancel(text: str) -> bool:
     """Whether the caller calls off what is under way ("forget it", "don't do anything yet")."""
     return bool(_CANCEL.search(normalize(text)))
+
+
+_MOMENT = r"(?:a |one |just a |just one )?(?:second|sec|moment|minute|min|bit|tick)"
+_WAIT = re.compile(
+    r"\b(?:wait|hold on|hang on|hold up|bear with me"
+    rf"|(?:give me|gimme|wait|hold on|hang on) {_MOMENT}|{_MOMENT}(?: please)?"
+    r"|let me (?:just )?(?:find|get|grab|check|look|look for|look it up|pull up|dig out|see)"
+    r"|i need to (?:find|get|grab|check|look)|(?:im|i am) (?:just )?(?:looking|getting|finding"
+    r"|checking|grabbing|pulling)"
+    r")\b"
+)
+# What may be said around a request to wait and still ask nothing else ("hang on, let me find
+# my order number", "um, one second, I'm getting the receipt").
+_AROUND_WAIT = {
+    "um", "uh", "er", "erm", "oh", "okay", "ok", "yeah", "yes", "sure", "sorry", "so", "well",
+    "please", "just", "quick", "real", "i", "it", "that", "this", "them", "my", "the", "a", "for",
+    "up", "out", "here", "there", "now", "number", "order", "zip", "zipcode", "code", "email",
+    "receipt", "phone", "address", "confirmation", "details", "card", "account", "postal",
+    "paperwork", "invoice", "still", "on", "to", "find", "get", "grab", "check", "look",
+}  # fmt: skip
+
+
+def asks_to_wait(text: str) -> bool:
+    """Whether the caller only asks the agent to wait ("wait, hold on", "one second", "hang on,
+    let me find my order number"): no question, no request, no value, nothing called off. Not
+    a failed attempt to answer: the agent says it will wait and the question stands."""
+    if "?" in text or is_cancel(text):
+        return False
+    clean = normalize(text)
+    if not _WAIT.search(clean):
+        return False
+    rest = _WAIT.sub(" ", clean).split()
+    return all(word in _AROUND_WAIT for word in rest)
 
 
 _GREETING_WORDS = {"hello", "hi", "hey", "hiya", "yes", "yeah", "yep", "speaking", "who", "is",

@@ -2,6 +2,7 @@
 
 import pytest
 
+from dialog import understanding
 from dialog.speech import say_order_number
 from dialog.understanding import (
     INTENTS,
@@ -238,6 +239,52 @@ def test_two_orders_named_are_two_requests_even_where_no_part_says_what():
     understood = classify("I'm calling about order 1, 0, 0, 3, and order 1, 0, 0, 4")
     assert understood.intent == "order_status"
     assert [intent for intent, _ in understood.requests] == ["order_status", "order_status"]
+
+
+@pytest.mark.parametrize(
+    ("words", "digits"),
+    [
+        ("order 1 0 0 0 4", "10004"),  # five digits: no order of the shop's shape
+        ("and order one zero zero", "100"),
+        ("the number is 1 0", None),  # two digits: nothing said that looks like a number
+        ("order 1 0 0 4", None),  # heard whole
+        ("my zip is 9 4 1 1", None),  # no order named
+        ("where is it", None),
+    ],
+)
+def test_an_order_named_whose_number_did_not_come_through(words, digits):
+    assert understanding.unheard_order_number(words) == digits
+
+
+def test_an_unheard_second_order_is_a_request_of_its_own():
+    understood = classify("I'm calling about order 1 0 0 3 and order 1 0 0 0 4")
+    assert [intent for intent, _ in understood.requests] == ["order_status", "order_status"]
+
+
+@pytest.mark.parametrize(
+    ("text", "waits"),
+    [
+        ("wait, hold on", True),
+        ("Hang on a second, let me find it.", True),
+        ("one second", True),
+        ("um, one sec, I'm getting my order number", True),
+        ("give me a minute", True),
+        ("let me check my email", True),
+        ("bear with me", True),
+        # more than a request to wait: heard as what it is
+        ("wait, what?", False),
+        ("wait no, Friday", False),
+        ("no wait", False),
+        ("hold on, where is my order", False),
+        ("wait, don't do that", False),
+        ("hold off", False),
+        ("one moment, it's 10001", False),
+        ("wait a second, that is wrong", False),
+        ("one zero zero three", False),
+    ],
+)
+def test_a_request_to_wait_and_nothing_else(text, waits):
+    assert understanding.asks_to_wait(text) is waits
 
 
 def test_scores_are_between_zero_and_one_and_intents_are_known():
