@@ -107,7 +107,8 @@ _REFUND = r"(refund|refunds|refunded|money back|reimburs\w*)"
 _DELIVERED_CLAIM = (
     r"\b((says|said|shows|showed|showing|show|marked|listed|status is|supposedly|apparently"
     r"|claims|claimed|tracking|app|website|email|text|notification|confirmation) (\w+ ){0,4}"
-    r"delivered|delivered (\w+ ){0,3}(but|and|yet|though)|got a delivery (notification|notice"
+    r"delivered|(says|said|shows|showed|show|showing) deliver"  # "the tracking show deliver"
+    r"|delivered (\w+ ){0,3}(but|and|yet|though)|got a delivery (notification|notice"
     r"|email|text|confirmation)|dropped (it )?off|left it at)\b"
 )
 _NOT_THERE = (
@@ -257,6 +258,8 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
     "refund_status": [
         (_p(rf"\b(where|wheres|status|how long|when|did|has)\b (\w+ ){{0,6}}{_REFUND}"), 1.0),
         (_p(rf"\b{_REFUND} (\w+ ){{0,2}}(go|went|gone|been|be) (through|processed|issued)\b"), 1.0),
+        # "did my return go through": the return sent is asked after, not a new one started
+        (_p(r"\b(my|the|that) returns? (\w+ )?(go|went|gone|been|be) (through|processed)\b"), 1.0),
         (
             _p(
                 rf"\b(havent|hasnt|have not|has not|not|still no|never|no sign of|nothing)"
@@ -266,8 +269,8 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         ),
         (
             _p(
-                rf"\b{_REFUND} (\w+ )?(isnt|is not|hasnt|has not|not|still not"
-                rf"|never) (\w+ )?(showing|show|shown|there|posted|appeared|come|came|arrived)\b"
+                rf"\b{_REFUND} (\w+ )?(isnt|is not|hasnt|has not|didnt|did not|doesnt|not|still"
+                rf" not|never) (\w+ )?(showing|show|shown|there|posted|appeared|come|came|arrived)\b"
             ),
             1.0,
         ),

@@ -354,6 +354,12 @@ def test_match_item_is_none_when_ambiguous():
         ("my order's stuck at customs", "order_status"),
         ("Where's my retails?", "order_status"),  # tiny.en's "refund": still an order question
         ("it's going to be late", "order_status"),
+        # as tiny.en heard callers in the tuning voices
+        ("The tracking show deliver, I never got it.", "not_received"),
+        ("did my return go through.", "refund_status"),  # "did my refund go through?"
+        ("My return's gone through yet.", "refund_status"),
+        ("The refund didn't surely come on my car.", "refund_status"),
+        ("the tracking says it will deliver on Friday", "reschedule_delivery"),
     ],
 )
 def test_every_procedure_has_an_intent(text, intent):
