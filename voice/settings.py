@@ -339,6 +339,13 @@ class Settings(BaseSettings):
         'stops the agent unless it is a backchannel ("uh-huh", "okay", "mm") '
         "(0: any speech over the agent stops it at once).",
     )
+    vad_backchannel_max_ms: int = Field(
+        default=1500,
+        ge=0,
+        description="Speech over the agent whose transcript at a pause reads as a backchannel "
+        '("uh … huh" said slowly, "okay, yeah") may go on this long before it stops the agent; '
+        "more words at a later pause stop it then (0, or no more than the barge-in wait: off).",
+    )
     silence_reprompt_s: float = 5.0
     dtmf_timeout_s: float = 3.0
     max_message_bytes: int = 64 * 1024

@@ -6,8 +6,9 @@ nobody saying anything (`Silence`), and, on an outbound call, when the callee's 
 ended. The urgent signal, the caller taking the turn while the agent talks (`BargeIn`), is
 not queued with those: it goes straight to whoever stops the agent's audio. Not every sound
 over the agent takes the turn: "uh-huh", "okay", "mm" say the caller is listening. Speech over
-the agent stops it once it has gone on for `vad_barge_in_min_ms`, or sooner when the
-transcript at its first pause is more than a backchannel ("wait", "no", a question); a short
+the agent stops it once it has gone on for `vad_barge_in_min_ms` (`vad_backchannel_max_ms`
+when its transcript at a pause reads as a backchannel: "uh … huh" said slowly), or sooner when
+the transcript at a pause is more than a backchannel ("wait", "no", a question); a short
 utterance that ends while the agent still talks reaches the brain marked
 (`Heard.over_agent_ms`) so that, heard as a backchannel, it is let pass, and otherwise stops
 the agent then.
@@ -246,6 +247,7 @@ class _Overlap:
     at_ms: int
     voiced_ms: int
     cut: bool = False  # it has stopped the agent
+    listening: bool = False  # its transcript at a pause read as a backchannel
 
 
 class Turns:
@@ -280,6 +282,7 @@ class Turns:
             settings.vad_options(end_of_turn_ms=self.taker.options.longest_ms)
         )
         self._barge_in_min_ms = settings.vad_barge_in_min_ms
+        self._backchannel_max_ms = max(settings.vad_backchannel_max_ms, self._barge_in_min_ms)
         self._overlap: _Overlap | None = None
         self._silence_reprompt_s = settings.silence_reprompt_s
         self._dtmf_timeout_s = settings.dtmf_timeout_s
@@ -377,11 +380,13 @@ class Turns:
             self._barge_in(BargeIn(overlap.at_ms))
 
     def _overlap_goes_on(self) -> None:
-        """Speech over the agent that goes on this long is no backchannel."""
+        """Speech over the agent that goes on this long is no backchannel; one whose
+        transcript so far is one ("uh … huh" said slowly) may go on longer."""
         overlap = self._overlap
         if overlap is not None and not overlap.cut:
             overlap.voiced_ms += FRAME_MS
-            if overlap.voiced_ms >= self._barge_in_min_ms:
+            limit = self._backchannel_max_ms if overlap.listening else self._barge_in_min_ms
+            if overlap.voiced_ms >= limit:
                 self._cut()
 
     def _overlap_paused(self) -> None:
@@ -391,7 +396,11 @@ class Turns:
         if overlap is None or overlap.cut:
             return
         ready = self.taker.ready()
-        if ready is not None and ready.text.strip() and not is_backchannel(ready.text):
+        if ready is None or not ready.text.strip():
+            return
+        if is_backchannel(ready.text):
+            overlap.listening = True
+        else:
             self._cut()
 
     def _heard(self, utterance: Utterance) -> None:

@@ -68,6 +68,39 @@ async def test_speech_that_goes_on_over_the_agent_stops_it_before_it_ends(tmp_pa
     await h.finish()
 
 
+def slow(first_ms: int, gap_ms: int, then_ms: int) -> np.ndarray:
+    """Speech, a pause inside it, more speech: "uh … huh" said slowly."""
+    return np.concatenate([speech(first_ms)[: 8 * first_ms], np.zeros(8 * gap_ms, np.int16),
+                           speech(then_ms)])  # fmt: skip
+
+
+async def test_a_slow_backchannel_with_a_pause_inside_does_not_stop_the_agent(tmp_path):
+    # 900 ms of "uh … huh", past the 700 ms that stop the agent whatever is said; its
+    # transcript at the pause is a backchannel, so it may go on to 1.5 s
+    h = await talking(tmp_path, ["Uh.", "Uh-huh.", "Uh-huh."])
+    h.audio(slow(450, 300, 450))
+    await until(lambda: "backchannel" in events(h))
+    assert h.socket.events("clear") == []
+    h.socket.echo_marks = True
+    await h.finish()
+
+
+async def test_a_backchannel_that_goes_on_into_speech_stops_the_agent(tmp_path):
+    h = await talking(tmp_path, ["Okay.", "Okay, where is my order?"] * 2)
+    h.audio(slow(400, 300, 1300)[: 8 * 1700])  # "okay … " and then 1.3 s more, no end yet
+    await until(lambda: h.socket.events("clear"))
+    h.socket.echo_marks = True
+    await h.finish()
+
+
+async def test_with_the_backchannel_wait_off_a_slow_one_stops_the_agent(tmp_path):
+    h = await talking(tmp_path, ["Uh.", "Uh-huh.", "Uh-huh."], vad_backchannel_max_ms=0)
+    h.audio(slow(450, 300, 450))
+    await until(lambda: h.socket.events("clear"))
+    h.socket.echo_marks = True
+    await h.finish()
+
+
 async def test_with_the_fallback_setting_any_speech_stops_the_agent_at_once(tmp_path):
     h = await talking(tmp_path, ["Uh-huh.", "Uh-huh."], vad_barge_in_min_ms=0)
     h.audio(speech(400))
