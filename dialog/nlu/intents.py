@@ -269,8 +269,9 @@ _PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         ),
         (
             _p(
-                rf"\b{_REFUND} (\w+ )?(isnt|is not|hasnt|has not|didnt|did not|doesnt|not|still"
-                rf" not|never) (\w+ )?(showing|show|shown|there|posted|appeared|come|came|arrived)\b"
+                rf"\b{_REFUND} (\w+ )?(isnt|is not|hasnt|has not|didnt|did not|doesnt|not"
+                rf"|still not|never) (\w+ )?(showing|show|shown|there|posted|appeared|come|came"
+                rf"|arrived)\b"
             ),
             1.0,
         ),
