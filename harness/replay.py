@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,10 +37,12 @@ from voice.audio import SAMPLE_RATE, read_wav, write_wav
 
 if TYPE_CHECKING:
     from harness.callers import CallerVoice
+    from harness.checks import Checks
     from voice.settings import Settings
 
 __all__ = [
     "CallResult",
+    "answering",
     "call_scenario",
     "play_turn",
     "replay_recording",
@@ -126,9 +128,18 @@ async def _pick_up(call: FakeTwilio, turns: list[Turn]) -> tuple[int, list[Turn]
     return await call.silence(SILENT_PICKUP_S), turns
 
 
-async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = False) -> None:
+async def _converse(
+    call: FakeTwilio,
+    turns: list[Turn],
+    *,
+    outbound: bool = False,
+    checks: Callable[[], Awaitable[int]] | None = None,
+    played: Callable[[Turn], None] | None = None,
+) -> None:
     """Each turn starts once the reply to the previous one has been heard to its end, except
-    a barge-in, which starts while the agent is talking. On an outbound call the callee opens."""
+    a barge-in, which starts while the agent is talking. On an outbound call the callee opens.
+    `checks`, after a reply was heard, answers what the agent checked in it (`harness.checks`;
+    the call time of its last answer, -1: none); `played` is told of each turn played."""
     answer_to, label = 0, "the greeting"
     if outbound:
         answer_to, turns = await _pick_up(call, turns)
@@ -137,6 +148,8 @@ async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = Fal
             call.hold()
         elif not await call.wait_reply(answer_to) and not call.closed.is_set():
             call.state.failures.append(f"{label}: the agent did not answer")
+        elif checks is not None and answer_to >= 0:
+            await checks()
         if call.closed.is_set():
             call.state.failures.append(
                 f"turn {index + 1} ({turn.kind}): the call had already ended"
@@ -146,6 +159,8 @@ async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = Fal
             await call.hangup()
             return
         answer_to, label = await play_turn(call, turn), f"turn {index + 1} ({turn.kind})"
+        if played is not None:
+            played(turn)
         if turn.silence is not None:
             # Silence may or may not draw a reprompt: wait for one only if it has begun.
             if not await call.wait_reply(answer_to, timeout_s=1.5) and call.reply_pending():
@@ -153,6 +168,8 @@ async def _converse(call: FakeTwilio, turns: list[Turn], *, outbound: bool = Fal
             answer_to = -1
     if answer_to >= 0 and not await call.wait_reply(answer_to) and not call.closed.is_set():
         call.state.failures.append(f"{label}: the agent did not answer")
+    elif answer_to >= 0 and checks is not None and not call.closed.is_set():
+        await checks()
 
 
 @dataclass
@@ -176,6 +193,30 @@ async def _drive_turns(call: FakeTwilio, scenario: Scenario) -> None:
     await _converse(call, scenario.turns, outbound=scenario.direction == "outbound")
 
 
+def answering(checks: Checks, target: ReplayTarget) -> Drive:
+    """Turn taking whose caller answers the agent's checks between their turns
+    (`harness.checks`)."""
+
+    async def drive(call: FakeTwilio, scenario: Scenario) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def answer() -> int:
+                return await checks.answer(call, client)
+
+            def played(turn: Turn) -> None:
+                checks.played(turn.say or turn.barge_in)
+
+            await _converse(
+                call,
+                scenario.turns,
+                outbound=scenario.direction == "outbound",
+                checks=answer,
+                played=played,
+            )
+
+    return drive
+
+
 async def call_scenario(
     scenario: Scenario, target: ReplayTarget, realtime: bool = False, *, drive: Drive | None = None
 ) -> CallResult:
@@ -197,11 +238,17 @@ async def call_scenario(
 
 
 async def replay_scenario(
-    scenario: Scenario, target: ReplayTarget, out: Path, realtime: bool = False
+    scenario: Scenario,
+    target: ReplayTarget,
+    out: Path,
+    realtime: bool = False,
+    *,
+    drive: Drive | None = None,
 ) -> dict[str, Any]:
-    """Run one scenario against a server; write report.json, agent.wav, call.wav into `out`."""
+    """Run one scenario against a server; write report.json, agent.wav, call.wav into `out`.
+    `drive` as for `call_scenario`."""
     out.mkdir(parents=True, exist_ok=True)
-    result = await call_scenario(scenario, target, realtime)
+    result = await call_scenario(scenario, target, realtime, drive=drive)
     _write_audio(out, result.state)
     (out / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
     return result.report
@@ -324,16 +371,27 @@ def run_target(
     from_number: str = "+14155550101",
     caller_voices: Sequence[CallerVoice] = (),
     json_path: Path | None = None,
+    answer_checks: bool = True,
 ) -> int:
     """Replay a scenario, a directory of scenarios, or a WAV; 0 when everything passed. A
     server at `url` is reached with the secrets of `settings`. With `caller_voices`, the spoken
-    scenarios once per voice, their clips said by that voice (`harness.caller_clips`);
+    scenarios once per voice, their clips said by that voice (`harness.caller_clips`), the
+    caller answering the agent's checks unless `answer_checks` is False (`harness.checks`);
     `json_path` then gets every result."""
     if caller_voices:
         from harness.replay_voices import run_voices
 
         return asyncio.run(
-            run_voices(target, list(caller_voices), url, settings, out, realtime, json_path)
+            run_voices(
+                target,
+                list(caller_voices),
+                url,
+                settings,
+                out,
+                realtime,
+                json_path,
+                answer_checks=answer_checks,
+            )
         )
     return asyncio.run(_run_target(target, url, settings, out, realtime, from_number))
 

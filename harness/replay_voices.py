@@ -4,6 +4,7 @@ said by that voice (`harness.caller_clips`), with figures per split against the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 import time
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dialog.loader import load_flows
 from harness.callers import CallerVoice
-from harness.replay import replay_scenario
+from harness.checks import Checks
+from harness.replay import answering, replay_scenario
 from harness.scenario import Scenario, load_scenario, scenario_files
 from harness.target import ReplayTarget, target_for
 
@@ -70,8 +73,11 @@ async def run_voices(
     out: Path,
     realtime: bool,
     json_path: Path | None,
+    *,
+    answer_checks: bool = True,
 ) -> int:
-    """Replay the spoken scenarios once per caller voice, their clips said by that voice."""
+    """Replay the spoken scenarios once per caller voice, their clips said by that voice; the
+    caller answers the agent's checks (`harness.checks`) unless `answer_checks` is False."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -131,10 +137,15 @@ async def run_voices(
             + ", ".join(left_out)
         )
     out.mkdir(parents=True, exist_ok=True)
+    topics = load_flows(settings.flows_dir).topics
     runs: list[_VoiceRun] = []
     async with target_for(url, settings) as server:
         for voice in voices:
-            runs.append(await _run_voice(console, voice, spoken, texts, server, out, realtime))
+            runs.append(
+                await _run_voice(
+                    console, voice, spoken, texts, server, out, realtime, answer_checks, topics
+                )
+            )
             run = runs[-1]
             console.print(
                 f"[bold]{voice.name}[/bold] ({voice.split}): "
@@ -185,20 +196,32 @@ async def _run_voice(
     server: ReplayTarget,
     out: Path,
     realtime: bool,
+    answer_checks: bool,
+    topics: dict[str, str],
 ) -> _VoiceRun:
-    from harness.caller_clips import render_clips, with_clips
+    from harness.caller_clips import render_clips, say_clip, with_clips
 
     started = time.monotonic()
     reports: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix=f"postvoice-{voice.name}-") as tmp:
         clips = await asyncio.to_thread(render_clips, spoken, voice, Path(tmp), texts)
+        said = {str(new): texts[old.stem] for old, new in clips.items()}
         for scenario in spoken:
             t0 = time.monotonic()
+            drive = None
+            if answer_checks:
+                meant = [topics[i] for i in scenario.expect.intents if i in topics]
+                speak = functools.partial(say_clip, voice)
+                drive = answering(Checks(server, speak, said, meant), server)
             try:
                 if server.reset is not None:  # each scenario starts from the designed shop
                     await asyncio.to_thread(server.reset)
                 report = await replay_scenario(
-                    with_clips(scenario, clips), server, out / voice.name / scenario.name, realtime
+                    with_clips(scenario, clips),
+                    server,
+                    out / voice.name / scenario.name,
+                    realtime,
+                    drive=drive,
                 )
             except Exception as exc:  # one broken call must not stop the others
                 report = {"scenario": scenario.name, "passed": False, "turns": []}

@@ -124,6 +124,13 @@ def replay(
         Path | None,
         typer.Option("--json", help="With --caller-voice(s): write every result here as JSON."),
     ] = None,
+    answer_checks: Annotated[
+        bool,
+        typer.Option(
+            help="With --caller-voice(s): the caller answers the agent's read-backs and "
+            '"Is this about …?" with a yes or a no, by what they meant (harness.checks).'
+        ),
+    ] = True,
 ) -> None:
     """Play Twilio's part: stream a scenario's caller audio to the agent and check what it says."""
     from harness.caller_clips import choose_voices
@@ -145,6 +152,7 @@ def replay(
         settings=load_settings(),
         caller_voices=voices,
         json_path=json_path,
+        answer_checks=answer_checks,
     )
     raise typer.Exit(code)
 
