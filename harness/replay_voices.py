@@ -199,13 +199,14 @@ async def _run_voice(
     answer_checks: bool,
     topics: dict[str, str],
 ) -> _VoiceRun:
-    from harness.caller_clips import render_clips, say_clip, with_clips
+    from harness.caller_clips import parts_of, render_clips, say_clip, with_clips
 
     started = time.monotonic()
     reports: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix=f"postvoice-{voice.name}-") as tmp:
         clips = await asyncio.to_thread(render_clips, spoken, voice, Path(tmp), texts)
-        said = {str(new): texts[old.stem] for old, new in clips.items()}
+        # what each clip says, its pauses left out ("It's one zero |0.8| zero three.")
+        said = {str(new): " ".join(parts_of(texts[old.stem])[0]) for old, new in clips.items()}
         for scenario in spoken:
             t0 = time.monotonic()
             drive = None

@@ -32,6 +32,13 @@ def test_a_check_is_answered_by_what_the_caller_meant(agent, said, answer):
     assert check_answer(agent, said, TOPICS) == answer
 
 
+def test_a_clip_said_with_a_pause_is_read_without_it():
+    from harness.caller_clips import caller_clip_texts, parts_of
+
+    said = " ".join(parts_of(caller_clip_texts()["pause_order_groups"])[0])
+    assert check_answer("I heard ten oh three. Is that right?", said, TOPICS) == "Yes."
+
+
 def test_without_the_requests_meant_a_hint_is_left_to_the_script():
     assert check_answer("Is this about where your order is?", None, []) is None
 
