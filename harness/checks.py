@@ -32,13 +32,12 @@ import httpx
 import numpy as np
 
 from harness.fake_twilio import FakeTwilio
+from harness.simulate import RecordEars
 from harness.target import ReplayTarget
 
 __all__ = ["MAX_ANSWERS", "Checks", "check_answer"]
 
 MAX_ANSWERS = 2
-RECORD_POLLS = 20
-RECORD_POLL_S = 0.05
 
 _READ_BACK = re.compile(r"\bI heard (?P<value>.+?)\. Is that right\?", re.IGNORECASE)
 _ABOUT = re.compile(r"\bIs this about (?P<topic>.+?)\?", re.IGNORECASE)
@@ -122,7 +121,7 @@ class Checks:
     said: str | None = None  # the text of the last clip the caller played
     said_so_far: list[str] = field(default_factory=list)
     answered: int = 0
-    _seen: set[int] = field(default_factory=set)
+    _ears: RecordEars | None = None  # the agent's turns from the live call record
     _spoken: dict[str, np.ndarray] = field(default_factory=dict)
 
     def played(self, clip: str | None) -> None:
@@ -139,9 +138,11 @@ class Checks:
     async def answer(self, call: FakeTwilio, client: httpx.AsyncClient) -> int:
         """After a reply was heard to its end: answer the checks in it, each reply to an
         answer waited for. Returns the call time of the last answer (-1: none given)."""
+        if self._ears is None:
+            self._ears = RecordEars(client, self.target)
         last = -1
         for _ in range(MAX_ANSWERS):
-            words = await self._agent_words(call, client)
+            words = await self._ears.hear(call)
             reply = check_answer(words, self.said, self.topics, " ".join(self.said_so_far))
             if reply is None or call.closed.is_set():
                 return last
@@ -150,24 +151,3 @@ class Checks:
             if not await call.wait_reply(last):
                 return last
         return last
-
-    async def _agent_words(self, call: FakeTwilio, client: httpx.AsyncClient) -> str:
-        """The agent's turns recorded since the last look (waits a little for the first)."""
-        headers = {}
-        if self.target.admin_token:
-            headers["Authorization"] = f"Bearer {self.target.admin_token}"
-        url = f"{self.target.http_base}/api/calls/{call.params.call_sid}"
-        fresh: list[dict] = []
-        for _ in range(RECORD_POLLS):
-            response = await client.get(url, headers=headers)
-            if response.status_code == 200:
-                fresh = [
-                    t
-                    for t in response.json().get("turns", [])
-                    if t["role"] == "agent" and t["seq"] not in self._seen
-                ]
-            if fresh:
-                break
-            await asyncio.sleep(RECORD_POLL_S)
-        self._seen.update(t["seq"] for t in fresh)
-        return " ".join(t["text"] for t in fresh)
