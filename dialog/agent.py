@@ -331,7 +331,8 @@ class Agent:
         engine = self._engine
         engine.heard = text
         heard = classify(text)
-        if not (understanding.asks_to_wait(text) or understanding.is_backchannel(text)):
+        waits = understanding.asks_to_wait(text)
+        if not (waits or understanding.is_backchannel(text)):
             self._idle_turns = 0
         offered, self._offered = self._offered, None
         guess, self._guess = self._guess, None
@@ -357,7 +358,7 @@ class Agent:
             events = self._run()
         elif understanding.is_greeting(text):
             events = _listed(self._hello())
-        elif understanding.asks_to_wait(text) and self._idle():
+        elif waits and self._idle():
             # "Hang on, let me find it": the question stands, nothing is counted against them.
             self._guess, self._offered = guess, offered
             events = _listed([Say(engine.render(self.flows.conversation.hold_on))])
