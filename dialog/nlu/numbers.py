@@ -357,11 +357,32 @@ LOOKALIKES = {
 and only where the agent asked for one."""
 
 
+_ZERO_TAILS = {"or", "of"}  # "one near of near of three": espeak's "zero" heard in two words
+
+
+def _zeros_joined(tokens: list[str]) -> list[str]:
+    """`tokens` with the "or"/"of" after a zero heard as another word dropped: espeak's
+    "zero" comes out as "near of" or "near or" ("one near or near or three" is 1003)."""
+    kept: list[str] = []
+    for tok in tokens:
+        if tok in _ZERO_TAILS and kept and LOOKALIKES.get(kept[-1]) == "zero":
+            continue
+        kept.append(tok)
+    return kept
+
+
+def _oh(tokens: list[str], i: int) -> bool:
+    """Whether the "or" at `i` is an "oh": after ten and before a digit ("10 or 8", ten oh
+    eight); elsewhere it is a four ("9 or 1 1 0")."""
+    before, after = tokens[i - 1] if i else "", tokens[i + 1] if i + 1 < len(tokens) else ""
+    return len(before) == 2 and before.isdigit() and len(after) == 1 and after.isdigit()
+
+
 def repair_digits(text: str) -> str:
     """`text` normalised, with look-alike words read as the digits they stand for where they
     sit next to a number and the stretch holds at least three numbers ("time for 1 1 year" →
     "time four 1 1 zero"); unchanged elsewhere. For answers to a question that wants digits."""
-    tokens = normalize(text).split()
+    tokens = _zeros_joined(normalize(text).split())
     number = [t.isdigit() or t in _STRONG or t in _ZERO_LETTERS for t in tokens]
     changed = True
     while changed:
@@ -370,7 +391,8 @@ def repair_digits(text: str) -> str:
             if number[i] or tok not in LOOKALIKES:
                 continue
             if (i > 0 and number[i - 1]) or (i + 1 < len(tokens) and number[i + 1]):
-                tokens[i], number[i], changed = LOOKALIKES[tok], True, True
+                digit = "zero" if tok == "or" and _oh(tokens, i) else LOOKALIKES[tok]
+                tokens[i], number[i], changed = digit, True, True
     runs, length = [], 0
     for flag in number:
         length = length + 1 if flag else 0

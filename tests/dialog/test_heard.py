@@ -134,7 +134,11 @@ def test_the_shipped_heard_files_cover_every_spoken_line_in_every_voice():
         ("9 or 1 1 year old", "9 four 1 1 zero old"),
         ("Oh, two one three eyes.", "oh two one three nine"),
         ("one near zero five", "one zero zero five"),
-        ("it's big, near or big, one or", "its six zero four six one four"),
+        ("it's big, near, big, one or", "its six zero six one four"),
+        # espeak's "zero" as "near of" / "near or"; "10 or 8" is ten oh eight
+        ("one near of near of three", "one zero zero three"),
+        ("One near or near or near, or one", "one zero zero zero one"),
+        ("It should be 10 or 8.", "it should be 10 zero 8"),
     ],
 )
 def test_look_alike_words_next_to_numbers_are_read_as_digits(heard, repaired):
