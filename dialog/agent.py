@@ -427,6 +427,8 @@ class Agent:
                 yield event
             return
         value = reading.value
+        if value is None and (shaped := engine.guess(text)) is not None:
+            value, guessed = shaped, True  # "101" for "ten oh one": read back, never looked up
         if value is not None and read_back.needed(engine, guessed):
             self._guess = read_back.Guess(value)
             for event in read_back.ask(engine, self._guess):

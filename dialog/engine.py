@@ -276,6 +276,17 @@ class Engine:
         assert slot_type.parse is not None
         return hear(slot_type, text, ctx)
 
+    def guess(self, text: str) -> Any:
+        """A guess at the waiting slot's value from words that hold none as heard
+        (`SlotType.guess`), to be read back before it is used; else None."""
+        step = self.waiting
+        if step is None or self.confirming:
+            return None
+        slot_type = SLOT_TYPES[self.flows.slot_types[step.collect]]
+        if slot_type.guess is None:
+            return None
+        return slot_type.guess(text, self.slot_context(self.stack[-1].flow, step.collect, step))
+
     def accept(self, value: Any) -> None:
         """Fill the waiting slot and move past the question (a confirmation: run the action
         on a yes, decline it on a no)."""

@@ -71,12 +71,9 @@ class Requests:
     def thing(self, intent: str, words: str) -> str | None:
         """What a piece of a request is about, if it names one thing: an order (a number, or
         one of the caller's items), or for a coupon question a code."""
-        number = understanding.parse_order_number(words)
-        if number is not None:
-            return f"order:{number}"
-        unheard = understanding.unheard_order_number(words)
-        if unheard is not None:
-            return f"unheard order:{unheard}"
+        order = self.order_named(words)
+        if order is not None:
+            return f"{order[0]}:{order[1]}"
         ctx = self._context()
         names = list(ctx.products)
         index = named_item(words, names, positions=False) if names else None
@@ -90,12 +87,24 @@ class Requests:
                 return f"code:{code}"
         return None
 
+    def order_named(self, words: str) -> tuple[str, str] | None:
+        """The order a number in `words` names: ("order", its number), also for a number
+        heard in another shape that is one of the caller's orders ("10003" for 1003); or
+        ("unheard order", the digits) for an order whose number did not come through."""
+        number = understanding.parse_order_number(words)
+        if number is not None:
+            return ("order", number)
+        mine = {o.number for o in self.engine.memo.get("customer_orders") or ()}
+        shaped = [n for n in understanding.reshaped_order_numbers(words) if n in mine]
+        if shaped:
+            return ("order", shaped[0])
+        unheard = understanding.unheard_order_number(words)
+        return None if unheard is None else ("unheard order", unheard)
+
     def names_an_order(self, said: str) -> bool:
         """Whether words name an order of their own (a number, or one of the caller's items,
         or an order whose number did not come through)."""
-        if understanding.parse_order_number(said) is not None:
-            return True
-        if understanding.unheard_order_number(said) is not None:
+        if self.order_named(said) is not None:
             return True
         names = self._context().products
         return bool(names) and named_item(said, list(names)) is not None
@@ -122,10 +131,10 @@ class Requests:
 
     def topic(self, intent: str, said: str) -> str:
         """What a request is about, for "Now, …": the item or order it names, else its kind."""
-        number = understanding.parse_order_number(said)
-        if number is not None:
-            return f"order {say_order_number(number)}"
-        if understanding.unheard_order_number(said) is not None:
+        order = self.order_named(said)
+        if order is not None and order[0] == "order":
+            return f"order {say_order_number(order[1])}"
+        if order is not None:
             return self.flows.topics.get("other_order", "the other order")
         names = list(self._context().products)
         index = named_item(said, names) if names else None

@@ -25,7 +25,7 @@ from dialog.nlu.contacts import parse_email, parse_phone, parse_zip
 from dialog.nlu.coupons import parse_coupon_code
 from dialog.nlu.dates import parse_date
 from dialog.nlu.intents import INTENTS, TASKS, IntentScores, canonical, score_intents
-from dialog.nlu.numbers import ORDER_DIGITS, digit_runs, parse_order_number
+from dialog.nlu.numbers import ORDER_DIGITS, digit_runs, parse_order_number, reshaped_order_numbers
 from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
 from dialog.nlu.repair import (
     asks_about,
@@ -84,6 +84,7 @@ __all__ = [
     "refers_to_other",
     "relative_phrases_removed",
     "relative_size",
+    "reshaped_order_numbers",
     "sentiment",
     "speaks_other_language",
     "unheard_order_number",
@@ -118,6 +119,7 @@ class Understanding:
     requests: tuple[tuple[str, str], ...] = ()
 
 
+_ORDER_WORD = re.compile(r"\border\b|\bnumber\b")
 _REASON_INTENTS = {"return_request", "exchange_request", "damaged_item", "refund_request"}
 
 
@@ -127,9 +129,14 @@ def classify(text: str) -> Understanding:
     corrected = parse_order_number(part) if part else None
     number = corrected or (None if number_taken_back(part) else parse_order_number(text))
     email, phone, zip_code = parse_email(text), parse_phone(text), parse_zip(text)
-    found = score_intents(text, has_number=number is not None)
+    # "order number 103": a number heard in another shape still names an order, where the
+    # words say so (a ZIP "10001" is no order 1001)
+    numbered = number is not None or (
+        bool(_ORDER_WORD.search(normalize(text))) and bool(reshaped_order_numbers(text))
+    )
+    found = score_intents(text, has_number=numbered)
     if not (email or zip_code or phone):  # a contact detail is read as said, never respelled
-        found = _sounds_like(text, found, has_number=number is not None)
+        found = _sounds_like(text, found, has_number=numbered)
     intent = found.intent
     # Only a yes/no answer is read whole; elsewhere a "yes" counts where it opens the sentence.
     yes_no = parse_yes_no(text) if intent in ("yes", "no") else leading_yes_no(text)
@@ -165,9 +172,6 @@ def number_taken_back(part: str | None) -> bool:
     if not part or _NOT_AN_ORDER.search(part):
         return False
     return any(3 <= len(run.digits) <= 5 for run in digit_runs(part.split()))
-
-
-_ORDER_WORD = re.compile(r"\border\b|\bnumber\b")
 
 
 def unheard_order_number(words: str) -> str | None:

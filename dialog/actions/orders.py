@@ -155,6 +155,17 @@ async def find_order(ctx: ActionContext) -> None:
     if current is not None and ctx.memo.get("order_turn") == ctx.memo.get("turn"):
         return  # found for these very words a moment ago (a flow called by another)
     if mine and heard:
+        # "10003" for "one zero zero three": a number in another shape that is one of the
+        # caller's own orders is that order ("10003 and 10004": one now, the other after).
+        reshaped = understanding.reshaped_order_numbers(heard)
+        shaped = sorted(
+            (o for o in mine if o.number in reshaped), key=lambda o: reshaped.index(o.number)
+        )
+        if shaped and current not in shaped:
+            if len(shaped) > 1:
+                ctx.memo["more_orders"] = [o.number for o in shaped[1:]]
+            await _looked_up(ctx, shaped[0], "reshaped")
+            return
         # An item the caller names is the order they mean, whatever state it is in: the
         # procedure then says what can be done with it ("it hasn't been delivered yet").
         named = named_item(heard, [o.lines[0].name if o.lines else "" for o in mine])

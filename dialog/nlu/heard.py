@@ -71,10 +71,12 @@ def _switch_off(name: str) -> tuple[object, str, object]:
         return slots, "repair_digits", understanding.normalize
     if name == "sounds_like":  # misheard key words stay as heard
         return understanding, "respell", understanding.canonical
+    if name == "order_shapes":  # "101" for "ten oh one" is no order number
+        return understanding, "reshaped_order_numbers", lambda text, **_: []
     raise ValueError(f"no technique {name!r}; known: {', '.join(TECHNIQUES)}")
 
 
-TECHNIQUES = ("digit_repair", "sounds_like")
+TECHNIQUES = ("digit_repair", "sounds_like", "order_shapes")
 """Understanding techniques `without` can turn off, to measure what each one brings."""
 
 
@@ -169,7 +171,10 @@ def _understood(entry: Entry, text: str) -> Understanding:
     understood = classify(text)
     ctx = SlotContext(today=date.today())
     if entry.hints == "order_number":
-        number = SLOT_TYPES["order_number"].parse(text, ctx)
+        slot = SLOT_TYPES["order_number"]
+        number = slot.parse(text, ctx)
+        if number is None and slot.guess is not None:
+            number = slot.guess(text, ctx)  # read back for a yes or no, as in a call
         understood = dataclasses.replace(understood, order_number=number)
     if entry.hints == "verification":
         factor = SLOT_TYPES["second_factor"].parse(text, ctx)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from dialog.nlu.text import normalize
@@ -17,6 +18,7 @@ __all__ = [
     "number_value",
     "parse_order_number",
     "repair_digits",
+    "reshaped_order_numbers",
 ]
 
 ORDER_DIGITS = 4
@@ -323,6 +325,35 @@ def parse_order_number(text: str, *, digits: int = ORDER_DIGITS) -> str | None:
         if not negated:
             return number
     return found[0][1] if found else None
+
+
+# --- order numbers written in another shape ---------------------------------------------------
+
+_OH_WORDS = {"or", "of", "o"}  # "ten oh eight" written "10 or 8"
+
+
+def reshaped_order_numbers(text: str, *, digits: int = ORDER_DIGITS) -> list[str]:
+    """Order numbers that numbers heard in the wrong shape stand for, as speech-to-text writes
+    some spoken ones: "ten oh one" as "101" (the oh dropped), "one zero zero three" as
+    "10003" (a zero doubled), "ten oh eight" as "10 or 8". Guesses: a caller's own order
+    they match, or a value read back for a yes or no, never an order looked up as heard.
+    Empty when the words hold an order number of the right shape."""
+    if parse_order_number(text, digits=digits) is not None:
+        return []
+    words = normalize(text).split()
+    found: list[str] = []
+    for i in range(len(words) - 2):
+        head, oh, last = words[i : i + 3]
+        ten, digit = len(head) == digits - 2 and head.isdigit(), len(last) == 1 and last.isdigit()
+        if oh in _OH_WORDS and ten and digit and head[0] != "0":
+            found.append(f"{head}0{last}")
+    for run in digit_runs(words):
+        said = run.digits
+        if len(said) == digits - 1 and len(run.chunks) == 1 and said[0] != "0":
+            found.append(said[: digits - 2] + "0" + said[digits - 2 :])
+        elif len(said) == digits + 1 and (zeros := re.search("00+", said)) and said[0] != "0":
+            found.append(said[: zeros.start()] + said[zeros.start() + 1 :])
+    return list(dict.fromkeys(found))
 
 
 # --- digits heard as other words -------------------------------------------------------------

@@ -46,4 +46,8 @@ SLOT_TYPES: dict[str, SlotType] = {
 
 for _name in ("order_number", "zip", "phone", "second_factor"):
     _type = SLOT_TYPES[_name]
-    SLOT_TYPES[_name] = replace(_type, parse=_digits_repaired(_type.parse))  # type: ignore[arg-type]
+    SLOT_TYPES[_name] = replace(
+        _type,
+        parse=_digits_repaired(_type.parse),  # type: ignore[arg-type]
+        guess=_type.guess and _digits_repaired(_type.guess),
+    )

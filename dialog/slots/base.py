@@ -54,7 +54,9 @@ class SlotType:
 
     `parse` is None for values that are only ever set by actions. `hint` is the `Hints.slot`
     name and `prompt` primes the transcriber; a prompt never holds an example value (an
-    example order number makes tiny.en drop digits).
+    example order number makes tiny.en drop digits). `guess` reads a value from words that
+    hold none as heard (an order number written in another shape): the agent reads it back
+    for a yes or no before using it.
     """
 
     name: str
@@ -65,6 +67,7 @@ class SlotType:
     prompt: str | None = None
     vocabulary: Callable[[SlotContext], tuple[str, ...]] | None = None
     needs_options: bool = False
+    guess: Parser | None = None
 
     @property
     def collectable(self) -> bool:

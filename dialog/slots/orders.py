@@ -19,6 +19,12 @@ def _order_number(text: str, ctx: SlotContext) -> str | None:
     return understanding.parse_order_number(text)
 
 
+def _order_number_guess(text: str, ctx: SlotContext) -> str | None:
+    """ "101" for "ten oh one", "10003" for "one zero zero three": one order number guessed."""
+    guesses = understanding.reshaped_order_numbers(text)
+    return guesses[0] if len(guesses) == 1 else None
+
+
 def _order_number_keys(digits: str, ctx: SlotContext) -> str | None:
     digits = "".join(c for c in digits if c.isdigit())
     return digits or None
@@ -72,6 +78,7 @@ TYPES: tuple[SlotType, ...] = (
         _order_number_keys,
         hint="order_number",
         prompt="Order number:",
+        guess=_order_number_guess,
     ),
     SlotType(
         "order_choice",

@@ -19,7 +19,7 @@ from dialog.nlu.heard import (
     score_voices,
     without,
 )
-from dialog.nlu.numbers import repair_digits
+from dialog.nlu.numbers import repair_digits, reshaped_order_numbers
 from dialog.nlu.rescore import choose, fits
 from dialog.nlu.sounds_like import respell
 from dialog.slots import SLOT_TYPES, SlotContext
@@ -98,7 +98,7 @@ def test_without_a_technique_the_same_files_score_lower(heard_dir):
 def test_a_technique_nobody_knows_is_an_error():
     with pytest.raises(ValueError, match="digit_repair"), without(["magic"]):
         pass
-    assert set(TECHNIQUES) == {"digit_repair", "sounds_like"}
+    assert set(TECHNIQUES) == {"digit_repair", "sounds_like", "order_shapes"}
 
 
 def test_a_second_factor_said_twice_passes_when_either_try_is_heard(heard_dir):
@@ -163,6 +163,40 @@ def test_the_digit_slots_read_look_alikes_and_still_want_the_exact_digits():
     assert SLOT_TYPES["zip"].parse("the big one", ctx) is None
     # a clear answer is read as it was heard
     assert SLOT_TYPES["zip"].parse("94111", ctx) == "94111"
+
+
+# --- order numbers written in another shape -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("heard", "numbers"),
+    [
+        ("I'm checking on order 101.", ["1001"]),  # ten oh one, the oh dropped
+        ("Order number 103", ["1003"]),
+        ("10006", ["1006"]),  # one zero zero six, a zero doubled
+        ("1 0 0 0 4", ["1004"]),
+        ("I'm calling about 10003 and over 10004", ["1003", "1004"]),
+        ("It should be 10 or 8.", ["1008"]),
+        ("order 1003", []),  # the right shape: an order number, no guess
+        ("my zip is 94110", []),  # five digits without a doubled zero
+        ("I've got 3 kids", []),
+        ("100001", []),
+        ("1,12", []),
+    ],
+)
+def test_numbers_in_another_shape_are_guessed_as_order_numbers(heard, numbers):
+    assert reshaped_order_numbers(heard) == numbers
+
+
+def test_the_order_number_slot_guesses_only_where_it_hears_nothing():
+    ctx = SlotContext(today=__import__("datetime").date(2026, 12, 3))
+    slot = SLOT_TYPES["order_number"]
+    assert slot.parse("order number 103", ctx) is None
+    assert slot.guess("order number 103", ctx) == "1003"
+    assert slot.guess("one near of near of near of six", ctx) == "1006"  # repaired, then shaped
+    assert slot.guess("10003 or 10004", ctx) is None  # two guesses: none
+    with without(["order_shapes"]):
+        assert slot.guess("order number 103", ctx) is None
 
 
 # --- key words heard as neighbours -----------------------------------------------------------

@@ -107,3 +107,31 @@ async def test_silence_at_the_read_back_asks_it_again():
     assert said(events) == "Are you still there? I heard ten oh three. Is that right?"
     events = await c.hear("yes")
     assert "Order ten oh three was delivered" in said(events)
+
+
+# --- a number heard in another shape: "101" for "ten oh one", "10003" for "one zero zero three"
+
+
+async def test_a_number_in_another_shape_is_read_back_as_the_order_it_stands_for():
+    c = await asked_for_the_number()
+    events = await c.hear("order number 103")  # tiny.en's "ten oh three", the oh dropped
+    assert said(events) == "I heard ten oh three. Is that right?"
+    assert c.events.of("order.looked_up") == []
+    events = await c.hear("yes")
+    assert "Order ten oh three was delivered" in said(events)
+
+
+async def test_a_doubled_zero_denied_asks_again():
+    c = await asked_for_the_number()
+    events = await c.hear("10003")
+    assert said(events) == "I heard ten oh three. Is that right?"
+    events = await c.hear("no")
+    assert "keypad" in said(events)
+    assert c.events.of("order.looked_up") == []
+
+
+async def test_two_numbers_in_other_shapes_are_no_guess():
+    c = await asked_for_the_number()
+    events = await c.hear("10003 or 10004")
+    assert "I heard" not in said(events)
+    assert c.events.of("order.looked_up") == []
