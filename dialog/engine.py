@@ -49,6 +49,7 @@ __all__ = ["Engine", "Frame"]
 _log = logging.getLogger(__name__)
 
 _MAX_STEPS_PER_TURN = 200  # a guard; the loader already rejects loops that never wait
+_BUT = re.compile(r"\bbut\b", re.IGNORECASE)
 
 
 @cache
@@ -318,15 +319,18 @@ class Engine:
     def hear_also(self, flow: Flow, slot: str, text: str, *, opening: bool = False) -> Any:
         """A slot's value said in passing, while something else was asked: a yes/no slot only
         from its statements ("it came, but it's cracked"), a choice only from its options'
-        words, never from a bare yes. In the `opening` sentence of a flow that declares a
-        yes/no slot `from_utterance`, a yes or no counts ("no thanks, I'm good")."""
+        words, never from a bare yes. A yes said in passing after a "but" is not taken ("yes,
+        it came, but it's [misheard]"): the turn says something is not right, so it is asked.
+        In the `opening` sentence of a flow that declares a yes/no slot `from_utterance`, a
+        yes or no counts ("no thanks, I'm good")."""
         type_name = self.flows.slot_types.get(slot, "text")
         slot_type = SLOT_TYPES[type_name]
         ctx = self.slot_context(flow, slot)
         if type_name == "yes_no" and not opening:
             part = corrected_part(text)  # "fine, oh wait, no, there's a chip": the chip
             said = stated(part, ctx) if part else None
-            return said if said is not None else stated(text, ctx)
+            said = said if said is not None else stated(text, ctx)
+            return None if said and _BUT.search(text) else said
         if type_name == "choice":
             ctx = replace(ctx, yes=None, no=None)
         return hear(slot_type, text, ctx)
