@@ -65,8 +65,8 @@ def _option_meant(options: str, said_so_far: str) -> str | None:
     """Of "the clearance rain jacket or the wireless earbuds", the one whose words the caller
     said, if exactly one."""
     choices = [c.strip() for c in re.split(r",\s*(?:or\s+)?|\s+or\s+", options) if c.strip()]
-    said = _words(said_so_far)
-    named = [c for c in choices if _words(c) & said]
+    joined = re.sub(r"[^a-z]", "", said_so_far.lower())  # "ear buds" says "earbuds"
+    named = [c for c in choices if any(w in joined for w in _words(c))]
     if len(choices) < 2 or len(named) != 1:
         return None
     return re.sub(r"^(?:the|your)\s+", "", named[0], flags=re.IGNORECASE)

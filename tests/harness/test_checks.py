@@ -48,6 +48,8 @@ def test_of_the_orders_offered_the_caller_names_the_one_they_spoke_of():
     said = "I want to return my earbuds."
     assert check_answer(offered, said, TOPICS, said) == "The wireless earbuds."
     assert check_answer(offered, "It's broken.", TOPICS, "It's broken.") is None
+    spaced = "I want to return my ear buds."  # the clip's words: one item in two words
+    assert check_answer(offered, spaced, TOPICS, spaced) == "The wireless earbuds."
     three = "Is this about the desk lamp, the wool sweater, or the yoga mat?"
     assert check_answer(three, None, TOPICS, "the sweater is too small") == "The wool sweater."
 
