@@ -25,7 +25,13 @@ from dialog.nlu.contacts import parse_email, parse_phone, parse_zip
 from dialog.nlu.coupons import parse_coupon_code
 from dialog.nlu.dates import parse_date
 from dialog.nlu.intents import INTENTS, TASKS, IntentScores, canonical, score_intents
-from dialog.nlu.numbers import ORDER_DIGITS, digit_runs, parse_order_number, reshaped_order_numbers
+from dialog.nlu.numbers import (
+    ORDER_DIGITS,
+    digit_runs,
+    parse_order_number,
+    repair_digits,
+    reshaped_order_numbers,
+)
 from dialog.nlu.reasons import RETURN_REASONS, parse_return_reason
 from dialog.nlu.repair import (
     asks_about,
@@ -123,11 +129,22 @@ _ORDER_WORD = re.compile(r"\border\b|\bnumber\b")
 _REASON_INTENTS = {"return_request", "exchange_request", "damaged_item", "refund_request"}
 
 
+def _order_number(text: str) -> str | None:
+    """The order number in `text`, also with look-alike digits read as digits ("order one
+    near of near of three"): a run of at least three numbers that gives a whole order number,
+    not one starting with a zero (that is part of a phone number or a ZIP code)."""
+    number = parse_order_number(text)
+    if number is None and (fixed := repair_digits(text)) != normalize(text):
+        repaired = parse_order_number(fixed)
+        number = repaired if repaired and not repaired.startswith("0") else None
+    return number
+
+
 def classify(text: str) -> Understanding:
     """The caller's intents in one utterance, with every slot value it carries."""
     part = corrected_part(text)
-    corrected = parse_order_number(part) if part else None
-    number = corrected or (None if number_taken_back(part) else parse_order_number(text))
+    corrected = _order_number(part) if part else None
+    number = corrected or (None if number_taken_back(part) else _order_number(text))
     email, phone, zip_code = parse_email(text), parse_phone(text), parse_zip(text)
     # "order number 103": a number heard in another shape still names an order, where the
     # words say so (a ZIP "10001" is no order 1001)

@@ -451,3 +451,13 @@ def test_not_working_is_about_the_code_or_the_product(text, intent):
 )
 def test_a_negated_yes_is_a_no(text, answer):
     assert parse_yes_no(text) is answer
+
+
+def test_an_order_number_with_look_alike_digits_is_read_at_any_question():
+    # espeak's "zero" as "near of", "ten oh three" as "10 or 3": a whole order number
+    heard = classify("Can I get a return label for order 10 or 3?")
+    assert (heard.intent, heard.order_number) == ("return_request", "1003")
+    assert classify("Yes, it's one near of near of two.").order_number == "1002"
+    # a number from look-alikes that starts with a zero is part of a phone number or ZIP
+    assert classify("Or one side side side side zero, one zero, or...").order_number is None
+    assert classify("I need it for 1 or 2 days").order_number is None
