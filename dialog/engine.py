@@ -319,8 +319,9 @@ class Engine:
     def hear_also(self, flow: Flow, slot: str, text: str, *, opening: bool = False) -> Any:
         """A slot's value said in passing, while something else was asked: a yes/no slot only
         from its statements ("it came, but it's cracked"), a choice only from its options'
-        words, never from a bare yes. A yes said in passing after a "but" is not taken ("yes,
-        it came, but it's [misheard]"): the turn says something is not right, so it is asked.
+        words, never from a bare yes. A yes said in passing with a "but" is not taken ("yes,
+        it came, but it's [misheard]"): the turn says something is not right, so it is asked;
+        unless what comes before the "but" says the opposite ("dented, but the vase is fine").
         In the `opening` sentence of a flow that declares a yes/no slot `from_utterance`, a
         yes or no counts ("no thanks, I'm good")."""
         type_name = self.flows.slot_types.get(slot, "text")
@@ -330,7 +331,10 @@ class Engine:
             part = corrected_part(text)  # "fine, oh wait, no, there's a chip": the chip
             said = stated(part, ctx) if part else None
             said = said if said is not None else stated(text, ctx)
-            return None if said and _BUT.search(text) else said
+            if said and (but := _BUT.search(text)):
+                # "the box was dented but the vase is fine" weighs the two: the vase is fine
+                return said if stated(text[: but.start()], ctx) is False else None
+            return said
         if type_name == "choice":
             ctx = replace(ctx, yes=None, no=None)
         return hear(slot_type, text, ctx)
