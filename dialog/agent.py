@@ -579,7 +579,8 @@ class Agent:
                 await self._keep("faq.answered", faq=entry.id)
                 yield Say(engine.render(entry.answer))
             intent = tasks[0]
-        if heard.order_number is not None and intent in ("unknown", "yes", "no"):
+        named = self._requests.order_named(text)  # also "10003", one of the caller's 1003
+        if named and named[0] == "order" and intent in ("unknown", "yes", "no"):
             intent = "order_status"
         flow = self.flows.for_intent(intent)
         if flow is not None:
