@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,18 +128,35 @@ async def _pick_up(call: FakeTwilio, turns: list[Turn]) -> tuple[int, list[Turn]
     return await call.silence(SILENT_PICKUP_S), turns
 
 
+@dataclass
+class _Answering:
+    """A caller who answers the agent's checks between their scripted turns."""
+
+    checks: Checks
+    call: FakeTwilio
+    client: httpx.AsyncClient
+
+    async def answer(self) -> int:
+        """Answer what the agent checked in its reply (the call time of the last answer,
+        -1: none)."""
+        return await self.checks.answer(self.call, self.client)
+
+    def played(self, turn: Turn) -> None:
+        """The scripted turn just played, whose words the answers go by."""
+        self.checks.played(turn.say or turn.barge_in)
+
+
 async def _converse(
     call: FakeTwilio,
     turns: list[Turn],
     *,
     outbound: bool = False,
-    checks: Callable[[], Awaitable[int]] | None = None,
-    played: Callable[[Turn], None] | None = None,
+    caller: _Answering | None = None,
 ) -> None:
     """Each turn starts once the reply to the previous one has been heard to its end, except
     a barge-in, which starts while the agent is talking. On an outbound call the callee opens.
-    `checks`, after a reply was heard, answers what the agent checked in it (`harness.checks`;
-    the call time of its last answer, -1: none); `played` is told of each turn played."""
+    A `caller` answers what the agent checked in a reply once it was heard (`harness.checks`)
+    and is told of each turn played."""
     answer_to, label = 0, "the greeting"
     if outbound:
         answer_to, turns = await _pick_up(call, turns)
@@ -148,8 +165,8 @@ async def _converse(
             call.hold()
         elif not await call.wait_reply(answer_to) and not call.closed.is_set():
             call.state.failures.append(f"{label}: the agent did not answer")
-        elif checks is not None and answer_to >= 0:
-            await checks()
+        elif caller is not None and answer_to >= 0:
+            await caller.answer()
         if call.closed.is_set():
             call.state.failures.append(
                 f"turn {index + 1} ({turn.kind}): the call had already ended"
@@ -159,8 +176,8 @@ async def _converse(
             await call.hangup()
             return
         answer_to, label = await play_turn(call, turn), f"turn {index + 1} ({turn.kind})"
-        if played is not None:
-            played(turn)
+        if caller is not None:
+            caller.played(turn)
         if turn.silence is not None:
             # Silence may or may not draw a reprompt: wait for one only if it has begun.
             if not await call.wait_reply(answer_to, timeout_s=1.5) and call.reply_pending():
@@ -168,8 +185,8 @@ async def _converse(
             answer_to = -1
     if answer_to >= 0 and not await call.wait_reply(answer_to) and not call.closed.is_set():
         call.state.failures.append(f"{label}: the agent did not answer")
-    elif answer_to >= 0 and checks is not None and not call.closed.is_set():
-        await checks()
+    elif answer_to >= 0 and caller is not None and not call.closed.is_set():
+        await caller.answer()
 
 
 @dataclass
@@ -199,19 +216,11 @@ def answering(checks: Checks, target: ReplayTarget) -> Drive:
 
     async def drive(call: FakeTwilio, scenario: Scenario) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
-
-            async def answer() -> int:
-                return await checks.answer(call, client)
-
-            def played(turn: Turn) -> None:
-                checks.played(turn.say or turn.barge_in)
-
             await _converse(
                 call,
                 scenario.turns,
                 outbound=scenario.direction == "outbound",
-                checks=answer,
-                played=played,
+                caller=_Answering(checks, call, client),
             )
 
     return drive
