@@ -1,7 +1,9 @@
 """A number the caller never heard written, read back for a yes or no before it is used.
 
 Speech-to-text marks a transcript `guessed` when its words held no number and only a second,
-digits-alone decode found one (`voice.stt_digits`). Looking that order up at once would act
+digits-alone decode found one (`voice.stt_digits`); a number heard in another shape than the
+shop's ("101" for ten oh one, "10003" for one zero zero three) is a guess the slot type makes
+(`SlotType.guess`). Looking that order up at once would act
 on a guess, and a wrong one would tell the caller about someone else's order; so the agent
 says what it heard and waits for a yes or no. A yes uses it, a no asks again (the whole
 question, keypad and all), and anything else is heard as an answer as usual ("no, it's ten
