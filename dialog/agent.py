@@ -303,6 +303,8 @@ class Agent:
         self._escalation.begin_if_pending()
         async for event in engine.run():
             yield event
+        if engine.offered_guess is not None:  # read back in place of its question
+            self._guess, engine.offered_guess = read_back.Guess(engine.offered_guess), None
         if engine.finished or engine.stack:
             return
         self._agenda.queue_more_orders()

@@ -83,6 +83,7 @@ class Frame:
     replaying: bool = False
     reask_full: bool = False
     prefilled: set[str] = field(default_factory=set)  # said before it was asked
+    guesses: dict[str, Any] = field(default_factory=dict)  # guessed before it was asked
 
 
 _SINGULAR = {"it": "it", "they": "it", "its": "it's", "was": "was", "is": "is", "has": "has"}
@@ -119,6 +120,7 @@ class Engine:
     listening: bool = False
     notes: list[str] = field(default_factory=list)
     last_answer: tuple[Frame, bool] | None = None
+    offered_guess: Any = None  # a guess just read back instead of a question (`read_back`)
     _order_seen: tuple[Order, bool] | None = None
     _confirm_steps: dict[tuple[str, int], CollectStep] = field(default_factory=dict)
 
@@ -260,6 +262,8 @@ class Engine:
                 value = self.hear_also(frame.flow, name, frame.heard, opening=True)
                 if value is not None:
                     self.slots[name] = value
+                elif (guess := self._guess_in(frame.flow, name, frame.heard)) is not None:
+                    frame.guesses[name] = guess  # "where is order 101": read back when asked
         self.sync_order()
 
     # --- answers ------------------------------------------------------------------------------
@@ -283,10 +287,21 @@ class Engine:
         step = self.waiting
         if step is None or self.confirming:
             return None
-        slot_type = SLOT_TYPES[self.flows.slot_types[step.collect]]
-        if slot_type.guess is None:
+        return self._guess_in(self.stack[-1].flow, step.collect, text, step)
+
+    def _guess_in(self, flow: Flow, slot: str, text: str, step: Step | None = None) -> Any:
+        slot_type = SLOT_TYPES[self.flows.slot_types.get(slot, "text")]
+        if slot_type.guess is None or self.call.on_screen:  # typed: never a guess
             return None
-        return slot_type.guess(text, self.slot_context(self.stack[-1].flow, step.collect, step))
+        return slot_type.guess(text, self.slot_context(flow, slot, step))
+
+    def read_back(self, value: Any, lead: str | None = None) -> list[Event]:
+        """ "I heard ten oh three. Is that right?": `value` said the way the waiting slot's
+        type says it, for a yes or no."""
+        slot_type = SLOT_TYPES[self.waiting_type or "text"]
+        self.slots["heard_value"] = slot_type.speak(value, self.slot_context())
+        text = self.flows.conversation.read_back
+        return [Say(self.render(f"{lead} {text}" if lead else text)), Hints(slot="yes_no")]
 
     def accept(self, value: Any) -> None:
         """Fill the waiting slot and move past the question (a confirmation: run the action
@@ -497,6 +512,12 @@ class Engine:
                 frame.waiting = True
                 frame.attempts = 0
                 frame.replaying = False
+                guess = frame.guesses.pop(step.collect, None)
+                if guess is not None:  # said in the request, in another shape: read it back
+                    self.offered_guess = guess
+                    for event in self.read_back(guess):
+                        yield event
+                    return
                 yield self._say(step, step.ask)
                 yield self.hints_for(frame, step)
             case ActionStep():

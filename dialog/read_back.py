@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dialog.engine import Engine
-from dialog.events import Event, Hints, Say
-from dialog.slots import SLOT_TYPES
+from dialog.events import Event
 from dialog.understanding import Understanding
 
 __all__ = ["READ_BACK_TYPES", "Guess", "ask", "needed", "settle"]
@@ -48,12 +47,7 @@ def needed(engine: Engine, guessed: bool) -> bool:
 
 def ask(engine: Engine, guess: Guess, lead: str | None = None) -> list[Event]:
     """ "I heard ten oh three. Is that right?", the value said the way its slot type says it."""
-    slot_type = SLOT_TYPES[engine.waiting_type or "text"]
-    engine.slots["heard_value"] = slot_type.speak(guess.value, engine.slot_context())
-    text = engine.flows.conversation.read_back
-    if lead:
-        text = f"{lead} {text}"
-    return [Say(engine.render(text)), Hints(slot="yes_no")]
+    return engine.read_back(guess.value, lead)
 
 
 def settle(engine: Engine, guess: Guess, heard: Understanding, value: Any) -> str | None:
