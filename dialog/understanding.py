@@ -90,6 +90,7 @@ __all__ = [
     "refers_to_other",
     "relative_phrases_removed",
     "relative_size",
+    "repair_digits",
     "reshaped_order_numbers",
     "sentiment",
     "speaks_other_language",

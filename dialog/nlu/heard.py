@@ -65,10 +65,10 @@ SCORED = ("intent", "order_number", "zip", "email", "phone")
 
 def _switch_off(name: str) -> tuple[object, str, object]:
     """(module, attribute, stand-in) that turns technique `name` off."""
-    from dialog import slots, understanding
+    from dialog import understanding
 
-    if name == "digit_repair":  # the slot parsers re-read nothing
-        return slots, "repair_digits", understanding.normalize
+    if name == "digit_repair":  # neither the slot parsers nor `classify` re-read anything
+        return understanding, "repair_digits", understanding.normalize
     if name == "sounds_like":  # misheard key words stay as heard
         return understanding, "respell", understanding.canonical
     if name == "order_shapes":  # "101" for "ten oh one" is no order number

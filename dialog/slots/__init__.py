@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any
 
 from dialog import understanding
-from dialog.nlu.numbers import repair_digits
 from dialog.slots import base, choices, contact, dates, numbers, orders, sizes
 from dialog.slots.base import Parser, SlotContext, SlotType, hear
 
@@ -30,7 +29,8 @@ def _digits_repaired(parse: Parser) -> Parser:
 
     def parse_repaired(text: str, ctx: SlotContext) -> Any:
         value = parse(text, ctx)
-        if value is None and (fixed := repair_digits(text)) != understanding.normalize(text):
+        fixed = understanding.repair_digits(text) if value is None else None
+        if fixed is not None and fixed != understanding.normalize(text):
             value = parse(fixed, ctx)
         return value
 

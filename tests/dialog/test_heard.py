@@ -95,6 +95,12 @@ def test_without_a_technique_the_same_files_score_lower(heard_dir):
     assert a.slots["zip"].right == 2  # switched back on after the block
 
 
+def test_without_digit_repair_no_question_reads_look_alikes():
+    assert classify("a return label for order 10 or 3").order_number == "1003"
+    with without(["digit_repair"]):
+        assert classify("a return label for order 10 or 3").order_number is None
+
+
 def test_a_technique_nobody_knows_is_an_error():
     with pytest.raises(ValueError, match="digit_repair"), without(["magic"]):
         pass
