@@ -288,6 +288,12 @@ class Agent:
             self._finished = True
         return event
 
+    def _names_own_order(self, text: str) -> bool:
+        """ "I'm calling about 10003": a number in another shape that is one of the caller's
+        orders (their 1003), which `classify`, knowing no orders, cannot see."""
+        named = self._requests.order_named(text)
+        return named is not None and named[0] == "order"
+
     def _order_number(self) -> str | None:
         order = self._engine.slots.get("order")
         return order.number if isinstance(order, Order) else None
@@ -581,8 +587,9 @@ class Agent:
                 await self._keep("faq.answered", faq=entry.id)
                 yield Say(engine.render(entry.answer))
             intent = tasks[0]
-        named = self._requests.order_named(text)  # also "10003", one of the caller's 1003
-        if named and named[0] == "order" and intent in ("unknown", "yes", "no"):
+        if intent in ("unknown", "yes", "no") and (
+            heard.order_number is not None or self._names_own_order(text)
+        ):
             intent = "order_status"
         flow = self.flows.for_intent(intent)
         if flow is not None:
